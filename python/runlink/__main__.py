@@ -1,0 +1,4 @@
+from runlink.cli import main
+import sys
+
+sys.exit(main())
