@@ -1,0 +1,188 @@
+"""The Airflow side's own settings: instance uid, exclusions, opt-in captures, remote jar location.
+
+Each setting is read from the environment first (`RUNLINK_AIRFLOW_*`, handy in containers), then from the
+`[runlink]` section of airflow.cfg (or `AIRFLOW__RUNLINK__*`), then a default. Values are read once per process:
+the listener calls these on every task and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import os
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from runlink.config import parse_bool
+
+#: setting -> (environment name, [runlink] option in airflow.cfg)
+_NAMES: dict[str, tuple[str, str]] = {
+    "uid": ("RUNLINK_AIRFLOW_UID", "uid"),
+    "exclude_dags": ("RUNLINK_AIRFLOW_EXCLUDE_DAGS", "exclude_dags"),
+    "exclude_tasks": ("RUNLINK_AIRFLOW_EXCLUDE_TASKS", "exclude_tasks"),
+    "capture_source": ("RUNLINK_AIRFLOW_CAPTURE_SOURCE", "capture_source"),
+    "capture_logs": ("RUNLINK_AIRFLOW_CAPTURE_LOGS", "capture_logs"),
+    "capture_return_value": ("RUNLINK_AIRFLOW_CAPTURE_RETURN_VALUE", "capture_return_value"),
+    "log_bytes": ("RUNLINK_AIRFLOW_LOG_BYTES", "log_bytes"),
+    "inject": ("RUNLINK_AIRFLOW_INJECT", "inject"),
+    "remote_jar": ("RUNLINK_AIRFLOW_REMOTE_JAR", "remote_jar"),
+    "flush_timeout": ("RUNLINK_AIRFLOW_FLUSH_TIMEOUT", "flush_timeout"),
+}
+
+
+def _from_airflow_cfg(option: str) -> str | None:
+    try:
+        from airflow.configuration import conf
+
+        if conf.has_option("runlink", option):
+            value = conf.get("runlink", option)
+            return value if value is None else str(value)
+    except Exception:  # noqa: BLE001 - a broken airflow.cfg must not stop the task
+        return None
+    return None
+
+
+def raw_setting(name: str, environ: os._Environ | dict | None = None) -> str | None:
+    env_name, option = _NAMES[name]
+    environ = os.environ if environ is None else environ
+    value = environ.get(env_name)
+    if value is not None and value.strip():
+        return value.strip()
+    value = _from_airflow_cfg(option)
+    return value.strip() if value and value.strip() else None
+
+
+def _globs(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(p.strip() for p in re.split(r"[,\s]+", text) if p.strip())
+
+
+@dataclass(frozen=True)
+class AirflowSettings:
+    """What the plugin does; see README "Airflow" for every option."""
+
+    uid: str
+    exclude_dags: tuple[str, ...] = ()
+    #: `task_id` or `dag_id.task_id` globs
+    exclude_tasks: tuple[str, ...] = ()
+    capture_source: bool = False
+    capture_logs: bool = False
+    capture_return_value: bool = True
+    log_bytes: int = 16384
+    inject: bool = True
+    remote_jar: str | None = None
+    flush_timeout_s: float = 2.0
+    extra: dict = field(default_factory=dict)
+
+    def dag_excluded(self, dag_id: str | None) -> bool:
+        return bool(dag_id) and any(fnmatch.fnmatchcase(dag_id, p) for p in self.exclude_dags)
+
+    def task_excluded(self, dag_id: str | None, task_id: str | None) -> bool:
+        if self.dag_excluded(dag_id):
+            return True
+        if not task_id:
+            return False
+        full = f"{dag_id}.{task_id}"
+        return any(fnmatch.fnmatchcase(task_id, p) or fnmatch.fnmatchcase(full, p) for p in self.exclude_tasks)
+
+
+def _strip_password(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1@", url)
+
+
+def default_uid() -> str:
+    """A stable id for this Airflow instance when none is configured.
+
+    Derived from the metadata database URL (password removed), which every component of one instance shares;
+    falls back to host name + AIRFLOW_HOME. Deployments whose components see different configs should set
+    `[runlink] uid` explicitly.
+    """
+    basis = None
+    try:
+        from airflow.configuration import conf
+
+        for section in ("database", "core"):
+            if conf.has_option(section, "sql_alchemy_conn"):
+                basis = conf.get(section, "sql_alchemy_conn")
+                break
+    except Exception:  # noqa: BLE001
+        basis = None
+    if not basis:
+        basis = socket.gethostname() + ":" + os.environ.get("AIRFLOW_HOME", "~/airflow")
+    digest = hashlib.sha256(_strip_password(str(basis)).encode("utf-8")).hexdigest()[:12]
+    return f"airflow-{digest}"
+
+
+def _bool(name: str, default: bool) -> bool:
+    try:
+        return parse_bool(raw_setting(name), default)
+    except ValueError:
+        return default
+
+
+def _number(name: str, default: float) -> float:
+    try:
+        value = raw_setting(name)
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
+def _load() -> AirflowSettings:
+    return AirflowSettings(
+        uid=raw_setting("uid") or default_uid(),
+        exclude_dags=_globs(raw_setting("exclude_dags")),
+        exclude_tasks=_globs(raw_setting("exclude_tasks")),
+        capture_source=_bool("capture_source", False),
+        capture_logs=_bool("capture_logs", False),
+        capture_return_value=_bool("capture_return_value", True),
+        log_bytes=int(_number("log_bytes", 16384)),
+        inject=_bool("inject", True),
+        remote_jar=raw_setting("remote_jar"),
+        flush_timeout_s=_number("flush_timeout", 2.0),
+    )
+
+
+_CACHE: dict[tuple, AirflowSettings] = {}
+
+
+def get_settings() -> AirflowSettings:
+    """Settings of this process, recomputed only when a `RUNLINK_AIRFLOW_*` variable changes (tests do that)."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("RUNLINK_AIRFLOW_", "AIRFLOW__RUN"))))
+    settings = _CACHE.get(key)
+    if settings is None:
+        _CACHE.clear()
+        settings = _CACHE[key] = _load()
+    return settings
+
+
+@functools.cache
+def _truthy_markers() -> frozenset[str]:
+    return frozenset({"false", "0", "no", "off"})
+
+
+def opted_out(task: object) -> bool:
+    """The task-level opt-out: `runlink_tracking=False` in the task's `params`, or the attribute on the operator.
+
+    `params={"runlink_tracking": False}` works on every operator (and from `default_args`), without subclassing.
+    """
+    value: object = getattr(task, "runlink_tracking", None)
+    if value is None:
+        params = getattr(task, "params", None)
+        try:
+            value = params.get("runlink_tracking") if params is not None else None
+        except Exception:  # noqa: BLE001
+            value = None
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in _truthy_markers()
+    return value is False
+
+
+def matches_any(value: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
