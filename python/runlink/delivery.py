@@ -1,0 +1,621 @@
+"""Asynchronous, bounded delivery of events to the tracker: the agent must never hurt the job.
+
+`emit()` is an O(1) append to a bounded in-memory queue (full -> the event is dropped and counted); it
+never blocks and never raises. One daemon thread completes and validates events, batches them (count,
+bytes and time bounds), gzips and POSTs them with retries (exponential backoff + jitter) on connection
+errors, timeouts, 429 and 5xx. While the tracker is down, batches go to the disk spool and are replayed,
+oldest first, once it answers again (spool files of earlier processes included). `flush(timeout)` waits at
+most `timeout`: requests made under a flush get a timeout shorter than what is left of it, and whatever is
+still in memory when it runs out is spooled. Counters (sent, dropped, spooled, replayed, send errors) are
+reported as an `agent_health` event at flush and exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gzip
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from runlink import config as config_mod
+from runlink.config import Config
+from runlink.context import format_instant
+from runlink.protocol.events import ProtocolError, make_event, validate_event
+from runlink.spool import Spool
+from runlink.transports import HttpTransport, Outcome, Transport
+
+log = logging.getLogger("runlink")
+
+#: counters reported in agent_health (payload key -> attribute)
+COUNTERS = ("sent", "dropped", "spooled", "replayed", "send_errors")
+
+
+class _Marker(threading.Event):
+    """Put into the queue by `flush`: set once everything queued before it was sent or spooled."""
+
+
+class _InFlight:
+    """The batch the sender is working on, so a timed-out flush can spool it (exactly one side does)."""
+
+    __slots__ = ("body", "events", "_taken", "_lock")
+
+    def __init__(self, body: bytes, events: int) -> None:
+        self.body = body
+        self.events = events
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._taken:
+                return False
+            self._taken = True
+            return True
+
+
+def _json_safe(value: Any) -> Any:
+    """What JSON (and the schema) can carry: NaN/inf become strings, numpy scalars plain numbers."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    item = getattr(value, "item", None)  # numpy / pandas scalars
+    if callable(item):
+        try:
+            return _json_safe(item())
+        except Exception:
+            pass
+    if isinstance(value, datetime):
+        return format_instant(value)
+    return str(value)
+
+
+def _dumps(event: Mapping[str, Any]) -> bytes:
+    try:
+        text = json.dumps(event, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = json.dumps(_json_safe(event), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+class NoopClient:
+    """What `get_client()` returns when tracking is off: accepts everything, does nothing."""
+
+    tracking = False
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config
+
+    def __repr__(self) -> str:
+        return "NoopClient()"
+
+    def emit(self, event: Mapping[str, Any]) -> bool:
+        return False
+
+    def emit_lazy(self, *item: Any) -> bool:
+        return False
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        return True
+
+    def counters(self) -> dict[str, int]:
+        return dict.fromkeys(COUNTERS, 0)
+
+
+class Client:
+    """The process's delivery agent: bounded queue + one background sender thread."""
+
+    tracking = True
+
+    def __init__(
+        self,
+        config: Config,
+        transport: Transport | None = None,
+        spool: Spool | None = None,
+        *,
+        backoff_base_s: float = 0.1,
+        backoff_max_s: float = 30.0,
+        spool_check_interval_s: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.pid = os.getpid()
+        self._transport = transport
+        self._spool = spool if spool is not None else Spool(config.spool_dir, config.spool_max_bytes)
+        self._queue: deque[Any] = deque()
+        self._max = max(1, int(config.queue_size))
+        self._wake_at = max(1, int(config.batch_size))
+        self._backoff_base = backoff_base_s
+        self._backoff_max = backoff_max_s
+        self._spool_check_interval = spool_check_interval_s
+
+        self.sent = self.dropped = self.spooled = self.replayed = self.send_errors = 0
+        self.invalid = 0
+        self._health_sent = 0
+        self._last_report: tuple[int, ...] | None = None
+        self._count_lock = threading.Lock()
+        self._logged: set[str] = set()
+
+        self._wake = threading.Event()
+        self._interrupt = threading.Event()  # set while a flush is waiting: cuts backoff waits short
+        self._deadlines: list[float] = []
+        self._deadline: float | None = None
+        self._reserve = 0.0
+        self._flush_lock = threading.Lock()
+        self._inflight: _InFlight | None = None
+        self._carry: list[Any] = []
+
+        self._down_until = 0.0
+        self._down_delay = 0.0
+        self._replay_blocked = False
+        self._spool_dirty = True  # check the spool (earlier processes may have left files) at start
+        self._next_spool_check = 0.0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        try:
+            self._thread = threading.Thread(target=self._run, name="runlink-sender", daemon=True)
+            self._thread.start()
+        except RuntimeError as exc:  # e.g. created during interpreter shutdown
+            self._thread = None
+            self._log_once("thread", "runlink cannot start its sender thread (%s): events will be spooled", exc)
+
+    def __repr__(self) -> str:  # the token never shows
+        return f"Client(url={self.config.url!r}, queued={len(self._queue)}, counters={self.counters()})"
+
+    # -- the caller's side: O(1), never blocks, never raises ---------------------------------------
+
+    def emit(self, event: Mapping[str, Any]) -> bool:
+        """Queue a complete protocol event. False when it was dropped (queue full)."""
+        try:
+            queue = self._queue
+            if len(queue) >= self._max:
+                self._drop_full()
+                return False
+            queue.append(event)
+            if len(queue) == self._wake_at:
+                self._wake.set()
+            return True
+        except Exception:
+            return False
+
+    def emit_lazy(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        ts: float,
+        context: Mapping[str, Any] | None,
+        spark: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Queue an event whose envelope (id, time text, source) the sender thread completes: the SDK's path."""
+        try:
+            queue = self._queue
+            if len(queue) >= self._max:
+                self._drop_full()
+                return False
+            queue.append((type_, payload, ts, context, spark))
+            if len(queue) == self._wake_at:
+                self._wake.set()
+            return True
+        except Exception:
+            return False
+
+    def _drop_full(self) -> None:
+        with self._count_lock:
+            self.dropped += 1
+        self._log_once("full", "runlink queue is full (%d events): dropping events (counted)", self._max)
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def queue_size(self) -> int:
+        return sum(1 for item in list(self._queue) if not isinstance(item, _Marker))
+
+    # -- flush and exit ------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None, *, reason: str = "flush") -> bool:
+        """Wait at most `timeout` s until everything emitted so far is sent or spooled. True when it was."""
+        try:
+            budget = self.config.flush_timeout_s if timeout is None else max(0.0, float(timeout))
+            start = time.monotonic()
+            deadline = start + budget
+            self._report_health(reason)
+            marker = _Marker()
+            with self._flush_lock:
+                self._deadlines.append(deadline)
+                self._deadline = min(self._deadlines)
+                self._reserve = min(0.5, 0.2 * budget)
+            try:
+                self._queue.append(marker)  # past the bound on purpose: a flush is never dropped
+                self._wake.set()
+                self._interrupt.set()
+                thread = self._thread
+                if thread is None or not thread.is_alive():
+                    self._spool_what_is_left()
+                    return False
+                if marker.wait(max(0.0, deadline - time.monotonic())):
+                    return True
+                self._spool_what_is_left()
+                self._log_once(
+                    "flush-timeout", "runlink flush ran out of its %.1fs budget: the rest was spooled", budget
+                )
+                return False
+            finally:
+                with self._flush_lock:
+                    self._deadlines.remove(deadline)
+                    self._deadline = min(self._deadlines) if self._deadlines else None
+                    if not self._deadlines:
+                        self._interrupt.clear()
+        except Exception as exc:  # never hurt the job
+            self._log_once("flush-error", "runlink flush failed: %s", exc)
+            return False
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush (bounded) and stop the sender thread; used at exit."""
+        done = self.flush(timeout, reason="exit")
+        self._closed = True
+        self._wake.set()
+        return done
+
+    def _report_health(self, reason: str) -> None:
+        snapshot = (self.sent - self._health_sent, self.dropped, self.spooled, self.replayed, self.send_errors)
+        if not any(snapshot) or snapshot == self._last_report:
+            return
+        self._last_report = snapshot
+        from runlink.context import from_env
+
+        payload = {
+            "events_sent": self.sent,
+            "events_dropped": self.dropped,
+            "events_spooled": self.spooled,
+            "events_replayed": self.replayed,
+            "queue_size": self.queue_size(),
+            "send_errors": self.send_errors,
+            "reason": reason,
+        }
+        self._queue.append(make_event("agent_health", payload, context=from_env() or None))
+
+    def _spool_what_is_left(self) -> None:
+        """The flush budget ran out: put the in-flight batch and the queue on disk (caller's thread)."""
+        inflight = self._inflight
+        if inflight is not None and inflight.take():
+            self._to_spool(inflight.body, inflight.events)
+        items = []
+        while True:
+            try:
+                item = self._queue.popleft()
+            except IndexError:
+                break
+            if isinstance(item, _Marker):
+                item.set()
+            else:
+                items.append(item)
+        for body, count, _ in self._build_batches(items):
+            self._to_spool(body, count)
+
+    # -- the sender thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        if self._transport is None:
+            try:
+                self._transport = HttpTransport(self.config.events_url, self.config.token)
+            except Exception as exc:
+                self._log_once("transport", "runlink cannot create its HTTP transport: %s", exc)
+                return
+        self._spool.release_orphans()
+        while not self._closed:
+            try:
+                if not self._queue:
+                    if self._replay_one():
+                        continue
+                    self._wake.wait(self.config.batch_interval_s)
+                    self._wake.clear()
+                    continue
+                self._send_queued()
+            except Exception as exc:  # the loop must survive anything
+                self._log_once("loop", "runlink sender error (continuing): %r", exc)
+
+    def _send_queued(self) -> None:
+        """Drain the queue in batches until it is empty or only a flush marker remained."""
+        items: list[Any] = []
+        while True:
+            try:
+                item = self._queue.popleft()
+            except IndexError:
+                break
+            if isinstance(item, _Marker):
+                for batch in self._build_batches(items):
+                    self._deliver(*batch)
+                items = []
+                item.set()
+                continue
+            items.append(item)
+            if len(items) >= self.config.batch_size:
+                for batch in self._build_batches(items):
+                    self._deliver(*batch)
+                items = []
+        for batch in self._build_batches(items):
+            self._deliver(*batch)
+
+    def _complete(self, item: Any) -> dict[str, Any] | None:
+        """A queued item as a valid protocol event, or None (dropped, counted, logged once)."""
+        try:
+            if isinstance(item, tuple):
+                type_, payload, ts, context, spark = item
+                if type_ == "metric":
+                    payload = {"key": str(payload["key"]), "value": _json_safe(payload.get("value"))}
+                moment = datetime.fromtimestamp(ts, timezone.utc)
+                event = make_event(type_, payload, context=context, spark=spark, time=format_instant(moment))
+            else:
+                event = dict(item)
+            validate_event(event)
+            return event
+        except (ProtocolError, KeyError, TypeError, ValueError) as exc:
+            with self._count_lock:
+                self.invalid += 1
+                self.dropped += 1
+            self._log_once("invalid", "runlink dropped an invalid event (not sent; counted): %s", exc)
+            return None
+
+    def _build_batches(self, items: Iterable[Any]) -> list[tuple[bytes, int, int]]:
+        """Validate, serialize and cut into gzip bodies bounded by count and bytes."""
+        limit_count = max(1, int(self.config.batch_size))
+        limit_bytes = max(1024, int(self.config.batch_bytes))
+        overhead = len(b'{"events":[]}')
+        batches: list[tuple[bytes, int, int]] = []
+        parts: list[bytes] = []
+        size = overhead
+        health = 0
+        for item in items:
+            event = self._complete(item)
+            if event is None:
+                continue
+            data = _dumps(event)
+            if len(data) + overhead > limit_bytes:
+                with self._count_lock:
+                    self.dropped += 1
+                self._log_once(
+                    "too-big", "runlink dropped a %s event of %d bytes (over the %d-byte batch bound)",
+                    event.get("type"), len(data), limit_bytes,
+                )
+                continue
+            if parts and (len(parts) >= limit_count or size + len(data) + 1 > limit_bytes):
+                batches.append((self._body(parts), len(parts), health))
+                parts, size, health = [], overhead, 0
+            parts.append(data)
+            health += event.get("type") == "agent_health"
+            size += len(data) + 1
+        if parts:
+            batches.append((self._body(parts), len(parts), health))
+        return batches
+
+    @staticmethod
+    def _body(parts: list[bytes]) -> bytes:
+        return gzip.compress(b'{"events":[' + b",".join(parts) + b"]}", compresslevel=5)
+
+    def _request_timeout(self) -> float | None:
+        """Per-request timeout: never longer than what is left of a pending flush (None: no time left)."""
+        timeout = float(self.config.request_timeout_s)
+        deadline = self._deadline
+        if deadline is not None:
+            left = deadline - time.monotonic() - self._reserve
+            if left < 0.05:
+                return None
+            timeout = min(timeout, left)
+        return timeout
+
+    def _deliver(self, body: bytes, count: int, health: int = 0) -> None:
+        """Send one batch (retrying), or spool it when the tracker is down or the flush budget is short."""
+        if time.monotonic() < self._down_until:
+            self._to_spool(body, count)
+            return
+        probing = self._down_delay > 0  # the tracker was down: one try, no retries
+        inflight = _InFlight(body, count)
+        self._inflight = inflight
+        try:
+            attempt = 0
+            while True:
+                timeout = self._request_timeout()
+                if timeout is None:
+                    if inflight.take():
+                        self._to_spool(body, count)
+                    return
+                result = self._transport.send(body, timeout)  # type: ignore[union-attr]
+                if result.outcome is Outcome.OK:
+                    if inflight.take():
+                        with self._count_lock:
+                            self.sent += count
+                            self._health_sent += health
+                    self._mark_up()
+                    return
+                with self._count_lock:
+                    self.send_errors += 1
+                if result.outcome is Outcome.REJECTED:
+                    if inflight.take():
+                        with self._count_lock:
+                            self.dropped += count
+                    self._log_rejection(result.status, result.message, count)
+                    return
+                attempt += 1
+                if probing or attempt > self.config.max_retries or self._deadline is not None:
+                    self._mark_down(result.message or f"HTTP {result.status}")
+                    if inflight.take():
+                        self._to_spool(body, count)
+                    return
+                delay = min(self._backoff_max, self._backoff_base * (2 ** (attempt - 1)))
+                delay *= random.uniform(0.5, 1.5)
+                if result.retry_after_s is not None:
+                    delay = max(delay, min(result.retry_after_s, self._backoff_max))
+                self._interrupt.wait(delay)  # a flush cuts the wait short (then we spool)
+        finally:
+            self._inflight = None
+
+    def _mark_up(self) -> None:
+        if self._down_delay:
+            log.info("runlink: the tracker at %s answers again", self.config.url)
+            self._logged.discard("down")
+        self._down_delay = 0.0
+        self._down_until = 0.0
+
+    def _mark_down(self, why: str) -> None:
+        self._down_delay = min(self._backoff_max, 1.0 if self._down_delay == 0 else self._down_delay * 2)
+        self._down_until = time.monotonic() + self._down_delay * random.uniform(0.8, 1.2)
+        self._log_once("down", "runlink: the tracker at %s is unreachable (%s): spooling events", self.config.url,
+                       _mask(why, self.config.token))
+
+    def _log_rejection(self, status: int | None, message: str, count: int) -> None:
+        hint = " (check RUNLINK_TOKEN / $RUNLINK_HOME/token)" if status in (401, 403) else ""
+        self._log_once(
+            f"reject-{status}",
+            "runlink: the tracker rejected %d events with HTTP %s%s: %s (not retried; dropped)",
+            count, status, hint, _mask(message, self.config.token),
+        )
+
+    def _to_spool(self, body: bytes, count: int) -> None:
+        if self._spool.write(body, count):
+            with self._count_lock:
+                self.spooled += count
+            self._spool_dirty = True
+        else:
+            with self._count_lock:
+                self.dropped += count
+
+    def _replay_one(self) -> bool:
+        """Replay the oldest spool file when the tracker is up and nothing live waits. True if one was sent."""
+        now = time.monotonic()
+        if self._replay_blocked or self._deadline is not None or now < self._down_until:
+            return False
+        if not self._spool_dirty and now < self._next_spool_check:
+            return False
+        claim = self._spool.claim_oldest()
+        if claim is None:
+            self._spool_dirty = False
+            self._next_spool_check = now + self._spool_check_interval
+            return False
+        try:
+            body = claim.read()
+        except OSError:
+            self._spool.release(claim)
+            return False
+        result = self._transport.send(body, float(self.config.request_timeout_s))  # type: ignore[union-attr]
+        if result.outcome is Outcome.OK:
+            self._spool.done(claim)
+            with self._count_lock:
+                self.replayed += claim.events
+            self._mark_up()
+            return True
+        with self._count_lock:
+            self.send_errors += 1
+        if result.outcome is Outcome.RETRY:
+            self._spool.release(claim)
+            self._mark_down(result.message or f"HTTP {result.status}")
+            return False
+        if result.status in (401, 403):
+            self._spool.release(claim)  # a process with a valid token will replay it
+            self._replay_blocked = True
+            self._log_rejection(result.status, result.message, claim.events)
+            return False
+        self._spool.done(claim)  # 400/413/422: this file can never be accepted
+        with self._count_lock:
+            self.dropped += claim.events
+        self._log_rejection(result.status, result.message, claim.events)
+        return True
+
+    def _log_once(self, key: str, message: str, *args: Any) -> None:
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        try:
+            log.warning(message, *args)
+        except Exception:
+            pass
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once the queue is empty and nothing is in flight (tests and tools poll on this)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._queue and self._inflight is None:
+                return True
+            self._wake.wait(0.01)
+        return False
+
+
+def _mask(text: str, token: str | None) -> str:
+    if token and token in text:
+        text = text.replace(token, "***")
+    return text
+
+
+# -- the process-wide client ---------------------------------------------------------------------
+
+_client: Client | NoopClient | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> Client | NoopClient:
+    """The process-wide client, created from `config.load()` on first use (a no-op one when tracking is off)."""
+    global _client
+    client = _client
+    if client is not None:
+        return client
+    with _client_lock:
+        if _client is None:
+            _client = _create()
+        return _client
+
+
+def _create() -> Client | NoopClient:
+    try:
+        cfg = config_mod.load()
+    except Exception as exc:  # a bad setting disables tracking, it never fails the job
+        log.warning("runlink: bad configuration (%s): tracking is off for this process", exc)
+        return NoopClient()
+    if not cfg.tracking:
+        return NoopClient(cfg)
+    try:
+        return Client(cfg)
+    except Exception as exc:
+        log.warning("runlink: cannot start the client (%s): tracking is off for this process", exc)
+        return NoopClient(cfg)
+
+
+def set_client(client: Client | NoopClient | None) -> Client | NoopClient | None:
+    """Replace the process-wide client (tests, tools); returns the previous one. None: next use re-creates."""
+    global _client
+    with _client_lock:
+        previous, _client = _client, client
+    return previous
+
+
+def _after_fork_in_child() -> None:
+    # The parent's queue and thread do not belong to the child: it starts with a fresh client on first use.
+    global _client, _client_lock
+    _client = None
+    _client_lock = threading.Lock()
+
+
+def _flush_at_exit() -> None:
+    client = _client
+    if isinstance(client, Client) and client.pid == os.getpid():
+        client.close(client.config.flush_timeout_s)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_flush_at_exit)

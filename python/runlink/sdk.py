@@ -1,0 +1,231 @@
+"""The user-facing SDK: `log_metric`, `log_metrics`, `log_dataframe`, usable in any process with the context.
+
+`log_metric` is on users' hot paths, so in the caller's thread it only builds a small tuple and appends
+it to the client's bounded queue (the sender thread adds id, time text and source, and validates). The
+Airflow context comes from `AIRFLOW_CTX_*` and is cached until those variables change. pandas and pyspark
+are imported lazily: they are never needed to import runlink or to log a metric.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from runlink import delivery
+from runlink.context import ENV_KEYS, from_env
+
+log = logging.getLogger("runlink")
+
+_ENV_NAMES = tuple(ENV_KEYS)
+_ENV_NAMES_BYTES = tuple(name.encode() for name in _ENV_NAMES)
+_ctx_fingerprint: tuple[Any, ...] | None = None
+_ctx_cache: dict[str, str] | None = None
+
+
+def _fingerprint() -> tuple[Any, ...]:
+    data = getattr(os.environ, "_data", None)  # POSIX: bytes -> bytes; a fast, read-only peek
+    if isinstance(data, dict):
+        get = data.get
+        return tuple(get(name) for name in _ENV_NAMES_BYTES)
+    environ = os.environ
+    return tuple(environ.get(name) for name in _ENV_NAMES)
+
+
+def current_context() -> dict[str, str] | None:
+    """This process's raw Airflow context (None when there is none), re-read only when AIRFLOW_CTX_* change."""
+    global _ctx_fingerprint, _ctx_cache
+    fingerprint = _fingerprint()
+    if fingerprint != _ctx_fingerprint:
+        _ctx_cache = from_env() or None
+        _ctx_fingerprint = fingerprint
+    return _ctx_cache
+
+
+def log_metric(key: str, value: Any) -> None:
+    """Report one user metric under the current task attempt. Never raises, never blocks."""
+    try:
+        client = delivery._client or delivery.get_client()
+        client.emit_lazy("metric", {"key": key, "value": value}, time.time(), current_context())
+    except Exception:  # never hurt the job
+        pass
+
+
+def log_metrics(metrics: Mapping[str, Any]) -> None:
+    """Report several metrics at once (same time stamp)."""
+    try:
+        client = delivery._client or delivery.get_client()
+        now = time.time()
+        context = current_context()
+        for key, value in dict(metrics).items():
+            client.emit_lazy("metric", {"key": key, "value": value}, now, context)
+    except Exception:
+        pass
+
+
+def log_dataframe(
+    name: str,
+    df: Any,
+    operation: str = "read",
+    path: str | None = None,
+    table: str | None = None,
+    with_stats: bool = False,
+    with_schema: bool = True,
+) -> None:
+    """Report a dataset operation for a pandas or Spark DataFrame: schema, row count, optional column stats.
+
+    Spark DataFrames are measured by Spark itself in one aggregation (row count and stats together), and the
+    event carries the Spark application id so the dataset also shows under the Spark app. Never raises:
+    a failure to measure is logged and the job goes on.
+    """
+    try:
+        client = delivery._client or delivery.get_client()
+        if not client.tracking:
+            return
+        if operation not in ("read", "write", "unknown"):
+            operation = "unknown"
+        spark_ref = None
+        context = current_context()
+        if _is_spark_dataframe(df):
+            payload, spark_ref, spark_context = _spark_dataset(df, with_stats, with_schema)
+            context = context or spark_context
+        elif _is_pandas_dataframe(df):
+            payload = _pandas_dataset(df, with_stats, with_schema)
+        else:
+            log.warning("runlink.log_dataframe: %s is neither a pandas nor a Spark DataFrame", type(df).__name__)
+            return
+        payload.update({"name": str(name), "operation": operation, "path": path, "table": table})
+        client.emit_lazy("dataset", payload, time.time(), context, spark_ref)
+    except Exception as exc:
+        log.warning("runlink.log_dataframe(%r) failed: %s", name, exc)
+
+
+# -- pandas ------------------------------------------------------------------------------------------
+
+
+def _is_pandas_dataframe(df: Any) -> bool:
+    module = type(df).__module__ or ""
+    if not module.startswith("pandas"):
+        return False
+    import pandas
+
+    return isinstance(df, pandas.DataFrame)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready scalar (numpy -> Python; NaN/NaT -> None)."""
+    if value is None:
+        return None
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            value = item()
+        except Exception:
+            pass
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        import pandas
+
+        if pandas.isna(value):
+            return None
+    except Exception:
+        pass
+    return str(value)
+
+
+def _pandas_dataset(df: Any, with_stats: bool, with_schema: bool) -> dict[str, Any]:
+    import pandas.api.types as ptypes
+
+    payload: dict[str, Any] = {"rows": int(len(df)), "format": "pandas"}
+    if with_schema:
+        payload["schema"] = [
+            {"name": str(col), "type": str(dtype), "nullable": True} for col, dtype in df.dtypes.items()
+        ]
+    try:
+        payload["bytes"] = int(df.memory_usage(deep=False).sum())
+    except Exception:
+        pass
+    if with_stats:
+        stats: dict[str, dict[str, Any]] = {}
+        for col in df.columns:
+            series = df[col]
+            entry: dict[str, Any] = {
+                "null_count": int(series.isna().sum()),
+                "distinct_count": int(series.nunique(dropna=True)),
+            }
+            if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series):
+                entry["min"] = _plain(series.min())
+                entry["max"] = _plain(series.max())
+                entry["mean"] = _plain(series.mean())
+            stats[str(col)] = entry
+        payload["column_stats"] = stats
+    return payload
+
+
+# -- Spark -------------------------------------------------------------------------------------------
+
+
+def _is_spark_dataframe(df: Any) -> bool:
+    module = type(df).__module__ or ""
+    return module.startswith("pyspark.sql") and type(df).__name__ == "DataFrame"
+
+
+_NUMERIC_SPARK = ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType", "DecimalType")
+
+
+def _spark_dataset(
+    df: Any, with_stats: bool, with_schema: bool
+) -> tuple[dict[str, Any], dict[str, str] | None, dict[str, str] | None]:
+    from pyspark.sql import functions as F
+
+    fields = list(df.schema.fields)
+    payload: dict[str, Any] = {"format": "spark"}
+    if with_schema:
+        payload["schema"] = [
+            {"name": f.name, "type": f.dataType.simpleString(), "nullable": bool(f.nullable)} for f in fields
+        ]
+    aggs = [F.count(F.lit(1)).alias("__rows")]
+    numeric: set[str] = set()
+    if with_stats:
+        for i, f in enumerate(fields):
+            col = F.col(f"`{f.name}`")
+            aggs.append(F.sum(F.when(col.isNull(), 1).otherwise(0)).alias(f"n{i}"))
+            aggs.append(F.countDistinct(col).alias(f"d{i}"))
+            if type(f.dataType).__name__ in _NUMERIC_SPARK:
+                numeric.add(f.name)
+                aggs += [F.min(col).alias(f"lo{i}"), F.max(col).alias(f"hi{i}"), F.mean(col).alias(f"mu{i}")]
+    row = df.agg(*aggs).collect()[0].asDict()  # one Spark job for the row count and every statistic
+    payload["rows"] = int(row["__rows"])
+    if with_stats:
+        stats = {}
+        for i, f in enumerate(fields):
+            entry = {"null_count": int(row[f"n{i}"] or 0), "distinct_count": int(row[f"d{i}"] or 0)}
+            if f.name in numeric:
+                entry.update(min=_plain(row[f"lo{i}"]), max=_plain(row[f"hi{i}"]), mean=_plain(row[f"mu{i}"]))
+            stats[f.name] = entry
+        payload["column_stats"] = stats
+    spark_ref, spark_context = _spark_identity(df)
+    return payload, spark_ref, spark_context
+
+
+def _spark_identity(df: Any) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """The Spark app the DataFrame belongs to, and an Airflow context passed as `spark.env.AIRFLOW_CTX_*`."""
+    session = df.sparkSession
+    app_id = None
+    conf: dict[str, str] = {}
+    try:
+        sc = session.sparkContext
+        app_id = sc.applicationId
+        conf = dict(sc.getConf().getAll())
+    except Exception:  # Spark Connect has no SparkContext
+        try:
+            app_id = session.conf.get("spark.app.id", None)
+        except Exception:
+            app_id = None
+    env = {name: conf[f"spark.env.{name}"] for name in _ENV_NAMES if f"spark.env.{name}" in conf}
+    return ({"app_id": str(app_id)} if app_id else None), (from_env(env) or None)
