@@ -46,11 +46,12 @@ class _Marker(threading.Event):
 class _InFlight:
     """The batch the sender is working on, so a timed-out flush can spool it (exactly one side does)."""
 
-    __slots__ = ("body", "events", "_taken", "_lock")
+    __slots__ = ("body", "events", "health", "_taken", "_lock")
 
-    def __init__(self, body: bytes, events: int) -> None:
+    def __init__(self, body: bytes, events: int, health: int) -> None:
         self.body = body
         self.events = events
+        self.health = health
         self._taken = False
         self._lock = threading.Lock()
 
@@ -149,6 +150,7 @@ class Client:
         self.sent = self.dropped = self.spooled = self.replayed = self.send_errors = 0
         self.invalid = 0
         self._health_sent = 0
+        self._health_spooled = 0
         self._last_report: tuple[int, ...] | None = None
         self._count_lock = threading.Lock()
         self._logged: set[str] = set()
@@ -230,32 +232,29 @@ class Client:
     # -- flush and exit ------------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None, *, reason: str = "flush") -> bool:
-        """Wait at most `timeout` s until everything emitted so far is sent or spooled. True when it was."""
+        """Wait at most `timeout` s until everything emitted so far is sent or spooled. True when it was.
+
+        Then the counters go out as an `agent_health` event (when they changed), within the same budget.
+        """
         try:
             budget = self.config.flush_timeout_s if timeout is None else max(0.0, float(timeout))
-            start = time.monotonic()
-            deadline = start + budget
-            self._report_health(reason)
-            marker = _Marker()
+            deadline = time.monotonic() + budget
             with self._flush_lock:
                 self._deadlines.append(deadline)
                 self._deadline = min(self._deadlines)
                 self._reserve = min(0.5, 0.2 * budget)
             try:
-                self._queue.append(marker)  # past the bound on purpose: a flush is never dropped
-                self._wake.set()
                 self._interrupt.set()
-                thread = self._thread
-                if thread is None or not thread.is_alive():
+                done = self._wait_marker(deadline)
+                if done and self._report_health(reason):
+                    done = self._wait_marker(deadline)
+                if not done:
+                    self._report_health(reason)
                     self._spool_what_is_left()
-                    return False
-                if marker.wait(max(0.0, deadline - time.monotonic())):
-                    return True
-                self._spool_what_is_left()
-                self._log_once(
-                    "flush-timeout", "runlink flush ran out of its %.1fs budget: the rest was spooled", budget
-                )
-                return False
+                    self._log_once(
+                        "flush-timeout", "runlink flush ran out of its %.1fs budget: the rest was spooled", budget
+                    )
+                return done
             finally:
                 with self._flush_lock:
                     self._deadlines.remove(deadline)
@@ -266,6 +265,15 @@ class Client:
             self._log_once("flush-error", "runlink flush failed: %s", exc)
             return False
 
+    def _wait_marker(self, deadline: float) -> bool:
+        marker = _Marker()
+        self._queue.append(marker)  # past the bound on purpose: a flush is never dropped
+        self._wake.set()
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return False
+        return marker.wait(max(0.0, deadline - time.monotonic()))
+
     def close(self, timeout: float | None = None) -> bool:
         """Flush (bounded) and stop the sender thread; used at exit."""
         done = self.flush(timeout, reason="exit")
@@ -273,10 +281,12 @@ class Client:
         self._wake.set()
         return done
 
-    def _report_health(self, reason: str) -> None:
-        snapshot = (self.sent - self._health_sent, self.dropped, self.spooled, self.replayed, self.send_errors)
+    def _report_health(self, reason: str) -> bool:
+        """Queue an agent_health event when the counters changed since the last report."""
+        snapshot = (self.sent - self._health_sent, self.dropped, self.spooled - self._health_spooled,
+                    self.replayed, self.send_errors)
         if not any(snapshot) or snapshot == self._last_report:
-            return
+            return False
         self._last_report = snapshot
         from runlink.context import from_env
 
@@ -290,12 +300,13 @@ class Client:
             "reason": reason,
         }
         self._queue.append(make_event("agent_health", payload, context=from_env() or None))
+        return True
 
     def _spool_what_is_left(self) -> None:
         """The flush budget ran out: put the in-flight batch and the queue on disk (caller's thread)."""
         inflight = self._inflight
         if inflight is not None and inflight.take():
-            self._to_spool(inflight.body, inflight.events)
+            self._to_spool(inflight.body, inflight.events, inflight.health)
         items = []
         while True:
             try:
@@ -306,8 +317,8 @@ class Client:
                 item.set()
             else:
                 items.append(item)
-        for body, count, _ in self._build_batches(items):
-            self._to_spool(body, count)
+        for batch in self._build_batches(items):
+            self._to_spool(*batch)
 
     # -- the sender thread -----------------------------------------------------------------------------
 
@@ -423,10 +434,10 @@ class Client:
     def _deliver(self, body: bytes, count: int, health: int = 0) -> None:
         """Send one batch (retrying), or spool it when the tracker is down or the flush budget is short."""
         if time.monotonic() < self._down_until:
-            self._to_spool(body, count)
+            self._to_spool(body, count, health)
             return
         probing = self._down_delay > 0  # the tracker was down: one try, no retries
-        inflight = _InFlight(body, count)
+        inflight = _InFlight(body, count, health)
         self._inflight = inflight
         try:
             attempt = 0
@@ -434,7 +445,7 @@ class Client:
                 timeout = self._request_timeout()
                 if timeout is None:
                     if inflight.take():
-                        self._to_spool(body, count)
+                        self._to_spool(body, count, health)
                     return
                 result = self._transport.send(body, timeout)  # type: ignore[union-attr]
                 if result.outcome is Outcome.OK:
@@ -456,7 +467,7 @@ class Client:
                 if probing or attempt > self.config.max_retries or self._deadline is not None:
                     self._mark_down(result.message or f"HTTP {result.status}")
                     if inflight.take():
-                        self._to_spool(body, count)
+                        self._to_spool(body, count, health)
                     return
                 delay = min(self._backoff_max, self._backoff_base * (2 ** (attempt - 1)))
                 delay *= random.uniform(0.5, 1.5)
@@ -487,10 +498,11 @@ class Client:
             count, status, hint, _mask(message, self.config.token),
         )
 
-    def _to_spool(self, body: bytes, count: int) -> None:
+    def _to_spool(self, body: bytes, count: int, health: int = 0) -> None:
         if self._spool.write(body, count):
             with self._count_lock:
                 self.spooled += count
+                self._health_spooled += health
             self._spool_dirty = True
         else:
             with self._count_lock:

@@ -1,0 +1,253 @@
+"""The delivery client against real local servers: batching, retries, rejects, spool, replay, bounds, fork."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runlink import delivery, sdk
+from runlink.config import Config
+from runlink.delivery import Client, NoopClient
+from runlink.protocol import make_event
+from runlink.spool import Spool
+
+from .helpers import HangingServer, RecordingServer, free_port, wait_until
+
+
+def _config(url: str, home: Path, **changes: object) -> Config:
+    base = dict(url=url, token="tok-SECRET-123", home=home, batch_interval_s=0.05, flush_timeout_s=5.0,
+                request_timeout_s=5.0)
+    base.update(changes)
+    return Config(**base)  # type: ignore[arg-type]
+
+
+def _metric(i: int) -> dict:
+    return make_event("metric", {"key": f"m{i}", "value": i}, context={"dag_id": "d", "task_id": "t"})
+
+
+def test_events_arrive_in_batches_bounded_by_count(server: RecordingServer, clean_env: Path) -> None:
+    client = Client(_config(server.url, clean_env, batch_size=10))
+    for i in range(35):
+        assert client.emit(_metric(i))
+    assert client.flush(5)
+    keys = [e["payload"]["key"] for e in server.accepted_events() if e["type"] == "metric"]
+    assert sorted(keys) == sorted(f"m{i}" for i in range(35))
+    assert all(len(r["events"]) <= 10 for r in server.requests)
+    assert server.requests[0]["headers"]["Authorization"] == "Bearer tok-SECRET-123"
+    assert client.counters()["sent"] >= 35 and client.counters()["dropped"] == 0
+
+
+def test_batches_are_bounded_by_bytes(server: RecordingServer, clean_env: Path) -> None:
+    client = Client(_config(server.url, clean_env, batch_size=1000, batch_bytes=4096))
+    for i in range(40):
+        client.emit(make_event("log", {"text": "x" * 500, "seq": i}))
+    assert client.flush(5)
+    logs = [e for e in server.accepted_events() if e["type"] == "log"]
+    assert sorted(e["payload"]["seq"] for e in logs) == list(range(40))
+    assert len(server.requests) >= 5
+    assert all(r["body_bytes"] <= 4096 for r in server.requests)
+
+
+def test_time_bound_sends_a_lone_event_without_flush(server: RecordingServer, clean_env: Path) -> None:
+    client = Client(_config(server.url, clean_env, batch_interval_s=0.1))
+    client.emit(_metric(1))
+    wait_until(lambda: server.accepted_events(), timeout=5)
+
+
+def test_sdk_events_are_completed_and_validated_off_thread(server: RecordingServer, clean_env: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "dag_a")
+    monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "task_a")
+    client = Client(_config(server.url, clean_env))
+    delivery.set_client(client)
+    sdk.log_metric("rows", 42)
+    sdk.log_metrics({"nan": float("nan"), "flag": True, "name": "abc"})
+    assert client.flush(5)
+    metrics = {e["payload"]["key"]: e for e in server.accepted_events() if e["type"] == "metric"}
+    assert metrics["rows"]["payload"]["value"] == 42
+    assert metrics["nan"]["payload"]["value"] == "NaN"
+    assert metrics["rows"]["context"] == {"dag_id": "dag_a", "task_id": "task_a"}
+    assert metrics["rows"]["source"]["agent"] == "python" and metrics["rows"]["source"]["pid"] == os.getpid()
+    assert metrics["rows"]["time"].endswith("Z") and len({e["id"] for e in metrics.values()}) == 4
+
+
+def test_invalid_event_is_dropped_counted_and_logged_once(server: RecordingServer, clean_env: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    client = Client(_config(server.url, clean_env))
+    bad = make_event("metric", {"key": "k", "value": 1, "unexpected": True})
+    with caplog.at_level(logging.WARNING, logger="runlink"):
+        client.emit(bad)
+        client.emit(dict(bad, type="no.such.type"))
+        client.emit(_metric(1))
+        assert client.flush(5)
+    sent = server.accepted_events()
+    assert [e["payload"]["key"] for e in sent if e["type"] == "metric"] == ["m1"]
+    assert client.invalid == 2 and client.dropped == 2
+    assert sum("invalid event" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_5xx_and_429_are_retried_with_backoff(server: RecordingServer, clean_env: Path) -> None:
+    server.statuses.extend([503, 429, 500])
+    client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
+    client.emit(_metric(1))
+    wait_until(lambda: server.accepted_events(), timeout=10)
+    assert [r["status"] for r in server.requests] == [503, 429, 500, 202]
+    assert client.send_errors == 3 and client.sent == 1 and client.spooled == 0
+
+
+def test_4xx_is_not_retried_and_is_logged_without_the_token(server: RecordingServer, clean_env: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    server.statuses.extend([401])
+    client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
+    with caplog.at_level(logging.DEBUG):
+        client.emit(_metric(1))
+        wait_until(lambda: client.dropped == 1, timeout=10)
+        assert client.flush(5)
+    with_metric = [r for r in server.requests if any(e["type"] == "metric" for e in r["events"])]
+    assert [r["status"] for r in with_metric] == [401]  # tried once, never again
+    assert client.send_errors == 1 and client.spooled == 0
+    assert "HTTP 401" in caplog.text and "RUNLINK_TOKEN" in caplog.text
+    assert "tok-SECRET-123" not in caplog.text
+    assert "tok-SECRET-123" not in repr(client) and "tok-SECRET-123" not in repr(client.config)
+
+
+def test_full_queue_drops_and_counts_and_never_blocks(hanging: HangingServer, clean_env: Path) -> None:
+    # The sender is stuck on a tracker that never answers, so nothing leaves the queue.
+    client = Client(_config(hanging.url, clean_env, queue_size=100, batch_size=10, request_timeout_s=30))
+    wait_until(lambda: client._inflight is not None or len(hanging.connections) > 0, timeout=10) if client.emit(
+        _metric(0)) else None
+    accepted, worst = 0, 0.0
+    for i in range(1, 5001):
+        start = time.perf_counter()
+        accepted += client.emit(_metric(i))
+        worst = max(worst, time.perf_counter() - start)
+    assert accepted <= 100
+    assert client.dropped == 5000 - accepted
+    assert worst < 0.05, f"emit blocked for {worst * 1000:.1f} ms"
+    start = time.monotonic()
+    assert client.flush(1.0) is False  # the tracker hangs: the flush gives up at its bound
+    assert time.monotonic() - start < 2.0
+    assert client.spooled >= accepted  # what was queued went to disk
+
+
+def test_flush_is_bounded_against_a_hanging_tracker(hanging: HangingServer, clean_env: Path) -> None:
+    client = Client(_config(hanging.url, clean_env, request_timeout_s=60))
+    for i in range(100):
+        client.emit(_metric(i))
+    start = time.monotonic()
+    client.flush(1.5)
+    elapsed = time.monotonic() - start
+    assert elapsed < 2.5, elapsed
+    assert Spool(clean_env / "spool", 10**9).pending_events() >= 100
+
+
+def test_tracker_down_spools_then_the_same_client_replays_when_it_is_back(clean_env: Path) -> None:
+    port = free_port()
+    client = Client(_config(f"http://127.0.0.1:{port}", clean_env), backoff_base_s=0.01, backoff_max_s=0.2)
+    for i in range(50):
+        client.emit(_metric(i))
+    assert client.flush(5)  # spooled: the flush returns as soon as everything is on disk
+    assert client.spooled >= 50 and client.sent == 0
+    server = RecordingServer(port)
+    try:
+        wait_until(lambda: {f"m{i}" for i in range(50)} <= {e["payload"].get("key") for e in
+                                                             server.accepted_events()}, timeout=15)
+        wait_until(lambda: os.listdir(clean_env / "spool") == [], timeout=5)
+        assert client.replayed >= 50
+    finally:
+        server.stop()
+
+
+CHILD_DOWN = textwrap.dedent("""
+    import runlink
+    for i in range(200):
+        runlink.log_metric(f"m{i}", i)
+""")
+
+
+def test_a_later_process_replays_the_spool_of_an_earlier_one(child_env: dict, clean_env: Path) -> None:
+    port = free_port()
+    env = dict(child_env, RUNLINK_URL=f"http://127.0.0.1:{port}", RUNLINK_TOKEN="t", AIRFLOW_CTX_DAG_ID="d")
+    done = subprocess.run([sys.executable, "-c", CHILD_DOWN], env=env, timeout=60, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    spool = Spool(clean_env / "spool", 10**9)
+    assert spool.pending_events() >= 200  # the metrics (and the agent_health report) are on disk
+    server = RecordingServer(port)
+    try:
+        client = Client(_config(server.url, clean_env))
+        wait_until(lambda: os.listdir(clean_env / "spool") == [], timeout=15)  # claimed files gone too
+        keys = {e["payload"].get("key") for e in server.accepted_events() if e["type"] == "metric"}
+        assert keys == {f"m{i}" for i in range(200)}
+        health = [e for e in server.accepted_events() if e["type"] == "agent_health"]
+        assert health and health[-1]["payload"]["events_spooled"] >= 200
+        assert client.replayed >= 200
+    finally:
+        server.stop()
+
+
+def test_agent_health_reports_counters_at_flush(server: RecordingServer, clean_env: Path) -> None:
+    client = Client(_config(server.url, clean_env, queue_size=5))
+    for i in range(8):
+        client.emit(_metric(i))
+    assert client.flush(5)
+    health = [e for e in server.accepted_events() if e["type"] == "agent_health"]
+    assert len(health) == 1
+    assert health[0]["payload"]["events_dropped"] == 3 and health[0]["payload"]["reason"] == "flush"
+    assert client.flush(5)  # nothing new happened: no second report
+    assert len([e for e in server.accepted_events() if e["type"] == "agent_health"]) == 1
+
+
+def test_tracking_off_gives_a_noop_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBND__TRACKING", "false")
+    before = {t.ident for t in threading.enumerate()}
+    client = delivery.get_client()
+    assert isinstance(client, NoopClient) and delivery.get_client() is client
+    sdk.log_metric("k", 1)  # no error, and no sender thread was started
+    assert not [t for t in threading.enumerate() if t.ident not in before and t.name == "runlink-sender"]
+
+
+def test_bad_configuration_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNLINK_TRACKING", "maybe")
+    assert isinstance(delivery.get_client(), NoopClient)
+    sdk.log_metric("k", 1)
+
+
+def test_get_client_is_a_process_singleton(monkeypatch: pytest.MonkeyPatch, server: RecordingServer) -> None:
+    monkeypatch.setenv("RUNLINK_URL", server.url)
+    first = delivery.get_client()
+    assert isinstance(first, Client) and delivery.get_client() is first
+
+
+def test_forked_child_gets_a_fresh_client(monkeypatch: pytest.MonkeyPatch, server: RecordingServer) -> None:
+    monkeypatch.setenv("RUNLINK_URL", server.url)
+    monkeypatch.setenv("RUNLINK_TOKEN", "t")
+    parent = delivery.get_client()
+    sdk.log_metric("parent", 1)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, flush, tell the parent, leave without running pytest's teardown
+        code = 1
+        try:
+            child = delivery.get_client()
+            fresh = child is not parent and child.pid == os.getpid() and child._thread.is_alive()
+            sdk.log_metric("child", 2)
+            code = 0 if fresh and child.flush(5) else 3
+        finally:
+            os.write(write_end, str(code).encode())
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read_end, 10) == b"0" and os.waitstatus_to_exitcode(status) == 0
+    assert parent.flush(5)
+    events = [e for e in server.accepted_events() if e["type"] == "metric"]
+    by_key = {e["payload"]["key"]: e for e in events}
+    assert set(by_key) == {"parent", "child"}  # the child did not re-send the parent's queued event
+    assert by_key["child"]["source"]["pid"] == pid and by_key["parent"]["source"]["pid"] == os.getpid()
