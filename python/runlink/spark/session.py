@@ -1,0 +1,176 @@
+"""Attach runlink to a SparkSession that is already running (notebooks, tests, tasks that build their own)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from runlink.spark.conf import QUERY_LISTENER, SPARK_LISTENER, _split
+
+log = logging.getLogger("runlink.spark")
+
+JAR_NOT_ON_CLASSPATH = (
+    "runlink: the listener jar is not on this Spark driver's classpath, so Spark jobs and stages are not "
+    "tracked (SQL queries run from Python still are). A running driver cannot reliably load a jar: "
+    "spark.jars and SparkContext.addJar only reach executors and classloaders created later. Create the "
+    "session with runlink's conf instead, e.g. "
+    "SparkSession.builder.config(map=runlink.spark.conf()).getOrCreate() (pyspark >= 3.4; or .config(k, v) "
+    "for each entry), or `spark-submit $(runlink spark-conf) app.py`."
+)
+
+
+@dataclass
+class Tracking:
+    """What `track_session` attached; returned again (unchanged) on repeated calls."""
+
+    app_id: str
+    jvm_listener: bool = False
+    jvm_query_listener: bool = False
+    pyspark_listener: bool = False
+    messages: list[str] = field(default_factory=list)
+    listener: Any = field(default=None, repr=False)
+
+
+_tracked: dict[str, Tracking] = {}
+_lock = threading.Lock()
+
+
+def _class_loadable(jvm: Any, name: str) -> bool:
+    try:
+        return bool(jvm.org.apache.spark.util.Utils.classIsLoadable(name))
+    except Exception:
+        return False
+
+
+def session_context(spark_conf: dict[str, str]) -> dict[str, str] | None:
+    """The raw Airflow context of this application: `spark.env.AIRFLOW_CTX_*`, then the driver's environment."""
+    from runlink.context import ENV_KEYS, from_env
+
+    raw = from_env()
+    for env_name, key in ENV_KEYS.items():
+        value = spark_conf.get(f"spark.env.{env_name}")
+        if value and value.strip():
+            raw[key] = value.strip()
+    return raw or None
+
+
+def _client_for(spark_conf: dict[str, str]) -> Any:
+    """The process's delivery client, or a dedicated one when the Spark conf names another tracker.
+
+    Precedence (DESIGN.md): spark.runlink.* conf / environment over $RUNLINK_HOME files and defaults.
+    """
+    from runlink import config as config_mod
+    from runlink import delivery
+
+    shared = delivery.get_client()
+    if not any(k.startswith("spark.runlink.") for k in spark_conf):
+        return shared
+    cfg = config_mod.load(spark_conf=spark_conf)
+    current = getattr(shared, "config", None)
+    if current is not None and (current.url, current.token, current.tracking) == (cfg.url, cfg.token, cfg.tracking):
+        return shared
+    if not cfg.tracking:
+        return delivery.NoopClient(cfg)
+    client = delivery.Client(cfg)
+    import atexit
+
+    atexit.register(client.close, cfg.flush_timeout_s)
+    return client
+
+
+def track_session(spark: Any) -> Tracking:
+    """Attach tracking to a running SparkSession; idempotent (a second call returns the first result).
+
+    - JVM listeners: nothing to do when the session was created with `runlink.spark.conf()`; otherwise they
+      are registered through py4j if the jar is on the driver's classpath, and a clear warning says what to
+      do when it is not.
+    - The PySpark QueryExecutionListener is registered in every case (it needs only py4j's callback server).
+    Never raises: tracking problems are logged, the user's session is untouched.
+    """
+    sc = spark.sparkContext
+    app_id = str(sc.applicationId)
+    with _lock:
+        if app_id in _tracked:
+            return _tracked[app_id]
+        result = Tracking(app_id=app_id)
+        try:
+            _attach(spark, sc, result)
+        except Exception as exc:  # never hurt the user's session
+            result.messages.append(f"runlink: tracking could not be attached: {exc!r}")
+            log.warning(result.messages[-1])
+        _tracked[app_id] = result
+        return result
+
+
+def _attach(spark: Any, sc: Any, result: Tracking) -> None:
+    conf_map = dict(sc.getConf().getAll())
+    jvm = sc._jvm
+    jsession = spark._jsparkSession
+
+    extra = _split(conf_map.get("spark.extraListeners"))
+    query = _split(conf_map.get("spark.sql.queryExecutionListeners"))
+    loadable = _class_loadable(jvm, SPARK_LISTENER)
+    if SPARK_LISTENER in extra:
+        result.jvm_listener = True
+    elif loadable:
+        try:
+            listener = jvm.dev.runlink.spark.RunlinkSparkListener(sc._jsc.sc().conf())
+            sc._jsc.sc().addSparkListener(listener)
+            result.jvm_listener = True
+            result.messages.append(
+                "runlink: JVM listener attached to a running session: events before this point "
+                "(application start, earlier jobs) were not seen by it"
+            )
+        except Exception as exc:
+            result.messages.append(f"runlink: cannot register {SPARK_LISTENER}: {exc!r}")
+    if QUERY_LISTENER in query:
+        result.jvm_query_listener = True
+    elif _class_loadable(jvm, QUERY_LISTENER):
+        try:
+            try:
+                qlistener = jvm.dev.runlink.spark.RunlinkQueryListener(sc._jsc.sc().conf())
+            except Exception:
+                qlistener = jvm.dev.runlink.spark.RunlinkQueryListener()
+            jsession.listenerManager().register(qlistener)
+            result.jvm_query_listener = True
+        except Exception as exc:
+            result.messages.append(f"runlink: cannot register {QUERY_LISTENER}: {exc!r}")
+    if not loadable and not result.jvm_listener:
+        result.messages.append(JAR_NOT_ON_CLASSPATH)
+
+    _register_pyspark_listener(spark, sc, conf_map, result)
+    for message in result.messages:
+        log.warning(message) if message is JAR_NOT_ON_CLASSPATH or "cannot" in message else log.info(message)
+
+
+def _register_pyspark_listener(spark: Any, sc: Any, conf_map: dict[str, str], result: Tracking) -> None:
+    from runlink.spark.pyspark_listener import PySparkQueryListener, install_callsite_capture
+
+    try:
+        from pyspark.java_gateway import ensure_callback_server_started
+    except ImportError:  # very old pyspark
+        ensure_callback_server_started = None
+    gateway = sc._gateway
+    if ensure_callback_server_started is not None:
+        ensure_callback_server_started(gateway)
+    else:
+        gateway.start_callback_server()
+    attempt = None
+    try:
+        opt = sc._jsc.sc().applicationAttemptId()
+        attempt = str(opt.get()) if opt.isDefined() else None
+    except Exception:
+        attempt = None
+    spark_ref = {"app_id": result.app_id, "attempt_id": attempt}
+    listener = PySparkQueryListener(spark_ref, session_context(conf_map), _client_for(conf_map))
+    spark._jsparkSession.listenerManager().register(listener)
+    install_callsite_capture()
+    result.listener = listener
+    result.pyspark_listener = True
+
+
+def tracked(app_id: str) -> Tracking | None:
+    """The tracking attached to an application in this process, if any (tests, diagnostics)."""
+    return _tracked.get(app_id)
