@@ -1,0 +1,73 @@
+"""create_app(settings) -> the FastAPI app: database migrated, admin token ensured, routes mounted."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from runlink import __version__
+from runlink.protocol import load_schema
+from runlink.tracker.auth import TokenCache, ensure_admin_token
+from runlink.tracker.db import Database, upgrade
+from runlink.tracker.routes import JSONBody, events, health, runs, tokens
+from runlink.tracker.settings import TrackerSettings
+from runlink.tracker.telemetry import Telemetry
+
+
+def _rewrite_refs(node: Any) -> Any:
+    """JSON Schema `#/definitions/x` -> OpenAPI `#/components/schemas/x`."""
+    if isinstance(node, dict):
+        return {
+            k: ("#/components/schemas/" + v[len("#/definitions/"):] if k == "$ref" and isinstance(v, str)
+                and v.startswith("#/definitions/") else _rewrite_refs(v))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(v) for v in node]
+    return node
+
+
+def protocol_components() -> dict[str, Any]:
+    """The wire protocol's JSON Schema as OpenAPI components (EventBatch + every definition)."""
+    schema = copy.deepcopy(load_schema())
+    definitions = schema.pop("definitions")
+    batch = {k: v for k, v in schema.items() if not k.startswith("$")}
+    components = {name: _rewrite_refs(body) for name, body in definitions.items()}
+    components["EventBatch"] = _rewrite_refs(batch)
+    return components
+
+
+def create_app(settings: TrackerSettings | None = None) -> FastAPI:
+    settings = settings or TrackerSettings()
+    db = Database(settings.database_url)
+    upgrade(db.engine)
+    with db.write() as conn:
+        ensure_admin_token(conn, settings.token_path)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # noqa: ANN202
+        yield
+        db.dispose()
+
+    app = FastAPI(title="runlink tracker", version=__version__, default_response_class=JSONBody, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.tokens = TokenCache()
+    app.state.telemetry = Telemetry()
+    for module in (health, events, runs, tokens):
+        app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(protocol_components())
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,151 @@
+"""`runlink server`, `runlink token create`, `runlink runs list|show`. Heavy imports stay inside handlers
+so `runlink --help` is fast and works without the `server` extra."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    server = subparsers.add_parser("server", help="run the tracker (HTTP API)")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8686)
+    server.add_argument("--db", help="database URL (default: SQLite at $RUNLINK_HOME/runlink.db); "
+                                     "PostgreSQL: postgresql+psycopg://user@host/db")
+    server.add_argument("--home", help="state folder (default $RUNLINK_HOME or ~/.runlink)")
+    server.add_argument("--open", action="store_true", help="local single-user: reads need no token")
+    server.add_argument("--log-level", default="warning")
+    server.set_defaults(handler=_server)
+
+    token = subparsers.add_parser("token", help="manage access tokens")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION")
+    create = token_sub.add_parser("create", help="create a token and print it (stored hashed)")
+    create.add_argument("--scope", choices=("ingest", "read", "admin"), required=True)
+    create.add_argument("--name")
+    create.add_argument("--db")
+    create.add_argument("--home")
+    create.set_defaults(handler=_token_create)
+
+    runs = subparsers.add_parser("runs", help="DAG runs known to the tracker")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    listing = runs_sub.add_parser("list", help="list DAG runs, newest first")
+    listing.add_argument("--dag-id")
+    listing.add_argument("--state")
+    listing.add_argument("--instance")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--url", help="tracker URL (default RUNLINK_URL)")
+    listing.set_defaults(handler=_runs_list)
+    show = runs_sub.add_parser("show", help="the tree of one DAG run (latest when RUN_ID is left out)")
+    show.add_argument("dag_id", metavar="DAG_ID")
+    show.add_argument("run_id", metavar="RUN_ID", nargs="?")
+    show.add_argument("--json", action="store_true")
+    show.add_argument("--url", help="tracker URL (default RUNLINK_URL)")
+    show.set_defaults(handler=_runs_show)
+
+
+def _settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN202
+    from runlink.config import default_home
+    from runlink.tracker.settings import TrackerSettings
+
+    home = Path(args.home).expanduser() if getattr(args, "home", None) else default_home()
+    return TrackerSettings(home=home, db_url=getattr(args, "db", None), **extra)
+
+
+def _server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runlink.tracker.app import create_app
+
+    settings = _settings(args, open_reads=args.open)
+    app = create_app(settings)
+    print(f"runlink tracker on http://{args.host}:{args.port} (db: {app.state.db.engine.dialect.name}, "
+          f"token file: {settings.token_path})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from runlink.tracker.auth import create_token
+    from runlink.tracker.db import Database, upgrade
+
+    settings = _settings(args)
+    db = Database(settings.database_url)
+    try:
+        upgrade(db.engine)
+        with db.write() as conn:
+            token = create_token(conn, args.scope, args.name)
+    finally:
+        db.dispose()
+    print(token)
+    return 0
+
+
+class _Api:
+    """A tiny HTTP client for the read API (the CLI runs where the tracker may be remote)."""
+
+    def __init__(self, url: str | None) -> None:
+        from runlink import config
+
+        cfg = config.load(url=url)
+        self.base = cfg.url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
+
+    def get(self, path: str, **params: Any) -> Any:
+        import requests
+
+        params = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = requests.get(self.base + path, params=params, headers=self.headers, timeout=30)
+        except requests.RequestException as exc:
+            raise SystemExit(f"runlink: cannot reach the tracker at {self.base}: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise SystemExit(f"runlink: tracker answered {response.status_code}: {response.text[:500]}")
+        return response.json()
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    api = _Api(args.url)
+    page = api.get("/api/v1/dag-runs", dag_id=args.dag_id, state=args.state, instance=args.instance,
+                   limit=max(1, min(args.limit, 500)))
+    items = page["items"]
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print("no DAG runs")
+        return 0
+    rows = [("DAG", "RUN", "LOGICAL DATE", "STATE", "START", "END", "ID")]
+    for run in items:
+        rows.append((run["dag_id"], run["run_id"] or "-", run["logical_date"] or "-", run["state"] or "-",
+                     run["start_date"] or "-", run["end_date"] or "-", run["id"]))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    api = _Api(args.url)
+    page = api.get("/api/v1/dag-runs", dag_id=args.dag_id, run_id=args.run_id, limit=1)
+    if not page["items"] and args.run_id:
+        tree = api.get(f"/api/v1/dag-runs/{args.run_id}")  # a tracker id works too
+    else:
+        tree = api.get(f"/api/v1/dag-runs/{page['items'][0]['id']}") if page["items"] else None
+    if tree is None:
+        print(f"runlink: no DAG run of {args.dag_id}" + (f" with run id {args.run_id}" if args.run_id else ""),
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(tree, indent=2))
+    else:
+        from runlink.tracker.render import render_tree
+
+        print(render_tree(tree))
+    return 0

@@ -1,0 +1,430 @@
+"""A validated batch -> rows: dedupe by event id, dispatch per type, bulk upserts, relink when needed.
+
+`prepare()` does everything that can fail on bad input (time and context spellings) before any
+write, so a rejected batch stores nothing; `store()` writes a prepared batch in one transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select
+
+from runlink import ids
+from runlink.context import ContextError, NormalizedContext, format_instant, normalize, parse_logical_date
+from runlink.protocol import ProtocolError
+from runlink.tracker import relink
+from runlink.tracker.merge import stamp as make_stamp
+from runlink.tracker.models import (
+    STAGE_METRICS,
+    agent_health,
+    contexts,
+    dags,
+    dataset_ops,
+    datasets,
+    events,
+    instances,
+    log_chunks,
+    metrics,
+    spark_apps,
+    spark_executors,
+    spark_jobs,
+    spark_stages,
+    sql_queries,
+    state_events,
+)
+from runlink.tracker.sqlutil import insert_ignore, upsert_lww
+
+_CTX_KEYS = ("dag_id", "execution_date", "logical_date", "dag_run_id", "task_id", "try_number", "map_index", "uid")
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalize_cached(items: tuple) -> NormalizedContext:
+    return normalize(dict(items))
+
+
+@functools.lru_cache(maxsize=65536)
+def _context_id(ctx: NormalizedContext) -> str:
+    return ids.context_id(ctx)
+
+
+@functools.lru_cache(maxsize=65536)
+def _instant_cached(text: str) -> str:
+    instant, day = parse_logical_date(text)
+    if instant is None:
+        if day is None:
+            raise ContextError("empty")
+        return day + "T00:00:00.000000Z"
+    return instant
+
+
+def instant(value: Any) -> str | None:
+    """Any ISO-8601 spelling -> the stored spelling; None for null. Raises ContextError."""
+    if value is None:
+        return None
+    return _instant_cached(str(value))
+
+
+def synthetic_context(app_name: str | None, app_id: str) -> NormalizedContext:
+    """The run-of-its-own context of a Spark application without Airflow context."""
+    return normalize({"dag_id": f"spark:{app_name or app_id}", "dag_run_id": app_id, "task_id": "spark"})
+
+
+def context_rank(ctx: NormalizedContext, synthetic: bool) -> str:
+    """Which context a Spark app belongs to when its events disagree: Airflow beats synthetic, more precise
+    beats less; ties by context id. Text, compared like an upsert stamp."""
+    flags = (
+        not synthetic,
+        ctx.dag_run_id is not None or ctx.logical_date is not None,
+        ctx.task_id is not None,
+        ctx.try_number is not None,
+    )
+    return "".join("1" if f else "0" for f in flags) + "|" + _context_id(ctx)
+
+
+@dataclass
+class Prepared:
+    """A batch checked and turned into plain values, ready to be written."""
+
+    events: list[dict[str, Any]]
+    times: list[str]
+    contexts: list[NormalizedContext | None]
+    received_at: str
+    ids: list[str] = field(default_factory=list)
+
+
+def now() -> str:
+    return format_instant(datetime.now(timezone.utc))
+
+
+_PAYLOAD_INSTANTS = ("start_date", "end_date", "data_interval_start", "data_interval_end", "start_time", "end_time",
+                     "submission_time", "completion_time", "next_run_date")
+
+
+def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
+    """Normalize times and contexts; raise ProtocolError (-> 422) naming the event and field."""
+    times: list[str] = []
+    ctxs: list[NormalizedContext | None] = []
+    for index, event in enumerate(batch_events):
+        try:
+            times.append(instant(event["time"]))
+        except ContextError:
+            raise ProtocolError(f"event {index}: time: not an ISO-8601 instant", index, "time") from None
+        payload = event["payload"]
+        for name in _PAYLOAD_INSTANTS:
+            value = payload.get(name)
+            if value is not None:
+                try:
+                    instant(value)
+                except ContextError:
+                    field_name = f"payload.{name}"
+                    raise ProtocolError(f"event {index}: {field_name}: not an ISO-8601 instant", index,
+                                        field_name) from None
+        raw = event.get("context")
+        ctx = None
+        if raw:
+            try:
+                ctx = _normalize_cached(tuple(sorted((k, v) for k, v in raw.items() if v is not None)))
+            except ContextError as exc:
+                field_name = "context.execution_date" if raw.get("execution_date") else "context.logical_date"
+                raise ProtocolError(f"event {index}: {field_name}: {exc}", index, field_name) from None
+            if ctx.dag_id is None:
+                ctx = None
+        ctxs.append(ctx)
+    return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now())
+
+
+def _dedupe(conn: Connection, prepared: Prepared) -> list[int]:
+    """Indexes of the events to store: first occurrence in the batch, and not already stored."""
+    first: dict[str, int] = {}
+    for index, event in enumerate(prepared.events):
+        first.setdefault(event["id"], index)
+    known: set[str] = set()
+    keys = list(first)
+    for start in range(0, len(keys), 900):
+        chunk = keys[start : start + 900]
+        known.update(conn.execute(select(events.c.id).where(events.c.id.in_(chunk))).scalars())
+    return [index for event_id, index in first.items() if event_id not in known]
+
+
+def _dataset_identity(ds: dict[str, Any]) -> str:
+    for key in ("uri", "path", "table"):
+        if ds.get(key):
+            return f"{key}:{ds[key]}"
+    return f"name:{ds.get('name') or 'unknown'}"
+
+
+def _dataset_pk(identity: str) -> str:
+    return str(uuid.uuid5(ids.NAMESPACE, "dataset:" + identity))
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+class _Rows:
+    """Rows collected per table while walking a batch."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.state_events: list[dict] = []
+        self.contexts: dict[str, tuple[NormalizedContext, bool]] = {}
+        self.instances: set[str] = set()
+        self.dags: list[dict] = []
+        self.apps: dict[str, dict] = {}
+        self.app_contexts: list[dict] = []
+        self.app_starts: list[dict] = []
+        self.app_ends: list[dict] = []
+        self.job_starts: list[dict] = []
+        self.job_ends: list[dict] = []
+        self.stages: list[dict] = []
+        self.exec_added: list[dict] = []
+        self.exec_removed: list[dict] = []
+        self.queries: list[dict] = []
+        self.datasets: dict[str, dict] = {}
+        self.dataset_ops: list[dict] = []
+        self.metrics: list[dict] = []
+        self.logs: list[dict] = []
+        self.health: list[dict] = []
+        self.touched_contexts: set[str] = set()
+        self.touched_apps: set[str] = set()
+
+
+_APP_START_COLS = ("name", "spark_version", "scala_version", "master", "deploy_mode", "user", "start_time", "ui_url",
+                   "conf")
+_APP_END_COLS = ("end_time", "exit_code", "state")
+_JOB_START_COLS = ("stage_ids", "job_group", "description", "sql_execution_id", "submission_time", "callsite")
+_JOB_END_COLS = ("completion_time", "result", "failure_reason")
+_STAGE_COLS = ("name", "num_tasks", "failed_tasks", "killed_tasks", "submission_time", "completion_time", "status",
+               "failure_reason", "job_ids", *STAGE_METRICS)
+
+
+def _add_dataset(rows: _Rows, ds: dict[str, Any], op_id: str, ctx_pk: str | None, app_pk: str | None,
+                 query_pk: str | None, time: str) -> None:
+    identity = _dataset_identity(ds)
+    pk = _dataset_pk(identity)
+    rows.datasets.setdefault(pk, {
+        "id": pk, "identity": identity, "uri": ds.get("uri"), "path": ds.get("path"),
+        "table_name": ds.get("table"), "format": ds.get("format"),
+    })
+    rows.dataset_ops.append({
+        "id": op_id, "dataset_pk": pk, "context_id": ctx_pk, "spark_app_pk": app_pk, "sql_query_pk": query_pk,
+        "operation": ds.get("operation") or "unknown", "name": ds.get("name"), "mode": ds.get("mode"),
+        "format": ds.get("format"), "rows": ds.get("rows"), "bytes": ds.get("bytes"), "files": ds.get("files"),
+        "schema": _json(ds.get("schema")), "schema_truncated": ds.get("schema_truncated"),
+        "column_stats": _json(ds.get("column_stats")), "time": time,
+    })
+
+
+def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
+    rows = _Rows()
+    received = prepared.received_at
+    dumps = orjson.dumps
+    for index in keep:
+        event = prepared.events[index]
+        time = prepared.times[index]
+        ctx = prepared.contexts[index]
+        event_id = event["id"]
+        type_ = event["type"]
+        payload = event["payload"]
+        rows.events.append({"id": event_id, "type": type_, "time": time, "received_at": received,
+                            "raw": dumps(event).decode()})
+        ctx_pk = None
+        if ctx is not None:
+            ctx_pk = _context_id(ctx)
+            if ctx_pk not in rows.contexts:
+                rows.contexts[ctx_pk] = (ctx, False)
+            if ctx.uid:
+                rows.instances.add(ctx.uid)
+        spark = event.get("spark")
+        app_pk = None
+        if spark:
+            app_pk = ids.spark_app_id(spark["app_id"], spark.get("attempt_id"))
+            if app_pk not in rows.apps:
+                rows.apps[app_pk] = {"id": app_pk, "app_id": spark["app_id"], "attempt_id": spark.get("attempt_id")}
+            if ctx is not None:
+                rows.app_contexts.append({"id": app_pk, "context_id": ctx_pk, "context_rank": context_rank(ctx, False)})
+        stamp = make_stamp(time, event_id)
+        if type_ == "spark_stage.completed":
+            m = payload.get("metrics") or {}
+            row = {"spark_app_pk": app_pk, "stage_id": payload["stage_id"], "attempt_id": payload["attempt_id"],
+                   "name": payload.get("name"), "num_tasks": payload.get("num_tasks"),
+                   "failed_tasks": payload.get("failed_tasks"), "killed_tasks": payload.get("killed_tasks"),
+                   "submission_time": instant(payload.get("submission_time")),
+                   "completion_time": instant(payload.get("completion_time")), "status": payload["status"],
+                   "failure_reason": payload.get("failure_reason"), "job_ids": _json(payload.get("job_ids")),
+                   "stamp": stamp}
+            for name in STAGE_METRICS:
+                row[name] = m.get(name)
+            rows.stages.append(row)
+        elif type_ == "metric":
+            value = payload.get("value")
+            if isinstance(value, bool):
+                vtype, num, text = "bool", float(value), None
+            elif isinstance(value, (int, float)):
+                vtype, num, text = "num", float(value), None
+            elif value is None:
+                vtype, num, text = "null", None, None
+            else:
+                vtype, num, text = "str", None, str(value)
+            rows.metrics.append({"id": event_id, "context_id": ctx_pk, "spark_app_pk": app_pk,
+                                 "key": payload["key"], "value_num": num, "value_text": text, "value_type": vtype,
+                                 "origin": payload.get("origin"), "time": time})
+        elif type_ == "spark_job.start":
+            rows.job_starts.append({"spark_app_pk": app_pk, "job_id": payload["job_id"],
+                                    "stage_ids": _json(payload.get("stage_ids")),
+                                    "job_group": payload.get("job_group"), "description": payload.get("description"),
+                                    "sql_execution_id": payload.get("sql_execution_id"),
+                                    "submission_time": instant(payload.get("submission_time")),
+                                    "callsite": payload.get("callsite"), "start_stamp": stamp})
+        elif type_ == "spark_job.end":
+            rows.job_ends.append({"spark_app_pk": app_pk, "job_id": payload["job_id"],
+                                  "completion_time": instant(payload.get("completion_time")),
+                                  "result": payload.get("result"), "failure_reason": payload.get("failure_reason"),
+                                  "end_stamp": stamp})
+        elif type_ in ("task_attempt.start", "task_attempt.end", "task_attempt.state",
+                       "dag_run.start", "dag_run.end", "dag_run.state"):
+            if ctx_pk is not None:
+                rows.state_events.append({"event_id": event_id, "context_id": ctx_pk, "kind": type_.split(".")[0],
+                                          "time": time, "agent": event["source"]["agent"],
+                                          "payload": dumps(payload).decode()})
+                rows.touched_contexts.add(ctx_pk)
+        elif type_ == "spark_app.start":
+            app = rows.apps[app_pk]
+            rows.app_starts.append({**app, "name": payload.get("name"),
+                                    "spark_version": payload.get("spark_version"),
+                                    "scala_version": payload.get("scala_version"), "master": payload.get("master"),
+                                    "deploy_mode": payload.get("deploy_mode"), "user": payload.get("user"),
+                                    "start_time": instant(payload.get("start_time")) or time,
+                                    "ui_url": payload.get("ui_url"), "conf": _json(payload.get("conf")),
+                                    "start_stamp": stamp})
+            if ctx is None:
+                synth = synthetic_context(payload.get("name"), spark["app_id"])
+                synth_pk = _context_id(synth)
+                rows.contexts.setdefault(synth_pk, (synth, True))
+                rows.app_contexts.append({"id": app_pk, "context_id": synth_pk,
+                                          "context_rank": context_rank(synth, True)})
+            rows.touched_apps.add(app_pk)
+        elif type_ == "spark_app.end":
+            rows.app_ends.append({**rows.apps[app_pk], "end_time": instant(payload.get("end_time")) or time,
+                                  "exit_code": payload.get("exit_code"), "state": payload.get("state"),
+                                  "end_stamp": stamp})
+            rows.touched_apps.add(app_pk)
+        elif type_ == "spark_executor":
+            key = {"spark_app_pk": app_pk, "executor_id": payload["executor_id"]}
+            if payload["action"] == "added":
+                rows.exec_added.append({**key, "host": payload.get("host"), "cores": payload.get("cores"),
+                                        "added_time": time, "add_stamp": stamp})
+            else:
+                rows.exec_removed.append({**key, "removed_time": time, "reason": payload.get("reason"),
+                                          "remove_stamp": stamp})
+        elif type_ == "sql_query":
+            error = payload.get("error")
+            rows.queries.append({"id": event_id, "spark_app_pk": app_pk, "context_id": ctx_pk,
+                                 "execution_id": payload.get("execution_id"), "action": payload.get("action"),
+                                 "duration_ms": payload.get("duration_ms"), "success": payload["success"],
+                                 "error": _json(error), "plan_summary": payload.get("plan_summary"),
+                                 "plan_truncated": payload.get("plan_truncated"), "callsite": payload.get("callsite"),
+                                 "listener": payload.get("listener"), "time": time})
+            for n, ds in enumerate(payload.get("inputs") or ()):
+                _add_dataset(rows, {**ds, "operation": ds.get("operation") or "read"}, f"{event_id}:i{n}",
+                             ctx_pk, app_pk, event_id, time)
+            for n, ds in enumerate(payload.get("outputs") or ()):
+                _add_dataset(rows, {**ds, "operation": ds.get("operation") or "write"}, f"{event_id}:o{n}",
+                             ctx_pk, app_pk, event_id, time)
+        elif type_ == "dataset":
+            _add_dataset(rows, payload, event_id, ctx_pk, app_pk, None, time)
+        elif type_ == "log":
+            rows.logs.append({"id": event_id, "context_id": ctx_pk, "spark_app_pk": app_pk,
+                              "position": payload.get("position"), "seq": payload.get("seq"),
+                              "text": payload["text"], "truncated": payload.get("truncated"), "time": time})
+        elif type_ == "agent_health":
+            source = event["source"]
+            rows.health.append({"id": event_id, "agent": source.get("agent"), "host": source.get("host"),
+                                "pid": source.get("pid"), "version": source.get("version"), "context_id": ctx_pk,
+                                "spark_app_pk": app_pk, "time": time,
+                                **{k: payload.get(k) for k in ("events_sent", "events_dropped", "events_spooled",
+                                                               "events_replayed", "queue_size", "send_errors",
+                                                               "reason")}})
+        elif type_ == "dag.definition":
+            uid = ctx.uid if ctx is not None else (event.get("context") or {}).get("uid")
+            if uid:
+                rows.instances.add(uid)
+            dag_id = payload["dag_id"]
+            rows.dags.append({"id": relink.dag_pk(uid, dag_id), "uid": uid, "dag_id": dag_id,
+                              "description": payload.get("description"), "schedule": payload.get("schedule"),
+                              "owners": _json(payload.get("owners")), "tags": _json(payload.get("tags")),
+                              "fileloc": payload.get("fileloc"), "is_paused": payload.get("is_paused"),
+                              "next_run_date": instant(payload.get("next_run_date")),
+                              "tasks": _json(payload.get("tasks")), "stamp": stamp})
+    return rows
+
+
+_DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "fileloc", "is_paused", "next_run_date",
+             "tasks")
+
+
+def store(conn: Connection, prepared: Prepared) -> tuple[int, int]:
+    """Write a prepared batch (inside the caller's transaction). Returns (accepted, duplicates)."""
+    keep = _dedupe(conn, prepared)
+    duplicates = len(prepared.events) - len(keep)
+    if not keep:
+        return 0, duplicates
+    rows = _collect(prepared, keep)
+    insert_ignore(conn, events, rows.events)
+    insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
+
+    # dags: a new (uid, dag_id) changes the known instances of that dag_id -> relink it
+    relink_dags: set[str] = set()
+    if rows.dags:
+        dag_pks = list({d["id"] for d in rows.dags})
+        known = set(conn.execute(select(dags.c.id).where(dags.c.id.in_(dag_pks))).scalars())
+        relink_dags.update(d["dag_id"] for d in rows.dags if d["id"] not in known and d["uid"])
+        upsert_lww(conn, dags, rows.dags, ("id",), "stamp", _DAG_COLS)
+
+    # contexts: new distinct ones are inserted unlinked, then their dag_ids are relinked
+    if rows.contexts:
+        pks = list(rows.contexts)
+        known = set(conn.execute(select(contexts.c.id).where(contexts.c.id.in_(pks))).scalars())
+        new = []
+        for pk, (ctx, synthetic) in rows.contexts.items():
+            if pk in known:
+                continue
+            new.append({"id": pk, "uid": ctx.uid, "dag_id": ctx.dag_id, "dag_run_id": ctx.dag_run_id,
+                        "logical_date": ctx.logical_date, "logical_day": ctx.logical_day,
+                        "date_only": ctx.date_only, "task_id": ctx.task_id, "try_number": ctx.try_number,
+                        "map_index": ctx.map_index, "synthetic": synthetic, "run_pk": None, "attempt_pk": None,
+                        "ambiguous": False})
+            relink_dags.add(ctx.dag_id)
+        insert_ignore(conn, contexts, new)
+
+    # Spark apps: make sure each exists, then merge start/end/context by stamps
+    if rows.apps:
+        insert_ignore(conn, spark_apps, list(rows.apps.values()))
+        upsert_lww(conn, spark_apps, rows.app_starts, ("id",), "start_stamp", _APP_START_COLS)
+        upsert_lww(conn, spark_apps, rows.app_ends, ("id",), "end_stamp", _APP_END_COLS)
+        upsert_lww(conn, spark_apps, [{**rows.apps[r["id"]], **r} for r in rows.app_contexts], ("id",),
+                   "context_rank", ("context_id",))
+    upsert_lww(conn, spark_jobs, rows.job_starts, ("spark_app_pk", "job_id"), "start_stamp", _JOB_START_COLS)
+    upsert_lww(conn, spark_jobs, rows.job_ends, ("spark_app_pk", "job_id"), "end_stamp", _JOB_END_COLS)
+    upsert_lww(conn, spark_stages, rows.stages, ("spark_app_pk", "stage_id", "attempt_id"), "stamp", _STAGE_COLS)
+    upsert_lww(conn, spark_executors, rows.exec_added, ("spark_app_pk", "executor_id"), "add_stamp",
+               ("host", "cores", "added_time"))
+    upsert_lww(conn, spark_executors, rows.exec_removed, ("spark_app_pk", "executor_id"), "remove_stamp",
+               ("removed_time", "reason"))
+    insert_ignore(conn, sql_queries, rows.queries)
+    insert_ignore(conn, datasets, list(rows.datasets.values()))
+    insert_ignore(conn, dataset_ops, rows.dataset_ops)
+    insert_ignore(conn, metrics, rows.metrics)
+    insert_ignore(conn, log_chunks, rows.logs)
+    insert_ignore(conn, agent_health, rows.health)
+    insert_ignore(conn, state_events, rows.state_events)
+
+    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps)
+    return len(keep), duplicates

@@ -1,0 +1,213 @@
+"""PURE linking: cluster the distinct normalized contexts of one dag_id into DAG runs and task attempts.
+
+The output is a function of the *set* of contexts (inputs are sorted before anything depends on
+order), so any arrival order of the same events gives the same links. The rules are those of
+docs/architecture.md "Linking":
+
+1. instance: a context's `uid`, else the only uid known for the dag_id, else None;
+2. DAG runs: union-find over strong contexts (dag_run_id or full logical_date) of one
+   (instance, dag_id); equal dag_run_id or equal logical_date join, unless the union would hold two
+   different dag_run_ids or two different logical_dates;
+3. weak contexts (date only): the one strong run on that UTC day; several -> the earliest, flagged
+   ambiguous; none -> a placeholder run keyed by the day;
+4. run identity: logical_date, else dag_run_id, else `day:<date>`;
+5. attempts: (task_id, map_index, try_number); without try -> the highest try seen in the run,
+   else a placeholder "latest" attempt; without task_id -> the run only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from runlink.context import NormalizedContext
+from runlink.ids import NAMESPACE
+
+NO_DATE_KEY = "unknown"
+
+
+def _uuid5(name: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, name))
+
+
+def dag_run_pk(uid: str | None, dag_id: str, canonical_key: str) -> str:
+    return _uuid5("dag-run:" + (uid or "") + "|" + dag_id + "|" + canonical_key)
+
+
+def task_attempt_pk(run_pk: str, task_id: str, map_index: int, try_number: int | None) -> str:
+    try_part = "latest" if try_number is None else str(try_number)
+    return _uuid5("task-attempt:" + run_pk + "|" + task_id + "|" + str(map_index) + "|" + try_part)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """A resolved DAG run: its tracker id and what is known of its Airflow identity."""
+
+    id: str
+    uid: str | None
+    dag_id: str
+    canonical_key: str
+    run_id: str | None
+    logical_date: str | None
+    logical_day: str | None
+    placeholder: bool
+
+
+@dataclass(frozen=True)
+class AttemptIdentity:
+    id: str
+    run_pk: str
+    task_id: str
+    map_index: int
+    try_number: int | None  # None: the placeholder "latest" attempt
+
+    @property
+    def placeholder(self) -> bool:
+        return self.try_number is None
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where one context belongs."""
+
+    run: RunIdentity
+    attempt: AttemptIdentity | None
+    ambiguous: bool
+
+
+@dataclass
+class _Cluster:
+    run_ids: set[str] = field(default_factory=set)
+    dates: set[str] = field(default_factory=set)
+    members: list[NormalizedContext] = field(default_factory=list)
+
+    def matches(self, ctx: NormalizedContext) -> bool:
+        return (ctx.dag_run_id is not None and ctx.dag_run_id in self.run_ids) or (
+            ctx.logical_date is not None and ctx.logical_date in self.dates
+        )
+
+    def compatible(self, run_ids: set[str], dates: set[str]) -> bool:
+        return len(self.run_ids | run_ids) <= 1 and len(self.dates | dates) <= 1
+
+
+def _strong(ctx: NormalizedContext) -> bool:
+    return ctx.dag_run_id is not None or ctx.logical_date is not None
+
+
+def _sort_key(ctx: NormalizedContext) -> tuple:
+    # contexts that carry both identities first, so they anchor the clusters; then the canonical key
+    return (-(ctx.dag_run_id is not None) - (ctx.logical_date is not None), ctx.key())
+
+
+def resolve_uid(ctx: NormalizedContext, known_uids: frozenset[str]) -> str | None:
+    if ctx.uid is not None:
+        return ctx.uid
+    if len(known_uids) == 1:
+        return next(iter(known_uids))
+    return None
+
+
+def _cluster_runs(strong: list[NormalizedContext]) -> list[_Cluster]:
+    clusters: list[_Cluster] = []
+    for ctx in sorted(strong, key=_sort_key):
+        own = _Cluster(
+            run_ids={ctx.dag_run_id} if ctx.dag_run_id else set(),
+            dates={ctx.logical_date} if ctx.logical_date else set(),
+            members=[ctx],
+        )
+        kept: list[_Cluster] = []
+        for cluster in clusters:
+            if cluster.matches(ctx) and cluster.compatible(own.run_ids, own.dates):
+                own.run_ids |= cluster.run_ids
+                own.dates |= cluster.dates
+                own.members = cluster.members + own.members
+            else:
+                kept.append(cluster)
+        clusters = kept + [own]
+    return clusters
+
+
+def link_dag(
+    dag_id: str, contexts: Iterable[NormalizedContext], known_uids: Iterable[str] = ()
+) -> dict[NormalizedContext, Link]:
+    """Links of every context of one dag_id (contexts of other dag_ids are ignored)."""
+    items = sorted({c for c in contexts if c.dag_id == dag_id}, key=lambda c: c.key())
+    uids = frozenset({*known_uids, *(c.uid for c in items if c.uid is not None)})
+    by_instance: dict[str | None, list[NormalizedContext]] = {}
+    for ctx in items:
+        by_instance.setdefault(resolve_uid(ctx, uids), []).append(ctx)
+    links: dict[NormalizedContext, Link] = {}
+    for uid, group in sorted(by_instance.items(), key=lambda kv: kv[0] or ""):
+        links.update(_link_instance(uid, dag_id, group))
+    return links
+
+
+def _link_instance(uid: str | None, dag_id: str, group: list[NormalizedContext]) -> dict[NormalizedContext, Link]:
+    run_of: dict[NormalizedContext, tuple[RunIdentity, bool]] = {}
+    runs: list[RunIdentity] = []
+    for cluster in _cluster_runs([c for c in group if _strong(c)]):
+        logical_date = min(cluster.dates) if cluster.dates else None
+        run_id = min(cluster.run_ids) if cluster.run_ids else None
+        key = logical_date or run_id or NO_DATE_KEY
+        days = {c.logical_day for c in cluster.members if c.logical_day}
+        run = RunIdentity(
+            id=dag_run_pk(uid, dag_id, key),
+            uid=uid,
+            dag_id=dag_id,
+            canonical_key=key,
+            run_id=run_id,
+            logical_date=logical_date,
+            logical_day=logical_date[:10] if logical_date else (min(days) if days else None),
+            placeholder=False,
+        )
+        runs.append(run)
+        for ctx in cluster.members:
+            run_of[ctx] = (run, False)
+    for ctx in group:
+        if _strong(ctx):
+            continue
+        day = ctx.logical_day
+        candidates = sorted(
+            (r for r in runs if r.logical_date is not None and r.logical_date[:10] == day),
+            key=lambda r: (r.logical_date, r.id),
+        )
+        if candidates:
+            run_of[ctx] = (candidates[0], len(candidates) > 1)
+            continue
+        key = f"day:{day}" if day else NO_DATE_KEY
+        run_of[ctx] = (
+            RunIdentity(
+                id=dag_run_pk(uid, dag_id, key),
+                uid=uid,
+                dag_id=dag_id,
+                canonical_key=key,
+                run_id=None,
+                logical_date=None,
+                logical_day=day,
+                placeholder=True,
+            ),
+            False,
+        )
+    # attempts: the highest try seen per (run, task, map_index)
+    highest: dict[tuple[str, str, int], int] = {}
+    for ctx, (run, _) in run_of.items():
+        if ctx.task_id is not None and ctx.try_number is not None:
+            slot = (run.id, ctx.task_id, ctx.map_index)
+            highest[slot] = max(highest.get(slot, ctx.try_number), ctx.try_number)
+    links: dict[NormalizedContext, Link] = {}
+    for ctx, (run, ambiguous) in run_of.items():
+        attempt = None
+        if ctx.task_id is not None:
+            try_number = ctx.try_number
+            if try_number is None:
+                try_number = highest.get((run.id, ctx.task_id, ctx.map_index))
+            attempt = AttemptIdentity(
+                id=task_attempt_pk(run.id, ctx.task_id, ctx.map_index, try_number),
+                run_pk=run.id,
+                task_id=ctx.task_id,
+                map_index=ctx.map_index,
+                try_number=try_number,
+            )
+        links[ctx] = Link(run=run, attempt=attempt, ambiguous=ambiguous)
+    return links

@@ -1,0 +1,325 @@
+"""Read side: run list, run tree, task attempt, Spark app. Core selects turned into plain dicts
+(JSON text columns decoded) ready for orjson."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, and_, or_, select
+
+from runlink.tracker.models import (
+    STAGE_METRICS,
+    contexts,
+    dag_runs,
+    dataset_ops,
+    datasets,
+    log_chunks,
+    metrics,
+    spark_apps,
+    spark_executors,
+    spark_jobs,
+    spark_stages,
+    sql_queries,
+    task_attempts,
+)
+
+LOG_TAIL_BYTES = 64 * 1024
+_loads = orjson.loads
+
+
+def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:  # noqa: ANN001
+    result = conn.execute(stmt)
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=False)) for row in result.fetchall()]
+
+
+def _decode(row: dict[str, Any], *names: str) -> dict[str, Any]:
+    for name in names:
+        value = row.get(name)
+        if value is not None:
+            row[name] = _loads(value)
+    return row
+
+
+def _chunks(items: Sequence, size: int = 900) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _in(conn: Connection, table: Table, column: str, values: Sequence[str], *order: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(list(values)):
+        stmt = select(table).where(table.c[column].in_(chunk))
+        if order:
+            stmt = stmt.order_by(*(table.c[o] for o in order))
+        out.extend(_rows(conn, stmt))
+    return out
+
+
+# ---------------------------------------------------------------- run list
+
+_RUN_SUMMARY = ("id", "uid", "dag_id", "run_id", "logical_date", "state", "start_date", "end_date", "run_type",
+                "placeholder", "ambiguous", "synthetic", "sort_key")
+
+
+def encode_cursor(sort_key: str, pk: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([sort_key, pk])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """Raise ValueError on a cursor this server did not make."""
+    try:
+        sort_key, pk = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except Exception as exc:  # noqa: BLE001 - any garbage is a bad cursor
+        raise ValueError("bad cursor") from exc
+    if not isinstance(sort_key, str) or not isinstance(pk, str):
+        raise ValueError("bad cursor")
+    return sort_key, pk
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    instance: str | None = None,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    state: str | None = None,
+    since: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Newest first (logical date, else start), keyset-paginated: `next_cursor` continues the listing."""
+    stmt = select(*(dag_runs.c[c] for c in _RUN_SUMMARY))
+    if instance is not None:
+        stmt = stmt.where(dag_runs.c.uid == instance)
+    if dag_id is not None:
+        stmt = stmt.where(dag_runs.c.dag_id == dag_id)
+    if run_id is not None:
+        stmt = stmt.where(dag_runs.c.run_id == run_id)
+    if state is not None:
+        stmt = stmt.where(dag_runs.c.state == state)
+    if since is not None:
+        stmt = stmt.where(dag_runs.c.sort_key >= since)
+    if cursor:
+        key, pk = decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(dag_runs.c.sort_key < key, and_(dag_runs.c.sort_key == key, dag_runs.c.id < pk))
+        )
+    stmt = stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc()).limit(limit + 1)
+    items = _rows(conn, stmt)
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1]["sort_key"], items[-1]["id"])
+    for item in items:
+        _bools(item, "placeholder", "ambiguous", "synthetic")
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _bools(row: dict[str, Any], *names: str) -> dict[str, Any]:
+    for name in names:
+        if row.get(name) is not None:
+            row[name] = bool(row[name])
+    return row
+
+
+# ---------------------------------------------------------------- Spark
+
+def _stage(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "stage_id": row["stage_id"],
+        "attempt_id": row["attempt_id"],
+        "name": row["name"],
+        "status": row["status"],
+        "num_tasks": row["num_tasks"],
+        "failed_tasks": row["failed_tasks"],
+        "killed_tasks": row["killed_tasks"],
+        "submission_time": row["submission_time"],
+        "completion_time": row["completion_time"],
+        "failure_reason": row["failure_reason"],
+        "job_ids": _loads(row["job_ids"]) if row["job_ids"] else [],
+        "metrics": {name: row[name] for name in STAGE_METRICS},
+    }
+
+
+def _dataset_ops(conn: Connection, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(list(values)):
+        stmt = (
+            select(dataset_ops, datasets.c.uri, datasets.c.path, datasets.c.table_name, datasets.c.identity)
+            .join(datasets, datasets.c.id == dataset_ops.c.dataset_pk)
+            .where(dataset_ops.c[column].in_(chunk))
+            .order_by(dataset_ops.c.time, dataset_ops.c.id)
+        )
+        for row in _rows(conn, stmt):
+            _decode(row, "schema", "column_stats")
+            row["table"] = row.pop("table_name")
+            out.append(row)
+    return out
+
+
+def spark_apps_full(conn: Connection, apps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attach jobs, stages (with metrics), SQL queries (with datasets) and executors to app rows."""
+    if not apps:
+        return []
+    pks = [a["id"] for a in apps]
+    by_app = {a["id"]: a for a in apps}
+    for app in apps:
+        _decode(app, "conf")
+        app.pop("start_stamp", None)
+        app.pop("end_stamp", None)
+        app.pop("context_rank", None)
+        app.update(jobs=[], stages=[], queries=[], executors=[], metrics=[])
+    for job in _in(conn, spark_jobs, "spark_app_pk", pks, "spark_app_pk", "job_id"):
+        _decode(job, "stage_ids")
+        job.pop("start_stamp")
+        job.pop("end_stamp")
+        by_app[job.pop("spark_app_pk")]["jobs"].append(job)
+    for chunk in _chunks(pks):
+        stmt = (
+            select(spark_stages)
+            .where(spark_stages.c.spark_app_pk.in_(chunk))
+            .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)
+        )
+        for row in _rows(conn, stmt):
+            by_app[row["spark_app_pk"]]["stages"].append(_stage(row))
+    queries = _in(conn, sql_queries, "spark_app_pk", pks, "time", "id")
+    ops_by_query: dict[str, list[dict[str, Any]]] = {}
+    if queries:
+        for op in _dataset_ops(conn, "sql_query_pk", [q["id"] for q in queries]):
+            ops_by_query.setdefault(op["sql_query_pk"], []).append(op)
+    for query in queries:
+        _decode(query, "error")
+        _bools(query, "success", "plan_truncated")
+        ops = ops_by_query.get(query["id"], [])
+        query["inputs"] = [o for o in ops if o["id"].startswith(query["id"] + ":i")]
+        query["outputs"] = [o for o in ops if o["id"].startswith(query["id"] + ":o")]
+        by_app[query.pop("spark_app_pk")]["queries"].append(query)
+    for executor in _in(conn, spark_executors, "spark_app_pk", pks, "spark_app_pk", "executor_id"):
+        executor.pop("add_stamp")
+        executor.pop("remove_stamp")
+        by_app[executor.pop("spark_app_pk")]["executors"].append(executor)
+    for chunk in _chunks(pks):
+        stmt = select(metrics).where(metrics.c.spark_app_pk.in_(chunk), metrics.c.context_id.is_(None))
+        for metric in _rows(conn, stmt.order_by(metrics.c.time, metrics.c.id)):
+            by_app[metric["spark_app_pk"]]["metrics"].append(_metric(metric))
+    return apps
+
+
+def _metric(row: dict[str, Any]) -> dict[str, Any]:
+    kind = row["value_type"]
+    if kind == "num":
+        value: Any = row["value_num"]
+        if value is not None and float(value).is_integer():
+            value = int(value)
+    elif kind == "bool":
+        value = bool(row["value_num"])
+    elif kind == "str":
+        value = row["value_text"]
+    else:
+        value = None
+    return {"key": row["key"], "value": value, "origin": row["origin"], "time": row["time"], "id": row["id"]}
+
+
+def spark_app(conn: Connection, pk: str) -> dict[str, Any] | None:
+    apps = _rows(conn, select(spark_apps).where(spark_apps.c.id == pk))
+    if not apps:
+        return None
+    app = spark_apps_full(conn, apps)[0]
+    link = conn.execute(
+        select(contexts.c.run_pk, contexts.c.attempt_pk).where(contexts.c.id == app["context_id"])
+    ).first()
+    app["dag_run_pk"] = link.run_pk if link else None
+    app["task_attempt_pk"] = link.attempt_pk if link else None
+    return app
+
+
+# ---------------------------------------------------------------- runs and attempts
+
+def _log_tail(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not chunks:
+        return None
+    chunks.sort(key=lambda c: (c["seq"] if c["seq"] is not None else -1, c["time"] or "", c["id"]))
+    text = "".join(c["text"] for c in chunks)
+    truncated = any(c["truncated"] for c in chunks) or len(text) > LOG_TAIL_BYTES
+    return {"text": text[-LOG_TAIL_BYTES:], "truncated": bool(truncated), "chunks": len(chunks)}
+
+
+def _attempt_dict(row: dict[str, Any]) -> dict[str, Any]:
+    _decode(row, "error", "params")
+    _bools(row, "placeholder")
+    row.update(metrics=[], datasets=[], spark_apps=[], log=None)
+    return row
+
+
+def _children(conn: Connection, ctx_rows: list[dict[str, Any]], owner_of_ctx: dict[str, dict[str, Any]]) -> None:
+    """Fill metrics, datasets, logs and Spark apps of the owners (attempt or run dicts) of these contexts."""
+    ctx_pks = [c["id"] for c in ctx_rows]
+    for metric in _in(conn, metrics, "context_id", ctx_pks):
+        owner_of_ctx[metric["context_id"]]["metrics"].append(_metric(metric))
+    for owner in {id(o): o for o in owner_of_ctx.values()}.values():
+        owner["metrics"].sort(key=lambda m: (m["time"] or "", m["id"]))
+    for op in _dataset_ops(conn, "context_id", ctx_pks):
+        if op["sql_query_pk"] is None:
+            owner_of_ctx[op["context_id"]]["datasets"].append(op)
+    logs: dict[int, list[dict[str, Any]]] = {}
+    owners: dict[int, dict[str, Any]] = {}
+    for chunk in _in(conn, log_chunks, "context_id", ctx_pks):
+        owner = owner_of_ctx[chunk["context_id"]]
+        logs.setdefault(id(owner), []).append(chunk)
+        owners[id(owner)] = owner
+    for key, chunks in logs.items():
+        owners[key]["log"] = _log_tail(chunks)
+    apps = spark_apps_full(conn, _in(conn, spark_apps, "context_id", ctx_pks, "start_time", "id"))
+    for app in apps:
+        owner_of_ctx[app["context_id"]]["spark_apps"].append(app)
+
+
+def run_tree(conn: Connection, pk: str) -> dict[str, Any] | None:
+    """The whole tree of one DAG run: attempts with metrics, datasets, log tail, error, params and Spark apps
+    (jobs, stages with metrics, SQL queries with datasets, executors)."""
+    runs = _rows(conn, select(dag_runs).where(dag_runs.c.id == pk))
+    if not runs:
+        return None
+    run = _bools(_decode(runs[0], "conf"), "placeholder", "ambiguous", "synthetic")
+    run.pop("sort_key", None)
+    run.update(metrics=[], datasets=[], spark_apps=[], log=None)
+    attempts = [
+        _attempt_dict(a)
+        for a in _rows(
+            conn,
+            select(task_attempts)
+            .where(task_attempts.c.run_pk == pk)
+            .order_by(task_attempts.c.task_id, task_attempts.c.map_index, task_attempts.c.try_number),
+        )
+    ]
+    by_attempt = {a["id"]: a for a in attempts}
+    ctx_rows = _rows(conn, select(contexts.c.id, contexts.c.attempt_pk).where(contexts.c.run_pk == pk))
+    owner_of_ctx = {c["id"]: by_attempt.get(c["attempt_pk"], run) for c in ctx_rows}
+    _children(conn, ctx_rows, owner_of_ctx)
+    run["task_attempts"] = attempts
+    return run
+
+
+def task_attempt(conn: Connection, pk: str) -> dict[str, Any] | None:
+    rows = _rows(conn, select(task_attempts).where(task_attempts.c.id == pk))
+    if not rows:
+        return None
+    attempt = _attempt_dict(rows[0])
+    ctx_rows = _rows(conn, select(contexts.c.id).where(contexts.c.attempt_pk == pk))
+    _children(conn, ctx_rows, {c["id"]: attempt for c in ctx_rows})
+    run = _rows(conn, select(*(dag_runs.c[c] for c in _RUN_SUMMARY)).where(dag_runs.c.id == attempt["run_pk"]))
+    attempt["dag_run"] = _bools(run[0], "placeholder", "ambiguous", "synthetic") if run else None
+    return attempt
+
+
+def latest_run_pk(conn: Connection, dag_id: str, run_id: str | None = None) -> str | None:
+    """The tracker id of a DAG run given Airflow's names (latest when run_id is None)."""
+    stmt = select(dag_runs.c.id).where(dag_runs.c.dag_id == dag_id)
+    if run_id is not None:
+        stmt = stmt.where(or_(dag_runs.c.run_id == run_id, dag_runs.c.id == run_id))
+    return conn.execute(stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc()).limit(1)).scalar()
+

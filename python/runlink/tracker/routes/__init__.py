@@ -1,0 +1,17 @@
+"""HTTP routes, thin: parse the request, call ingest/queries, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+
+class JSONBody(Response):
+    """orjson-encoded JSON (the run tree is large: the standard encoder would dominate its latency)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

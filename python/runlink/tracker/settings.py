@@ -1,0 +1,38 @@
+"""TrackerSettings: where the tracker keeps its state and the limits it enforces on requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runlink.config import default_home
+
+
+def normalize_db_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` for PostgreSQL and use psycopg 3 (the driver we ship)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """Everything `create_app` needs; built by `runlink server` from its flags."""
+
+    home: Path = field(default_factory=default_home)
+    db_url: str | None = None
+    open_reads: bool = False
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+    max_events: int = 10000
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return normalize_db_url(self.db_url)
+        return f"sqlite:///{self.home / 'runlink.db'}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.home / "token"
