@@ -1,0 +1,70 @@
+"""apache-airflow-providers-databricks: DatabricksSubmitRunOperator and DatabricksRunNowOperator.
+
+Submit run, new clusters (`new_cluster`, `tasks[].new_cluster`, `job_clusters[].new_cluster`): `spark_env_vars`
+gets the context and tracker settings, `spark_conf` the context keys, and, when `[runlink] remote_jar` names a
+dbfs:/ (or s3://) copy of the listener jar, the jar and the listeners. Existing clusters (`existing_cluster_id`)
+cannot change their conf per run: notebook tasks get the context as `base_parameters` (read them with
+`dbutils.widgets`), and the listener has to be installed on the cluster once (README, Databricks guide).
+
+Run now: the job's clusters are defined in the job; `spark_submit_params` get `--conf` arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runlink.airflow.injection.base import Undo, copied
+from runlink.airflow.injection.environment import _context_env
+from runlink.airflow.sparkconf import inject_submit_args, parse_conf_args, remote_spark_conf
+from runlink.context import to_env
+
+
+def _inject_cluster(cluster: Any, raw: dict[str, str], remote_jar: str | None) -> None:
+    if not isinstance(cluster, dict):
+        return
+    cluster["spark_conf"] = remote_spark_conf(raw, cluster.get("spark_conf") or {}, remote_jar)
+    env = dict(cluster.get("spark_env_vars") or {})
+    for name, value in _context_env(raw).items():
+        env.setdefault(name, value)
+    cluster["spark_env_vars"] = env
+
+
+def _inject_notebook(task_spec: dict[str, Any], raw: dict[str, str]) -> None:
+    notebook = task_spec.get("notebook_task")
+    if isinstance(notebook, dict):
+        params = dict(notebook.get("base_parameters") or {})
+        for name, value in to_env(raw).items():
+            params.setdefault(name, value)
+        notebook["base_parameters"] = params
+
+
+def inject_submit_run_json(payload: dict[str, Any], raw: dict[str, str], remote_jar: str | None) -> dict[str, Any]:
+    specs = [payload, *[t for t in payload.get("tasks") or [] if isinstance(t, dict)]]
+    for spec in specs:
+        if "new_cluster" in spec:
+            _inject_cluster(spec["new_cluster"], raw, remote_jar)
+        elif spec.get("existing_cluster_id"):
+            _inject_notebook(spec, raw)
+    for job_cluster in payload.get("job_clusters") or []:
+        if isinstance(job_cluster, dict):
+            _inject_cluster(job_cluster.get("new_cluster"), raw, remote_jar)
+    return payload
+
+
+def inject_submit_run(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
+    payload = getattr(task, "json", None)
+    if isinstance(payload, dict):
+        undo.set_attr(task, "json", inject_submit_run_json(copied(payload), raw, settings.remote_jar))
+
+
+def inject_run_now(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
+    payload = getattr(task, "json", None)
+    if not isinstance(payload, dict):
+        return
+    payload = copied(payload)
+    params = payload.get("spark_submit_params")
+    if isinstance(params, list) and params:
+        args = [str(p) for p in params]
+        conf = remote_spark_conf(raw, parse_conf_args(args), settings.remote_jar)
+        payload["spark_submit_params"] = inject_submit_args(args, conf, settings.remote_jar)
+    undo.set_attr(task, "json", payload)

@@ -1,0 +1,368 @@
+"""The Airflow listener: task attempt and DAG run events, and the execute() wrapper that injects the context.
+
+Registered by the plugin (`airflow.plugins` entry point), so no DAG changes. Hook bodies are guarded (a runlink
+bug logs a warning and the task goes on) and cheap: events go to the asynchronous client; the only wait is the
+bounded flush when an attempt ends (the task process exits right after, through `os._exit` on Airflow 3).
+
+Where the hooks run:
+- task hooks run in the task process (and, on Airflow 3, in the API server when a user marks a task instance
+  success/failed in the UI: those calls have no open attempt here and are reported as state changes);
+- DAG run hooks run in the scheduler (and in `dag.test()`).
+A task killed by the scheduler or a worker lost never reaches a hook: the syncer (`runlink monitor`) reports
+what Airflow's database says about it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+log = logging.getLogger("runlink.airflow")
+
+AGENT = "airflow"
+_attempts: dict[tuple, _Attempt] = {}
+_lock = threading.Lock()
+
+
+class _Attempt:
+    """One execution of a task attempt in this process (a resumed deferral is a second execution)."""
+
+    __slots__ = ("key", "raw", "started", "start_wall", "task", "ended", "result", "outcome", "capture", "ti")
+
+    def __init__(self, key: tuple, raw: dict[str, str], task: Any, ti: Any) -> None:
+        self.key = key
+        self.raw = raw
+        self.started = time.monotonic()
+        self.start_wall = datetime.now(timezone.utc)
+        self.task = task
+        self.ti = ti
+        self.ended = False
+        self.result: Any = None
+        self.outcome: str | None = None
+        self.capture: Any = None
+
+
+def _key(ti: Any) -> tuple:
+    return (
+        getattr(ti, "dag_id", None),
+        getattr(ti, "run_id", None),
+        getattr(ti, "task_id", None),
+        getattr(ti, "map_index", -1),
+        getattr(ti, "try_number", None),
+    )
+
+
+def _emit(type_: str, payload: dict[str, Any], raw: dict[str, str], time_: str | None = None) -> None:
+    from runlink.delivery import get_client
+    from runlink.protocol.events import make_event
+
+    get_client().emit(make_event(type_, payload, context=raw, agent=AGENT, time=time_))
+
+
+def _flush(timeout: float) -> None:
+    try:
+        from runlink import delivery
+
+        client = delivery._client
+        if client is not None:
+            client.flush(timeout)
+    except Exception:  # noqa: BLE001
+        log.debug("runlink: flush failed", exc_info=True)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    from runlink.context import format_instant
+
+    if isinstance(value, datetime):
+        return format_instant(value)
+    return str(value)
+
+
+def _state_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _operator_name(task: Any) -> str | None:
+    if task is None:
+        return None
+    klass = type(task)
+    name = getattr(task, "task_type", None) or klass.__name__
+    if name in ("_PythonDecoratedOperator", "DecoratedOperator") or name.startswith("_"):
+        name = klass.__name__
+    module = klass.__module__
+    return f"{module}.{name}" if module else name
+
+
+def _settings() -> Any:
+    from runlink.airflow.settings import get_settings
+
+    return get_settings()
+
+
+def _tracked(ti: Any, task: Any) -> bool:
+    from runlink.airflow.settings import opted_out
+
+    settings = _settings()
+    if settings.task_excluded(getattr(ti, "dag_id", None), getattr(ti, "task_id", None)):
+        return False
+    return not (task is not None and opted_out(task))
+
+
+def _resumed(ti: Any) -> bool:
+    server = getattr(ti, "_ti_context_from_server", None)
+    if server is not None:
+        return bool(getattr(server, "next_method", None))
+    return bool(getattr(ti, "next_method", None))
+
+
+# -- task attempts ---------------------------------------------------------------------------------------
+
+
+def _start(ti: Any) -> None:
+    from runlink.airflow import capture
+    from runlink.airflow.helpers import raw_context
+
+    task = getattr(ti, "task", None)
+    if not _tracked(ti, task):
+        return
+    settings = _settings()
+    raw = raw_context(ti, uid=settings.uid)
+    attempt = _Attempt(_key(ti), raw, task, ti)
+    with _lock:
+        _attempts[attempt.key] = attempt
+    from runlink.config import load
+
+    token = load().token
+    payload: dict[str, Any] = {
+        "state": "resumed" if _resumed(ti) else "running",
+        "start_date": _iso(getattr(ti, "start_date", None) or attempt.start_wall),
+        "operator": _operator_name(task),
+        "hostname": getattr(ti, "hostname", None) or socket.gethostname(),
+        "pid": os.getpid(),
+        "pool": getattr(ti, "pool", None) or getattr(task, "pool", None),
+        "queue": getattr(ti, "queue", None) or getattr(task, "queue", None),
+        "max_tries": getattr(ti, "max_tries", None),
+    }
+    if task is not None:
+        payload["params"] = capture.rendered_params(task, token)
+        if getattr(ti, "max_tries", None) is None and getattr(task, "retries", None) is not None:
+            payload["max_tries"] = int(task.retries)
+        if settings.capture_source:
+            payload["source_code"] = capture.source_of(task)
+    _emit("task_attempt.start", {k: v for k, v in payload.items() if v is not None}, raw)
+    if settings.capture_logs:
+        attempt.capture = capture.LogCapture(settings.log_bytes)
+        attempt.capture.start()
+    if task is not None:
+        _wrap_execute(task, attempt, settings)
+
+
+def _wrap_execute(task: Any, attempt: _Attempt, settings: Any) -> None:
+    """Wrap this operator instance's execute/resume_execution: inject, remember the result, undo afterwards."""
+    for name in ("execute", "resume_execution"):
+        original = getattr(task, name, None)
+        if original is None or getattr(original, "_runlink_wrapped", False):
+            continue
+
+        def make(original: Any) -> Any:
+            @functools.wraps(original)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                undo = None
+                try:
+                    if settings.inject:
+                        from runlink.airflow.injection import apply
+
+                        undo = apply(task, attempt.raw, settings)
+                except Exception:  # noqa: BLE001
+                    log.warning("runlink: injection failed", exc_info=True)
+                try:
+                    result = original(*args, **kwargs)
+                except BaseException as exc:
+                    _guarded(_after_exception, attempt, exc)
+                    raise
+                finally:
+                    if undo is not None:
+                        try:
+                            undo()
+                        except Exception:  # noqa: BLE001
+                            log.warning("runlink: could not undo the injection", exc_info=True)
+                attempt.result = result
+                return result
+
+            wrapper._runlink_wrapped = True  # type: ignore[attr-defined]
+            return wrapper
+
+        try:
+            object.__setattr__(task, name, make(original))
+        except Exception:  # noqa: BLE001
+            log.debug("runlink: cannot wrap %s.%s", type(task).__name__, name, exc_info=True)
+
+
+def _after_exception(attempt: _Attempt, exc: BaseException) -> None:
+    """Deferral and skip may not reach a listener hook (deferral never does; skip does not on 2.11)."""
+    names = {k.__name__ for k in type(exc).__mro__}
+    if "TaskDeferred" in names:
+        _end(attempt, "deferred", None)
+    elif "AirflowSkipException" in names:
+        attempt.outcome = "skipped"
+        _end(attempt, "skipped", None)
+
+
+def _end(attempt: _Attempt | None, state: str, error: Any, ti: Any = None) -> None:
+    from runlink.airflow import capture
+
+    if attempt is None:
+        # a state change made outside the task process (UI, API): report it as such
+        if ti is None or not _tracked(ti, getattr(ti, "task", None)):
+            return
+        from runlink.airflow.helpers import raw_context
+
+        raw = raw_context(ti, uid=_settings().uid)
+        payload = {
+            "state": state,
+            "end_date": _iso(getattr(ti, "end_date", None) or datetime.now(timezone.utc)),
+            "error": capture.error_of(error),
+        }
+        _emit("task_attempt.end", {k: v for k, v in payload.items() if v is not None}, raw)
+        return
+    if attempt.ended:
+        return
+    attempt.ended = True
+    with _lock:
+        _attempts.pop(attempt.key, None)
+    settings = _settings()
+    ti = attempt.ti
+    end = datetime.now(timezone.utc)
+    payload: dict[str, Any] = {
+        "state": state,
+        "end_date": _iso(end),
+        "duration_s": round(time.monotonic() - attempt.started, 6),
+        "operator": _operator_name(attempt.task),
+        "error": capture.error_of(error),
+    }
+    if settings.capture_return_value and state in ("success", "skipped"):
+        payload["return_value"] = capture.return_value_text(attempt.result)
+    _emit("task_attempt.end", {k: v for k, v in payload.items() if v is not None}, attempt.raw)
+    if attempt.capture is not None:
+        attempt.capture.close()
+        for index, part in enumerate(attempt.capture.parts()):
+            _emit("log", {**part, "seq": index}, attempt.raw)
+    del ti
+    _flush(settings.flush_timeout_s)
+
+
+def _guarded(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - never fail or slow the task because of runlink
+        log.warning("runlink: listener error in %s", getattr(fn, "__name__", fn), exc_info=True)
+
+
+def _attempt_of(ti: Any) -> _Attempt | None:
+    with _lock:
+        return _attempts.get(_key(ti))
+
+
+def _failed(ti: Any, error: Any) -> None:
+    state = _state_name(getattr(ti, "state", None))
+    if state not in ("up_for_retry", "failed"):
+        state = "failed"
+    _end(_attempt_of(ti), state, error, ti)
+
+
+def _success(ti: Any) -> None:
+    attempt = _attempt_of(ti)
+    state = "skipped" if attempt is not None and attempt.outcome == "skipped" else "success"
+    _end(attempt, state, None, ti)
+
+
+def _stopping() -> None:
+    """Airflow 3 task runner end: close attempts no hook closed (deferred, rescheduled, awaiting input)."""
+    with _lock:
+        open_attempts = list(_attempts.values())
+    for attempt in open_attempts:
+        if attempt.ti is None or getattr(attempt.ti, "state", None) is None:
+            continue
+        _end(attempt, _state_name(attempt.ti.state) or "unknown", None)
+
+
+# -- DAG runs ------------------------------------------------------------------------------------------
+
+
+def _dag_run_event(dag_run: Any, type_: str, state: str) -> None:
+    from runlink.airflow.capture import json_safe, redact
+    from runlink.airflow.helpers import _isoformat
+
+    settings = _settings()
+    dag_id = getattr(dag_run, "dag_id", None)
+    if settings.dag_excluded(dag_id):
+        return
+    raw = {"dag_id": dag_id, "dag_run_id": getattr(dag_run, "run_id", None), "uid": settings.uid}
+    logical = getattr(dag_run, "logical_date", None)
+    if logical is not None:
+        raw["execution_date"] = _isoformat(logical)
+    raw = {k: str(v) for k, v in raw.items() if v is not None}
+    payload = {
+        "state": state,
+        "start_date": _iso(getattr(dag_run, "start_date", None)),
+        "end_date": _iso(getattr(dag_run, "end_date", None)) if type_ == "dag_run.end" else None,
+        "run_type": _state_name(getattr(dag_run, "run_type", None)),
+        "conf": json_safe(redact(getattr(dag_run, "conf", None) or {})),
+        "data_interval_start": _iso(getattr(dag_run, "data_interval_start", None)),
+        "data_interval_end": _iso(getattr(dag_run, "data_interval_end", None)),
+        "triggered_by": _state_name(getattr(dag_run, "triggered_by", None)),
+    }
+    _emit(type_, {k: v for k, v in payload.items() if v is not None}, raw)
+    if type_ == "dag_run.end":
+        _flush(settings.flush_timeout_s)
+
+
+class RunlinkListener:
+    """pluggy hook implementations; the signatures take the subset of arguments both Airflow 3 and 2.11 pass."""
+
+    @hookimpl
+    def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+        _guarded(_start, task_instance)
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+        _guarded(_success, task_instance)
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        _guarded(_failed, task_instance, error)
+
+    @hookimpl
+    def on_task_instance_skipped(self, previous_state: Any, task_instance: Any) -> None:
+        _guarded(lambda ti: _end(_attempt_of(ti), "skipped", None, ti), task_instance)
+
+    @hookimpl
+    def before_stopping(self, component: Any) -> None:
+        _guarded(_stopping)
+
+    @hookimpl
+    def on_dag_run_running(self, dag_run: Any, msg: Any) -> None:
+        _guarded(_dag_run_event, dag_run, "dag_run.start", "running")
+
+    @hookimpl
+    def on_dag_run_success(self, dag_run: Any, msg: Any) -> None:
+        _guarded(_dag_run_event, dag_run, "dag_run.end", "success")
+
+    @hookimpl
+    def on_dag_run_failed(self, dag_run: Any, msg: Any) -> None:
+        _guarded(_dag_run_event, dag_run, "dag_run.end", "failed")
+
+
+listener = RunlinkListener()

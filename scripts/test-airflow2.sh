@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs tests/airflow on Airflow 2.11 in its own venv (.venv-airflow2), next to the main .venv (Airflow 3).
+# Airflow 2.11 needs SQLAlchemy 1.4 while the tracker needs 2.x, so the tracker the tests talk to runs from
+# the main .venv (RUNLINK_SERVER_BIN); runlink itself is installed here without the server extra.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${RUNLINK_PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+VENV=.venv-airflow2
+stamp=$VENV/.runlink-installed
+want=$(cat pyproject.toml scripts/test-airflow2.sh | sha1sum | cut -c1-12)
+if [ ! -x $VENV/bin/python ]; then
+  "$PY" -m venv $VENV
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "test-airflow2: installing Airflow 2.11 into $VENV"
+  $VENV/bin/pip install -q --upgrade pip
+  $VENV/bin/pip install -q "apache-airflow==2.11.*" "apache-airflow-providers-apache-spark<6" \
+    "pytest>=8" "pytest-timeout>=2.3" "requests>=2.31" "fastjsonschema>=2.19"
+  $VENV/bin/pip install -q --no-deps -e .
+  # pyspark-client (pulled by the Spark provider) overwrites pyspark's Python files: reinstall pyspark last.
+  $VENV/bin/pip install -q --force-reinstall --no-deps "pyspark==4.2.0"
+  echo "$want" > "$stamp"
+fi
+$VENV/bin/python - <<'PY'
+import os, pyspark, airflow
+jars = os.path.join(os.path.dirname(pyspark.__file__), "jars")
+core = [j for j in os.listdir(jars) if j.startswith("spark-core_")]
+assert core and pyspark.__version__ in core[0], f"pyspark {pyspark.__version__} does not match its jars {core}"
+assert airflow.__version__.startswith("2.11"), airflow.__version__
+print(f"test-airflow2: Airflow {airflow.__version__}, pyspark {pyspark.__version__}")
+PY
+export RUNLINK_SERVER_BIN="$(pwd)/.venv/bin/runlink"
+exec $VENV/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/airflow "$@"
