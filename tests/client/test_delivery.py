@@ -122,8 +122,8 @@ def test_4xx_is_not_retried_and_is_logged_without_the_token(server: RecordingSer
 def test_full_queue_drops_and_counts_and_never_blocks(hanging: HangingServer, clean_env: Path) -> None:
     # The sender is stuck on a tracker that never answers, so nothing leaves the queue.
     client = Client(_config(hanging.url, clean_env, queue_size=100, batch_size=10, request_timeout_s=30))
-    wait_until(lambda: client._inflight is not None or len(hanging.connections) > 0, timeout=10) if client.emit(
-        _metric(0)) else None
+    assert client.emit(_metric(0))
+    wait_until(lambda: hanging.connections, timeout=10)  # the sender is now blocked in its POST
     accepted, worst = 0, 0.0
     for i in range(1, 5001):
         start = time.perf_counter()
