@@ -1,0 +1,87 @@
+"""Helpers for the Spark end-to-end tests: a real `spark-submit` (local[2]) against a real tracker."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+APPS = HERE / "apps"
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+SUBMIT_TIMEOUT_S = 420
+
+
+def jar_or_skip() -> str:
+    from runlink.spark.conf import ListenerJarMissing, listener_jar
+
+    try:
+        return listener_jar()
+    except ListenerJarMissing as exc:
+        pytest.skip(str(exc))
+
+
+@dataclass
+class Submitted:
+    returncode: int
+    log: str
+    seconds: float
+    out: Path
+
+
+def runlink_spark_conf(env: dict[str, str], *args: str) -> list[str]:
+    """`runlink spark-conf` as a task would run it: its output, split into spark-submit arguments."""
+    res = subprocess.run([sys.executable, "-m", "runlink", "spark-conf", *args], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return shlex.split(res.stdout)
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """This environment less any Airflow context or tracker settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW_CTX_", "RUNLINK_", "DBND__", "PYSPARK_", "SPARK_"))}
+    env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, RUNLINK_HOME=str(home))
+    env.update(extra)
+    return env
+
+
+def spark_submit(app: str, out: Path, conf_args: list[str], env: dict[str, str], *app_args: str,
+                 timeout: float = SUBMIT_TIMEOUT_S) -> Submitted:
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
+           "--conf", "spark.ui.port=0", "--conf", "spark.ui.showConsoleProgress=false",
+           *conf_args, str(APPS / app), str(out), *app_args]
+    start = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    log = res.stdout + "\n" + res.stderr
+    (out / "driver.log").write_text(log)
+    return Submitted(res.returncode, log, time.monotonic() - start, out)
+
+
+def wait_for(predicate, what: str, deadline_s: float = 90.0, interval: float = 0.25) -> Any:
+    """Poll `predicate` until it returns a truthy value (its value is returned) or fail with `what`."""
+    deadline = time.monotonic() + deadline_s
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)  # polling interval; the condition is the predicate
+    raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
+
+
+def callsite_lines(app: str) -> dict[str, int]:
+    """`# CALLSITE:name` markers of an app -> their line numbers."""
+    marks = {}
+    for number, line in enumerate((APPS / app).read_text().splitlines(), start=1):
+        if "# CALLSITE:" in line:
+            marks[line.split("# CALLSITE:")[1].strip()] = number
+    return marks
