@@ -237,6 +237,9 @@ class Client:
         Then the counters go out as an `agent_health` event (when they changed), within the same budget.
         """
         try:
+            if self._closed:  # after close (e.g. close() then the atexit flush): no thread to wait for
+                self._spool_what_is_left()
+                return True
             budget = self.config.flush_timeout_s if timeout is None else max(0.0, float(timeout))
             deadline = time.monotonic() + budget
             with self._flush_lock:
@@ -275,7 +278,9 @@ class Client:
         return marker.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush (bounded) and stop the sender thread; used at exit."""
+        """Flush (bounded) and stop the sender thread; used at exit. Closing twice is harmless."""
+        if self._closed:
+            return self.flush(0)
         done = self.flush(timeout, reason="exit")
         self._closed = True
         self._wake.set()

@@ -48,7 +48,8 @@ def log_metric(key: str, value: Any) -> None:
     """Report one user metric under the current task attempt. Never raises, never blocks."""
     try:
         client = delivery._client or delivery.get_client()
-        client.emit_lazy("metric", {"key": key, "value": value}, time.time(), current_context())
+        if client.tracking:
+            client.emit_lazy("metric", {"key": key, "value": value}, time.time(), current_context())
     except Exception:  # never hurt the job
         pass
 
@@ -57,6 +58,8 @@ def log_metrics(metrics: Mapping[str, Any]) -> None:
     """Report several metrics at once (same time stamp)."""
     try:
         client = delivery._client or delivery.get_client()
+        if not client.tracking:
+            return
         now = time.time()
         context = current_context()
         for key, value in dict(metrics).items():
