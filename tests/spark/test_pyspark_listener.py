@@ -1,0 +1,228 @@
+"""The PySpark QueryExecutionListener in a real local[2] SparkSession, reporting to a real tracker.
+
+Proves where the Python call site comes from: Spark calls the listener on a py4j callback thread, after the
+action, where the user's frame is gone; the wrappers capture it on the calling thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chispa import assert_df_equality
+from spark_helpers import jar_or_skip, wait_for
+
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(600)]
+
+APP_NAME = "runlink-pyspark-listener-test"
+
+
+@pytest.fixture(scope="module")
+def session(sqlite_tracker: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    jar_or_skip()
+    from runlink import delivery
+    from runlink.spark.pytest_plugin import build_session
+
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RUNLINK_URL", sqlite_tracker.url)
+        mp.setenv("RUNLINK_TOKEN", sqlite_tracker.token)
+        mp.setenv("RUNLINK_HOME", str(home))
+        for name in list(os.environ):
+            if name.startswith("AIRFLOW_CTX_"):
+                mp.delenv(name)
+        previous = delivery.set_client(None)  # this module's client: built from the env above
+        spark = build_session(APP_NAME, url=sqlite_tracker.url)
+        yield spark
+        spark.stop()
+        client = delivery.set_client(previous)
+        if client is not None:
+            client.close(5)
+
+
+def _tracking(spark: Any) -> Any:
+    from runlink.spark.session import tracked
+
+    return tracked(spark.sparkContext.applicationId)
+
+
+def _python_queries(tracker: Any, spark: Any, count: int) -> list[dict]:
+    from runlink import delivery
+
+    _tracking(spark).listener.drain(30)
+    delivery.get_client().flush(10)
+    app_id = spark.sparkContext.applicationId
+
+    def fetch() -> list[dict] | None:
+        for run in tracker.get_json("/api/v1/dag-runs", dag_id=f"spark:{APP_NAME}")["items"]:
+            tree = tracker.get_json(f"/api/v1/dag-runs/{run['id']}")
+            for attempt in tree["task_attempts"]:
+                for app in attempt["spark_apps"]:
+                    if app["app_id"] == app_id:
+                        queries = [q for q in app["queries"] if q["listener"] == "python"]
+                        if len(queries) >= count:
+                            return queries
+        return None
+
+    return wait_for(fetch, f"{count} python queries of {app_id}")
+
+
+def _line() -> int:
+    return sys._getframe(1).f_lineno
+
+
+def test_callback_runs_off_the_calling_thread(session: Any) -> None:
+    """Why the call site cannot be read at callback time: the user's frame is not on the callback's stack."""
+    seen: list[tuple[str, list[str]]] = []
+
+    class Probe:
+        def onSuccess(self, funcName, qe, durationNs):  # noqa: N802,N803
+            seen.append((threading.current_thread().name, [f.filename for f in traceback.extract_stack()]))
+
+        def onFailure(self, funcName, qe, exception):  # noqa: N802,N803
+            pass
+
+        class Java:
+            implements = ["org.apache.spark.sql.util.QueryExecutionListener"]
+
+    probe = Probe()
+    manager = session._jsparkSession.listenerManager()
+    manager.register(probe)
+    try:
+        session.range(5).count()
+        session.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30000)
+        wait_for(lambda: seen, "the probe listener's callback", 30)
+    finally:
+        manager.unregister(probe)
+    thread_name, files = seen[0]
+    assert thread_name != threading.current_thread().name
+    assert __file__ not in files[:-1]  # only the probe's own frame is from this file; no caller frame is
+
+
+def test_sql_queries_with_python_callsite(session: Any, sqlite_tracker: Any, tmp_path: Path) -> None:
+    from pyspark.sql import functions as F
+
+    path = str(tmp_path / "people")
+    people = session.createDataFrame([(i, f"p{i}", i % 3) for i in range(300)], ["id", "name", "team"])
+    write_line = _line() + 1
+    people.write.mode("overwrite").parquet(path)
+    back = session.read.parquet(path)
+    agg = back.groupBy("team").agg(F.count("*").alias("n"))
+    collect_line = _line() + 1
+    rows = agg.collect()
+    count_line = _line() + 1
+    assert back.count() == 300
+    fail_line = _line() + 2
+    with pytest.raises(Exception, match="runlink-test-boom"):
+        session.range(3).selectExpr("assert_true(id < 0, 'runlink-test-boom')").collect()
+
+    expected = session.createDataFrame([(0, 100), (1, 100), (2, 100)], ["team", "n"])
+    assert_df_equality(session.createDataFrame(rows), expected, ignore_row_order=True, ignore_nullable=True)
+
+    queries = _python_queries(sqlite_tracker, session, 5)
+    by_site = {}
+    for query in queries:
+        by_site.setdefault(query["callsite"], []).append(query)
+    here = os.path.abspath(__file__)
+
+    (write,) = by_site[f"{here}:{write_line}"]
+    assert write["success"] and write["outputs"][0]["rows"] == 300
+    assert write["outputs"][0]["path"].rstrip("/").endswith("people")
+    assert write["outputs"][0]["format"] == "parquet"
+    assert write["duration_ms"] > 0
+
+    (collected,) = by_site[f"{here}:{collect_line}"]
+    assert collected["inputs"][0]["rows"] == 300 and collected["inputs"][0]["operation"] == "read"
+
+    (counted,) = by_site[f"{here}:{count_line}"]
+    assert counted["action"] == "count" and counted["success"]
+
+    (failed,) = by_site[f"{here}:{fail_line}"]
+    assert not failed["success"] and "runlink-test-boom" in failed["error"]["message"]
+
+
+def test_jobs_carry_the_python_callsite(session: Any) -> None:
+    """The wrappers set Spark's callSite local properties, so Spark's own job list names the Python line."""
+    line = _line() + 1
+    session.range(10).toPandas()
+    sc = session.sparkContext
+    sc._jsc.sc().listenerBus().waitUntilEmpty(30000)
+    store = sc._jsc.sc().statusStore()
+    jobs = store.jobsList(None)
+    names = [str(jobs.get(i).name()) for i in range(jobs.size())]
+    assert f"toPandas at {os.path.abspath(__file__)}:{line}" in names, names
+
+
+def test_track_session_is_idempotent(session: Any) -> None:
+    from runlink.spark import track_session
+
+    first = _tracking(session)
+    assert track_session(session) is first
+    assert first.pyspark_listener and first.jvm_listener
+    before = len(first.listener.callback_threads)
+    session.range(3).count()
+    session.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30000)
+    first.listener.drain(10)
+    assert len(first.listener.callback_threads) == before + 1  # one listener, one callback per query
+
+
+SCRIPT_NO_JAR = """
+import json, logging
+from pyspark.sql import SparkSession
+import runlink.spark
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+t = runlink.spark.track_session(spark)
+spark.range(3).count()
+print("RESULT " + json.dumps({"jvm": t.jvm_listener, "py": t.pyspark_listener, "messages": t.messages}))
+spark.stop()
+"""
+
+
+def test_track_session_without_the_jar_explains(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "PYSPARK_"))}
+    env.update(RUNLINK_URL="http://127.0.0.1:9", RUNLINK_HOME=str(tmp_path), RUNLINK_FLUSH_TIMEOUT="1")
+    res = subprocess.run([sys.executable, "-c", SCRIPT_NO_JAR], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    result = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["py"] is True and result["jvm"] is False
+    assert any("not on this Spark driver's classpath" in m and "cannot reliably" in m for m in result["messages"])
+
+
+USER_TEST = """
+def test_mine(runlink_spark):
+    from runlink.spark.session import tracked
+    assert runlink_spark.sparkContext.master == "local[2]"
+    t = tracked(runlink_spark.sparkContext.applicationId)
+    assert t.pyspark_listener and t.jvm_listener
+    assert runlink_spark.range(10).count() == 10
+"""
+
+
+def test_pytest_fixture_runlink_spark(sqlite_tracker: Any, tmp_path: Path) -> None:
+    """A user's own test gets a tracked local session from the `runlink_spark` fixture (pytest11 plugin)."""
+    jar_or_skip()
+    project = tmp_path / "userproject"
+    project.mkdir()
+    (project / "test_user.py").write_text(USER_TEST)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "PYSPARK_"))}
+    env.update(RUNLINK_TOKEN=sqlite_tracker.token, RUNLINK_HOME=str(tmp_path / "home"))
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--runlink-url", sqlite_tracker.url,
+         str(project)], capture_output=True, text=True, env=env, cwd=project, timeout=300,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "1 passed" in res.stdout
+
+    def app_seen() -> bool:
+        runs = sqlite_tracker.get_json("/api/v1/dag-runs", dag_id="spark:pytest:userproject")["items"]
+        return bool(runs)
+
+    wait_for(app_seen, "the fixture's app in the tracker", 60)
