@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,12 +43,33 @@ def protocol_components() -> dict[str, Any]:
     return components
 
 
-def create_app(settings: TrackerSettings | None = None) -> FastAPI:
-    settings = settings or TrackerSettings()
+SETTINGS_ENV = "RUNLINK_TRACKER_SETTINGS"
+
+
+def prepare_database(settings: TrackerSettings) -> None:
+    """Migrate and make sure the admin token exists (once, before any worker starts)."""
     db = Database(settings.database_url)
-    upgrade(db.engine)
-    with db.write() as conn:
-        ensure_admin_token(conn, settings.token_path)
+    try:
+        upgrade(db.engine)
+        with db.write() as conn:
+            ensure_admin_token(conn, settings.token_path)
+    finally:
+        db.dispose()
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: settings come from `RUNLINK_TRACKER_SETTINGS` (JSON)."""
+    raw = json.loads(os.environ[SETTINGS_ENV])
+    raw["home"] = Path(raw["home"])
+    return create_app(TrackerSettings(**raw), prepared=True)
+
+
+def create_app(settings: TrackerSettings | None = None, *, prepared: bool = False) -> FastAPI:
+    """The tracker app. `prepared=True` skips migrations and first-start token (a parent process did them)."""
+    settings = settings or TrackerSettings()
+    if not prepared:
+        prepare_database(settings)
+    db = Database(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202

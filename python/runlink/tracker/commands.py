@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "PostgreSQL: postgresql+psycopg://user@host/db")
     server.add_argument("--home", help="state folder (default $RUNLINK_HOME or ~/.runlink)")
     server.add_argument("--open", action="store_true", help="local single-user: reads need no token")
+    server.add_argument("--workers", type=int, default=1,
+                        help="worker processes (parsing and validation run in parallel; writes stay serialized)")
     server.add_argument("--log-level", default="warning")
     server.set_defaults(handler=_server)
 
@@ -57,15 +59,27 @@ def _settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN202
 
 
 def _server(args: argparse.Namespace) -> int:
+    import os
+    from dataclasses import asdict
+
     import uvicorn
 
-    from runlink.tracker.app import create_app
+    from runlink.tracker.app import SETTINGS_ENV, create_app, prepare_database
 
     settings = _settings(args, open_reads=args.open)
-    app = create_app(settings)
-    print(f"runlink tracker on http://{args.host}:{args.port} (db: {app.state.db.engine.dialect.name}, "
+    backend = settings.database_url.split(":", 1)[0].split("+", 1)[0]
+    if args.workers <= 1:
+        app = create_app(settings)
+        print(f"runlink tracker on http://{args.host}:{args.port} (db: {backend}, token file: {settings.token_path})",
+              flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+        return 0
+    prepare_database(settings)
+    os.environ[SETTINGS_ENV] = json.dumps({**asdict(settings), "home": str(settings.home)})
+    print(f"runlink tracker on http://{args.host}:{args.port} (db: {backend}, {args.workers} workers, "
           f"token file: {settings.token_path})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run("runlink.tracker.app:app_from_env", factory=True, workers=args.workers, host=args.host,
+                port=args.port, log_level=args.log_level, access_log=False)
     return 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -49,21 +51,45 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+#: PostgreSQL advisory lock key that serializes tracker writes across worker processes
+PG_WRITE_LOCK = 0x72756E6C
+
+
+class _FileLock:
+    """An exclusive flock: SQLite writers of several worker processes queue on it instead of sleeping in
+    SQLite's busy handler."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
 class Database:
-    """The engine plus a write lock. Writes serialize in-process: SQLite has one writer anyway (no spinning
-    on SQLITE_BUSY), and on PostgreSQL it keeps concurrent relinks of one dag_id from interleaving."""
+    """The engine plus write serialization. Writes are serialized (a thread lock, plus a file lock on SQLite
+    or an advisory lock on PostgreSQL across worker processes): SQLite has one writer anyway, and it keeps
+    concurrent relinks of one dag_id from interleaving."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
         self.sqlite = is_sqlite(self.engine)
         self._write_lock = threading.Lock()
+        self._file_lock = None
+        if self.sqlite and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            self._file_lock = _FileLock(Path(url[len("sqlite:///"):] + ".lock"))
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction (BEGIN IMMEDIATE on SQLite so readers never block the upgrade to writer)."""
         if self.sqlite:
-            with self._write_lock, self.engine.connect() as conn:
+            with self._write_lock, self._file_lock or nullcontext(), self.engine.connect() as conn:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -73,6 +99,7 @@ class Database:
                 conn.commit()
         else:
             with self._write_lock, self.engine.begin() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
                 yield conn
 
     @contextmanager

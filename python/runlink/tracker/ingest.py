@@ -55,6 +55,11 @@ def _context_id(ctx: NormalizedContext) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
+def _spark_app_pk(app_id: str, attempt_id: str | None) -> str:
+    return ids.spark_app_id(app_id, attempt_id)
+
+
+@functools.lru_cache(maxsize=65536)
 def _instant_cached(text: str) -> str:
     instant, day = parse_logical_date(text)
     if instant is None:
@@ -203,6 +208,13 @@ _JOB_START_COLS = ("stage_ids", "job_group", "description", "sql_execution_id", 
 _JOB_END_COLS = ("completion_time", "result", "failure_reason")
 _STAGE_COLS = ("name", "num_tasks", "failed_tasks", "killed_tasks", "submission_time", "completion_time", "status",
                "failure_reason", "job_ids", *STAGE_METRICS)
+# tuple layouts of the hot tables (rows are built as tuples: no per-row dicts)
+_EVENT_ROW = ("id", "type", "time", "received_at", "raw")
+_STAGE_ROW = ("spark_app_pk", "stage_id", "attempt_id", "name", "num_tasks", "failed_tasks", "killed_tasks",
+              "submission_time", "completion_time", "status", "failure_reason", "job_ids", "stamp", *STAGE_METRICS)
+_METRIC_ROW = ("id", "context_id", "spark_app_pk", "key", "value_num", "value_text", "value_type", "origin", "time")
+_JOB_START_ROW = ("spark_app_pk", "job_id", *_JOB_START_COLS, "start_stamp")
+_JOB_END_ROW = ("spark_app_pk", "job_id", *_JOB_END_COLS, "end_stamp")
 
 
 def _add_dataset(rows: _Rows, ds: dict[str, Any], op_id: str, ctx_pk: str | None, app_pk: str | None,
@@ -233,8 +245,7 @@ def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
         event_id = event["id"]
         type_ = event["type"]
         payload = event["payload"]
-        rows.events.append({"id": event_id, "type": type_, "time": time, "received_at": received,
-                            "raw": dumps(event).decode()})
+        rows.events.append((event_id, type_, time, received, dumps(event).decode()))
         ctx_pk = None
         if ctx is not None:
             ctx_pk = _context_id(ctx)
@@ -245,7 +256,7 @@ def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
         spark = event.get("spark")
         app_pk = None
         if spark:
-            app_pk = ids.spark_app_id(spark["app_id"], spark.get("attempt_id"))
+            app_pk = _spark_app_pk(spark["app_id"], spark.get("attempt_id"))
             if app_pk not in rows.apps:
                 rows.apps[app_pk] = {"id": app_pk, "app_id": spark["app_id"], "attempt_id": spark.get("attempt_id")}
             if ctx is not None:
@@ -253,16 +264,14 @@ def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
         stamp = make_stamp(time, event_id)
         if type_ == "spark_stage.completed":
             m = payload.get("metrics") or {}
-            row = {"spark_app_pk": app_pk, "stage_id": payload["stage_id"], "attempt_id": payload["attempt_id"],
-                   "name": payload.get("name"), "num_tasks": payload.get("num_tasks"),
-                   "failed_tasks": payload.get("failed_tasks"), "killed_tasks": payload.get("killed_tasks"),
-                   "submission_time": instant(payload.get("submission_time")),
-                   "completion_time": instant(payload.get("completion_time")), "status": payload["status"],
-                   "failure_reason": payload.get("failure_reason"), "job_ids": _json(payload.get("job_ids")),
-                   "stamp": stamp}
-            for name in STAGE_METRICS:
-                row[name] = m.get(name)
-            rows.stages.append(row)
+            job_ids = payload.get("job_ids")
+            rows.stages.append((
+                app_pk, payload["stage_id"], payload["attempt_id"], payload.get("name"), payload.get("num_tasks"),
+                payload.get("failed_tasks"), payload.get("killed_tasks"), instant(payload.get("submission_time")),
+                instant(payload.get("completion_time")), payload["status"], payload.get("failure_reason"),
+                None if job_ids is None else dumps(job_ids).decode(), stamp,
+                *[m.get(name) for name in STAGE_METRICS],
+            ))
         elif type_ == "metric":
             value = payload.get("value")
             if isinstance(value, bool):
@@ -273,21 +282,16 @@ def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
                 vtype, num, text = "null", None, None
             else:
                 vtype, num, text = "str", None, str(value)
-            rows.metrics.append({"id": event_id, "context_id": ctx_pk, "spark_app_pk": app_pk,
-                                 "key": payload["key"], "value_num": num, "value_text": text, "value_type": vtype,
-                                 "origin": payload.get("origin"), "time": time})
+            rows.metrics.append((event_id, ctx_pk, app_pk, payload["key"], num, text, vtype, payload.get("origin"),
+                                 time))
         elif type_ == "spark_job.start":
-            rows.job_starts.append({"spark_app_pk": app_pk, "job_id": payload["job_id"],
-                                    "stage_ids": _json(payload.get("stage_ids")),
-                                    "job_group": payload.get("job_group"), "description": payload.get("description"),
-                                    "sql_execution_id": payload.get("sql_execution_id"),
-                                    "submission_time": instant(payload.get("submission_time")),
-                                    "callsite": payload.get("callsite"), "start_stamp": stamp})
+            rows.job_starts.append((app_pk, payload["job_id"], _json(payload.get("stage_ids")),
+                                    payload.get("job_group"), payload.get("description"),
+                                    payload.get("sql_execution_id"), instant(payload.get("submission_time")),
+                                    payload.get("callsite"), stamp))
         elif type_ == "spark_job.end":
-            rows.job_ends.append({"spark_app_pk": app_pk, "job_id": payload["job_id"],
-                                  "completion_time": instant(payload.get("completion_time")),
-                                  "result": payload.get("result"), "failure_reason": payload.get("failure_reason"),
-                                  "end_stamp": stamp})
+            rows.job_ends.append((app_pk, payload["job_id"], instant(payload.get("completion_time")),
+                                  payload.get("result"), payload.get("failure_reason"), stamp))
         elif type_ in ("task_attempt.start", "task_attempt.end", "task_attempt.state",
                        "dag_run.start", "dag_run.end", "dag_run.state"):
             if ctx_pk is not None:
@@ -377,7 +381,7 @@ def store(conn: Connection, prepared: Prepared) -> tuple[int, int]:
     if not keep:
         return 0, duplicates
     rows = _collect(prepared, keep)
-    insert_ignore(conn, events, rows.events)
+    insert_ignore(conn, events, rows.events, _EVENT_ROW)
     insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
 
     # dags: a new (uid, dag_id) changes the known instances of that dag_id -> relink it
@@ -411,9 +415,11 @@ def store(conn: Connection, prepared: Prepared) -> tuple[int, int]:
         upsert_lww(conn, spark_apps, rows.app_ends, ("id",), "end_stamp", _APP_END_COLS)
         upsert_lww(conn, spark_apps, [{**rows.apps[r["id"]], **r} for r in rows.app_contexts], ("id",),
                    "context_rank", ("context_id",))
-    upsert_lww(conn, spark_jobs, rows.job_starts, ("spark_app_pk", "job_id"), "start_stamp", _JOB_START_COLS)
-    upsert_lww(conn, spark_jobs, rows.job_ends, ("spark_app_pk", "job_id"), "end_stamp", _JOB_END_COLS)
-    upsert_lww(conn, spark_stages, rows.stages, ("spark_app_pk", "stage_id", "attempt_id"), "stamp", _STAGE_COLS)
+    upsert_lww(conn, spark_jobs, rows.job_starts, ("spark_app_pk", "job_id"), "start_stamp", _JOB_START_COLS,
+               _JOB_START_ROW)
+    upsert_lww(conn, spark_jobs, rows.job_ends, ("spark_app_pk", "job_id"), "end_stamp", _JOB_END_COLS, _JOB_END_ROW)
+    upsert_lww(conn, spark_stages, rows.stages, ("spark_app_pk", "stage_id", "attempt_id"), "stamp", _STAGE_COLS,
+               _STAGE_ROW)
     upsert_lww(conn, spark_executors, rows.exec_added, ("spark_app_pk", "executor_id"), "add_stamp",
                ("host", "cores", "added_time"))
     upsert_lww(conn, spark_executors, rows.exec_removed, ("spark_app_pk", "executor_id"), "remove_stamp",
@@ -421,7 +427,7 @@ def store(conn: Connection, prepared: Prepared) -> tuple[int, int]:
     insert_ignore(conn, sql_queries, rows.queries)
     insert_ignore(conn, datasets, list(rows.datasets.values()))
     insert_ignore(conn, dataset_ops, rows.dataset_ops)
-    insert_ignore(conn, metrics, rows.metrics)
+    insert_ignore(conn, metrics, rows.metrics, _METRIC_ROW)
     insert_ignore(conn, log_chunks, rows.logs)
     insert_ignore(conn, agent_health, rows.health)
     insert_ignore(conn, state_events, rows.state_events)

@@ -10,7 +10,8 @@ docs/architecture.md "Linking":
    different dag_run_ids or two different logical_dates;
 3. weak contexts (date only): the one strong run on that UTC day; several -> the earliest, flagged
    ambiguous; none -> a placeholder run keyed by the day;
-4. run identity: logical_date, else dag_run_id, else `day:<date>`;
+4. run identity: logical_date, else dag_run_id, else `day:<date>` (when two runs share a logical date,
+   which rule 2 keeps apart, the key is `logical_date|dag_run_id` so their ids differ);
 5. attempts: (task_id, map_index, try_number); without try -> the highest try seen in the run,
    else a placeholder "latest" attempt; without task_id -> the run only.
 """
@@ -146,10 +147,18 @@ def link_dag(
 def _link_instance(uid: str | None, dag_id: str, group: list[NormalizedContext]) -> dict[NormalizedContext, Link]:
     run_of: dict[NormalizedContext, tuple[RunIdentity, bool]] = {}
     runs: list[RunIdentity] = []
-    for cluster in _cluster_runs([c for c in group if _strong(c)]):
+    clusters = _cluster_runs([c for c in group if _strong(c)])
+    date_count: dict[str, int] = {}
+    for cluster in clusters:
+        for date in cluster.dates:
+            date_count[date] = date_count.get(date, 0) + 1
+    for cluster in clusters:
         logical_date = min(cluster.dates) if cluster.dates else None
         run_id = min(cluster.run_ids) if cluster.run_ids else None
         key = logical_date or run_id or NO_DATE_KEY
+        if logical_date and date_count[logical_date] > 1 and run_id:
+            # two runs share a logical date (different dag_run_ids): the date alone cannot name either
+            key = f"{logical_date}|{run_id}"
         days = {c.logical_day for c in cluster.members if c.logical_day}
         run = RunIdentity(
             id=dag_run_pk(uid, dag_id, key),

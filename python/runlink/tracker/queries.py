@@ -32,7 +32,7 @@ _loads = orjson.loads
 
 def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:  # noqa: ANN001
     result = conn.execute(stmt)
-    keys = list(result.keys())
+    keys = [str(k) for k in result.keys()]
     return [dict(zip(keys, row, strict=False)) for row in result.fetchall()]
 
 

@@ -1,34 +1,67 @@
-"""Dialect-neutral bulk writes: insert-or-ignore and last-writer-wins upserts (SQLite and PostgreSQL)."""
+"""Dialect-neutral bulk writes: insert-or-ignore and last-writer-wins upserts (SQLite and PostgreSQL).
+
+The hot ingest path sends plain SQL text with positional parameters straight to the driver's
+executemany: SQLAlchemy's per-row parameter processing cost more than the database did.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, case, or_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table
 
 
-def _insert(conn: Connection, table: Table):
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+def _q(name: str) -> str:
+    return '"' + name + '"'
 
 
-def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows, skipping those whose primary key exists (replays, concurrent duplicates)."""
-    if rows:
-        conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
+@functools.cache
+def _insert_sql(dialect: str, table: str, columns: tuple[str, ...]) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    return (f"INSERT INTO {_q(table)} ({', '.join(_q(c) for c in columns)}) "
+            f"VALUES ({', '.join(mark for _ in columns)})")
 
 
-def reduce_lww(rows: Iterable[dict[str, Any]], keys: Sequence[str], stamp: str) -> list[dict[str, Any]]:
+@functools.cache
+def _ignore_sql(dialect: str, table: str, columns: tuple[str, ...]) -> str:
+    return _insert_sql(dialect, table, columns) + " ON CONFLICT DO NOTHING"
+
+
+@functools.cache
+def _lww_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[str, ...], stamp: str,
+             updated: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in (*updated, stamp))
+    return (_insert_sql(dialect, table, columns)
+            + f" ON CONFLICT ({', '.join(_q(k) for k in keys)}) DO UPDATE SET {sets}"
+            + f" WHERE {_q(table)}.{_q(stamp)} IS NULL OR excluded.{_q(stamp)} > {_q(table)}.{_q(stamp)}")
+
+
+def _params(rows: Sequence[dict[str, Any]], columns: tuple[str, ...]) -> list[tuple]:
+    return [tuple(row[c] for c in columns) for row in rows]
+
+
+def insert_ignore(conn: Connection, table: Table, rows: Sequence[Any], columns: tuple[str, ...] | None = None) -> None:
+    """Insert rows, skipping those whose primary key exists (replays, concurrent duplicates).
+
+    Rows are dicts with the same keys, or tuples in the order of `columns` (the hot path builds tuples)."""
+    if not rows:
+        return
+    if columns is None:
+        columns = tuple(rows[0])
+        rows = _params(rows, columns)
+    conn.exec_driver_sql(_ignore_sql(conn.dialect.name, table.name, columns), list(rows))
+
+
+def reduce_lww(rows: Iterable[tuple], key_index: Sequence[int], stamp_index: int) -> list[tuple]:
     """Keep, per key, the row with the highest stamp (one row per key per statement: PostgreSQL
     refuses to update the same row twice in one INSERT)."""
-    best: dict[tuple, dict[str, Any]] = {}
+    best: dict[tuple, tuple] = {}
     for row in rows:
-        key = tuple(row[k] for k in keys)
+        key = tuple(row[i] for i in key_index)
         current = best.get(key)
-        if current is None or (row[stamp] or "") > (current[stamp] or ""):
+        if current is None or (row[stamp_index] or "") > (current[stamp_index] or ""):
             best[key] = row
     return list(best.values())
 
@@ -36,18 +69,20 @@ def reduce_lww(rows: Iterable[dict[str, Any]], keys: Sequence[str], stamp: str) 
 def upsert_lww(
     conn: Connection,
     table: Table,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Any],
     keys: Sequence[str],
     stamp: str,
-    columns: Sequence[str],
+    updated: Sequence[str],
+    columns: tuple[str, ...] | None = None,
 ) -> None:
-    """Insert rows; on a key conflict, overwrite `columns` (and `stamp`) only when the incoming stamp is
-    higher. Stamps are `merge.stamp(time, event_id)`, so the stored row does not depend on arrival order."""
-    rows = reduce_lww(rows, keys, stamp)
+    """Insert rows; on a key conflict, overwrite `updated` (and `stamp`) only when the incoming stamp is
+    higher. Stamps are `merge.stamp(time, event_id)`, so the stored row does not depend on arrival order.
+    Rows are dicts, or tuples in the order of `columns`."""
     if not rows:
         return
-    stmt = _insert(conn, table)
-    current = table.c[stamp]
-    newer = or_(current.is_(None), stmt.excluded[stamp] > current)
-    updates = {col: case((newer, stmt.excluded[col]), else_=table.c[col]) for col in (*columns, stamp)}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
+    if columns is None:
+        columns = tuple(rows[0])
+        rows = _params(rows, columns)
+    rows = reduce_lww(rows, [columns.index(k) for k in keys], columns.index(stamp))
+    sql = _lww_sql(conn.dialect.name, table.name, columns, tuple(keys), stamp, tuple(updated))
+    conn.exec_driver_sql(sql, rows)
