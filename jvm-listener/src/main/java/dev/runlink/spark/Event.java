@@ -1,0 +1,53 @@
+package dev.runlink.spark;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** One protocol-v1 event, immutable; built cheaply on Spark's thread, serialized by the sender. */
+final class Event {
+    final String id;
+    final String type;
+    final String time;
+    final Map<String, String> context;
+    final String appId;
+    final String attemptId;
+    final Map<String, Object> payload;
+
+    Event(String id, String type, String time, Map<String, String> context, String appId, String attemptId,
+          Map<String, Object> payload) {
+        this.id = id;
+        this.type = type;
+        this.time = time;
+        this.context = context;
+        this.appId = appId;
+        this.attemptId = attemptId;
+        this.payload = Collections.unmodifiableMap(payload);
+    }
+
+    /** The wire form; {@code source} is shared by all events of this JVM. */
+    Map<String, Object> toWire(Map<String, Object> source) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("v", 1);
+        out.put("id", id);
+        out.put("type", type);
+        out.put("time", time);
+        out.put("source", source);
+        if (context != null && !context.isEmpty()) {
+            out.put("context", context);
+        }
+        if (appId != null) {
+            Map<String, Object> spark = new LinkedHashMap<>();
+            spark.put("app_id", appId);
+            spark.put("attempt_id", attemptId);
+            out.put("spark", spark);
+        }
+        out.put("payload", payload);
+        return out;
+    }
+
+    @Override
+    public String toString() {
+        return "Event(" + type + " " + id + ")";
+    }
+}

@@ -1,0 +1,126 @@
+package dev.runlink.spark;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.execution.QueryExecution;
+import org.apache.spark.sql.util.QueryExecutionListener;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reports every Dataset action (success or failure) with its input and output datasets, row counts and a
+ * size-capped plan summary ({@code spark.sql.queryExecutionListeners=dev.runlink.spark.RunlinkQueryListener}).
+ *
+ * <p>The callback only hands the QueryExecution to the agent's worker (a bounded queue: when full the query is
+ * dropped and counted); plan walking happens there. QueryExecution's members differ between Spark 3.5 and 4.x
+ * (e.g. sparkSession()), so it is read by name only.
+ */
+public class RunlinkQueryListener implements QueryExecutionListener {
+    private static final Logger LOG = LoggerFactory.getLogger(RunlinkQueryListener.class);
+
+    private Settings settings;
+    private Agent agent;
+    private volatile boolean disabled;
+    private final Once errorOnce = new Once();
+    private volatile String appId;
+    private volatile String attemptId;
+
+    public RunlinkQueryListener(SparkConf sparkConf) {
+        try {
+            init(SparkConfs.toMap(sparkConf));
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    public RunlinkQueryListener() {
+        try {
+            init(SparkConfs.toMap(SparkConfs.active()));
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** For tests. */
+    RunlinkQueryListener(Map<String, String> conf, Map<String, String> env, Agent agent) {
+        this.settings = Settings.resolve(conf, env);
+        this.agent = agent;
+        this.appId = conf.get("spark.app.id");
+        this.attemptId = conf.get("spark.app.attempt.id");
+    }
+
+    private void init(Map<String, String> conf) {
+        settings = Settings.fromSparkConf(conf);
+        if (!settings.tracking) {
+            disabled = true;
+            return;
+        }
+        agent = Agent.forSettings(settings);
+        appId = conf.get("spark.app.id");
+        attemptId = conf.get("spark.app.attempt.id");
+    }
+
+    @Override
+    public void onSuccess(String funcName, QueryExecution qe, long durationNs) {
+        handOff(funcName, qe, durationNs / 1e6, null);
+    }
+
+    @Override
+    public void onFailure(String funcName, QueryExecution qe, Exception exception) {
+        handOff(funcName, qe, null, exception);
+    }
+
+    private void handOff(final String funcName, final Object qe, final Double durationMs, final Exception error) {
+        if (disabled || agent == null) {
+            return;
+        }
+        try {
+            final String time = Json.now();
+            final Long executionId = Executions.take(qe);
+            agent.submit(() -> report(funcName, qe, executionId, durationMs, error, time));
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** Worker thread: walks the plan and emits one sql_query event. */
+    void report(String funcName, Object qe, Long executionId, Double durationMs, Exception error, String time) {
+        try {
+            if (appId == null) { // a listener built without the application's conf
+                Object context = Reflect.call(Reflect.call(qe, "sparkSession"), "sparkContext");
+                appId = Reflect.string(context, "applicationId");
+                attemptId = Reflect.string(context, "applicationAttemptId");
+                if (appId == null) {
+                    return;
+                }
+            }
+            PlanInspector plan = PlanInspector.inspect(qe, settings.maxPlanChars);
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("execution_id", executionId);
+            p.put("action", Json.cap(funcName, 255));
+            p.put("duration_ms", durationMs);
+            p.put("success", error == null);
+            p.put("error", PlanInspector.error(error));
+            p.put("inputs", plan.inputs);
+            p.put("outputs", plan.outputs);
+            p.put("plan_summary", plan.planSummary);
+            p.put("plan_truncated", plan.planTruncated);
+            p.put("listener", "jvm");
+            agent.emit(new Event(Ids.randomEventId(), "sql_query", time, settings.context, Json.cap(appId, 255),
+                Json.cap(attemptId, 64), p));
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    private void fail(Throwable t) {
+        if (t instanceof LinkageError || t instanceof VirtualMachineError) {
+            disabled = true;
+            LOG.warn("runlink: query listener disabled (this Spark version does not fit the listener jar, or the "
+                + "JVM is in trouble); queries run unaffected", t);
+        } else {
+            errorOnce.warn(LOG, "runlink: query listener failed on a query; queries run unaffected", t);
+        }
+    }
+}

@@ -1,0 +1,428 @@
+package dev.runlink.spark;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import org.apache.spark.SparkConf;
+import org.apache.spark.TaskEndReason;
+import org.apache.spark.executor.TaskMetrics;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerApplicationEnd;
+import org.apache.spark.scheduler.SparkListenerApplicationStart;
+import org.apache.spark.scheduler.SparkListenerEvent;
+import org.apache.spark.scheduler.SparkListenerExecutorAdded;
+import org.apache.spark.scheduler.SparkListenerExecutorRemoved;
+import org.apache.spark.scheduler.SparkListenerJobEnd;
+import org.apache.spark.scheduler.SparkListenerJobStart;
+import org.apache.spark.scheduler.SparkListenerStageCompleted;
+import org.apache.spark.scheduler.SparkListenerStageSubmitted;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.scheduler.StageInfo;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reports a Spark application, its jobs, stages and executors to the runlink tracker
+ * ({@code spark.extraListeners=dev.runlink.spark.RunlinkSparkListener}).
+ *
+ * <p>Callbacks run on Spark's listener thread: each builds one small event and offers it to a bounded queue
+ * (O(1), never blocks). Every callback catches Throwable; a LinkageError (a Spark/Scala version this jar does not
+ * fit) turns the listener off instead of stopping the SparkContext.
+ */
+public class RunlinkSparkListener extends SparkListener {
+    private static final Logger LOG = LoggerFactory.getLogger(RunlinkSparkListener.class);
+    private static final int MAX_TEXT = 65_536;
+    private static final String SQL_EXECUTION_END = "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd";
+
+    private Settings settings;
+    private Agent agent;
+    private Map<String, String> conf;
+    private volatile boolean disabled;
+    private final Once errorOnce = new Once();
+
+    private String appId;
+    private String attemptId;
+    private String sourceId;
+
+    // Listener-bus thread only. Keys: stage key (stageId << 32 | attempt) -> {failed, killed} of running stages.
+    private final Map<Long, int[]> taskFailures = new HashMap<>();
+    private final Map<Integer, int[]> jobStages = new HashMap<>();
+    private final Map<Integer, List<Integer>> stageJobs = new HashMap<>();
+
+    public RunlinkSparkListener(SparkConf sparkConf) {
+        try {
+            init(SparkConfs.toMap(sparkConf), null);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    public RunlinkSparkListener() {
+        try {
+            init(SparkConfs.toMap(SparkConfs.active()), null);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** For tests: explicit conf and environment, and the agent to report to. */
+    RunlinkSparkListener(Map<String, String> conf, Map<String, String> env, Agent agent) {
+        this.settings = Settings.resolve(conf, env);
+        this.conf = conf;
+        this.agent = agent;
+        setApp(conf.get("spark.app.id"), conf.get("spark.app.attempt.id"));
+    }
+
+    private void init(Map<String, String> sparkConf, Agent given) {
+        this.conf = sparkConf;
+        this.settings = Settings.fromSparkConf(sparkConf);
+        if (!settings.tracking) {
+            disabled = true;
+            LOG.info("runlink: tracking is off (spark.runlink.tracking / RUNLINK_TRACKING)");
+            return;
+        }
+        this.agent = given != null ? given : Agent.forSettings(settings);
+        setApp(sparkConf.get("spark.app.id"), sparkConf.get("spark.app.attempt.id"));
+        LOG.info("runlink: reporting Spark application {} to {}", appId, settings.url);
+    }
+
+    private void setApp(String id, String attempt) {
+        if (id != null) {
+            appId = Json.cap(id, 255);
+            attemptId = Json.cap(attempt, 64);
+            sourceId = Ids.sparkAppId(appId, attemptId);
+        }
+    }
+
+    private void fail(Throwable t) {
+        if (t instanceof LinkageError || t instanceof VirtualMachineError) {
+            disabled = true;
+            LOG.warn("runlink: Spark listener disabled (this Spark/Scala version does not fit the listener jar, "
+                + "or the JVM is in trouble); the application is not affected", t);
+        } else {
+            errorOnce.warn(LOG, "runlink: Spark listener callback failed; the application is not affected", t);
+        }
+    }
+
+    private boolean active() {
+        return !disabled && agent != null;
+    }
+
+    private void emit(String type, String discriminator, long timeMillis, Map<String, Object> payload) {
+        if (appId == null) {
+            return; // every spark_* event needs its application; Spark sets spark.app.id before listeners start
+        }
+        String id = discriminator == null ? Ids.randomEventId() : Ids.eventId(sourceId, type, discriminator);
+        agent.emit(new Event(id, type, Json.formatEpochMillis(timeMillis), settings.context, appId, attemptId,
+            payload));
+    }
+
+    @Override
+    public void onApplicationStart(SparkListenerApplicationStart event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            Object id = Reflect.option(event.appId());
+            Object attempt = Reflect.option(event.appAttemptId());
+            if (id != null) {
+                setApp(id.toString(), attempt == null ? conf.get("spark.app.attempt.id") : attempt.toString());
+            }
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("name", Json.cap(event.appName(), 1000));
+            p.put("spark_version", Json.cap(str(Reflect.callStatic("org.apache.spark.package", "SPARK_VERSION")), 64));
+            p.put("scala_version", Json.cap(str(Reflect.callStatic("scala.util.Properties", "versionNumberString")),
+                64));
+            p.put("master", Json.cap(conf.get("spark.master"), 1000));
+            String deployMode = conf.get("spark.submit.deployMode");
+            p.put("deploy_mode", deployMode == null ? "client" : Json.cap(deployMode, 64));
+            p.put("user", Json.cap(event.sparkUser(), 255));
+            p.put("start_time", Json.formatEpochMillis(event.time()));
+            p.put("ui_url", Json.cap(uiUrl(), 4096));
+            p.put("conf", SparkConfs.masked(conf));
+            emit("spark_app.start", "", event.time(), p);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** The UI address of the active SparkContext, when Spark exposes it (best effort, by name). */
+    private static String uiUrl() {
+        Object context = Reflect.option(Reflect.callStatic("org.apache.spark.SparkContext", "getActive"));
+        return str(Reflect.get(context, "uiWebUrl"));
+    }
+
+    @Override
+    public void onApplicationEnd(SparkListenerApplicationEnd event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("end_time", Json.formatEpochMillis(event.time()));
+            Long exitCode = Reflect.number(event, "exitCode"); // Spark 4.0+ only
+            p.put("exit_code", exitCode);
+            p.put("state", exitCode == null ? "finished" : exitCode == 0 ? "succeeded" : "failed");
+            emit("spark_app.end", "", event.time(), p);
+            agent.finish(settings.context, appId, attemptId, settings.flushTimeoutMs);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    @Override
+    public void onJobStart(SparkListenerJobStart event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            int jobId = event.jobId();
+            // stageIds() is scala.collection.Seq on 2.12 and immutable.Seq on 2.13: by name only
+            List<Object> ids = Reflect.list(Reflect.call(event, "stageIds"), 100_000);
+            int[] stages = new int[ids.size()];
+            List<Integer> stageList = new ArrayList<>(ids.size());
+            for (int i = 0; i < stages.length; i++) {
+                stages[i] = ((Number) ids.get(i)).intValue();
+                stageList.add(stages[i]);
+                List<Integer> jobs = stageJobs.get(stages[i]);
+                if (jobs == null) {
+                    jobs = new ArrayList<>(1);
+                    stageJobs.put(stages[i], jobs);
+                }
+                jobs.add(jobId);
+            }
+            jobStages.put(jobId, stages);
+            Properties props = event.properties();
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("job_id", jobId);
+            p.put("stage_ids", stageList);
+            p.put("job_group", Json.cap(prop(props, "spark.jobGroup.id"), 1000));
+            p.put("description", Json.cap(prop(props, "spark.job.description"), MAX_TEXT));
+            p.put("sql_execution_id", ContextNormalizer.intOrNull(prop(props, "spark.sql.execution.id")));
+            p.put("submission_time", Json.formatEpochMillis(event.time()));
+            p.put("callsite", Json.cap(prop(props, "callSite.short"), 4096));
+            emit("spark_job.start", Integer.toString(jobId), event.time(), p);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    @Override
+    public void onJobEnd(SparkListenerJobEnd event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            int jobId = event.jobId();
+            forgetJob(jobId);
+            Object result = event.jobResult();
+            // JobSucceeded is a Scala object, JobFailed a case class with exception(): both by name
+            boolean succeeded = result != null && result.getClass().getName().endsWith("JobSucceeded$");
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("job_id", jobId);
+            p.put("completion_time", Json.formatEpochMillis(event.time()));
+            p.put("result", succeeded ? "succeeded" : "failed");
+            if (!succeeded) {
+                Object error = Reflect.call(result, "exception");
+                p.put("failure_reason", Json.cap(error == null ? str(result) : error.toString(), MAX_TEXT));
+            }
+            emit("spark_job.end", Integer.toString(jobId), event.time(), p);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    private void forgetJob(int jobId) {
+        int[] stages = jobStages.remove(jobId);
+        if (stages == null) {
+            return;
+        }
+        for (int stage : stages) {
+            List<Integer> jobs = stageJobs.get(stage);
+            if (jobs != null) {
+                jobs.remove(Integer.valueOf(jobId));
+                if (jobs.isEmpty()) {
+                    stageJobs.remove(stage);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void onStageSubmitted(SparkListenerStageSubmitted event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            StageInfo info = event.stageInfo();
+            taskFailures.put(stageKey(info.stageId(), info.attemptNumber()), new int[2]);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** Hot path (once per task): a success returns at once; a failure bumps a counter of its running stage. */
+    @Override
+    public void onTaskEnd(SparkListenerTaskEnd event) {
+        if (disabled) {
+            return;
+        }
+        try {
+            TaskEndReason reason = event.reason();
+            if (reason instanceof org.apache.spark.Success$) {
+                return;
+            }
+            int[] counts = taskFailures.get(stageKey(event.stageId(), event.stageAttemptId()));
+            if (counts != null) {
+                // as Spark's own status store counts them: killed and commit-denied apart from failed
+                String name = reason == null ? "" : reason.getClass().getSimpleName();
+                counts[name.equals("TaskKilled") || name.equals("TaskCommitDenied") ? 1 : 0]++;
+            }
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    @Override
+    public void onStageCompleted(SparkListenerStageCompleted event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            StageInfo info = event.stageInfo();
+            int stageId = info.stageId();
+            int attempt = info.attemptNumber();
+            int[] counts = taskFailures.remove(stageKey(stageId, attempt));
+            String failure = (String) Reflect.option(info.failureReason());
+            Long submitted = (Long) Reflect.option(info.submissionTime());
+            Long completed = (Long) Reflect.option(info.completionTime());
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("stage_id", stageId);
+            p.put("attempt_id", attempt);
+            p.put("name", Json.cap(info.name(), 4096));
+            p.put("num_tasks", info.numTasks());
+            p.put("failed_tasks", counts == null ? null : counts[0]);
+            p.put("killed_tasks", counts == null ? null : counts[1]);
+            p.put("submission_time", submitted == null ? null : Json.formatEpochMillis(submitted));
+            p.put("completion_time", completed == null ? null : Json.formatEpochMillis(completed));
+            p.put("status", failure == null ? "succeeded" : "failed");
+            p.put("failure_reason", Json.cap(failure, MAX_TEXT));
+            List<Integer> jobs = stageJobs.get(stageId);
+            p.put("job_ids", jobs == null ? new ArrayList<Integer>() : new ArrayList<>(jobs));
+            p.put("metrics", metrics(info.taskMetrics()));
+            emit("spark_stage.completed", stageId + "." + attempt, completed == null ? now() : completed, p);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** The stage's aggregated task metrics, under the schema's stage_metrics names. */
+    static Map<String, Object> metrics(TaskMetrics m) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        if (m == null) {
+            return out;
+        }
+        out.put("executor_run_time_ms", m.executorRunTime());
+        out.put("executor_cpu_time_ns", m.executorCpuTime());
+        out.put("executor_deserialize_time_ms", m.executorDeserializeTime());
+        out.put("executor_deserialize_cpu_time_ns", m.executorDeserializeCpuTime());
+        out.put("result_size_bytes", m.resultSize());
+        out.put("jvm_gc_time_ms", m.jvmGCTime());
+        out.put("result_serialization_time_ms", m.resultSerializationTime());
+        out.put("input_bytes", m.inputMetrics().bytesRead());
+        out.put("input_records", m.inputMetrics().recordsRead());
+        out.put("output_bytes", m.outputMetrics().bytesWritten());
+        out.put("output_records", m.outputMetrics().recordsWritten());
+        out.put("shuffle_read_bytes", m.shuffleReadMetrics().totalBytesRead());
+        out.put("shuffle_read_records", m.shuffleReadMetrics().recordsRead());
+        out.put("shuffle_remote_bytes_read", m.shuffleReadMetrics().remoteBytesRead());
+        out.put("shuffle_local_bytes_read", m.shuffleReadMetrics().localBytesRead());
+        out.put("shuffle_fetch_wait_ms", m.shuffleReadMetrics().fetchWaitTime());
+        out.put("shuffle_write_bytes", m.shuffleWriteMetrics().bytesWritten());
+        out.put("shuffle_write_records", m.shuffleWriteMetrics().recordsWritten());
+        out.put("shuffle_write_time_ns", m.shuffleWriteMetrics().writeTime());
+        out.put("memory_spilled_bytes", m.memoryBytesSpilled());
+        out.put("disk_spilled_bytes", m.diskBytesSpilled());
+        out.put("peak_execution_memory_bytes", m.peakExecutionMemory());
+        return out;
+    }
+
+    @Override
+    public void onExecutorAdded(SparkListenerExecutorAdded event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("executor_id", Json.cap(event.executorId(), 255));
+            p.put("action", "added");
+            p.put("host", Json.cap(event.executorInfo().executorHost(), 255));
+            p.put("cores", event.executorInfo().totalCores());
+            emit("spark_executor", "added:" + event.executorId(), event.time(), p);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    @Override
+    public void onExecutorRemoved(SparkListenerExecutorRemoved event) {
+        if (!active()) {
+            return;
+        }
+        try {
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("executor_id", Json.cap(event.executorId(), 255));
+            p.put("action", "removed");
+            p.put("reason", Json.cap(event.reason(), MAX_TEXT));
+            emit("spark_executor", "removed:" + event.executorId(), event.time(), p);
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /** Only SQL execution ends matter: they tie a QueryExecution to its execution id (see Executions). */
+    @Override
+    public void onOtherEvent(SparkListenerEvent event) {
+        if (disabled) {
+            return;
+        }
+        try {
+            if (event.getClass().getName().equals(SQL_EXECUTION_END)) {
+                Long id = Reflect.number(event, "executionId");
+                if (id != null) {
+                    Executions.record(Reflect.call(event, "qe"), id);
+                }
+            }
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    private static long stageKey(int stageId, int attempt) {
+        return ((long) stageId << 32) | (attempt & 0xffffffffL);
+    }
+
+    private static String prop(Properties props, String key) {
+        return props == null ? null : props.getProperty(key);
+    }
+
+    private static String str(Object value) {
+        return value == null ? null : value.toString();
+    }
+
+    private static long now() {
+        return System.currentTimeMillis();
+    }
+
+    // for tests
+    String appId() {
+        return appId;
+    }
+
+    boolean isDisabled() {
+        return disabled;
+    }
+}
