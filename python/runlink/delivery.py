@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import sys
 import threading
 import time
 from collections import deque
@@ -174,6 +175,7 @@ class Client:
         try:
             self._thread = threading.Thread(target=self._run, name="runlink-sender", daemon=True)
             self._thread.start()
+            _register_multiprocessing_exit()
         except RuntimeError as exc:  # e.g. created during interpreter shutdown
             self._thread = None
             self._log_once("thread", "runlink cannot start its sender thread (%s): events will be spooled", exc)
@@ -337,13 +339,13 @@ class Client:
         self._spool.release_orphans()
         while not self._closed:
             try:
-                if not self._queue:
-                    if self._replay_one():
-                        continue
-                    self._wake.wait(self.config.batch_interval_s)
-                    self._wake.clear()
+                if self._queue:
+                    self._send_queued()
+                # one spool file per round, so a steady stream of live events cannot starve the replay
+                if self._replay_one() or self._queue:
                     continue
-                self._send_queued()
+                self._wake.wait(self.config.batch_interval_s)
+                self._wake.clear()
             except Exception as exc:  # the loop must survive anything
                 self._log_once("loop", "runlink sender error (continuing): %r", exc)
 
@@ -625,6 +627,17 @@ def _after_fork_in_child() -> None:
     global _client, _client_lock
     _client = None
     _client_lock = threading.Lock()
+
+
+def _register_multiprocessing_exit() -> None:
+    """multiprocessing children leave with os._exit (no atexit): flush through its finalizers instead."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        return
+    try:
+        mp_util.Finalize(None, _flush_at_exit, exitpriority=100)
+    except Exception:
+        pass
 
 
 def _flush_at_exit() -> None:

@@ -56,10 +56,17 @@ def _pid_alive(pid: int) -> bool:
 class Spool:
     """A bounded directory of gzip batch bodies, replayed oldest first."""
 
+    #: how long a measured spool size is trusted before the folder is scanned again (other processes write too)
+    RESCAN_S = 2.0
+
     def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self._seq = itertools.count()
+        self._size: int | None = None
+        self._size_at = 0.0
+        self._candidates: list[Path] = []
+        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Spool({str(self.directory)!r}, max_bytes={self.max_bytes})"
@@ -84,8 +91,12 @@ class Spool:
         """Store one batch; False when it was not stored (over the bound, or the disk refused)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            if self.size_bytes() + len(body) > self.max_bytes:
-                log.warning("runlink spool is full (%d bytes max): dropping %d events", self.max_bytes, events)
+            now = time.monotonic()
+            if self._size is None or now - self._size_at > self.RESCAN_S:
+                self._size, self._size_at = self.size_bytes(), now  # a scan per write would be O(files)
+            if self._size + len(body) > self.max_bytes:
+                self._warn("full", "runlink spool %s is full (%d bytes max): dropping events (counted)",
+                           self.directory, self.max_bytes)
                 return False
             pid = os.getpid()
             name = f"{time.time_ns():020d}-{pid}-{next(self._seq)}-n{events}{SUFFIX}"
@@ -94,6 +105,7 @@ class Spool:
                 with open(tmp, "wb") as out:
                     out.write(body)
                 os.replace(tmp, self.directory / name)
+                self._size += len(body)
             except BaseException:
                 try:
                     tmp.unlink()
@@ -102,8 +114,14 @@ class Spool:
                 raise
             return True
         except OSError as exc:
-            log.warning("runlink cannot spool to %s (%s): dropping %d events", self.directory, exc, events)
+            self._warn("error", "runlink cannot spool to %s (%s): dropping events (counted)", self.directory, exc)
             return False
+
+    def _warn(self, key: str, message: str, *args: object) -> None:
+        """Once per kind and process: a down tracker must not flood the task's log."""
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
 
     # -- replay ----------------------------------------------------------------------------------
 
@@ -119,25 +137,37 @@ class Spool:
         return sum(int(_NAME.match(p.name).group(4)) for p in self.pending())  # type: ignore[union-attr]
 
     def claim_oldest(self) -> Claim | None:
-        """Rename-claim the oldest unclaimed file; None when there is none."""
-        for path in self.pending():
-            claimed = path.with_name(f"{path.name}.claimed-{os.getpid()}")
-            try:
-                os.rename(path, claimed)
-            except OSError:
-                continue  # another process claimed it first (or it vanished)
-            match = _NAME.match(path.name)
-            return Claim(claimed, path, int(match.group(4)) if match else 0)
+        """Rename-claim the oldest unclaimed file; None when there is none.
+
+        The sorted listing is kept between calls (replaying n files must not scan the folder n times);
+        entries another process took meanwhile simply fail to rename and are skipped.
+        """
+        for _ in range(2):
+            if not self._candidates:
+                self._candidates = self.pending()[::-1]  # oldest last: pop() is O(1)
+            while self._candidates:
+                path = self._candidates.pop()
+                claimed = path.with_name(f"{path.name}.claimed-{os.getpid()}")
+                try:
+                    os.rename(path, claimed)
+                except OSError:
+                    continue  # another process claimed it first (or it vanished)
+                match = _NAME.match(path.name)
+                return Claim(claimed, path, int(match.group(4)) if match else 0)
         return None
 
     def done(self, claim: Claim) -> None:
         try:
+            size = claim.path.stat().st_size
             claim.path.unlink()
+            if self._size is not None:
+                self._size = max(0, self._size - size)
         except OSError:
             pass
 
     def release(self, claim: Claim) -> None:
-        """Give a claimed file back (the replay failed; it will be tried again later)."""
+        """Give a claimed file back (the replay failed; it will be tried again later, oldest first)."""
+        self._candidates = []
         try:
             os.rename(claim.path, claim.original)
         except OSError:

@@ -251,3 +251,45 @@ def test_forked_child_gets_a_fresh_client(monkeypatch: pytest.MonkeyPatch, serve
     by_key = {e["payload"]["key"]: e for e in events}
     assert set(by_key) == {"parent", "child"}  # the child did not re-send the parent's queued event
     assert by_key["child"]["source"]["pid"] == pid and by_key["parent"]["source"]["pid"] == os.getpid()
+
+
+def _mp_child(n: int) -> None:
+    sdk.log_metric("from_mp_child", n)  # the child leaves through os._exit: no atexit, a finalizer flushes
+
+
+def test_multiprocessing_child_flushes_on_its_way_out(monkeypatch: pytest.MonkeyPatch,
+                                                      server: RecordingServer) -> None:
+    import multiprocessing
+
+    monkeypatch.setenv("RUNLINK_URL", server.url)
+    monkeypatch.setenv("RUNLINK_TOKEN", "t")
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_mp_child, args=(7,))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    metrics = [e for e in server.accepted_events() if e["type"] == "metric"]
+    assert [(m["payload"]["key"], m["payload"]["value"]) for m in metrics] == [("from_mp_child", 7)]
+    assert metrics[0]["source"]["pid"] == proc.pid
+
+
+def test_spool_bound_counts_drops_when_the_tracker_is_down(clean_env: Path) -> None:
+    client = Client(_config(f"http://127.0.0.1:{free_port()}", clean_env, batch_size=50, spool_max_bytes=3000))
+    for i in range(1000):
+        client.emit(make_event("log", {"text": os.urandom(100).hex(), "seq": i}))
+    assert client.flush(10)
+    counters = client.counters()
+    assert counters["spooled"] > 0 and counters["dropped"] > 0
+    # every event is accounted for: the 1000 logs and the agent_health report the flush added
+    assert counters["spooled"] + counters["dropped"] == 1000 + 1
+    assert Spool(clean_env / "spool", 10**9).size_bytes() <= 3000
+
+
+def test_unwritable_spool_counts_drops_and_never_raises(clean_env: Path) -> None:
+    clean_env.mkdir(parents=True)
+    (clean_env / "spool").write_text("a file where the spool folder should be")
+    client = Client(_config(f"http://127.0.0.1:{free_port()}", clean_env))
+    for i in range(20):
+        client.emit(_metric(i))
+    assert client.flush(10)
+    assert client.spooled == 0 and client.dropped >= 20
