@@ -68,17 +68,31 @@ def _internal_dirs() -> tuple[str, ...]:
 _INTERNAL: tuple[str, ...] | None = None
 
 
+def _is_library(filename: str) -> bool:
+    return f"{os.sep}site-packages{os.sep}" in filename or f"{os.sep}dist-packages{os.sep}" in filename
+
+
 def user_frame(skip: int = 1) -> tuple[str, str] | None:
-    """(short "file:line", long "file:line in function" x 5) of the first frame outside pyspark/py4j/runlink."""
+    """(short "file:line", long "file:line in function" x 5) of the user's frame that triggered an action.
+
+    That is the first frame outside pyspark, py4j, runlink and the standard library, and outside installed
+    libraries too (chispa, Airflow's operator code) when there is such a frame: an action run through a
+    library is reported at the user's line that called the library.
+    """
     global _INTERNAL
     if _INTERNAL is None:
         _INTERNAL = _internal_dirs()
     frame = sys._getframe(skip)
+    first = None
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(_INTERNAL) and not filename.startswith("<frozen"):
-            break
+            if first is None:
+                first = frame
+            if not _is_library(filename):
+                break
         frame = frame.f_back
+    frame = frame or first
     if frame is None:
         return None
     short = f"{frame.f_code.co_filename}:{frame.f_lineno}"
@@ -88,6 +102,15 @@ def user_frame(skip: int = 1) -> tuple[str, str] | None:
         lines.append(f"{walk.f_code.co_filename}:{walk.f_lineno} in {walk.f_code.co_name}")
         walk = walk.f_back
     return short, "\n".join(lines)
+
+
+def _pyspark_callsite_sync() -> Any:
+    try:
+        from pyspark.traceback_utils import SCCallSiteSync
+
+        return SCCallSiteSync
+    except Exception:
+        return None
 
 
 def _wrap(method: Callable[..., Any], action: str) -> Callable[..., Any]:
@@ -112,10 +135,16 @@ def _wrap(method: Callable[..., Any], action: str) -> Callable[..., Any]:
         except Exception:  # never hurt the user's action
             jsc = None
         _local.depth = 1
+        # PySpark's own call-site helper would replace ours with this wrapper's line: make it see a nested call
+        sync = _pyspark_callsite_sync() if jsc is not None else None
+        if sync is not None:
+            sync._spark_stack_depth += 1
         try:
             return method(self, *args, **kwargs)
         finally:
             _local.depth = 0
+            if sync is not None:
+                sync._spark_stack_depth -= 1
             if record is not None:
                 record.end = time.time()
             if jsc is not None:
@@ -144,6 +173,8 @@ _DATAFRAME_ACTIONS = (
     "collect", "count", "toPandas", "show", "take", "head", "first", "tail", "toLocalIterator",
     "foreach", "foreachPartition", "isEmpty", "checkpoint", "localCheckpoint", "toArrow",
 )
+#: reading runs jobs too (file listing, schema inference): their jobs get the Python line, no query is reported
+_READER_ACTIONS = ("load", "parquet", "json", "csv", "orc", "text", "table")
 _WRITER_ACTIONS = ("save", "saveAsTable", "insertInto", "parquet", "json", "csv", "orc", "text", "jdbc")
 _WRITER_V2_ACTIONS = ("create", "replace", "createOrReplace", "append", "overwrite", "overwritePartitions")
 
@@ -153,11 +184,12 @@ def _classic_classes() -> list[tuple[type, tuple[str, ...]]]:
         from pyspark.sql.classic.dataframe import DataFrame  # pyspark 4.x: the classic (py4j) DataFrame
     except ImportError:
         from pyspark.sql.dataframe import DataFrame  # pyspark 3.5
-    from pyspark.sql.readwriter import DataFrameWriter, DataFrameWriterV2
+    from pyspark.sql.readwriter import DataFrameReader, DataFrameWriter, DataFrameWriterV2
     from pyspark.sql.session import SparkSession
 
     return [
         (DataFrame, _DATAFRAME_ACTIONS),
+        (DataFrameReader, _READER_ACTIONS),
         (DataFrameWriter, _WRITER_ACTIONS),
         (DataFrameWriterV2, _WRITER_V2_ACTIONS),
         (SparkSession, ("sql",)),  # DDL/DML in spark.sql() runs eagerly
