@@ -576,7 +576,8 @@ class Client:
 
 
 def _mask(text: str, token: str | None) -> str:
-    if token and token in text:
+    """Hide the token should a server echo it (tokens shorter than 4 characters would mask everything)."""
+    if token and len(token) >= 4 and token in text:
         text = text.replace(token, "***")
     return text
 

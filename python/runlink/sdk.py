@@ -27,7 +27,7 @@ _ctx_cache: dict[str, str] | None = None
 
 def _fingerprint() -> tuple[Any, ...]:
     data = getattr(os.environ, "_data", None)  # POSIX: bytes -> bytes; a fast, read-only peek
-    if isinstance(data, dict):
+    if os.name == "posix" and isinstance(data, dict):
         get = data.get
         return tuple(get(name) for name in _ENV_NAMES_BYTES)
     environ = os.environ
