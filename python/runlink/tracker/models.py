@@ -246,6 +246,7 @@ spark_stages = Table(
     Column("job_ids", Text),
     *(Column(name, BigInteger) for name in STAGE_METRICS),
     Column("stamp", String(STAMP), nullable=False),
+    sqlite_with_rowid=False,  # clustered by (app, stage, attempt): a run tree reads one app's stages in order
 )
 
 spark_executors = Table(

@@ -128,21 +128,29 @@ def _bools(row: dict[str, Any], *names: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- Spark
 
-def _stage(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "stage_id": row["stage_id"],
-        "attempt_id": row["attempt_id"],
-        "name": row["name"],
-        "status": row["status"],
-        "num_tasks": row["num_tasks"],
-        "failed_tasks": row["failed_tasks"],
-        "killed_tasks": row["killed_tasks"],
-        "submission_time": row["submission_time"],
-        "completion_time": row["completion_time"],
-        "failure_reason": row["failure_reason"],
-        "job_ids": _loads(row["job_ids"]) if row["job_ids"] else [],
-        "metrics": {name: row[name] for name in STAGE_METRICS},
-    }
+_STAGE_SELECT = ("spark_app_pk", "stage_id", "attempt_id", "name", "status", "num_tasks", "failed_tasks",
+                 "killed_tasks", "submission_time", "completion_time", "failure_reason", "job_ids", *STAGE_METRICS)
+_STAGE_KEYS = _STAGE_SELECT[1:11]
+
+
+def _stages(conn: Connection, app_pks: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(app pk, stage dict) for every stage of these apps, by stage id then attempt. Built straight from
+    driver tuples: this is the bulk of a big run tree (10,000 stages), so no intermediate row dicts."""
+    stmt = (
+        select(*(spark_stages.c[c] for c in _STAGE_SELECT))
+        .where(spark_stages.c.spark_app_pk.in_(app_pks))
+        .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)
+    )
+    rows = conn.execute(stmt).fetchall()  # primary-key order: the clustered order on SQLite
+    loads, keys, metric_names = _loads, _STAGE_KEYS, STAGE_METRICS
+    out = []
+    for row in rows:
+        stage = dict(zip(keys, row[1:11], strict=True))
+        job_ids = row[11]
+        stage["job_ids"] = loads(job_ids) if job_ids else []
+        stage["metrics"] = dict(zip(metric_names, row[12:], strict=True))
+        out.append((row[0], stage))
+    return out
 
 
 def _dataset_ops(conn: Connection, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
@@ -179,13 +187,8 @@ def spark_apps_full(conn: Connection, apps: list[dict[str, Any]]) -> list[dict[s
         job.pop("end_stamp")
         by_app[job.pop("spark_app_pk")]["jobs"].append(job)
     for chunk in _chunks(pks):
-        stmt = (
-            select(spark_stages)
-            .where(spark_stages.c.spark_app_pk.in_(chunk))
-            .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)
-        )
-        for row in _rows(conn, stmt):
-            by_app[row["spark_app_pk"]]["stages"].append(_stage(row))
+        for app_pk, stage in _stages(conn, chunk):
+            by_app[app_pk]["stages"].append(stage)
     queries = _in(conn, sql_queries, "spark_app_pk", pks, "time", "id")
     ops_by_query: dict[str, list[dict[str, Any]]] = {}
     if queries:

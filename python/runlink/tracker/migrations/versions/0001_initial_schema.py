@@ -267,7 +267,8 @@ def upgrade() -> None:
     sa.Column('disk_spilled_bytes', sa.BigInteger(), nullable=True),
     sa.Column('peak_execution_memory_bytes', sa.BigInteger(), nullable=True),
     sa.Column('stamp', sa.String(length=170), nullable=False),
-    sa.PrimaryKeyConstraint('spark_app_pk', 'stage_id', 'attempt_id')
+    sa.PrimaryKeyConstraint('spark_app_pk', 'stage_id', 'attempt_id'),
+    sqlite_with_rowid=False,
     )
     op.create_table('sql_queries',
     sa.Column('id', sa.String(length=128), nullable=False),
