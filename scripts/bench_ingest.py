@@ -91,6 +91,27 @@ def build_events(n: int, seed: int = 7) -> list[dict]:
     return events[:n]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its direct children (uvicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                pids += [int(p) for p in handle.read().split()]
+    except OSError:
+        pass
+    total = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
 def start_server(home: Path, db: str | None, workers: int) -> tuple[subprocess.Popen, str, str]:
     import socket
 
@@ -157,16 +178,21 @@ def main() -> int:
                     raise SystemExit(f"batch {index}: {response.status_code} {response.text[:500]}")
 
             send(0)  # warm-up (migrations done, caches hot); not timed
+            cpu_before = cpu_seconds(proc.pid) if proc else 0.0
             started = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
                 list(pool.map(send, range(1, len(bodies))))
             elapsed = time.perf_counter() - started
+            cpu = (cpu_seconds(proc.pid) - cpu_before) if proc else 0.0
             sent = len(events) - min(args.batch, len(events))
             backend = "PostgreSQL" if (args.db or "").startswith("postgres") else "SQLite"
             print(f"{backend}: {sent} events in {elapsed:.2f}s = {sent / elapsed:,.0f} events/s "
                   f"(batches of {args.batch}, {args.clients} clients, {args.workers} workers; batch latency median "
                   f"{statistics.median(latencies) * 1000:.1f} ms, p95 "
                   f"{sorted(latencies)[int(len(latencies) * 0.95)] * 1000:.1f} ms)")
+            if proc:
+                print(f"server CPU: {cpu:.2f} s = {cpu * 1e6 / sent:.0f} us/event "
+                      f"(= {sent / cpu:,.0f} events per CPU-second); load average now {os.getloadavg()[0]:.1f}")
         finally:
             if proc is not None:
                 proc.terminate()
