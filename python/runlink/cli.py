@@ -11,7 +11,8 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "runlink.tracker.commands",  # server, token, runs
     "runlink.spark.commands",  # spark-conf
-    "runlink.airflow.commands",  # monitor, airflow, demo
+    "runlink.airflow.commands",  # demo (Airflow plugin part)
+    "runlink.airflow.monitor_commands",  # monitor, airflow add|list
 )
 
 

@@ -15,7 +15,7 @@ from runlink import __version__
 from runlink.protocol import load_schema
 from runlink.tracker.auth import TokenCache, ensure_admin_token
 from runlink.tracker.db import Database, upgrade
-from runlink.tracker.routes import JSONBody, events, health, runs, tokens
+from runlink.tracker.routes import JSONBody, events, health, instances, runs, tokens
 from runlink.tracker.settings import TrackerSettings
 from runlink.tracker.telemetry import Telemetry
 
@@ -81,7 +81,7 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     app.state.db = db
     app.state.tokens = TokenCache()
     app.state.telemetry = Telemetry()
-    for module in (health, events, runs, tokens):
+    for module in (health, events, runs, tokens, instances):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

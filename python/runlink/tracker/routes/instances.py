@@ -1,0 +1,129 @@
+"""Airflow instances: registry (admin creates), syncer config and sync state (watermark + health).
+
+Credentials never come back in clear: the public view says "set"/"not set"; `GET .../syncer-config` gives an
+admin caller the reference or the still-encrypted secret for a monitor that shares the tracker's key file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from runlink.context import ContextError
+from runlink.tracker import airflow_instances as registry
+from runlink.tracker.auth import bearer, require
+from runlink.tracker.ingest import instant
+from runlink.tracker.routes import JSONBody
+
+router = APIRouter(prefix="/api/v1/airflow-instances", default_response_class=JSONBody)
+
+
+def any_scope(request: Request) -> str | None:
+    """Read, ingest or admin: a syncer holding an ingest token must read its instance and watermark."""
+    state = request.app.state
+    token = bearer(request)
+    if token is None:
+        if state.settings.open_reads:
+            return None
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    scope = state.tokens.lookup(state.db.read, token)
+    if scope is None:
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    return scope
+
+
+def ingest_or_admin(request: Request) -> str:
+    scope = any_scope(request)
+    if scope not in ("ingest", "admin"):
+        raise HTTPException(403, f"a {scope} token cannot do this (needs ingest or admin)")
+    return scope
+
+
+class InstanceIn(BaseModel):
+    name: str
+    url: str
+    uid: str | None = None
+    api_version: str = "auto"
+    auth_kind: str = "password"
+    username: str | None = None
+    #: a literal password or API token: encrypted before storage, never returned
+    secret: str | None = Field(default=None, repr=False)
+    #: `env:VAR` or `airflow-conn:CONN_ID`, resolved by the syncer
+    secret_ref: str | None = None
+
+
+class SyncStateIn(BaseModel):
+    watermark: str | None = None
+    last_sync_at: str | None = None
+    last_success_at: str | None = None
+    lag_s: float | None = None
+    last_error: str | None = None
+    events_sent: int | None = None
+    cycle: dict[str, Any] | None = None
+
+
+def _invalid(exc: registry.InstanceError) -> HTTPException:
+    return HTTPException(422, {"message": str(exc), "field": exc.field})
+
+
+@router.post("", status_code=201, dependencies=[Depends(require("admin"))])
+def create_instance(request: Request, body: InstanceIn) -> JSONBody:
+    """Register an instance (admin). 409 when the name exists."""
+    try:
+        registry.validate_new(body.model_dump())
+    except registry.InstanceError as exc:
+        raise _invalid(exc) from None
+    with request.app.state.db.write() as conn:
+        if registry.get_row(conn, body.name) is not None:
+            raise HTTPException(409, {"message": f"an instance named {body.name!r} exists", "field": "name"})
+        view = registry.create(conn, request.app.state.settings.home, body.model_dump())
+    return JSONBody(view, status_code=201)
+
+
+@router.get("", dependencies=[Depends(any_scope)])
+def list_instances(request: Request) -> JSONBody:
+    with request.app.state.db.read() as conn:
+        return JSONBody({"items": registry.list_public(conn)})
+
+
+def _row(request: Request, name: str) -> Any:
+    with request.app.state.db.read() as conn:
+        row = registry.get_row(conn, name)
+    if row is None:
+        raise HTTPException(404, f"no Airflow instance named {name!r}")
+    return row
+
+
+@router.get("/{name}", dependencies=[Depends(any_scope)])
+def get_instance(request: Request, name: str) -> JSONBody:
+    return JSONBody(registry.public_view(_row(request, name)))
+
+
+@router.get("/{name}/syncer-config", dependencies=[Depends(require("admin"))])
+def get_syncer_config(request: Request, name: str) -> JSONBody:
+    """For a monitor: the reference, or the secret still sealed (decryptable only with the tracker's key)."""
+    return JSONBody(registry.syncer_config(_row(request, name)))
+
+
+@router.get("/{name}/sync-state", dependencies=[Depends(any_scope)])
+def get_sync_state(request: Request, name: str) -> JSONBody:
+    return JSONBody({"name": name, **registry.sync_view(_row(request, name)._mapping)})
+
+
+@router.put("/{name}/sync-state", dependencies=[Depends(ingest_or_admin)])
+def put_sync_state(request: Request, name: str, body: SyncStateIn) -> JSONBody:
+    """A syncer reports a cycle: watermark (never moves back), times, lag, last error, events sent."""
+    data = body.model_dump(exclude_unset=True)
+    for key in ("watermark", "last_sync_at", "last_success_at"):
+        if data.get(key) is not None:
+            try:
+                data[key] = instant(data[key])
+            except ContextError:
+                raise HTTPException(422, {"message": f"{key}: not an ISO-8601 instant", "field": key}) from None
+    with request.app.state.db.write() as conn:
+        view = registry.update_sync_state(conn, name, data)
+    if view is None:
+        raise HTTPException(404, f"no Airflow instance named {name!r}")
+    return JSONBody({"name": name, **view})
