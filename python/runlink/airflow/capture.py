@@ -162,6 +162,7 @@ class LogCapture(logging.Handler):
         self._streams: list[tuple[str, Any]] = []
         self._structlog_processors: list | None = None
         self._seen: set[int] = set()
+        self._recent: deque[str] = deque(maxlen=8)
 
     def add(self, text: str) -> None:
         if not text:
@@ -195,8 +196,17 @@ class LogCapture(logging.Handler):
     def _structlog_processor(self, logger: Any, method: str, event_dict: Any) -> Any:
         try:
             message = event_dict.get("event") if isinstance(event_dict, Mapping) else event_dict
-            self.add(f"[{method.upper()}] {event_dict.get('logger', '') if isinstance(event_dict, Mapping) else ''}: "
-                     f"{message}\n")
+            if isinstance(message, str) and message:
+                self._recent.append(message)
+            name = event_dict.get("logger", "") if isinstance(event_dict, Mapping) else ""
+            self.add(f"[{method.upper()}] {name}: {message}\n")
+            exc_info = event_dict.get("exc_info") if isinstance(event_dict, Mapping) else None
+            if exc_info:
+                info = sys.exc_info() if exc_info is True else exc_info
+                if isinstance(info, BaseException):
+                    info = (type(info), info, info.__traceback__)
+                if isinstance(info, tuple) and info[0] is not None:
+                    self.add("".join(traceback.format_exception(*info)))
         except Exception:  # noqa: BLE001
             pass
         return event_dict
@@ -260,7 +270,9 @@ class _Tee:
 
     def write(self, text: str) -> int:
         try:
-            self._capture.add(text)
+            # structlog may render to stdout (dag.test()): its lines were recorded by the processor already
+            if not any(message in text for message in self._capture._recent):
+                self._capture.add(text)
         except Exception:  # noqa: BLE001
             pass
         return self._stream.write(text)

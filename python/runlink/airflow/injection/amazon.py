@@ -7,6 +7,7 @@ names an s3:// copy of the listener jar, the jar and the listeners. User `--conf
 
 from __future__ import annotations
 
+import ast
 import json
 from typing import Any
 
@@ -35,11 +36,14 @@ def inject_steps(steps: list[dict[str, Any]], raw: dict[str, str], remote_jar: s
 
 def inject_emr_add_steps(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
     steps = getattr(task, "steps", None)
-    if isinstance(steps, str):  # a rendered JSON template
+    if isinstance(steps, str):  # a rendered template: the operator itself reads it with ast.literal_eval
         try:
-            steps = json.loads(steps)
-        except ValueError:
-            return
+            steps = ast.literal_eval(steps)
+        except (ValueError, SyntaxError):
+            try:
+                steps = json.loads(steps)
+            except ValueError:
+                return
     if isinstance(steps, dict):
         steps = [steps]
     if not isinstance(steps, list):

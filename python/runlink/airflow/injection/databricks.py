@@ -52,19 +52,38 @@ def inject_submit_run_json(payload: dict[str, Any], raw: dict[str, str], remote_
 
 
 def inject_submit_run(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
+    """Older providers merge named arguments into `json` at construction, newer ones keep them as attributes
+    and merge at execute time (the named ones win): inject into both."""
     payload = getattr(task, "json", None)
     if isinstance(payload, dict):
         undo.set_attr(task, "json", inject_submit_run_json(copied(payload), raw, settings.remote_jar))
+    named: dict[str, Any] = {}
+    for name in ("new_cluster", "tasks", "job_clusters", "notebook_task", "existing_cluster_id"):
+        value = getattr(task, name, None)
+        if value is not None:
+            named[name] = copied(value)
+    if not named:
+        return
+    injected = inject_submit_run_json(dict(named), raw, settings.remote_jar)
+    for name in ("new_cluster", "tasks", "job_clusters", "notebook_task"):
+        if name in named:
+            undo.set_attr(task, name, injected[name])
+
+
+def _with_conf_args(params: Any, raw: dict[str, str], remote_jar: str | None) -> Any:
+    if not isinstance(params, list) or not params:
+        return params
+    args = [str(p) for p in params]
+    conf = remote_spark_conf(raw, parse_conf_args(args), remote_jar)
+    return inject_submit_args(args, conf, remote_jar)
 
 
 def inject_run_now(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
     payload = getattr(task, "json", None)
-    if not isinstance(payload, dict):
-        return
-    payload = copied(payload)
-    params = payload.get("spark_submit_params")
-    if isinstance(params, list) and params:
-        args = [str(p) for p in params]
-        conf = remote_spark_conf(raw, parse_conf_args(args), settings.remote_jar)
-        payload["spark_submit_params"] = inject_submit_args(args, conf, settings.remote_jar)
-    undo.set_attr(task, "json", payload)
+    if isinstance(payload, dict) and payload.get("spark_submit_params"):
+        payload = copied(payload)
+        payload["spark_submit_params"] = _with_conf_args(payload["spark_submit_params"], raw, settings.remote_jar)
+        undo.set_attr(task, "json", payload)
+    named = getattr(task, "spark_submit_params", None)
+    if isinstance(named, list) and named:
+        undo.set_attr(task, "spark_submit_params", _with_conf_args(copied(named), raw, settings.remote_jar))

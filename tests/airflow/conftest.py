@@ -1,0 +1,146 @@
+"""Airflow test set-up: a private AIRFLOW_HOME (set before Airflow is imported), a migrated SQLite metadata DB,
+the test DAGs folder, and a real tracker the task processes report to.
+
+On Airflow 2.11 (scripts/test-airflow2.sh) the tracker cannot be installed next to Airflow (SQLAlchemy 1.4
+vs 2.x): RUNLINK_SERVER_PYTHON names the interpreter of the main .venv, which runs `runlink server`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+_HOME = Path(tempfile.mkdtemp(prefix="runlink-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(HERE / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflow.db'}"
+os.environ["AIRFLOW_CONN_SPARK_LOCAL"] = json.dumps({"conn_type": "spark", "host": "local[2]"})
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+os.environ.setdefault("RUNLINK_TEST_OUT", str(_HOME / "out"))
+
+POLL_DEADLINE_S = 90.0
+
+
+def airflow_major() -> int:
+    import airflow
+
+    return int(airflow.__version__.split(".")[0])
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """`airflow db migrate` once per session (a subprocess: it is what an operator would run)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_tracker(tracker_factory: Any, airflow_db: Path) -> Iterator[Any]:
+    """A SQLite tracker for the Airflow tests; this process and its children report to it."""
+    server_python = os.environ.get("RUNLINK_SERVER_PYTHON")
+    original = sys.executable
+    if server_python:
+        sys.executable = server_python  # the root conftest starts `sys.executable -m runlink server`
+    try:
+        tracker = tracker_factory(backend="sqlite")
+    finally:
+        sys.executable = original
+    saved = {k: os.environ.get(k) for k in ("RUNLINK_URL", "RUNLINK_TOKEN", "RUNLINK_HOME")}
+    os.environ["RUNLINK_URL"] = tracker.url
+    os.environ["RUNLINK_TOKEN"] = tracker.token
+    client_home = Path(tempfile.mkdtemp(prefix="runlink-client-home-"))
+    os.environ["RUNLINK_HOME"] = str(client_home)
+    from runlink import delivery
+
+    delivery.set_client(None)
+    yield tracker
+    delivery.set_client(None)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def load_dag(dag_id: str) -> Any:
+    """The DAG object from the test DAG file (imported as a module, as dag.test() users do)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("runlink_test_dags", HERE / "dags" / "runlink_test_dags.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return getattr(module, dag_id)
+
+
+def run_dag(dag_id: str) -> Any:
+    """dag.test() in this process; returns the DagRun."""
+    dag = load_dag(dag_id)
+    return dag.test()
+
+
+def run_dag_in_subprocess(dag_id: str, env: dict[str, str] | None = None) -> str:
+    """dag.test() in a fresh interpreter (a task process of its own, like a worker); returns the run_id.
+
+    Used for in-task SparkSessions: the py4j gateway of a JVM started earlier in this pytest process would be
+    reused and the session would not see the task's Spark conf.
+    """
+    code = (
+        "import sys, importlib.util, json\n"
+        f"spec = importlib.util.spec_from_file_location('d', {str(HERE / 'dags' / 'runlink_test_dags.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        f"dr = getattr(m, {dag_id!r}).test()\n"
+        "print('RUNLINK_RUN_ID=' + json.dumps(dr.run_id))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("RUNLINK_RUN_ID="):
+            return json.loads(line.split("=", 1)[1])
+    raise AssertionError(f"dag.test() in a subprocess failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+
+
+def wait_for_tree(tracker: Any, dag_id: str, run_id: str, ready: Callable[[dict], bool],
+                  deadline_s: float = POLL_DEADLINE_S) -> dict:
+    """Poll the tracker until the run tree of (dag_id, run_id) satisfies `ready`; fail with the last tree."""
+    deadline = time.monotonic() + deadline_s
+    tree: dict = {}
+    while time.monotonic() < deadline:
+        page = tracker.get_json("/api/v1/dag-runs", dag_id=dag_id, run_id=run_id)
+        if page["items"]:
+            tree = tracker.get_json(f"/api/v1/dag-runs/{page['items'][0]['id']}")
+            if ready(tree):
+                return tree
+        time.sleep(0.25)  # polling interval; the condition is what the tracker answers
+    raise AssertionError(f"tracker tree for {dag_id}/{run_id} not ready in {deadline_s}s:\n"
+                         f"{json.dumps(tree, indent=1, default=str)[:8000]}\n{tracker.log()[-3000:]}")
+
+
+def attempts(tree: dict, task_id: str) -> list[dict]:
+    return sorted((a for a in tree.get("task_attempts", []) if a["task_id"] == task_id),
+                  key=lambda a: a.get("try_number") or 0)
+
+
+def listener_jar_or_skip() -> str:
+    try:
+        from runlink.spark import listener_jar
+
+        return listener_jar()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"the Spark listener jar is not built ({exc}); scripts/setup.sh builds it")
