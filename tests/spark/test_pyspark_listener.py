@@ -53,7 +53,8 @@ def _tracking(spark: Any) -> Any:
     return tracked(spark.sparkContext.applicationId)
 
 
-def _python_queries(tracker: Any, spark: Any, count: int) -> list[dict]:
+def _python_queries(tracker: Any, spark: Any, callsites: set[str]) -> list[dict]:
+    """The app's queries reported by the PySpark listener, once every one of `callsites` is among them."""
     from runlink import delivery
 
     _tracking(spark).listener.drain(30)
@@ -67,11 +68,11 @@ def _python_queries(tracker: Any, spark: Any, count: int) -> list[dict]:
                 for app in attempt["spark_apps"]:
                     if app["app_id"] == app_id:
                         queries = [q for q in app["queries"] if q["listener"] == "python"]
-                        if len(queries) >= count:
+                        if callsites <= {q["callsite"] for q in queries}:
                             return queries
         return None
 
-    return wait_for(fetch, f"{count} python queries of {app_id}")
+    return wait_for(fetch, f"python queries at {sorted(callsites)} of {app_id}")
 
 
 def _line() -> int:
@@ -126,11 +127,12 @@ def test_sql_queries_with_python_callsite(session: Any, sqlite_tracker: Any, tmp
     expected = session.createDataFrame([(0, 100), (1, 100), (2, 100)], ["team", "n"])
     assert_df_equality(session.createDataFrame(rows), expected, ignore_row_order=True, ignore_nullable=True)
 
-    queries = _python_queries(sqlite_tracker, session, 5)
-    by_site = {}
+    here = os.path.abspath(__file__)
+    lines = (write_line, collect_line, count_line, fail_line)
+    queries = _python_queries(sqlite_tracker, session, {f"{here}:{line}" for line in lines})
+    by_site: dict[str, list[dict]] = {}
     for query in queries:
         by_site.setdefault(query["callsite"], []).append(query)
-    here = os.path.abspath(__file__)
 
     (write,) = by_site[f"{here}:{write_line}"]
     assert write["success"] and write["outputs"][0]["rows"] == 300
@@ -156,7 +158,7 @@ def test_jobs_carry_the_python_callsite(session: Any) -> None:
     sc._jsc.sc().listenerBus().waitUntilEmpty(30000)
     store = sc._jsc.sc().statusStore()
     jobs = store.jobsList(None)
-    names = [str(jobs.get(i).name()) for i in range(jobs.size())]
+    names = [str(jobs.apply(i).name()) for i in range(jobs.size())]
     assert f"toPandas at {os.path.abspath(__file__)}:{line}" in names, names
 
 
