@@ -83,6 +83,9 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     app.state.telemetry = Telemetry()
     for module in (health, events, runs, tokens, instances):
         app.include_router(module.router)
+    from runlink.tracker.ui.mount import install as install_ui  # web UI, views/alerts API, alert worker
+
+    install_ui(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

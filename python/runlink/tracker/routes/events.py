@@ -81,6 +81,8 @@ def _process(app_state: Any, body: bytes, encoding: str) -> dict[str, int]:
         raise HTTPException(422, exc.to_dict()) from None
     with app_state.db.write() as conn:
         accepted, duplicates = ingest.store(conn, prepared)
+    for hook in getattr(app_state, "ingest_hooks", ()) if accepted else ():  # after commit, non-blocking
+        hook(prepared)
     return {"accepted": accepted, "duplicates": duplicates}
 
 

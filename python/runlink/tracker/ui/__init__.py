@@ -1,0 +1,1 @@
+"""The web UI: Jinja2 templates and static files (this folder), sessions (ui.session), routes (routes/ui.py)."""

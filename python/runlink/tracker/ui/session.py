@@ -1,0 +1,114 @@
+"""UI sessions: a token login gives a server-side session; the browser holds only a signed session id.
+
+Cookie `runlink_session` = `<id>.<hmac>` (HttpOnly, SameSite=Strict, Secure when served over https). The
+server stores sha256(id) with the scope and a CSRF synchronizer token that every state-changing form must echo.
+The HMAC key lives in `$RUNLINK_HOME/ui_session.key` (0600), shared by the worker processes of one tracker.
+With `--open` (local single-user) a visitor gets an `open` session without logging in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import Column, Connection, String, Table, delete, select
+
+from runlink.tracker.models import INSTANT, metadata
+
+COOKIE = "runlink_session"
+LOGIN_COOKIE = "runlink_login"
+SESSION_HOURS = 12
+
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("scope", String(16), nullable=False),
+    Column("token_hash", String(64)),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", String(INSTANT), nullable=False),
+    Column("expires_at", String(INSTANT), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    scope: str  # read | admin | open
+    csrf: str
+
+    @property
+    def can_manage(self) -> bool:
+        """Alert rules and manual resolves: admin tokens, or the local single-user (`--open`) session."""
+        return self.scope in ("admin", "open")
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def load_key(home: Path) -> bytes:
+    """The HMAC key; created once (O_EXCL, 0600) so concurrent workers agree on it."""
+    path = home / "ui_session.key"
+    try:
+        return bytes.fromhex(path.read_text("utf-8").strip())
+    except (OSError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text("utf-8").strip())
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key.hex() + "\n")
+    return key
+
+
+def sign(key: bytes, value: str) -> str:
+    mac = hmac.new(key, value.encode(), hashlib.sha256).digest()
+    return value + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def unsign(key: bytes, signed: str | None) -> str | None:
+    if not signed or "." not in signed:
+        return None
+    value, _, _mac = signed.rpartition(".")
+    return value if hmac.compare_digest(sign(key, value), signed) else None
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def create(conn: Connection, scope: str, token_hash: str | None) -> tuple[str, Session]:
+    """A new session; returns (cookie id in clear, session). Expired sessions are swept here."""
+    now = datetime.now(timezone.utc)
+    conn.execute(delete(ui_sessions).where(ui_sessions.c.expires_at < _stamp(now)))
+    sid = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    conn.execute(ui_sessions.insert().values(id_hash=_hash(sid), scope=scope, token_hash=token_hash, csrf=csrf,
+                                             created_at=_stamp(now),
+                                             expires_at=_stamp(now + timedelta(hours=SESSION_HOURS))))
+    return sid, Session(scope=scope, csrf=csrf)
+
+
+def lookup(conn: Connection, sid: str) -> Session | None:
+    row = conn.execute(select(ui_sessions.c.scope, ui_sessions.c.csrf, ui_sessions.c.expires_at)
+                       .where(ui_sessions.c.id_hash == _hash(sid))).first()
+    if row is None or row.expires_at < _stamp(datetime.now(timezone.utc)):
+        return None
+    return Session(scope=row.scope, csrf=row.csrf)
+
+
+def destroy(conn: Connection, sid: str) -> None:
+    conn.execute(delete(ui_sessions).where(ui_sessions.c.id_hash == _hash(sid)))
+
+
+def csrf_ok(session: Session | None, submitted: str | None) -> bool:
+    return bool(session and submitted and hmac.compare_digest(session.csrf, submitted))

@@ -1,0 +1,643 @@
+"""Read queries behind the web UI pages (and their JSON twins under /api/v1/views/...).
+
+Each `*_view` function returns one page's data as plain dicts, so the HTML page and the JSON route show the
+same facts. Heavy trees come from `queries.py`; the lists (DAGs, runs, a 500-task run) use lighter selects
+here, because the page needs states and durations, not every child row.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, case, func, select
+
+from runlink.tracker import queries
+from runlink.tracker.models import (
+    contexts,
+    dag_runs,
+    dags,
+    dataset_ops,
+    datasets,
+    instances,
+    spark_apps,
+    spark_executors,
+    spark_jobs,
+    state_events,
+    task_attempts,
+)
+
+TERMINAL_OK = ("success", "succeeded", "skipped")
+FAILED = ("failed", "upstream_failed", "error")
+HISTORY_RUNS = 30
+GRID_RUNS = 25
+
+_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|credential|private[_-]?key|auth", re.I)
+MASK = "***"
+
+
+# ---------------------------------------------------------------- helpers
+
+def parse_instant(value: str | None) -> datetime | None:
+    """Stored instants are `2026-11-22T10:00:00.000000Z`; anything unparsable is None (never raises)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    a, b = parse_instant(start), parse_instant(end)
+    if a is None or b is None:
+        return None
+    return max(0.0, (b - a).total_seconds())
+
+
+def now_instant() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def mask_secrets(value: Any, key: str = "") -> Any:
+    """Mask values whose key looks secret (password, token, api_key...), at any depth.
+
+    Agents already mask what Airflow knows to be secret; this is the UI's second line, so a password
+    passed as a plain op_kwarg is not shown either."""
+    if key and _SECRET_KEY.search(key) and value not in (None, "", MASK):
+        return MASK
+    if isinstance(value, dict):
+        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:  # noqa: ANN001
+    result = conn.execute(stmt)
+    keys = [str(k) for k in result.keys()]
+    return [dict(zip(keys, row, strict=False)) for row in result.fetchall()]
+
+
+def _median(values: Iterable[float]) -> float | None:
+    data = [v for v in values if v is not None]
+    return statistics.median(data) if data else None
+
+
+def _run_duration(run: dict[str, Any]) -> float | None:
+    return seconds_between(run.get("start_date"), run.get("end_date"))
+
+
+def _error_text(raw: Any) -> str | None:
+    """A stored error (JSON text or dict) as one line for tables."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw[:300]
+    if isinstance(raw, dict):
+        text = ": ".join(p for p in (raw.get("type"), raw.get("message")) if p)
+        return text[:300] or None
+    return str(raw)[:300]
+
+
+# ---------------------------------------------------------------- instances
+
+def instances_view(conn: Connection) -> dict[str, Any]:
+    """Airflow instances with what the tracker knows of their syncer: last snapshot, DAGs, runs.
+
+    Uses the syncer's `airflow_instances` module when it is installed (name, url, lag, last error)."""
+    rows = _rows(conn, select(instances).order_by(instances.c.uid))
+    by_uid = {r["uid"]: {**r, "name": None, "url": None, "last_sync_at": None, "lag_s": None, "last_error": None,
+                         "source": "events"} for r in rows}
+    extra = _syncer_instances(conn)
+    for item in extra:
+        uid = item.get("uid")
+        if uid is None:
+            continue
+        by_uid.setdefault(uid, {"uid": uid, "first_seen": None})
+        by_uid[uid].update({k: v for k, v in item.items() if k in
+                            ("name", "url", "last_sync_at", "last_success_at", "lag_s", "last_error")}, source="syncer")
+    dag_counts = dict(conn.execute(select(dags.c.uid, func.count()).group_by(dags.c.uid)).all())
+    run_stats = {r[0]: (r[1], r[2]) for r in conn.execute(
+        select(dag_runs.c.uid, func.count(), func.max(dag_runs.c.sort_key)).group_by(dag_runs.c.uid)).all()}
+    syncer_last = dict(conn.execute(
+        select(contexts.c.uid, func.max(state_events.c.time))
+        .join(contexts, contexts.c.id == state_events.c.context_id)
+        .where(state_events.c.agent == "syncer")
+        .group_by(contexts.c.uid)
+    ).all())
+    failed_runs = dict(conn.execute(
+        select(dag_runs.c.uid, func.count()).where(dag_runs.c.state == "failed").group_by(dag_runs.c.uid)).all())
+    now = datetime.now(timezone.utc)
+    items = []
+    for uid, item in sorted(by_uid.items()):
+        runs, last_run = run_stats.get(uid, (0, None))
+        last_sync = item.get("last_sync_at") or syncer_last.get(uid)
+        seen = parse_instant(last_sync)
+        age = (now - seen).total_seconds() if seen else None
+        lag = item.get("lag_s")
+        if item.get("last_error"):
+            health = "error"
+        elif seen is None:
+            health = "no syncer"
+        elif (lag if lag is not None else age) is not None and (lag if lag is not None else age) > 600:
+            health = "lagging"
+        else:
+            health = "ok"
+        items.append({**item, "dags": dag_counts.get(uid, 0), "runs": runs, "last_run": last_run,
+                      "failed_runs": failed_runs.get(uid, 0), "last_sync_at": last_sync, "sync_age_s": age,
+                      "health": health})
+    unassigned = conn.execute(select(func.count()).select_from(dag_runs).where(dag_runs.c.uid.is_(None))).scalar()
+    return {"items": items, "runs_without_instance": unassigned or 0}
+
+
+def _syncer_instances(conn: Connection) -> list[dict[str, Any]]:
+    """Registered instances (the syncer's `airflow_instances` registry, when that module is present), flattened:
+    name, url, last_sync_at, last_success_at, lag_s, last_error. Credentials never appear."""
+    try:
+        from runlink.tracker import airflow_instances
+    except ImportError:
+        return []
+    try:
+        items = airflow_instances.list_public(conn)
+    except Exception:  # noqa: BLE001 - table missing on an older database: the page shows what events tell
+        return []
+    out = []
+    for item in items:
+        sync = item.get("sync_state") or {}
+        out.append({"uid": item.get("uid"), "name": item.get("name"), "url": item.get("url"),
+                    "last_sync_at": sync.get("last_sync_at"), "last_success_at": sync.get("last_success_at"),
+                    "lag_s": sync.get("lag_s"), "last_error": sync.get("last_error")})
+    return out
+
+
+# ---------------------------------------------------------------- DAGs
+
+def _run_filters(stmt, instance: str | None, state: str | None, since: str | None, until: str | None):  # noqa: ANN001, ANN202
+    if instance:
+        stmt = stmt.where(dag_runs.c.uid == instance)
+    if state:
+        stmt = stmt.where(dag_runs.c.state == state)
+    if since:
+        stmt = stmt.where(dag_runs.c.sort_key >= since)
+    if until:
+        stmt = stmt.where(dag_runs.c.sort_key < until)
+    return stmt
+
+
+_RUN_COLS = ("id", "uid", "dag_id", "run_id", "logical_date", "state", "start_date", "end_date", "run_type",
+             "placeholder", "synthetic", "sort_key")
+
+
+def _run_item(row: dict[str, Any]) -> dict[str, Any]:
+    row["duration_s"] = _run_duration(row)
+    for name in ("placeholder", "synthetic"):
+        if row.get(name) is not None:
+            row[name] = bool(row[name])
+    row.pop("rn", None)
+    return row
+
+
+def dags_view(conn: Connection, *, instance: str | None = None, state: str | None = None, since: str | None = None,
+              until: str | None = None, q: str | None = None, include_spark: bool = True) -> dict[str, Any]:
+    """Every DAG (per instance) with its last runs: a state strip and a duration trend."""
+    ranked = _run_filters(
+        select(*(dag_runs.c[c] for c in _RUN_COLS),
+               func.row_number().over(partition_by=(dag_runs.c.uid, dag_runs.c.dag_id),
+                                      order_by=(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc())).label("rn")),
+        instance, state, since, until,
+    )
+    if q:
+        ranked = ranked.where(dag_runs.c.dag_id.contains(q, autoescape=True))
+    if not include_spark:
+        ranked = ranked.where(dag_runs.c.synthetic.is_(False))
+    sub = ranked.subquery()
+    runs = _rows(conn, select(sub).where(sub.c.rn <= HISTORY_RUNS).order_by(sub.c.dag_id, sub.c.uid, sub.c.sort_key))
+    counts = {(r[0], r[1]): r[2] for r in conn.execute(
+        _run_filters(select(dag_runs.c.uid, dag_runs.c.dag_id, func.count()), instance, state, since, until)
+        .group_by(dag_runs.c.uid, dag_runs.c.dag_id)).all()}
+    defs = {(d["uid"], d["dag_id"]): d for d in _rows(conn, select(
+        dags.c.uid, dags.c.dag_id, dags.c.schedule, dags.c.is_paused, dags.c.next_run_date, dags.c.owners,
+        dags.c.tags, dags.c.description))}
+    by_dag: dict[tuple, dict[str, Any]] = {}
+    for run in runs:
+        key = (run["uid"], run["dag_id"])
+        entry = by_dag.setdefault(key, {"uid": run["uid"], "dag_id": run["dag_id"], "runs": [],
+                                        "synthetic": bool(run["synthetic"])})
+        entry["runs"].append(_run_item(run))
+    if not (state or since or until):
+        for key in defs:
+            if instance and key[0] != instance:
+                continue
+            if q and q.lower() not in key[1].lower():
+                continue
+            by_dag.setdefault(key, {"uid": key[0], "dag_id": key[1], "runs": [], "synthetic": False})
+    items = []
+    for key, entry in by_dag.items():
+        d = defs.get(key) or {}
+        runs_ = entry["runs"]
+        durations = [r["duration_s"] for r in runs_ if r["duration_s"] is not None]
+        last = runs_[-1] if runs_ else None
+        entry.update(
+            schedule=d.get("schedule"), is_paused=d.get("is_paused"), next_run_date=d.get("next_run_date"),
+            owners=_loads(d.get("owners")), tags=_loads(d.get("tags")), description=d.get("description"),
+            total_runs=counts.get(key, len(runs_)), last_state=last["state"] if last else None,
+            last_run=last, median_duration_s=_median(durations),
+            failed_recent=sum(1 for r in runs_ if r["state"] in FAILED),
+        )
+        items.append(entry)
+    items.sort(key=lambda e: (e["synthetic"], e["dag_id"].lower(), e["uid"] or ""))
+    return {"items": items, "filters": {"instance": instance, "state": state, "since": since, "until": until,
+                                        "q": q}, "history_runs": HISTORY_RUNS}
+
+
+def _loads(value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def dag_view(conn: Connection, dag_id: str, *, instance: str | None = None, state: str | None = None,
+             since: str | None = None, until: str | None = None, limit: int = 100) -> dict[str, Any] | None:
+    """One DAG: run list (newest first), duration trend, and the Airflow-like grid (tasks x recent runs)."""
+    stmt = _run_filters(select(*(dag_runs.c[c] for c in _RUN_COLS)).where(dag_runs.c.dag_id == dag_id),
+                        instance, state, since, until)
+    runs = [_run_item(r) for r in _rows(conn, stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc())
+                                        .limit(limit))]
+    definition = _rows(conn, select(dags).where(dags.c.dag_id == dag_id)
+                       .where(dags.c.uid == instance if instance else True))
+    if not runs and not definition:
+        return None
+    d = definition[0] if definition else {}
+    grid_runs = list(reversed(runs[:GRID_RUNS]))
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    task_order: list[str] = []
+    declared = _loads(d.get("tasks")) or []
+    for t in declared:
+        if isinstance(t, dict) and t.get("task_id") and t["task_id"] not in task_order:
+            task_order.append(t["task_id"])
+    if grid_runs:
+        attempt_rows = _rows(conn, select(
+            task_attempts.c.id, task_attempts.c.run_pk, task_attempts.c.task_id, task_attempts.c.map_index,
+            task_attempts.c.try_number, task_attempts.c.state, task_attempts.c.duration_s,
+            task_attempts.c.start_date).where(task_attempts.c.run_pk.in_([r["id"] for r in grid_runs]))
+            .order_by(task_attempts.c.start_date, task_attempts.c.task_id))
+        for a in attempt_rows:
+            if a["task_id"] not in task_order:
+                task_order.append(a["task_id"])
+            per_run = cells.setdefault(a["task_id"], {})
+            current = per_run.get(a["run_pk"])
+            if current is None or (a["try_number"] or 0) >= (current["try_number"] or 0):
+                per_run[a["run_pk"]] = {"id": a["id"], "state": a["state"], "try_number": a["try_number"],
+                                        "duration_s": a["duration_s"]}
+    trend = [{"id": r["id"], "label": r["run_id"] or r["logical_date"], "state": r["state"],
+              "duration_s": r["duration_s"], "sort_key": r["sort_key"]} for r in reversed(runs)]
+    durations = [r["duration_s"] for r in runs if r["duration_s"] is not None]
+    return {
+        "dag_id": dag_id, "instance": instance,
+        "definition": {k: (_loads(v) if k in ("owners", "tags", "tasks") else v) for k, v in d.items()
+                       if k not in ("stamp",)} if d else None,
+        "runs": runs, "trend": trend, "median_duration_s": _median(durations),
+        "grid": {"runs": [{"id": r["id"], "run_id": r["run_id"], "logical_date": r["logical_date"],
+                           "state": r["state"]} for r in grid_runs],
+                 "tasks": [{"task_id": t, "cells": [cells.get(t, {}).get(r["id"]) for r in grid_runs]}
+                           for t in task_order]},
+        "filters": {"instance": instance, "state": state, "since": since, "until": until},
+    }
+
+
+# ---------------------------------------------------------------- a DAG run
+
+_ATTEMPT_COLS = ("id", "task_id", "map_index", "try_number", "placeholder", "state", "start_date", "end_date",
+                 "duration_s", "operator", "error", "hostname", "pool", "queue", "max_tries")
+
+
+def dag_run_view(conn: Connection, pk: str) -> dict[str, Any] | None:
+    """A DAG run's task grid: every attempt with state and duration, a Gantt offset, its Spark apps' health.
+
+    Light on purpose (no logs, params or stage rows): a 500-task run must render fast."""
+    found = _rows(conn, select(dag_runs).where(dag_runs.c.id == pk))
+    if not found:
+        return None
+    run = found[0]
+    run["conf"] = mask_secrets(_loads(run.get("conf")))
+    run.pop("sort_key", None)
+    run["duration_s"] = _run_duration(run)
+    attempts = _rows(conn, select(*(task_attempts.c[c] for c in _ATTEMPT_COLS)).where(task_attempts.c.run_pk == pk)
+                     .order_by(task_attempts.c.start_date, task_attempts.c.task_id, task_attempts.c.map_index,
+                               task_attempts.c.try_number))
+    # Spark apps per attempt (and apps linked to the run only)
+    app_rows = _rows(conn, select(spark_apps.c.id, spark_apps.c.app_id, spark_apps.c.name, spark_apps.c.state,
+                                  spark_apps.c.start_time, spark_apps.c.end_time, contexts.c.attempt_pk)
+                     .join(contexts, contexts.c.id == spark_apps.c.context_id).where(contexts.c.run_pk == pk))
+    failed_jobs: dict[str, int] = {}
+    if app_rows:
+        pks = [a["id"] for a in app_rows]
+        for chunk_start in range(0, len(pks), 900):
+            chunk = pks[chunk_start:chunk_start + 900]
+            failed_jobs.update(dict(conn.execute(
+                select(spark_jobs.c.spark_app_pk, func.count()).where(spark_jobs.c.spark_app_pk.in_(chunk))
+                .where(spark_jobs.c.result == "failed").group_by(spark_jobs.c.spark_app_pk)).all()))
+    apps_by_attempt: dict[str | None, list[dict[str, Any]]] = {}
+    for app in app_rows:
+        app["failed_jobs"] = failed_jobs.get(app["id"], 0)
+        apps_by_attempt.setdefault(app.pop("attempt_pk"), []).append(app)
+    starts = [parse_instant(a["start_date"]) for a in attempts if a["start_date"]]
+    ends = [parse_instant(a["end_date"]) for a in attempts if a["end_date"]]
+    t0 = min(starts) if starts else parse_instant(run.get("start_date"))
+    t1 = max(ends + starts) if (ends or starts) else parse_instant(run.get("end_date"))
+    span = (t1 - t0).total_seconds() if t0 and t1 and t1 > t0 else 0.0
+    tries: dict[tuple, int] = {}
+    for a in attempts:
+        key = (a["task_id"], a["map_index"])
+        tries[key] = tries.get(key, 0) + 1
+    summary: dict[str, int] = {}
+    for a in attempts:
+        a["placeholder"] = bool(a["placeholder"])
+        a["error"] = _error_text(a["error"])
+        a["tries"] = tries[(a["task_id"], a["map_index"])]
+        a["spark_apps"] = apps_by_attempt.get(a["id"], [])
+        s = parse_instant(a["start_date"])
+        e = parse_instant(a["end_date"])
+        if a["duration_s"] is None and s and e:
+            a["duration_s"] = (e - s).total_seconds()
+        if span and s and t0:
+            a["offset_pct"] = round(100 * (s - t0).total_seconds() / span, 3)
+            a["width_pct"] = round(max(0.3, 100 * ((e or t1) - s).total_seconds() / span), 3)
+        else:
+            a["offset_pct"] = a["width_pct"] = None
+        summary[a["state"] or "unknown"] = summary.get(a["state"] or "unknown", 0) + 1
+    durations = [a["duration_s"] for a in attempts if a["duration_s"] is not None]
+    slowest = max(attempts, key=lambda a: a["duration_s"] or -1)["id"] if durations else None
+    return {"run": run, "task_attempts": attempts, "run_spark_apps": apps_by_attempt.get(None, []),
+            "states": summary, "span_s": span, "t0": t0.isoformat() if t0 else None, "slowest_attempt": slowest,
+            "median_task_duration_s": _median(durations)}
+
+
+# ---------------------------------------------------------------- a task attempt
+
+def task_attempt_view(conn: Connection, pk: str) -> dict[str, Any] | None:
+    """One attempt: params (secrets masked), error, log tail, metrics, datasets, its Spark apps (summaries),
+    the other tries, and how its duration compares with the same task's recent runs."""
+    attempt = queries.task_attempt(conn, pk)
+    if attempt is None:
+        return None
+    attempt["params"] = mask_secrets(attempt.get("params"))
+    attempt.pop("source_code", None) if attempt.get("source_code") and len(attempt["source_code"]) > 200_000 else None
+    apps = attempt.pop("spark_apps", [])
+    attempt["spark_apps"] = [spark_summary(a) for a in apps]
+    run = attempt.get("dag_run") or {}
+    others = _rows(conn, select(task_attempts.c.id, task_attempts.c.try_number, task_attempts.c.state,
+                                task_attempts.c.duration_s, task_attempts.c.start_date)
+                   .where(task_attempts.c.run_pk == attempt["run_pk"], task_attempts.c.task_id == attempt["task_id"],
+                          task_attempts.c.map_index == attempt["map_index"])
+                   .order_by(task_attempts.c.try_number))
+    attempt["tries"] = others
+    history = []
+    if run.get("dag_id"):
+        history = _rows(conn, select(task_attempts.c.id, task_attempts.c.state, task_attempts.c.duration_s,
+                                     dag_runs.c.run_id, dag_runs.c.sort_key)
+                        .join(dag_runs, dag_runs.c.id == task_attempts.c.run_pk)
+                        .where(dag_runs.c.dag_id == run["dag_id"], task_attempts.c.task_id == attempt["task_id"],
+                               task_attempts.c.map_index == attempt["map_index"])
+                        .where(dag_runs.c.uid == run["uid"] if run.get("uid") else dag_runs.c.uid.is_(None))
+                        .order_by(dag_runs.c.sort_key.desc(), task_attempts.c.try_number.desc()).limit(30))
+    history.reverse()
+    attempt["history"] = history
+    previous = [h["duration_s"] for h in history if h["id"] != pk and h["state"] == "success"
+                and h["duration_s"] is not None]
+    attempt["history_median_s"] = _median(previous)
+    return attempt
+
+
+def spark_summary(app: dict[str, Any]) -> dict[str, Any]:
+    """An app (as `queries.spark_apps_full` returns it) reduced to the facts a task page needs."""
+    stages = app.get("stages", [])
+    jobs = app.get("jobs", [])
+    queries_ = app.get("queries", [])
+    return {
+        "id": app["id"], "app_id": app["app_id"], "name": app.get("name"), "state": app.get("state"),
+        "start_time": app.get("start_time"), "end_time": app.get("end_time"),
+        "duration_s": seconds_between(app.get("start_time"), app.get("end_time")),
+        "jobs": len(jobs), "failed_jobs": sum(1 for j in jobs if j.get("result") == "failed"),
+        "stages": len(stages), "failed_stages": sum(1 for s in stages if s["status"] == "failed"),
+        "queries": len(queries_), "failed_queries": sum(1 for q in queries_ if not q.get("success")),
+        "executor_run_time_ms": sum(s["metrics"].get("executor_run_time_ms") or 0 for s in stages),
+        "spilled_bytes": sum((s["metrics"].get("memory_spilled_bytes") or 0)
+                             + (s["metrics"].get("disk_spilled_bytes") or 0) for s in stages),
+    }
+
+
+# ---------------------------------------------------------------- a Spark application
+
+GC_RATIO = 0.1
+UNEVEN_RATIO = 3.0
+
+
+def _lanes(items: list[dict[str, Any]]) -> int:
+    """Greedy interval packing: each item gets `lane` so bars that overlap in time do not overlap on screen."""
+    ends: list[float] = []
+    for item in sorted(items, key=lambda i: (i["x0"], i["x1"])):
+        for lane, end in enumerate(ends):
+            if end <= item["x0"]:
+                ends[lane] = item["x1"]
+                item["lane"] = lane
+                break
+        else:
+            item["lane"] = len(ends)
+            ends.append(item["x1"])
+    return len(ends)
+
+
+def spark_app_view(conn: Connection, pk: str) -> dict[str, Any] | None:
+    """A Spark app with analysis: stage durations, slowest stage, spill/GC/uneven-task flags, a timeline layout
+    (x in seconds from app start, lanes), queries with their datasets, failures."""
+    app = queries.spark_app(conn, pk)
+    if app is None:
+        return None
+    app["conf"] = mask_secrets(app.get("conf"))
+    cores = sum((e.get("cores") or 0) for e in app.get("executors", [])) or None
+    times = [parse_instant(app.get("start_time"))]
+    for s in app["stages"]:
+        times.append(parse_instant(s["submission_time"]))
+    for j in app["jobs"]:
+        times.append(parse_instant(j.get("submission_time")))
+    known = [t for t in times if t is not None]
+    t0 = min(known) if known else None
+    end_candidates = [parse_instant(app.get("end_time"))]
+    end_candidates += [parse_instant(s["completion_time"]) for s in app["stages"]]
+    end_candidates += [parse_instant(j.get("completion_time")) for j in app["jobs"]]
+    ends = [t for t in end_candidates if t is not None]
+    t1 = max(ends + known) if (ends or known) else None
+    span = max((t1 - t0).total_seconds(), 0.001) if t0 and t1 else 0.001
+
+    def rel(value: str | None, default: float) -> float:
+        t = parse_instant(value)
+        return (t - t0).total_seconds() if t is not None and t0 is not None else default
+
+    stage_durations: list[float] = []
+    for s in app["stages"]:
+        m = s["metrics"]
+        s["duration_s"] = seconds_between(s["submission_time"], s["completion_time"])
+        if s["duration_s"] is not None:
+            stage_durations.append(s["duration_s"])
+        run_ms = m.get("executor_run_time_ms") or 0
+        gc_ms = m.get("jvm_gc_time_ms") or 0
+        spill = (m.get("memory_spilled_bytes") or 0) + (m.get("disk_spilled_bytes") or 0)
+        flags = []
+        if spill:
+            flags.append("spill")
+        if run_ms and gc_ms / run_ms > GC_RATIO:
+            flags.append("gc")
+        if s["status"] == "failed" or (s.get("failed_tasks") or 0) > 0:
+            flags.append("failed tasks" if s["status"] != "failed" else "failed")
+        # uneven tasks: the stage's wall time is much longer than its work spread over the slots it had.
+        # The listener reports per-stage sums, not per-task times, so this is an estimate, said as such.
+        slots = min(cores or 1, s.get("num_tasks") or 1)
+        if s["duration_s"] and run_ms and slots > 1:
+            ideal = run_ms / 1000 / slots
+            s["uneven_ratio"] = round(s["duration_s"] / ideal, 2) if ideal > 0 else None
+            if s["uneven_ratio"] and s["uneven_ratio"] > UNEVEN_RATIO and s["duration_s"] > 1:
+                flags.append("uneven tasks")
+        else:
+            s["uneven_ratio"] = None
+        s["gc_ratio"] = round(gc_ms / run_ms, 3) if run_ms else None
+        s["spill_bytes"] = spill
+        s["flags"] = flags
+        x0 = rel(s["submission_time"], 0.0)
+        x1 = rel(s["completion_time"], span)
+        s["x0"], s["x1"] = x0, max(x1, x0)
+    slowest = max(app["stages"], key=lambda s: s["duration_s"] or -1) if stage_durations else None
+    stage_lanes = _lanes(app["stages"])
+    for j in app["jobs"]:
+        j["duration_s"] = seconds_between(j.get("submission_time"), j.get("completion_time"))
+        j["x0"] = rel(j.get("submission_time"), 0.0)
+        j["x1"] = max(rel(j.get("completion_time"), span), j["x0"])
+    job_lanes = _lanes(app["jobs"])
+    for query in app["queries"]:
+        if isinstance(query.get("error"), (dict, str)):
+            query["error_text"] = _error_text(query["error"])
+    failures = (
+        [{"kind": "job", "id": j["job_id"], "error": j.get("failure_reason")} for j in app["jobs"]
+         if j.get("result") == "failed"]
+        + [{"kind": "stage", "id": f"{s['stage_id']}.{s['attempt_id']}", "error": s.get("failure_reason")}
+           for s in app["stages"] if s["status"] == "failed"]
+        + [{"kind": "query", "id": q.get("execution_id"), "error": q.get("error_text") or "failed"}
+           for q in app["queries"] if not q.get("success")]
+    )
+    app["analysis"] = {
+        "span_s": span, "t0": t0.isoformat() if t0 else None, "cores": cores,
+        "slowest_stage": f"{slowest['stage_id']}.{slowest['attempt_id']}" if slowest else None,
+        "median_stage_s": _median(stage_durations), "stage_lanes": stage_lanes, "job_lanes": job_lanes,
+        "flagged_stages": sum(1 for s in app["stages"] if s["flags"]),
+        "total_run_time_ms": sum(s["metrics"].get("executor_run_time_ms") or 0 for s in app["stages"]),
+        "total_gc_ms": sum(s["metrics"].get("jvm_gc_time_ms") or 0 for s in app["stages"]),
+        "total_spill_bytes": sum(s["spill_bytes"] for s in app["stages"]),
+    }
+    app["failures"] = failures
+    app["duration_s"] = seconds_between(app.get("start_time"), app.get("end_time"))
+    if app.get("task_attempt_pk"):
+        owner = _rows(conn, select(task_attempts.c.task_id, task_attempts.c.try_number, dag_runs.c.dag_id,
+                                   dag_runs.c.run_id, dag_runs.c.id.label("run_pk"))
+                      .join(dag_runs, dag_runs.c.id == task_attempts.c.run_pk)
+                      .where(task_attempts.c.id == app["task_attempt_pk"]))
+        app["owner"] = owner[0] if owner else None
+    elif app.get("dag_run_pk"):
+        owner = _rows(conn, select(dag_runs.c.dag_id, dag_runs.c.run_id, dag_runs.c.id.label("run_pk"))
+                      .where(dag_runs.c.id == app["dag_run_pk"]))
+        app["owner"] = owner[0] if owner else None
+    else:
+        app["owner"] = None
+    return app
+
+
+def stage_key(stage: dict[str, Any]) -> str:
+    return f"{stage['stage_id']}.{stage['attempt_id']}"
+
+
+# ---------------------------------------------------------------- datasets
+
+def _dataset_label(row: dict[str, Any]) -> str:
+    return row.get("table_name") or row.get("path") or row.get("uri") or row.get("identity") or "?"
+
+
+def datasets_view(conn: Connection, *, q: str | None = None, limit: int = 500) -> dict[str, Any]:
+    """Datasets with how often they are read and written and the last row count seen."""
+    is_read = case((dataset_ops.c.operation == "read", 1), else_=0)
+    is_write = case((dataset_ops.c.operation == "write", 1), else_=0)
+    stats = select(dataset_ops.c.dataset_pk,
+                   func.count().label("ops"),
+                   func.sum(is_read).label("reads"),
+                   func.sum(is_write).label("writes"),
+                   func.max(dataset_ops.c.time).label("last_time")).group_by(dataset_ops.c.dataset_pk).subquery()
+    stmt = select(datasets, stats.c.ops, stats.c.reads, stats.c.writes, stats.c.last_time).join(
+        stats, stats.c.dataset_pk == datasets.c.id)
+    if q:
+        stmt = stmt.where(datasets.c.identity.contains(q, autoescape=True))
+    rows = _rows(conn, stmt.order_by(stats.c.last_time.desc()).limit(limit))
+    for row in rows:
+        row["label"] = _dataset_label(row)
+    return {"items": rows, "filters": {"q": q}}
+
+
+def dataset_view(conn: Connection, pk: str) -> dict[str, Any] | None:
+    """One dataset: every read and write with the task that did it, rows over time."""
+    found = _rows(conn, select(datasets).where(datasets.c.id == pk))
+    if not found:
+        return None
+    ds = found[0]
+    ds["label"] = _dataset_label(ds)
+    ops = _rows(conn, select(
+        dataset_ops.c.id, dataset_ops.c.operation, dataset_ops.c.name, dataset_ops.c.mode, dataset_ops.c.format,
+        dataset_ops.c.rows, dataset_ops.c.bytes, dataset_ops.c.files, dataset_ops.c.time, dataset_ops.c.spark_app_pk,
+        dataset_ops.c.schema, contexts.c.attempt_pk, contexts.c.run_pk, contexts.c.dag_id, contexts.c.task_id,
+        contexts.c.synthetic)
+        .outerjoin(contexts, contexts.c.id == dataset_ops.c.context_id)
+        .where(dataset_ops.c.dataset_pk == pk).order_by(dataset_ops.c.time, dataset_ops.c.id))
+    schema = None
+    for op in ops:
+        op["synthetic"] = bool(op["synthetic"]) if op["synthetic"] is not None else None
+        if op["schema"]:
+            schema = _loads(op["schema"])
+        op.pop("schema")
+    tasks: dict[tuple, dict[str, Any]] = {}
+    for op in ops:
+        key = (op["dag_id"], op["task_id"], op["operation"])
+        entry = tasks.setdefault(key, {"dag_id": op["dag_id"], "task_id": op["task_id"], "operation": op["operation"],
+                                       "count": 0, "last_time": None, "last_attempt_pk": None})
+        entry["count"] += 1
+        entry["last_time"] = op["time"]
+        entry["last_attempt_pk"] = op["attempt_pk"]
+    return {"dataset": ds, "operations": ops, "tasks": list(tasks.values()), "schema": schema,
+            "rows_series": [{"time": o["time"], "rows": o["rows"], "operation": o["operation"]} for o in ops
+                            if o["rows"] is not None]}
+
+
+# ---------------------------------------------------------------- search helpers for filters
+
+def filter_options(conn: Connection) -> dict[str, Any]:
+    """Values for the filter drop-downs (instances, states)."""
+    uids = [r[0] for r in conn.execute(select(instances.c.uid).order_by(instances.c.uid)).all()]
+    states = [r[0] for r in conn.execute(select(dag_runs.c.state).where(dag_runs.c.state.is_not(None))
+                                         .group_by(dag_runs.c.state).order_by(dag_runs.c.state)).all()]
+    return {"instances": uids, "states": states}
+
+
+def executor_hosts(conn: Connection, app_pk: str) -> list[str]:
+    return [r[0] for r in conn.execute(select(spark_executors.c.host).where(spark_executors.c.spark_app_pk == app_pk))]
+
+
+__all__ = [
+    "dag_run_view", "dag_view", "dags_view", "dataset_view", "datasets_view", "filter_options", "instances_view",
+    "mask_secrets", "spark_app_view", "task_attempt_view",
+]
