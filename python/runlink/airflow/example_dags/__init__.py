@@ -1,0 +1,1 @@
+"""Example DAGs shipped with runlink (`runlink demo` runs runlink_demo)."""

@@ -1,0 +1,1 @@
+"""Spark applications the example DAGs launch."""

@@ -1,0 +1,175 @@
+"""Per-task overhead of runlink on Airflow, against no plugin and against the OpenLineage provider.
+
+A DAG of 50 trivial tasks runs with dag.test() in fresh interpreters, in interleaved rounds (none, runlink,
+openlineage, in a shuffled order each round), so that machine noise hits all three alike:
+
+- none: runlink's entry points hidden (plugin and policy not loaded), OpenLineage disabled;
+- runlink: the plugin + policy, reporting to a real tracker (`runlink server`, SQLite) on this machine;
+- openlineage: apache-airflow-providers-openlineage with its console transport, runlink hidden.
+
+Per-task time = wall time of dag.test() / 50 (scheduling, task runs, listeners, flushes: everything).
+Overhead = per-task time minus the `none` per-task time of the same round; the report gives medians.
+
+Usage: .venv/bin/python scripts/bench_airflow.py [--rounds 5] [--tasks 50] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DAG_FILE = '''
+from datetime import datetime
+try:
+    from airflow.sdk import DAG
+except ImportError:
+    from airflow import DAG
+try:
+    from airflow.providers.standard.operators.python import PythonOperator
+except ImportError:
+    from airflow.operators.python import PythonOperator
+
+def noop():
+    return None
+
+with DAG("bench_trivial", schedule=None, start_date=datetime(2024, 1, 1), catchup=False) as dag:
+    for i in range({tasks}):
+        PythonOperator(task_id=f"t{{i:03d}}", python_callable=noop)
+'''
+
+RUNNER = r'''
+import importlib.metadata, json, os, sys, time
+if os.environ.get("BENCH_HIDE_RUNLINK") == "1":
+    _orig = importlib.metadata.distributions
+    def _distributions(*args, **kwargs):
+        return [d for d in _orig(*args, **kwargs) if (d.metadata.get("Name") or "").lower() != "runlink"]
+    importlib.metadata.distributions = _distributions
+    try:
+        import importlib_metadata
+        _orig2 = importlib_metadata.distributions
+        importlib_metadata.distributions = lambda *a, **k: [
+            d for d in _orig2(*a, **k) if (d.metadata.get("Name") or "").lower() != "runlink"]
+    except ImportError:
+        pass
+import importlib.util
+spec = importlib.util.spec_from_file_location("bench_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from airflow.plugins_manager import get_plugin_info
+names = sorted(p["name"] for p in get_plugin_info())
+start = time.perf_counter()
+run = module.dag.test()
+elapsed = time.perf_counter() - start
+print("BENCH=" + json.dumps({"elapsed": elapsed, "state": str(getattr(run.state, "value", run.state)),
+                             "plugins": names}))
+'''
+
+
+def start_tracker(home: Path) -> tuple[subprocess.Popen, str, str]:
+    import socket
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = open(home / "tracker.log", "wb")  # noqa: SIM115 - lives as long as the tracker
+    process = subprocess.Popen([sys.executable, "-m", "runlink", "server", "--port", str(port), "--home", str(home)],
+                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUNLINK_HOME": str(home)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return process, url, (home / "token").read_text().strip()
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)  # polling interval while the server boots
+    process.kill()
+    raise SystemExit("tracker did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--json", help="write the raw figures here")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="runlink-bench-"))
+    dags = work / "dags"
+    dags.mkdir()
+    dag_file = dags / "bench_dag.py"
+    dag_file.write_text(DAG_FILE.format(tasks=args.tasks))
+    runner = work / "runner.py"
+    runner.write_text(RUNNER)
+    tracker_home = work / "tracker"
+    tracker_home.mkdir()
+    tracker, url, token = start_tracker(tracker_home)
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RUNLINK_", "AIRFLOW", "OPENLINEAGE"))},
+        "AIRFLOW_HOME": str(work / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+    configs = {
+        "none": {**base, "BENCH_HIDE_RUNLINK": "1", "AIRFLOW__OPENLINEAGE__DISABLED": "true"},
+        "runlink": {**base, "AIRFLOW__OPENLINEAGE__DISABLED": "true", "RUNLINK_URL": url, "RUNLINK_TOKEN": token,
+                    "RUNLINK_HOME": str(work / "client")},
+        "openlineage": {**base, "BENCH_HIDE_RUNLINK": "1", "AIRFLOW__OPENLINEAGE__TRANSPORT": '{"type": "console"}',
+                        "AIRFLOW__OPENLINEAGE__NAMESPACE": "bench"},
+    }
+    try:
+        migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=configs["none"],
+                                 capture_output=True, text=True)
+        if migrate.returncode:
+            print(migrate.stderr[-3000:])
+            return 1
+        # warm-up: the first dag.test() also syncs the DAG to the database
+        subprocess.run([sys.executable, str(runner), str(dag_file)], env=configs["none"], capture_output=True)
+        results: dict[str, list[float]] = {name: [] for name in configs}
+        for round_no in range(args.rounds):
+            order = list(configs)
+            random.shuffle(order)
+            for name in order:
+                out = subprocess.run([sys.executable, str(runner), str(dag_file)], env=configs[name],
+                                     capture_output=True, text=True, timeout=1800)
+                line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH=")), None)
+                if line is None:
+                    print(out.stdout[-2000:], out.stderr[-4000:])
+                    return 1
+                data = json.loads(line[6:])
+                per_task_ms = data["elapsed"] / args.tasks * 1000
+                results[name].append(per_task_ms)
+                print(f"round {round_no + 1} {name:12s} {per_task_ms:8.1f} ms/task  state={data['state']} "
+                      f"plugins={data['plugins']}", flush=True)
+    finally:
+        tracker.terminate()
+        tracker.wait(timeout=30)
+
+    none = results["none"]
+    report = {"tasks": args.tasks, "rounds": args.rounds, "per_task_ms": results}
+    print(f"\nper-task wall time, median of {args.rounds} interleaved rounds ({args.tasks} trivial tasks, dag.test()):")
+    for name in configs:
+        overhead = [value - base_value for value, base_value in zip(results[name], none, strict=True)]
+        report[f"{name}_overhead_ms"] = statistics.median(overhead)
+        print(f"  {name:12s} {statistics.median(results[name]):8.1f} ms/task   overhead vs none: "
+              f"{statistics.median(overhead):+7.1f} ms/task (median of per-round differences)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
