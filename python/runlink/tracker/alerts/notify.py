@@ -120,7 +120,7 @@ def claim_due(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
     """Pending notifications whose time has come, marked `sending` (inside a write transaction, so several
     worker processes never send the same one)."""
     now = now_instant()
-    rows = [dict(r._mapping) for r in conn.execute(
+    rows = [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(
         select(alert_notifications).where(alert_notifications.c.status == "pending",
                                           alert_notifications.c.next_attempt_at <= now)
         .order_by(alert_notifications.c.next_attempt_at).limit(limit))]

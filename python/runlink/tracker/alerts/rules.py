@@ -120,8 +120,14 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as a dict with plain `str` keys (orjson refuses SQLAlchemy's str subclass `quoted_name`)."""
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    return {str(k): v for k, v in mapping.items()}
+
+
 def rule_dict(row: Any) -> dict[str, Any]:
-    m = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    m = _plain(row)
     m["params"] = orjson.loads(m["params"]) if m.get("params") else {}
     m["enabled"] = bool(m["enabled"])
     m["email_to"] = m["email_to"].split(",") if m.get("email_to") else []
@@ -129,7 +135,7 @@ def rule_dict(row: Any) -> dict[str, Any]:
 
 
 def alert_dict(row: Any) -> dict[str, Any]:
-    m = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    m = _plain(row)
     m["links"] = orjson.loads(m["links"]) if m.get("links") else {}
     return m
 
