@@ -58,8 +58,13 @@ fi
 
 start=$(date +%s)
 # Debian's gradle script prints `java -version` on stderr: keep only real messages.
-gradle --offline --no-daemon --quiet -PsparkJarsDir="$SPARK_JARS_DIR" "${tasks[@]}" \
-  2> >(grep -v -E '^(openjdk version|OpenJDK Runtime Environment|OpenJDK 64-Bit Server VM)' >&2)
+if ! gradle --offline --no-daemon --quiet -PsparkJarsDir="$SPARK_JARS_DIR" "${tasks[@]}" \
+    2> >(grep -v -E '^(openjdk version|OpenJDK Runtime Environment|OpenJDK 64-Bit Server VM)' >&2); then
+  # --quiet hides Gradle's test report: show the failures themselves
+  grep -h -A12 '<failure' jvm-listener/build/test-results/test/*.xml 2>/dev/null | head -80 >&2 || true
+  echo "build-jar: FAILED" >&2
+  exit 1
+fi
 cp "$built" "$shipped"
 echo "$jar_hash" > "$stamps/jar"
 if [ $run_tests = 1 ]; then

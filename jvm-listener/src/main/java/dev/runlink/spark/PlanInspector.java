@@ -384,7 +384,7 @@ final class PlanInspector {
         return b == null ? (Long) a : (Long) a + (Long) b;
     }
 
-    private static void putSchema(Map<String, Object> ds, Object structType) {
+    static void putSchema(Map<String, Object> ds, Object structType) {
         Object fields = Reflect.call(structType, "fields");
         if (!(fields instanceof Object[])) {
             return;

@@ -1,0 +1,127 @@
+package dev.runlink.spark;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertNull;
+import static org.junit.Assert.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.After;
+import org.junit.Before;
+import org.junit.Test;
+
+/** RunlinkQueryListener's reports, and PlanInspector on the plan shapes of Spark 3.5/4.x (see FakePlans). */
+public class QueryListenerTest {
+    private TestSupport.RecordingTransport transport;
+    private Agent agent;
+    private RunlinkQueryListener listener;
+
+    @Before
+    public void setUp() {
+        transport = new TestSupport.RecordingTransport();
+        agent = new Agent(TestSupport.settings("spark.runlink.batchIntervalMs", "0"), transport);
+        Map<String, String> conf = new HashMap<>();
+        conf.put("spark.app.id", "local-1");
+        conf.put("spark.env.AIRFLOW_CTX_DAG_ID", "etl");
+        listener = new RunlinkQueryListener(conf, Collections.<String, String>emptyMap(), agent);
+    }
+
+    @After
+    public void tearDown() {
+        agent.delivery.close();
+    }
+
+    private List<JsonNode> report(String action, Object qe, Double durationMs, Exception error) {
+        listener.report(action, qe, 12L, durationMs, error, Json.now());
+        assertTrue(agent.delivery.flush(5_000));
+        return transport.events("sql_query");
+    }
+
+    @Test
+    public void v1WriteWithInputsRowsAndSchema() {
+        JsonNode p = report("save", FakePlans.v1Write(), 250.5, null).get(0).get("payload");
+        assertEquals("save", p.get("action").asText());
+        assertEquals(12, p.get("execution_id").asInt());
+        assertEquals(250.5, p.get("duration_ms").asDouble(), 0.0);
+        assertTrue(p.get("success").asBoolean());
+        assertEquals("jvm", p.get("listener").asText());
+        JsonNode in = p.get("inputs");
+        assertEquals("one source, scanned twice: rows add up", 1, in.size());
+        assertEquals("file:/data/a", in.get(0).get("path").asText());
+        assertEquals("parquet", in.get(0).get("format").asText());
+        assertEquals("read", in.get(0).get("operation").asText());
+        assertEquals(150, in.get(0).get("rows").asLong());
+        assertEquals(4, in.get(0).get("files").asLong());
+        assertEquals(3, in.get(0).get("schema").size());
+        JsonNode out = p.get("outputs").get(0);
+        assertEquals("write", out.get("operation").asText());
+        assertEquals("file:/data/out", out.get("path").asText());
+        assertEquals("Overwrite", out.get("mode").asText());
+        assertEquals(42, out.get("rows").asLong());
+        assertEquals(1234, out.get("bytes").asLong());
+        assertEquals(1, out.get("files").asLong());
+        assertEquals("c0", out.get("schema").get(0).get("name").asText());
+        assertEquals("bigint", out.get("schema").get(0).get("type").asText());
+        assertTrue(p.get("plan_summary").asText().contains("SortMergeJoinExec"));
+        assertFalse(p.get("plan_truncated").asBoolean());
+    }
+
+    @Test
+    public void dataSourceV2AppendNamesItsTableAndRows() {
+        List<JsonNode> events = report("append", FakePlans.v2Append(), 5.0, null);
+        JsonNode out = events.get(0).get("payload").get("outputs").get(0);
+        assertEquals("lake.db.events", out.get("table").asText());
+        assertEquals("iceberg", out.get("format").asText());
+        assertEquals("Append", out.get("mode").asText());
+        assertEquals(7, out.get("rows").asLong());
+        assertEquals("file:/data/in", events.get(0).get("payload").get("inputs").get(0).get("path").asText());
+    }
+
+    @Test
+    public void failureCarriesTheErrorAndTheLogicalInputs() {
+        Exception error = new IllegalArgumentException("[UNRESOLVED_COLUMN] x");
+        JsonNode p = report("collect", FakePlans.failedBeforePlanning(), null, error).get(0).get("payload");
+        assertFalse(p.get("success").asBoolean());
+        assertTrue(p.get("duration_ms").isNull());
+        assertEquals("java.lang.IllegalArgumentException", p.get("error").get("type").asText());
+        assertEquals("[UNRESOLVED_COLUMN] x", p.get("error").get("message").asText());
+        assertTrue(p.get("error").get("traceback").asText().contains("QueryListenerTest"));
+        assertEquals("lake.db.events", p.get("inputs").get(0).get("table").asText());
+    }
+
+    @Test
+    public void capsPlanAndSchema() {
+        Map<String, String> conf = new HashMap<>();
+        conf.put("spark.app.id", "local-1");
+        conf.put("spark.runlink.maxPlanChars", "10");
+        listener = new RunlinkQueryListener(conf, Collections.<String, String>emptyMap(), agent);
+        JsonNode p = report("save", FakePlans.v1Write(), 1.0, null).get(0).get("payload");
+        assertEquals(10, p.get("plan_summary").asText().length());
+        assertTrue(p.get("plan_truncated").asBoolean());
+        Map<String, Object> ds = new HashMap<>();
+        PlanInspectorAccess.putSchema(ds, FakePlans.schema(PlanInspector.MAX_SCHEMA_FIELDS + 5));
+        assertEquals(PlanInspector.MAX_SCHEMA_FIELDS, ((List<?>) ds.get("schema")).size());
+        assertEquals(true, ds.get("schema_truncated"));
+    }
+
+    @Test
+    public void anUnknownQueryExecutionShapeReportsWhatItCan() {
+        JsonNode p = report("collect", new Object(), 1.0, null).get(0).get("payload");
+        assertEquals(0, p.get("inputs").size());
+        assertEquals(0, p.get("outputs").size());
+        assertNull(p.get("plan_summary").textValue());
+        EventSamples.add(transport.events());
+    }
+
+    @Test
+    public void samplesForTheSchemaCheck() {
+        report("save", FakePlans.v1Write(), 250.5, null);
+        report("append", FakePlans.v2Append(), 5.0, null);
+        report("collect", FakePlans.failedBeforePlanning(), null, new RuntimeException("boom"));
+        EventSamples.add(transport.events());
+    }
+}
