@@ -1,0 +1,173 @@
+"""A real `airflow standalone` for tests and benchmarks: its own AIRFLOW_HOME, a free port, a known admin password,
+started in its own process group and stopped by killing that group.
+
+Readiness is polled with deadlines (health endpoint, DAG parsed, run finished): no sleeps as synchronisation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+START_DEADLINE_S = 240.0
+POLL_S = 0.5  # polling interval while waiting for a condition (not a synchronisation sleep)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Standalone:
+    home: Path
+    port: int
+    username: str
+    password: str = field(repr=False)
+    process: subprocess.Popen = field(repr=False)
+    log_path: Path = field(repr=False)
+    _token: str | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def token(self) -> str:
+        if self._token is None:
+            response = requests.post(self.url + "/auth/token",
+                                     json={"username": self.username, "password": self.password}, timeout=30)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        response = requests.request(method, self.url + "/api/v2" + path, headers=headers, timeout=60, **kwargs)
+        if response.status_code == 401:
+            self._token = None
+            headers = {"Authorization": f"Bearer {self.token()}"}
+            response = requests.request(method, self.url + "/api/v2" + path, headers=headers, timeout=60, **kwargs)
+        assert response.status_code < 400, (method, path, response.status_code, response.text[:1000])
+        return response.json() if response.content else None
+
+    def wait_for(self, what: str, check: Any, deadline_s: float) -> Any:
+        deadline = time.monotonic() + deadline_s
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited while waiting for {what}:\n{self.log()[-4000:]}")
+            try:
+                last = check()
+            except (requests.RequestException, AssertionError) as exc:
+                last = exc
+            else:
+                if last:
+                    return last
+            time.sleep(POLL_S)
+        raise TimeoutError(f"{what}: not within {deadline_s}s (last: {last!r})\n{self.log()[-3000:]}")
+
+    def wait_healthy(self, deadline_s: float = START_DEADLINE_S) -> None:
+        def healthy() -> bool:
+            body = requests.get(self.url + "/api/v2/monitor/health", timeout=5).json()
+            return all((body.get(k) or {}).get("status") == "healthy"
+                       for k in ("metadatabase", "scheduler", "dag_processor"))
+
+        self.wait_for("airflow health", healthy, deadline_s)
+
+    def wait_dag(self, dag_id: str, deadline_s: float = 180.0) -> None:
+        self.wait_for(f"DAG {dag_id} parsed", lambda: self.api("GET", f"/dags/{dag_id}")["dag_id"] == dag_id,
+                      deadline_s)
+
+    def trigger(self, dag_id: str, logical_date: str | None, run_id: str | None = None,
+                conf: Mapping[str, Any] | None = None) -> str:
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": dict(conf or {})}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def wait_run(self, dag_id: str, run_id: str, deadline_s: float = 300.0) -> str:
+        def finished() -> str | None:
+            state = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            return state if state in ("success", "failed") else None
+
+        return self.wait_for(f"run {run_id} finished", finished, deadline_s)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=30)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait(timeout=30)
+
+
+def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | None = None,
+                     sql_alchemy_conn: str | None = None, parallelism: int = 4) -> Standalone:
+    """Start `airflow standalone` in `home` (AIRFLOW_HOME) with the DAG files of `dags` copied in."""
+    home.mkdir(parents=True, exist_ok=True)
+    dags_folder = home / "dags"
+    dags_folder.mkdir(exist_ok=True)
+    if dags is not None:
+        for path in dags.glob("*.py"):
+            shutil.copy(path, dags_folder / path.name)
+    username, password = "admin", "syncer-" + os.urandom(6).hex()
+    # the simple auth manager keeps passwords of existing users: a known one for the test
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({username: password}))
+    port = free_port()
+    bin_dir = str(Path(sys.executable).parent)
+    full_env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__API__WORKERS": "1",
+        **(env or {}),
+    }
+    if sql_alchemy_conn:
+        full_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
+    for key in ("AIRFLOW__CORE__UNIT_TEST_MODE",):
+        full_env.pop(key, None)
+    log_path = home / "standalone.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([bin_dir + "/airflow", "standalone"], stdout=log, stderr=subprocess.STDOUT,
+                                   env=full_env, cwd=str(home), start_new_session=True)
+    standalone = Standalone(home=home, port=port, username=username, password=password, process=process,
+                            log_path=log_path)
+    try:
+        standalone.wait_healthy()
+    except BaseException:
+        standalone.stop()
+        raise
+    return standalone
