@@ -98,7 +98,7 @@ def test_5xx_and_429_are_retried_with_backoff(server: RecordingServer, clean_env
     server.statuses.extend([503, 429, 500])
     client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
     client.emit(_metric(1))
-    wait_until(lambda: server.accepted_events(), timeout=10)
+    wait_until(lambda: client.sent == 1, timeout=10)  # the client saw the 202 (not only the server sent it)
     assert [r["status"] for r in server.requests] == [503, 429, 500, 202]
     assert client.send_errors == 3 and client.sent == 1 and client.spooled == 0
 
@@ -124,14 +124,17 @@ def test_full_queue_drops_and_counts_and_never_blocks(hanging: HangingServer, cl
     client = Client(_config(hanging.url, clean_env, queue_size=100, batch_size=10, request_timeout_s=30))
     assert client.emit(_metric(0))
     wait_until(lambda: hanging.connections, timeout=10)  # the sender is now blocked in its POST
-    accepted, worst = 0, 0.0
-    for i in range(1, 5001):
+    accepted, costs = 0, []
+    events = [_metric(i) for i in range(1, 5001)]
+    for event in events:
         start = time.perf_counter()
-        accepted += client.emit(_metric(i))
-        worst = max(worst, time.perf_counter() - start)
+        accepted += client.emit(event)
+        costs.append(time.perf_counter() - start)
     assert accepted <= 100
     assert client.dropped == 5000 - accepted
-    assert worst < 0.05, f"emit blocked for {worst * 1000:.1f} ms"
+    # blocking would mean waiting for the 30 s request; scheduler noise on a busy 2-core box is milliseconds
+    costs.sort()
+    assert sum(costs) < 1.0 and costs[len(costs) // 2] < 50e-6, (sum(costs), costs[len(costs) // 2], costs[-1])
     start = time.monotonic()
     assert client.flush(1.0) is False  # the tracker hangs: the flush gives up at its bound
     assert time.monotonic() - start < 2.0
