@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "runlink.spark.commands",  # spark-conf
     "runlink.airflow.commands",  # demo (Airflow plugin part)
     "runlink.airflow.monitor_commands",  # monitor, airflow add|list
+    "runlink.tracker.alert_commands",  # alerts
 )
 
 

@@ -1,0 +1,169 @@
+"""`runlink alerts ...`: alert rules and alert events through the tracker's HTTP API (the tracker may be remote).
+
+    runlink alerts kinds
+    runlink alerts rules [--json]
+    runlink alerts add NAME --kind task_failed --dag-id 'etl_*' [--task-id T] [--param k=v ...]
+                       [--webhook URL] [--email a@b,c@d] [--instance UID] [--disabled]
+    runlink alerts enable|disable|delete RULE_ID
+    runlink alerts list [--state open|resolved] [--dag-id D] [--json]
+    runlink alerts resolve ALERT_ID [--note TEXT]
+    runlink alerts evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    alerts = subparsers.add_parser("alerts", help="alert rules and alerts (tracker API)")
+    sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION")
+
+    def add(name: str, help_: str, handler) -> argparse.ArgumentParser:  # noqa: ANN001
+        parser = sub.add_parser(name, help=help_)
+        parser.add_argument("--url", help="tracker URL (default RUNLINK_URL)")
+        parser.set_defaults(handler=handler)
+        return parser
+
+    add("kinds", "rule kinds and their parameters", _kinds)
+    rules = add("rules", "list rules", _rules)
+    rules.add_argument("--json", action="store_true")
+    create = add("add", "create a rule (evaluated at once)", _add)
+    create.add_argument("name")
+    create.add_argument("--kind", required=True,
+                        choices=("task_failed", "spark_failed", "duration", "metric", "dataset_rows", "dag_missing"))
+    create.add_argument("--dag-id")
+    create.add_argument("--task-id")
+    create.add_argument("--instance")
+    create.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="e.g. max_s=600, k=2, n=10, key=rows, min=1, change_pct=50, dataset=db.t, grace_s=900")
+    create.add_argument("--webhook", help="Slack-compatible incoming webhook URL")
+    create.add_argument("--email", help="comma-separated addresses (the tracker needs RUNLINK_SMTP_HOST)")
+    create.add_argument("--disabled", action="store_true")
+    for action in ("enable", "disable", "delete"):
+        parser = add(action, f"{action} a rule", _change)
+        parser.add_argument("rule_id")
+        parser.set_defaults(action=action)
+    listing = add("list", "list alerts, newest first", _list)
+    listing.add_argument("--state", choices=("open", "resolved"))
+    listing.add_argument("--dag-id")
+    listing.add_argument("--json", action="store_true")
+    resolve = add("resolve", "resolve an alert by hand", _resolve)
+    resolve.add_argument("alert_id")
+    resolve.add_argument("--note")
+    add("evaluate", "re-check every rule now (and missing runs)", _evaluate)
+
+
+class _Api:
+    """requests against the tracker with the configured token (never printed)."""
+
+    def __init__(self, url: str | None) -> None:
+        from runlink import config
+
+        cfg = config.load(url=url)
+        self.base = cfg.url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+
+        try:
+            response = requests.request(method, self.base + path, headers=self.headers, timeout=60, **kwargs)
+        except requests.RequestException as exc:
+            raise SystemExit(f"runlink: cannot reach the tracker at {self.base}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text[:500]
+            raise SystemExit(f"runlink: tracker answered {response.status_code}: {detail}")
+        return response.json() if response.content else None
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _kinds(args: argparse.Namespace) -> int:
+    for kind, spec in _Api(args.url).call("GET", "/api/v1/alert-rules/kinds").items():
+        print(f"{kind:14} {spec['label']}" + (f"  params: {', '.join(spec['params'])}" if spec["params"] else ""))
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    items = _Api(args.url).call("GET", "/api/v1/alert-rules")["items"]
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print("no rules")
+    for r in items:
+        scope = f"{r['instance'] or '*'}/{r['dag_id'] or '*'}" + (f"/{r['task_id']}" if r["task_id"] else "")
+        params = " ".join(f"{k}={v}" for k, v in sorted(r["params"].items()))
+        state = "on " if r["enabled"] else "off"
+        print(f"{r['id']}  {state} {r['kind']:13} {scope:30} {params:30} {r['name']}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"runlink: --param {item!r}: expected KEY=VALUE")
+        params[key.strip()] = _value(value.strip())
+    body = {"name": args.name, "kind": args.kind, "dag_id": args.dag_id, "task_id": args.task_id,
+            "instance": args.instance, "params": params, "webhook_url": args.webhook, "email_to": args.email,
+            "enabled": not args.disabled}
+    rule = _Api(args.url).call("POST", "/api/v1/alert-rules", json=body)
+    print(rule["id"])
+    return 0
+
+
+def _change(args: argparse.Namespace) -> int:
+    api = _Api(args.url)
+    if args.action == "delete":
+        api.call("DELETE", f"/api/v1/alert-rules/{args.rule_id}")
+    else:
+        api.call("PATCH", f"/api/v1/alert-rules/{args.rule_id}", json={"enabled": args.action == "enable"})
+    print(f"{args.action}d {args.rule_id}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("state", args.state), ("dag_id", args.dag_id)) if v}
+    items = _Api(args.url).call("GET", "/api/v1/alerts", params=params)["items"]
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print("no alerts")
+    for a in items:
+        sent = ",".join(f"{d['channel']}:{d['status']}" for d in a["deliveries"]) or "-"
+        when = a["resolved_at"] if a["state"] == "resolved" else a["opened_at"]
+        print(f"{a['id']}  {a['state']:8} {when[:19]}  {a['title']}  [{a['rule_name'] or '?'}; {sent}]")
+    return 0
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    alert = _Api(args.url).call("POST", f"/api/v1/alerts/{args.alert_id}/resolve", json={"note": args.note})
+    print(f"{alert['id']} {alert['state']}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    counts = _Api(args.url).call("POST", "/api/v1/alerts/evaluate")
+    print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing changed")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)
