@@ -100,9 +100,33 @@ def validate_batch(batch: Any, max_events: int = 10000) -> list[dict[str, Any]]:
         raise ProtocolError('"events" must be a non-empty array', None, "events")
     if len(events) > max_events:
         raise ProtocolError(f"a batch holds at most {max_events} events, got {len(events)}", None, "events")
+    fast = _batch_validator_rs()
+    if fast is not None and fast.is_valid(batch):
+        for index, event in enumerate(events):
+            if event["type"] in SPARK_EVENT_TYPES and not event.get("spark"):
+                validate_event(event, index)
+        return events
+    # the per-event path names the event and field the same way whichever validator found the fault
     for index, event in enumerate(events):
         validate_event(event, index)
+    if fast is not None:
+        error = next(iter(fast.iter_errors(batch)))
+        path = [str(p) for p in error.instance_path]
+        index = int(path[1]) if len(path) > 1 and path[1].isdigit() else None
+        field = ".".join(path[2:]) or None
+        raise ProtocolError(f"event {index}: {field}: {error.message}", index, field)
     return events
+
+
+@functools.cache
+def _batch_validator_rs() -> Any:
+    """jsonschema-rs over the whole schema, where installed (the tracker's `server` extra): about four times
+    faster than fastjsonschema, which stays the agents' light validator and gives the error messages."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.Draft7Validator(load_schema())
 
 
 @functools.cache
