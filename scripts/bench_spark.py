@@ -188,6 +188,7 @@ def main() -> int:
         "spark.driver.memory": "2g",
     }
     variants = ["baseline", "runlink", "eventlog", "runlink_down"]
+    load_start = os.getloadavg()  # other work on the machine makes every figure noisier: it is reported
     results: dict[str, list[dict]] = {v: [] for v in variants}
     try:
         index = 0
@@ -216,7 +217,8 @@ def main() -> int:
     def median(variant: str, key: str) -> float:
         return statistics.median(r[key] for r in results[variant])
 
-    summary = {"config": vars(args) | {"out": str(args.out)}, "stages_per_run": 2 * args.queries,
+    summary = {"config": vars(args) | {"out": str(args.out)}, "load_average_start": load_start,
+               "load_average_end": os.getloadavg(), "cpus": os.cpu_count(), "stages_per_run": 2 * args.queries,
                "tasks_per_run": 2 * args.queries * args.partitions, "variants": {}}
     base_w, base_p = median("baseline", "workload_s"), median("baseline", "process_s")
     for variant in variants:
@@ -255,6 +257,7 @@ def main() -> int:
         h = summary["heap"]
         print(f"heap after {h['tasks']} tasks: baseline {h['baseline_used_mb']} MB, runlink {h['runlink_used_mb']} MB "
               f"(delta {h['retained_delta_mb']:+.1f} MB); dev.runlink.* live objects {h['runlink_classes_kb']} KB")
+    print(f"load average at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     print(f"details: {args.out / 'summary.json'} and the driver logs next to it")
     shutil.rmtree(work, ignore_errors=True)
     return 0
