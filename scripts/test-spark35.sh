@@ -18,7 +18,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   grep -v -i '^pyspark' scripts/constraints.txt > "$VENV/constraints.txt"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -c "$VENV/constraints.txt" "pyspark==3.5.*" -e ".[server]" \
-    pytest pytest-timeout requests chispa "pandas<3" pyarrow
+    pytest pytest-timeout requests chispa "pandas<3" pyarrow jinja2  # jinja2: the tracker UI needs it (not yet in the server extra)
   echo "$want" > "$stamp"
 fi
 "$VENV/bin/python" - <<'PY'
