@@ -157,6 +157,8 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
     }
     if sql_alchemy_conn:
         full_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
+        if sql_alchemy_conn.startswith("postgresql+psycopg://"):  # psycopg 3 is async too (no asyncpg needed)
+            full_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = sql_alchemy_conn
     for key in ("AIRFLOW__CORE__UNIT_TEST_MODE",):
         full_env.pop(key, None)
     log_path = home / "standalone.log"

@@ -122,7 +122,9 @@ class Monitor:
                     pass
                 results.append(CycleResult(name=name, ok=False, window_start=None, watermark=None, error=error))
                 continue
-            kwargs: dict[str, Any] = {"since": self.since, "progress": self.progress, "logs": self.logs}
+            # the progress bar is for the backfill (first cycle with `since`), not for every incremental cycle
+            kwargs: dict[str, Any] = {"since": self.since, "progress": self.progress and bool(self.since),
+                                      "logs": self.logs}
             if self.overlap_s is not None:
                 kwargs["overlap_s"] = self.overlap_s
             results.append(sync_cycle(client, self.api, instance, **kwargs))
