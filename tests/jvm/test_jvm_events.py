@@ -45,3 +45,21 @@ def test_stage_metrics_use_every_schema_field() -> None:
     names = set(load_schema()["definitions"]["stage_metrics"]["properties"])
     stage = next(e for e in _samples()["events"] if e["type"] == "spark_stage.completed")
     assert set(stage["payload"]["metrics"]) == names
+
+
+def test_the_tracker_ingests_them_and_a_replay_changes_nothing(tracker) -> None:
+    """The real tracker (SQLite and PostgreSQL) accepts the JVM's batch, gzip as the JVM sends it."""
+    from runlink.ids import spark_app_id
+
+    events = _samples()["events"]
+    first = tracker.post_events(events, gzip=True)
+    assert first.status_code == 202, first.text
+    again = tracker.post_events(events, gzip=True)
+    assert again.status_code == 202 and again.json()["duplicates"] == len(events), again.text
+
+    app_id = next(e["spark"]["app_id"] for e in events if e["type"] == "spark_app.start")
+    app = tracker.get_json(f"/api/v1/spark-apps/{spark_app_id(app_id)}")
+    assert app["name"] == "etl-app"
+    assert {j["job_id"] for j in app["jobs"]} == {3, 4}
+    assert len(app["stages"]) == 2
+    assert app["task_attempt_pk"], "the app links under its Airflow task attempt"

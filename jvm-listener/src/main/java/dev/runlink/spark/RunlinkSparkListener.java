@@ -35,6 +35,7 @@ import org.slf4j.LoggerFactory;
 public class RunlinkSparkListener extends SparkListener {
     private static final Logger LOG = LoggerFactory.getLogger(RunlinkSparkListener.class);
     private static final int MAX_TEXT = 65_536;
+    private static final long HEALTH_INTERVAL_MS = 60_000;
     private static final String SQL_EXECUTION_END = "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd";
 
     private Settings settings;
@@ -46,6 +47,8 @@ public class RunlinkSparkListener extends SparkListener {
     private String appId;
     private String attemptId;
     private String sourceId;
+    private long reportedDrops;
+    private long lastHealthMillis;
 
     // Listener-bus thread only. Keys: stage key (stageId << 32 | attempt) -> {failed, killed} of running stages.
     private final Map<Long, int[]> taskFailures = new HashMap<>();
@@ -230,8 +233,20 @@ public class RunlinkSparkListener extends SparkListener {
                 p.put("failure_reason", Json.cap(error == null ? str(result) : error.toString(), MAX_TEXT));
             }
             emit("spark_job.end", Integer.toString(jobId), event.time(), p);
+            reportDrops();
         } catch (Throwable t) {
             fail(t);
+        }
+    }
+
+    /** A long application hears about lost events before its end: at most once a minute, only after new drops. */
+    private void reportDrops() {
+        long dropped = agent.dropped();
+        long now = System.currentTimeMillis();
+        if (dropped > reportedDrops && now - lastHealthMillis >= HEALTH_INTERVAL_MS) {
+            reportedDrops = dropped;
+            lastHealthMillis = now;
+            agent.emit(agent.health(settings.context, appId, attemptId, "events dropped"));
         }
     }
 
@@ -321,33 +336,7 @@ public class RunlinkSparkListener extends SparkListener {
 
     /** The stage's aggregated task metrics, under the schema's stage_metrics names. */
     static Map<String, Object> metrics(TaskMetrics m) {
-        Map<String, Object> out = new LinkedHashMap<>();
-        if (m == null) {
-            return out;
-        }
-        out.put("executor_run_time_ms", m.executorRunTime());
-        out.put("executor_cpu_time_ns", m.executorCpuTime());
-        out.put("executor_deserialize_time_ms", m.executorDeserializeTime());
-        out.put("executor_deserialize_cpu_time_ns", m.executorDeserializeCpuTime());
-        out.put("result_size_bytes", m.resultSize());
-        out.put("jvm_gc_time_ms", m.jvmGCTime());
-        out.put("result_serialization_time_ms", m.resultSerializationTime());
-        out.put("input_bytes", m.inputMetrics().bytesRead());
-        out.put("input_records", m.inputMetrics().recordsRead());
-        out.put("output_bytes", m.outputMetrics().bytesWritten());
-        out.put("output_records", m.outputMetrics().recordsWritten());
-        out.put("shuffle_read_bytes", m.shuffleReadMetrics().totalBytesRead());
-        out.put("shuffle_read_records", m.shuffleReadMetrics().recordsRead());
-        out.put("shuffle_remote_bytes_read", m.shuffleReadMetrics().remoteBytesRead());
-        out.put("shuffle_local_bytes_read", m.shuffleReadMetrics().localBytesRead());
-        out.put("shuffle_fetch_wait_ms", m.shuffleReadMetrics().fetchWaitTime());
-        out.put("shuffle_write_bytes", m.shuffleWriteMetrics().bytesWritten());
-        out.put("shuffle_write_records", m.shuffleWriteMetrics().recordsWritten());
-        out.put("shuffle_write_time_ns", m.shuffleWriteMetrics().writeTime());
-        out.put("memory_spilled_bytes", m.memoryBytesSpilled());
-        out.put("disk_spilled_bytes", m.diskBytesSpilled());
-        out.put("peak_execution_memory_bytes", m.peakExecutionMemory());
-        return out;
+        return StageMetrics.of(m);
     }
 
     @Override

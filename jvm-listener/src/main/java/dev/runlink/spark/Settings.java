@@ -58,14 +58,14 @@ public final class Settings {
         this.token = explicitToken != null ? explicitToken : readToken(home, env);
         this.tracking = parseBool(lookup(conf, env, "spark.runlink.tracking", "RUNLINK_TRACKING", "DBND__TRACKING"));
         this.context = Collections.unmodifiableMap(resolveContext(conf, env));
-        this.queueCapacity = intConf(conf, "spark.runlink.queueSize", 10_000, 10);
+        this.queueCapacity = intConf(conf, "spark.runlink.queueSize", 5_000, 10);
         this.batchSize = intConf(conf, "spark.runlink.batchSize", 500, 1);
         this.batchBytes = intConf(conf, "spark.runlink.batchBytes", 2 * 1024 * 1024, 1024);
         this.batchIntervalMs = intConf(conf, "spark.runlink.batchIntervalMs", 500, 0);
         this.flushTimeoutMs = intConf(conf, "spark.runlink.flushTimeoutMs", 5_000, 0);
         this.connectTimeoutMs = intConf(conf, "spark.runlink.connectTimeoutMs", 2_000, 1);
         this.readTimeoutMs = intConf(conf, "spark.runlink.readTimeoutMs", 5_000, 1);
-        this.retryBufferEvents = intConf(conf, "spark.runlink.retryBufferEvents", 5_000, 0);
+        this.retryBufferEvents = intConf(conf, "spark.runlink.retryBufferEvents", 2_000, 0);
         this.maxBackoffMs = intConf(conf, "spark.runlink.maxBackoffMs", 30_000, 1);
         this.maxPlanChars = intConf(conf, "spark.runlink.maxPlanChars", 64 * 1024, 0);
         this.planQueueCapacity = intConf(conf, "spark.runlink.planQueueSize", 64, 1);
@@ -136,7 +136,7 @@ public final class Settings {
         }
     }
 
-    /** true/false like runlink.config.parse_bool; an unreadable value keeps tracking on (and is logged once). */
+    /** true/false like runlink.config.parse_bool; an unreadable value keeps tracking on (Python would raise). */
     static boolean parseBool(String value) {
         if (value == null) {
             return true;

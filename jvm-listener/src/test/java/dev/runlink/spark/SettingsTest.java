@@ -106,7 +106,7 @@ public class SettingsTest {
         Settings s = Settings.resolve(map("spark.runlink.flushTimeoutMs", "250", "spark.runlink.queueSize", "x"),
             emptyHome());
         assertEquals(250, s.flushTimeoutMs);
-        assertEquals(10_000, s.queueCapacity);
+        assertEquals(5_000, s.queueCapacity);
         assertNull(Settings.resolve(map(), emptyHome()).token);
     }
 }

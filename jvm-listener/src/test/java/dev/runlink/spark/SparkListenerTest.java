@@ -6,6 +6,8 @@ import static org.junit.Assert.assertNotNull;
 import static org.junit.Assert.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
@@ -227,26 +229,27 @@ public class SparkListenerTest {
         assertEquals(1, transport.events("spark_job.end").size());
     }
 
+    /** CPU time of the listener thread per callback (wall time on a shared machine measures its neighbours). */
     @Test
     public void callbacksAreCheap() {
+        ThreadMXBean cpu = ManagementFactory.getThreadMXBean();
         SparkListenerTaskEnd success = taskEnd(0, Success$.MODULE$);
         SparkListenerTaskEnd failure = taskEnd(0, TaskResultLost$.MODULE$);
-        StageInfo info = stage(0, 0, 3, metrics());
-        listener.onStageSubmitted(new SparkListenerStageSubmitted(info, new Properties()));
+        listener.onStageSubmitted(new SparkListenerStageSubmitted(stage(0, 0, 3, metrics()), new Properties()));
         int n = 200_000;
         for (int i = 0; i < n; i++) { // warm-up for the JIT
             listener.onTaskEnd(i % 10 == 0 ? failure : success);
         }
-        long t0 = System.nanoTime();
+        long c0 = cpu.getCurrentThreadCpuTime();
         for (int i = 0; i < n; i++) {
             listener.onTaskEnd(success);
         }
-        long successNs = (System.nanoTime() - t0) / n;
-        t0 = System.nanoTime();
+        long successNs = (cpu.getCurrentThreadCpuTime() - c0) / n;
+        c0 = cpu.getCurrentThreadCpuTime();
         for (int i = 0; i < n; i++) {
             listener.onTaskEnd(failure);
         }
-        long failureNs = (System.nanoTime() - t0) / n;
+        long failureNs = (cpu.getCurrentThreadCpuTime() - c0) / n;
         int stages = 4_000; // the first half warms up
         SparkListenerStageCompleted[] completed = new SparkListenerStageCompleted[stages];
         for (int i = 0; i < stages; i++) {
@@ -255,15 +258,14 @@ public class SparkListenerTest {
         for (int i = 0; i < stages / 2; i++) {
             listener.onStageCompleted(completed[i]);
         }
-        t0 = System.nanoTime();
+        c0 = cpu.getCurrentThreadCpuTime();
         for (int i = stages / 2; i < stages; i++) {
             listener.onStageCompleted(completed[i]);
         }
-        long stageNs = (System.nanoTime() - t0) / (stages / 2);
-        String figures = "figure: onTaskEnd success " + successNs + " ns, failure " + failureNs
-            + " ns; onStageCompleted (builds and queues an event) " + stageNs + " ns";
+        long stageNs = (cpu.getCurrentThreadCpuTime() - c0) / (stages / 2);
+        String figures = "figure: listener-thread CPU per callback: onTaskEnd success " + successNs + " ns, failure "
+            + failureNs + " ns; onStageCompleted (builds and queues an event) " + stageNs + " ns";
         System.out.println(figures);
-        // generous bounds: shared 2-core machines run other suites at the same time
-        assertTrue(figures, successNs < 5_000 && failureNs < 20_000 && stageNs < 1_000_000);
+        assertTrue(figures, successNs < 1_000 && failureNs < 5_000 && stageNs < 100_000);
     }
 }

@@ -62,6 +62,12 @@ public class VectorsTest {
     }
 
     @Test
+    public void wireInstantsMatchPythonFormatInstant() {
+        assertEquals("1970-01-01T00:00:00.000000Z", Json.formatEpochMillis(0));
+        assertEquals("2026-11-22T23:59:59.999000Z", Json.formatEpochMillis(1795391999999L));
+    }
+
+    @Test
     public void edgeSpellingsFollowPythonRules() {
         assertEquals(Long.valueOf(3), ContextNormalizer.intOrNull("3.0"));
         assertEquals(Long.valueOf(3), ContextNormalizer.intOrNull(" +3 "));
