@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs tests/airflow on Airflow 2.11 in its own venv (.venv-airflow2), next to the main .venv (Airflow 3).
 # Airflow 2.11 needs SQLAlchemy 1.4 while the tracker needs 2.x, so the tracker the tests talk to runs from
-# the main .venv (RUNLINK_SERVER_BIN); runlink itself is installed here without the server extra.
+# the main .venv (RUNLINK_SERVER_PYTHON); runlink itself is installed here without the server extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${RUNLINK_PYTHON:-python3.11}
@@ -30,5 +30,5 @@ assert core and pyspark.__version__ in core[0], f"pyspark {pyspark.__version__} 
 assert airflow.__version__.startswith("2.11"), airflow.__version__
 print(f"test-airflow2: Airflow {airflow.__version__}, pyspark {pyspark.__version__}")
 PY
-export RUNLINK_SERVER_BIN="$(pwd)/.venv/bin/runlink"
+export RUNLINK_SERVER_PYTHON="$(pwd)/.venv/bin/python"
 exec $VENV/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/airflow "$@"

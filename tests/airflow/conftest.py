@@ -128,8 +128,16 @@ def wait_for_tree(tracker: Any, dag_id: str, run_id: str, ready: Callable[[dict]
             if ready(tree):
                 return tree
         time.sleep(0.25)  # polling interval; the condition is what the tracker answers
-    raise AssertionError(f"tracker tree for {dag_id}/{run_id} not ready in {deadline_s}s:\n"
-                         f"{json.dumps(tree, indent=1, default=str)[:8000]}\n{tracker.log()[-3000:]}")
+    summary = [
+        {"task_id": a["task_id"], "try": a.get("try_number"), "state": a.get("state"),
+         "apps": [{"app_id": app.get("app_id"), "end_time": app.get("end_time"), "jobs": len(app.get("jobs") or []),
+                   "stages": len(app.get("stages") or [])} for app in a.get("spark_apps") or []]}
+        for a in tree.get("task_attempts", [])
+    ]
+    runs = tracker.get_json("/api/v1/dag-runs", limit=20)["items"]
+    raise AssertionError(f"tracker tree for {dag_id}/{run_id} not ready in {deadline_s}s; attempts: "
+                         f"{json.dumps(summary, indent=1)}\nrecent runs: "
+                         f"{json.dumps([(r['dag_id'], r.get('run_id')) for r in runs])}\n{tracker.log()[-3000:]}")
 
 
 def attempts(tree: dict, task_id: str) -> list[dict]:
