@@ -30,6 +30,7 @@ from runlink.tracker.alerts import rules as alert_rules
 from runlink.tracker.auth import hash_token, require, scope_of
 from runlink.tracker.ingest import instant
 from runlink.tracker.routes import JSONBody
+from runlink.tracker.ui import fragments
 from runlink.tracker.ui import session as sessions
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
@@ -103,7 +104,8 @@ def _env() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(dur=fmt_duration, bytes=fmt_bytes, num=fmt_num, ts=fmt_ts, stc=state_class,
                        urlq=lambda v: quote(str(v), safe=""))
-    env.globals.update(version=__version__, urlencode=urlencode, kinds=alert_rules.KINDS, math=math)
+    env.globals.update(version=__version__, urlencode=urlencode, kinds=alert_rules.KINDS, math=math,
+                       fragments=fragments)
     return env
 
 
