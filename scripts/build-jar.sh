@@ -37,7 +37,7 @@ mkdir -p "$stamps" python/runlink/jars
 # Content hashes of what each step reads; the Spark version counts (its jar names carry it).
 hash_of() {
   { find "$@" -type f -print0 2>/dev/null | sort -z | xargs -0 sha1sum
-    ls "$SPARK_JARS_DIR" | grep -E '^(spark-core|scala-library)'
+    ls "$SPARK_JARS_DIR" | grep -E '^(spark-core|scala-library)' || true
     java -version 2>&1 | head -1
   } | sha1sum | cut -c1-40
 }
