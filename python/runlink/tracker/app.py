@@ -15,7 +15,7 @@ from runlink import __version__
 from runlink.protocol import load_schema
 from runlink.tracker.auth import TokenCache, ensure_admin_token
 from runlink.tracker.db import Database, upgrade
-from runlink.tracker.routes import JSONBody, events, health, instances, runs, tokens
+from runlink.tracker.routes import JSONBody, events, health, instances, lineage, runs, tokens
 from runlink.tracker.settings import TrackerSettings
 from runlink.tracker.telemetry import Telemetry
 
@@ -64,6 +64,20 @@ def app_from_env() -> FastAPI:
     return create_app(TrackerSettings(**raw), prepared=True)
 
 
+def _install_guards(app: FastAPI, settings: TrackerSettings) -> None:
+    """Per-token rate limits and body caps (security.py); the OpenLineage exporter as an ingest hook."""
+    from runlink.openlineage_export import Exporter
+    from runlink.tracker.security import GuardMiddleware, TokenBuckets
+
+    buckets = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst) \
+        if settings.rate_limit_per_s > 0 else None
+    app.add_middleware(GuardMiddleware, buckets=buckets, api_cap=settings.max_api_body_bytes)
+    exporter = Exporter.from_env(settings.openlineage_export)
+    app.state.openlineage_exporter = exporter
+    if exporter is not None:
+        app.state.ingest_hooks = [*getattr(app.state, "ingest_hooks", []), exporter.after_ingest]
+
+
 def create_app(settings: TrackerSettings | None = None, *, prepared: bool = False) -> FastAPI:
     """The tracker app. `prepared=True` skips migrations and first-start token (a parent process did them)."""
     settings = settings or TrackerSettings()
@@ -81,8 +95,9 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     app.state.db = db
     app.state.tokens = TokenCache()
     app.state.telemetry = Telemetry()
-    for module in (health, events, runs, tokens, instances):
+    for module in (health, events, lineage, runs, tokens, instances):
         app.include_router(module.router)
+    _install_guards(app, settings)
     from runlink.tracker.ui.mount import install as install_ui  # web UI, views/alerts API, alert worker
 
     install_ui(app)
@@ -93,6 +108,7 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
 
             spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
             spec.setdefault("components", {}).setdefault("schemas", {}).update(protocol_components())
+            spec["components"]["schemas"]["OpenLineageRunEvent"] = lineage.RUN_EVENT_SCHEMA
             app.openapi_schema = spec
         return app.openapi_schema
 

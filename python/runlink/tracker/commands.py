@@ -21,6 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--workers", type=int, default=1,
                         help="worker processes (parsing and validation run in parallel; writes stay serialized)")
     server.add_argument("--log-level", default="warning")
+    server.add_argument("--rate-limit", type=float, default=None,
+                        help="requests/s per token (token bucket; 0 = off; env RUNLINK_RATE_LIMIT; default 200)")
+    server.add_argument("--rate-burst", type=int, default=None,
+                        help="burst per token (env RUNLINK_RATE_BURST; default 1000)")
+    server.add_argument("--openlineage-export", default=None,
+                        help="also export stored events as OpenLineage: file:///path.jsonl or an http(s) URL "
+                             "(env RUNLINK_OPENLINEAGE_EXPORT; RUNLINK_OPENLINEAGE_API_KEY for its bearer token)")
     server.set_defaults(handler=_server)
 
     token = subparsers.add_parser("token", help="manage access tokens")
@@ -66,7 +73,15 @@ def _server(args: argparse.Namespace) -> int:
 
     from runlink.tracker.app import SETTINGS_ENV, create_app, prepare_database
 
-    settings = _settings(args, open_reads=args.open)
+    limits: dict[str, Any] = {}
+    rate = args.rate_limit if args.rate_limit is not None else os.environ.get("RUNLINK_RATE_LIMIT")
+    burst = args.rate_burst if args.rate_burst is not None else os.environ.get("RUNLINK_RATE_BURST")
+    if rate not in (None, ""):
+        limits["rate_limit_per_s"] = float(rate)
+    if burst not in (None, ""):
+        limits["rate_limit_burst"] = int(burst)
+    export = args.openlineage_export or os.environ.get("RUNLINK_OPENLINEAGE_EXPORT") or None
+    settings = _settings(args, open_reads=args.open, openlineage_export=export, **limits)
     backend = settings.database_url.split(":", 1)[0].split("+", 1)[0]
     if args.workers <= 1:
         app = create_app(settings)

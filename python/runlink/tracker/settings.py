@@ -26,6 +26,13 @@ class TrackerSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_events: int = 10000
+    #: per-token rate limit (token bucket): sustained requests/s and burst; 0 turns it off
+    rate_limit_per_s: float = 200.0
+    rate_limit_burst: int = 1000
+    #: body cap of every route but the bulk ones (events, lineage), which use max_body_bytes
+    max_api_body_bytes: int = 1024 * 1024
+    #: export stored events as OpenLineage: file:///path.jsonl, a path, or an http(s) URL (openlineage_export.py)
+    openlineage_export: str | None = None
 
     @property
     def database_url(self) -> str:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from runlink.protocol import ProtocolError, validate_batch
-from runlink.tracker import ingest
+from runlink.tracker import ingest, security
 from runlink.tracker.auth import require
 from runlink.tracker.routes import JSONBody
 
@@ -72,6 +72,8 @@ def _process(app_state: Any, body: bytes, encoding: str) -> dict[str, int]:
         batch = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HTTPException(400, f"body is not JSON: {exc}") from None
+    if isinstance(batch, dict) and isinstance(batch.get("events"), list):
+        security.sanitize(batch["events"])  # mask secrets, cap unbounded lists: before validation and storage
     try:
         events = validate_batch(batch, max_events=settings.max_events)
         prepared = ingest.prepare(events)
