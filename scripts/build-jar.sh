@@ -56,9 +56,11 @@ if [ ${#tasks[@]} -eq 0 ]; then
   exit 0
 fi
 
+gradle_args=(--offline --no-daemon --quiet -PsparkJarsDir="$SPARK_JARS_DIR")
+[ $force = 1 ] && gradle_args+=(--rerun-tasks)  # Gradle's own up-to-date checks would skip the work
 start=$(date +%s)
 # Debian's gradle script prints `java -version` on stderr: keep only real messages.
-if ! gradle --offline --no-daemon --quiet -PsparkJarsDir="$SPARK_JARS_DIR" "${tasks[@]}" \
+if ! gradle "${gradle_args[@]}" "${tasks[@]}" \
     2> >(grep -v -E '^(openjdk version|OpenJDK Runtime Environment|OpenJDK 64-Bit Server VM)' >&2); then
   # --quiet hides Gradle's test report: show the failures themselves
   grep -h -A12 '<failure' jvm-listener/build/test-results/test/*.xml 2>/dev/null | head -80 >&2 || true
