@@ -198,6 +198,46 @@ def test_track_session_without_the_jar_explains(tmp_path: Path) -> None:
     assert any("not on this Spark driver's classpath" in m and "cannot reliably" in m for m in result["messages"])
 
 
+SCRIPT_JAR_ONLY = """
+import json
+from pyspark.sql import SparkSession
+import runlink.spark
+spark = (SparkSession.builder.master("local[1]").appName("runlink-late-attach")
+         .config("spark.jars", runlink.spark.listener_jar()).config("spark.ui.enabled", "false").getOrCreate())
+spark.range(3).count()  # before tracking: not seen by the JVM listener
+t = runlink.spark.track_session(spark)
+assert runlink.spark.track_session(spark) is t
+spark.range(5).count()
+print("RESULT " + json.dumps({"jvm": t.jvm_listener, "jvmq": t.jvm_query_listener, "py": t.pyspark_listener,
+                              "messages": t.messages, "app_id": spark.sparkContext.applicationId}))
+spark.stop()
+"""
+
+
+def test_track_session_registers_the_jvm_listeners_late(sqlite_tracker: Any, tmp_path: Path) -> None:
+    """The jar is on the classpath but the listeners were not configured: track_session adds them via py4j."""
+    jar_or_skip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "PYSPARK_"))}
+    env.update(RUNLINK_URL=sqlite_tracker.url, RUNLINK_TOKEN=sqlite_tracker.token, RUNLINK_HOME=str(tmp_path))
+    res = subprocess.run([sys.executable, "-c", SCRIPT_JAR_ONLY], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    result = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["jvm"] and result["jvmq"] and result["py"]
+    assert any("events before this point" in m for m in result["messages"])
+
+    def app() -> dict | None:
+        for run in sqlite_tracker.get_json("/api/v1/dag-runs", dag_id="spark:runlink-late-attach")["items"]:
+            for attempt in sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]:
+                for spark_app in attempt["spark_apps"]:
+                    if spark_app["app_id"] == result["app_id"] and spark_app["jobs"] and spark_app["queries"]:
+                        return spark_app
+        return None
+
+    seen = wait_for(app, "the late-attached app's jobs and queries", 60)
+    assert {q["listener"] for q in seen["queries"]} >= {"python"}
+
+
 USER_TEST = """
 def test_mine(runlink_spark):
     from runlink.spark.session import tracked

@@ -205,7 +205,7 @@ def install_callsite_capture() -> bool:
         try:
             for cls, names in _classic_classes():
                 for name in names:
-                    method = cls.__dict__.get(name)
+                    method = getattr(cls, name, None)  # inherited too (3.5: toPandas comes from a mixin)
                     if callable(method):
                         setattr(cls, name, _wrap(method, name))
             _installed = True

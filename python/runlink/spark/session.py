@@ -89,8 +89,15 @@ def track_session(spark: Any) -> Tracking:
     - The PySpark QueryExecutionListener is registered in every case (it needs only py4j's callback server).
     Never raises: tracking problems are logged, the user's session is untouched.
     """
-    sc = spark.sparkContext
-    app_id = str(sc.applicationId)
+    try:
+        sc = spark.sparkContext
+        app_id = str(sc.applicationId)
+    except Exception as exc:  # Spark Connect: no driver in this process to attach to
+        result = Tracking(app_id="", messages=[
+            f"runlink: cannot attach to this session ({type(exc).__name__}: {exc}); with Spark Connect, start "
+            "the Spark Connect server with runlink.spark.conf() instead"])
+        log.warning(result.messages[0])
+        return result
     with _lock:
         if app_id in _tracked:
             return _tracked[app_id]
