@@ -90,6 +90,8 @@ def sanitize(events: list[Any]) -> list[Any]:
         if not isinstance(payload, dict):
             continue
         type_ = event.get("type")
+        if not isinstance(type_, str):
+            continue  # validation rejects it (422); nothing to mask in what will not be stored
         if type_ in _MASKED_TYPES:
             event["payload"] = payload = mask_value(payload)
         if type_ == "dataset":
