@@ -148,6 +148,8 @@ def _attach(spark: Any, sc: Any, result: Tracking) -> None:
         result.messages.append(JAR_NOT_ON_CLASSPATH)
 
     _register_pyspark_listener(spark, sc, conf_map, result)
+    if SPARK_LISTENER not in extra:  # no JVM listener saw the application start: report it from here
+        _report_app(sc, conf_map, result)
     for message in result.messages:
         log.warning(message) if message is JAR_NOT_ON_CLASSPATH or "cannot" in message else log.info(message)
 
@@ -176,6 +178,53 @@ def _register_pyspark_listener(spark: Any, sc: Any, conf_map: dict[str, str], re
     install_callsite_capture()
     result.listener = listener
     result.pyspark_listener = True
+
+
+def _report_app(sc: Any, conf_map: dict[str, str], result: Tracking) -> None:
+    """`spark_app.start` (and, without any JVM listener, `spark_app.end` at exit) from Python.
+
+    The tracker names and links an application from its start event; a listener attached late never gets one.
+    The event id is derived from the app id, so calling this again changes nothing.
+    """
+    import atexit
+    from datetime import datetime, timezone
+
+    from runlink import ids
+    from runlink.context import format_instant
+    from runlink.protocol.events import make_event
+
+    listener = result.listener
+    spark_ref = listener.spark_ref
+    source_id = ids.spark_app_id(spark_ref["app_id"], spark_ref.get("attempt_id"))
+    try:
+        user = str(sc.sparkUser())
+    except Exception:
+        user = None
+    payload = {
+        "name": sc.appName,
+        "spark_version": sc.version,
+        "master": sc.master,
+        "deploy_mode": conf_map.get("spark.submit.deployMode"),
+        "user": user,
+        "start_time": format_instant(datetime.fromtimestamp(sc.startTime / 1000.0, timezone.utc)),
+        "ui_url": sc.uiWebUrl,
+    }
+    listener.client.emit(make_event(
+        "spark_app.start", payload, context=listener.context, spark=spark_ref, agent="pyspark",
+        event_id=ids.event_id(source_id, "spark_app.start", "pyspark"),
+    ))
+    if result.jvm_listener:
+        return  # the JVM listener reports the end
+
+    def _end() -> None:
+        listener.drain(5.0)
+        listener.client.emit(make_event(
+            "spark_app.end", {"end_time": format_instant(datetime.now(timezone.utc))},
+            context=listener.context, spark=spark_ref, agent="pyspark",
+            event_id=ids.event_id(source_id, "spark_app.end", "pyspark"),
+        ))
+
+    atexit.register(_end)
 
 
 def tracked(app_id: str) -> Tracking | None:
