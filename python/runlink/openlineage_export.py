@@ -124,7 +124,14 @@ class Translator:
             kind = _event_type(type_, payload.get("state"))
             if task is None or kind is None:
                 return None
-            facets: dict[str, Any] = {"parent": _facet("1-1-0/ParentRunFacet", self._dag_parent(ctx))}
+            facets: dict[str, Any] = {"parent": _facet("1-1-0/ParentRunFacet", self._dag_parent(ctx)),
+                                      "airflow": _facet("AirflowRunFacet", {  # the provider's shape: consumers
+                                          "dag": {"dag_id": ctx.dag_id},  # (and runlink) read the context from it
+                                          "dagRun": {"dag_id": ctx.dag_id, "run_id": ctx.dag_run_id,
+                                                     "logical_date": ctx.logical_date},
+                                          "task": {"task_id": ctx.task_id, "operator_class": payload.get("operator")},
+                                          "taskInstance": {"try_number": ctx.try_number,
+                                                           "map_index": ctx.map_index}})}
             if ctx.logical_date:
                 facets["nominalTime"] = _facet("1-0-1/NominalTimeRunFacet", {"nominalStartTime": ctx.logical_date})
             error = payload.get("error") or {}
@@ -132,13 +139,18 @@ class Translator:
                 facets["errorMessage"] = _facet("1-0-1/ErrorMessageRunFacet", {
                     "message": error["message"], "programmingLanguage": "python",
                     "stackTrace": error.get("traceback")})
-            return self._base(event, kind, task[0], task[1], facets)
+            job = {**task[0], "facets": {"jobType": _facet("2-0-3/JobTypeJobFacet", {
+                "integration": "AIRFLOW", "jobType": "TASK", "processingType": "BATCH"})}}
+            return self._base(event, kind, job, task[1], facets)
         if type_.startswith("dag_run."):
             kind = _event_type(type_, payload.get("state"))
             if ctx is None or kind is None:
                 return None
             parent = self._dag_parent(ctx)
-            return self._base(event, kind, parent["job"], parent["run"])
+            facets = {"airflowDagRun": _facet("AirflowDagRunFacet", {
+                "dag": {"dag_id": ctx.dag_id},
+                "dagRun": {"dag_id": ctx.dag_id, "run_id": ctx.dag_run_id, "logical_date": ctx.logical_date}})}
+            return self._base(event, kind, parent["job"], parent["run"], facets)
         spark = event.get("spark") or {}
         if type_ in ("spark_app.start", "spark_app.end"):
             app_pk = ids.spark_app_id(spark["app_id"], spark.get("attempt_id"))
