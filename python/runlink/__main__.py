@@ -1,4 +1,5 @@
-from runlink.cli import main
 import sys
+
+from runlink.cli import main
 
 sys.exit(main())
