@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import os
 from contextlib import asynccontextmanager
@@ -78,6 +79,16 @@ def _install_guards(app: FastAPI, settings: TrackerSettings) -> None:
         app.state.ingest_hooks = [*getattr(app.state, "ingest_hooks", []), exporter.after_ingest]
 
 
+def tune_gc() -> None:
+    """Once the app is loaded: move every object alive now (modules, FastAPI, SQLAlchemy, schemas) out of the
+    collector's reach, and collect the young generation less often. A 500-event batch allocates ~50,000
+    short-lived containers; with the defaults the cyclic GC walked the whole heap several times per batch
+    (about 10 us of CPU per event)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(settings: TrackerSettings | None = None, *, prepared: bool = False) -> FastAPI:
     """The tracker app. `prepared=True` skips migrations and first-start token (a parent process did them)."""
     settings = settings or TrackerSettings()
@@ -87,6 +98,7 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
+        tune_gc()
         yield
         db.dispose()
 

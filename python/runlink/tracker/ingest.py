@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from hashlib import blake2b
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from runlink import ids
 from runlink.context import ContextError, NormalizedContext, format_instant, normalize, parse_logical_date
@@ -39,14 +40,19 @@ from runlink.tracker.models import (
     sql_queries,
     state_events,
 )
-from runlink.tracker.sqlutil import insert_ignore, upsert_lww
+from runlink.tracker.sqlutil import insert_ignore, insert_rows, upsert_lww
 
 _CTX_KEYS = ("dag_id", "execution_date", "logical_date", "dag_run_id", "task_id", "try_number", "map_index", "uid")
 
 
 @functools.lru_cache(maxsize=65536)
-def _normalize_cached(items: tuple) -> NormalizedContext:
-    return normalize(dict(items))
+def _normalize_cached(items: tuple) -> tuple[NormalizedContext | None, str | None]:
+    """(context, its id) for a raw context's items in the producer's key order (one producer always spells
+    its context the same way, so the unsorted items are a good cache key); None when there is no dag_id."""
+    ctx = normalize({k: v for k, v in items if v is not None})
+    if ctx.dag_id is None:
+        return None, None
+    return ctx, _context_id(ctx)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -81,6 +87,7 @@ def synthetic_context(app_name: str | None, app_id: str) -> NormalizedContext:
     return normalize({"dag_id": f"spark:{app_name or app_id}", "dag_run_id": app_id, "task_id": "spark"})
 
 
+@functools.lru_cache(maxsize=65536)
 def context_rank(ctx: NormalizedContext, synthetic: bool) -> str:
     """Which context a Spark app belongs to when its events disagree: Airflow beats synthetic, more precise
     beats less; ties by context id. Text, compared like an upsert stamp."""
@@ -102,6 +109,7 @@ class Prepared:
     contexts: list[NormalizedContext | None]
     received_at: str
     ids: list[str] = field(default_factory=list)
+    context_pks: list[str | None] = field(default_factory=list)  # ids of `contexts`, computed once
 
 
 def now() -> str:
@@ -112,50 +120,97 @@ _PAYLOAD_INSTANTS = ("start_date", "end_date", "data_interval_start", "data_inte
                      "submission_time", "completion_time", "next_run_date")
 
 
+@functools.cache
+def _instant_fields() -> dict[str, tuple[str, ...]]:
+    """Per event type, the payload fields that hold instants (from the schema: payloads are closed objects,
+    so a type only ever carries the instant fields it declares; an open payload gets them all)."""
+    from runlink.protocol import load_schema
+
+    schema = load_schema()
+    out: dict[str, tuple[str, ...]] = {}
+    for rule in schema["definitions"]["event"]["allOf"]:
+        type_ = rule["if"]["properties"]["type"].get("const")
+        body = rule["then"].get("properties", {}).get("payload")
+        if type_ is None or body is None:
+            continue
+        if "$ref" in body:
+            body = schema["definitions"][body["$ref"].rsplit("/", 1)[1]]
+        if body.get("additionalProperties") is False:
+            out[type_] = tuple(n for n in _PAYLOAD_INSTANTS if n in body.get("properties", {}))
+        else:
+            out[type_] = _PAYLOAD_INSTANTS
+    return out
+
+
 def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
     """Normalize times and contexts; raise ProtocolError (-> 422) naming the event and field."""
     times: list[str] = []
     ctxs: list[NormalizedContext | None] = []
+    ctx_pks: list[str | None] = []
+    fields_of = _instant_fields()
+    instant_of = _instant_cached
     for index, event in enumerate(batch_events):
         try:
-            times.append(instant(event["time"]))
+            times.append(instant_of(str(event["time"])))
         except ContextError:
             raise ProtocolError(f"event {index}: time: not an ISO-8601 instant", index, "time") from None
-        payload = event["payload"]
-        for name in _PAYLOAD_INSTANTS:
-            value = payload.get(name)
-            if value is not None:
-                try:
-                    instant(value)
-                except ContextError:
-                    field_name = f"payload.{name}"
-                    raise ProtocolError(f"event {index}: {field_name}: not an ISO-8601 instant", index,
-                                        field_name) from None
+        names = fields_of.get(event["type"], _PAYLOAD_INSTANTS)
+        if names:
+            payload = event["payload"]
+            for name in names:
+                value = payload.get(name)
+                if value is not None:
+                    try:
+                        instant_of(str(value))
+                    except ContextError:
+                        field_name = f"payload.{name}"
+                        raise ProtocolError(f"event {index}: {field_name}: not an ISO-8601 instant", index,
+                                            field_name) from None
         raw = event.get("context")
-        ctx = None
+        ctx = ctx_pk = None
         if raw:
             try:
-                ctx = _normalize_cached(tuple(sorted((k, v) for k, v in raw.items() if v is not None)))
+                ctx, ctx_pk = _normalize_cached(tuple(raw.items()))
             except ContextError as exc:
                 field_name = "context.execution_date" if raw.get("execution_date") else "context.logical_date"
                 raise ProtocolError(f"event {index}: {field_name}: {exc}", index, field_name) from None
-            if ctx.dag_id is None:
-                ctx = None
         ctxs.append(ctx)
-    return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now())
+        ctx_pks.append(ctx_pk)
+    return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now(), context_pks=ctx_pks)
 
 
-def _dedupe(conn: Connection, prepared: Prepared) -> list[int]:
-    """Indexes of the events to store: first occurrence in the batch, and not already stored."""
+@functools.cache
+def _marks(dialect: str, n: int) -> str:
+    return ", ".join(("?" if dialect == "sqlite" else "%s",) * n)
+
+
+def select_in(conn: Connection, sql: str, values: Sequence[Any], size: int = 900) -> list[tuple]:
+    """`sql` has one `({})` for an IN list; run it in chunks as plain driver SQL (no per-call compiling)."""
+    dialect = conn.dialect.name
+    out: list[tuple] = []
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        out.extend(conn.exec_driver_sql(sql.format(_marks(dialect, len(chunk))), tuple(chunk)).fetchall())
+    return out
+
+
+def id_hash(event_id: str) -> int:
+    """The signed 64-bit key events are looked up by (see models.events)."""
+    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _dedupe(conn: Connection, prepared: Prepared) -> tuple[list[int], dict[str, int]]:
+    """Indexes of the events to store (first occurrence in the batch, and not already stored), and the id hash
+    of each distinct id. A hash match is only a candidate: the stored ids are compared in full."""
     first: dict[str, int] = {}
     for index, event in enumerate(prepared.events):
         first.setdefault(event["id"], index)
-    known: set[str] = set()
-    keys = list(first)
-    for start in range(0, len(keys), 900):
-        chunk = keys[start : start + 900]
-        known.update(conn.execute(select(events.c.id).where(events.c.id.in_(chunk))).scalars())
-    return [index for event_id, index in first.items() if event_id not in known]
+    hashes = {event_id: id_hash(event_id) for event_id in first}
+    known = {row[0] for row in select_in(conn, "SELECT id FROM events WHERE id_hash IN ({})",
+                                         list(set(hashes.values())))}
+    if not known:
+        return list(first.values()), hashes
+    return [index for event_id, index in first.items() if event_id not in known], hashes
 
 
 def _dataset_identity(ds: dict[str, Any]) -> str:
@@ -183,7 +238,7 @@ class _Rows:
         self.instances: set[str] = set()
         self.dags: list[dict] = []
         self.apps: dict[str, dict] = {}
-        self.app_contexts: list[dict] = []
+        self.app_contexts: dict[str, tuple[str, str]] = {}  # app pk -> (best context rank, context id)
         self.app_starts: list[dict] = []
         self.app_ends: list[dict] = []
         self.job_starts: list[dict] = []
@@ -209,12 +264,13 @@ _JOB_END_COLS = ("completion_time", "result", "failure_reason")
 _STAGE_COLS = ("name", "num_tasks", "failed_tasks", "killed_tasks", "submission_time", "completion_time", "status",
                "failure_reason", "job_ids", *STAGE_METRICS)
 # tuple layouts of the hot tables (rows are built as tuples: no per-row dicts)
-_EVENT_ROW = ("id", "type", "time", "received_at", "raw")
+_EVENT_ROW = ("id", "id_hash", "type", "time", "received_at", "raw")
 _STAGE_ROW = ("spark_app_pk", "stage_id", "attempt_id", "name", "num_tasks", "failed_tasks", "killed_tasks",
               "submission_time", "completion_time", "status", "failure_reason", "job_ids", "stamp", *STAGE_METRICS)
 _METRIC_ROW = ("id", "context_id", "spark_app_pk", "key", "value_num", "value_text", "value_type", "origin", "time")
 _JOB_START_ROW = ("spark_app_pk", "job_id", *_JOB_START_COLS, "start_stamp")
 _JOB_END_ROW = ("spark_app_pk", "job_id", *_JOB_END_COLS, "end_stamp")
+_APP_CONTEXT_ROW = ("id", "app_id", "attempt_id", "context_rank", "context_id")
 
 
 def _add_dataset(rows: _Rows, ds: dict[str, Any], op_id: str, ctx_pk: str | None, app_pk: str | None,
@@ -234,23 +290,28 @@ def _add_dataset(rows: _Rows, ds: dict[str, Any], op_id: str, ctx_pk: str | None
     })
 
 
-def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
+def _collect(prepared: Prepared, keep: list[int], hashes: dict[str, int]) -> _Rows:
     rows = _Rows()
     received = prepared.received_at
     dumps = orjson.dumps
+    all_events, all_times, all_ctxs = prepared.events, prepared.times, prepared.contexts
+    all_pks = prepared.context_pks or [None if c is None else _context_id(c) for c in all_ctxs]
+    events_out, stages_out, metrics_out = rows.events, rows.stages, rows.metrics
+    seen_contexts = rows.contexts
+    app_ranks = rows.app_contexts
+    stage_metrics = STAGE_METRICS
+    instant_of = _instant_cached
     for index in keep:
-        event = prepared.events[index]
-        time = prepared.times[index]
-        ctx = prepared.contexts[index]
+        event = all_events[index]
+        time = all_times[index]
+        ctx = all_ctxs[index]
+        ctx_pk = all_pks[index]
         event_id = event["id"]
         type_ = event["type"]
         payload = event["payload"]
-        rows.events.append((event_id, type_, time, received, dumps(event).decode()))
-        ctx_pk = None
-        if ctx is not None:
-            ctx_pk = _context_id(ctx)
-            if ctx_pk not in rows.contexts:
-                rows.contexts[ctx_pk] = (ctx, False)
+        events_out.append((event_id, hashes[event_id], type_, time, received, dumps(event).decode()))
+        if ctx_pk is not None and ctx_pk not in seen_contexts:
+            seen_contexts[ctx_pk] = (ctx, False)
             if ctx.uid:
                 rows.instances.add(ctx.uid)
         spark = event.get("spark")
@@ -259,18 +320,25 @@ def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
             app_pk = _spark_app_pk(spark["app_id"], spark.get("attempt_id"))
             if app_pk not in rows.apps:
                 rows.apps[app_pk] = {"id": app_pk, "app_id": spark["app_id"], "attempt_id": spark.get("attempt_id")}
-            if ctx is not None:
-                rows.app_contexts.append({"id": app_pk, "context_id": ctx_pk, "context_rank": context_rank(ctx, False)})
+            if ctx_pk is not None:
+                # the app's context: the best-ranked one of the batch (upserted by rank like a stamp)
+                rank = context_rank(ctx, False)
+                best = app_ranks.get(app_pk)
+                if best is None or rank > best[0]:
+                    app_ranks[app_pk] = (rank, ctx_pk)
         stamp = make_stamp(time, event_id)
         if type_ == "spark_stage.completed":
             m = payload.get("metrics") or {}
             job_ids = payload.get("job_ids")
-            rows.stages.append((
-                app_pk, payload["stage_id"], payload["attempt_id"], payload.get("name"), payload.get("num_tasks"),
-                payload.get("failed_tasks"), payload.get("killed_tasks"), instant(payload.get("submission_time")),
-                instant(payload.get("completion_time")), payload["status"], payload.get("failure_reason"),
+            get = payload.get
+            submitted = get("submission_time")
+            completed = get("completion_time")
+            stages_out.append((
+                app_pk, payload["stage_id"], payload["attempt_id"], get("name"), get("num_tasks"),
+                get("failed_tasks"), get("killed_tasks"), None if submitted is None else instant_of(str(submitted)),
+                None if completed is None else instant_of(str(completed)), payload["status"], get("failure_reason"),
                 None if job_ids is None else dumps(job_ids).decode(), stamp,
-                *[m.get(name) for name in STAGE_METRICS],
+                *map(m.get, stage_metrics),
             ))
         elif type_ == "metric":
             value = payload.get("value")
@@ -282,8 +350,8 @@ def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
                 vtype, num, text = "null", None, None
             else:
                 vtype, num, text = "str", None, str(value)
-            rows.metrics.append((event_id, ctx_pk, app_pk, payload["key"], num, text, vtype, payload.get("origin"),
-                                 time))
+            metrics_out.append((event_id, ctx_pk, app_pk, payload["key"], num, text, vtype, payload.get("origin"),
+                                time))
         elif type_ == "spark_job.start":
             rows.job_starts.append((app_pk, payload["job_id"], _json(payload.get("stage_ids")),
                                     payload.get("job_group"), payload.get("description"),
@@ -312,8 +380,10 @@ def _collect(prepared: Prepared, keep: list[int]) -> _Rows:
                 synth = synthetic_context(payload.get("name"), spark["app_id"])
                 synth_pk = _context_id(synth)
                 rows.contexts.setdefault(synth_pk, (synth, True))
-                rows.app_contexts.append({"id": app_pk, "context_id": synth_pk,
-                                          "context_rank": context_rank(synth, True)})
+                rank = context_rank(synth, True)
+                best = app_ranks.get(app_pk)
+                if best is None or rank > best[0]:
+                    app_ranks[app_pk] = (rank, synth_pk)
             rows.touched_apps.add(app_pk)
         elif type_ == "spark_app.end":
             rows.app_ends.append({**rows.apps[app_pk], "end_time": instant(payload.get("end_time")) or time,
@@ -376,26 +446,27 @@ _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "file
 
 def store(conn: Connection, prepared: Prepared) -> tuple[int, int]:
     """Write a prepared batch (inside the caller's transaction). Returns (accepted, duplicates)."""
-    keep = _dedupe(conn, prepared)
+    keep, hashes = _dedupe(conn, prepared)
     duplicates = len(prepared.events) - len(keep)
     if not keep:
         return 0, duplicates
-    rows = _collect(prepared, keep)
-    insert_ignore(conn, events, rows.events, _EVENT_ROW)
+    rows = _collect(prepared, keep, hashes)
+    # plain inserts: _dedupe, under the write lock, is what keeps events (and metrics) unique
+    insert_rows(conn, events, rows.events, _EVENT_ROW)
     insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
 
     # dags: a new (uid, dag_id) changes the known instances of that dag_id -> relink it
     relink_dags: set[str] = set()
     if rows.dags:
         dag_pks = list({d["id"] for d in rows.dags})
-        known = set(conn.execute(select(dags.c.id).where(dags.c.id.in_(dag_pks))).scalars())
+        known = {row[0] for row in select_in(conn, "SELECT id FROM dags WHERE id IN ({})", dag_pks)}
         relink_dags.update(d["dag_id"] for d in rows.dags if d["id"] not in known and d["uid"])
         upsert_lww(conn, dags, rows.dags, ("id",), "stamp", _DAG_COLS)
 
     # contexts: new distinct ones are inserted unlinked, then their dag_ids are relinked
     if rows.contexts:
         pks = list(rows.contexts)
-        known = set(conn.execute(select(contexts.c.id).where(contexts.c.id.in_(pks))).scalars())
+        known = {row[0] for row in select_in(conn, "SELECT id FROM contexts WHERE id IN ({})", pks)}
         new = []
         for pk, (ctx, synthetic) in rows.contexts.items():
             if pk in known:
@@ -413,8 +484,9 @@ def store(conn: Connection, prepared: Prepared) -> tuple[int, int]:
         insert_ignore(conn, spark_apps, list(rows.apps.values()))
         upsert_lww(conn, spark_apps, rows.app_starts, ("id",), "start_stamp", _APP_START_COLS)
         upsert_lww(conn, spark_apps, rows.app_ends, ("id",), "end_stamp", _APP_END_COLS)
-        upsert_lww(conn, spark_apps, [{**rows.apps[r["id"]], **r} for r in rows.app_contexts], ("id",),
-                   "context_rank", ("context_id",))
+        upsert_lww(conn, spark_apps, [(pk, app["app_id"], app["attempt_id"], *rows.app_contexts[pk])
+                                      for pk, app in rows.apps.items() if pk in rows.app_contexts],
+                   ("id",), "context_rank", ("context_id",), _APP_CONTEXT_ROW)
     upsert_lww(conn, spark_jobs, rows.job_starts, ("spark_app_pk", "job_id"), "start_stamp", _JOB_START_COLS,
                _JOB_START_ROW)
     upsert_lww(conn, spark_jobs, rows.job_ends, ("spark_app_pk", "job_id"), "end_stamp", _JOB_END_COLS, _JOB_END_ROW)
@@ -427,7 +499,7 @@ def store(conn: Connection, prepared: Prepared) -> tuple[int, int]:
     insert_ignore(conn, sql_queries, rows.queries)
     insert_ignore(conn, datasets, list(rows.datasets.values()))
     insert_ignore(conn, dataset_ops, rows.dataset_ops)
-    insert_ignore(conn, metrics, rows.metrics, _METRIC_ROW)
+    insert_rows(conn, metrics, rows.metrics, _METRIC_ROW)
     insert_ignore(conn, log_chunks, rows.logs)
     insert_ignore(conn, agent_health, rows.health)
     insert_ignore(conn, state_events, rows.state_events)

@@ -42,6 +42,12 @@ def _params(rows: Sequence[dict[str, Any]], columns: tuple[str, ...]) -> list[tu
     return [tuple(row[c] for c in columns) for row in rows]
 
 
+def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple], columns: tuple[str, ...]) -> None:
+    """Plain insert of tuples in the order of `columns` (for tables without a unique key)."""
+    if rows:
+        conn.exec_driver_sql(_insert_sql(conn.dialect.name, table.name, columns), list(rows))
+
+
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[Any], columns: tuple[str, ...] | None = None) -> None:
     """Insert rows, skipping those whose primary key exists (replays, concurrent duplicates).
 

@@ -138,12 +138,14 @@ def upgrade() -> None:
     )
     op.create_table('events',
     sa.Column('id', sa.String(length=128), nullable=False),
+    sa.Column('id_hash', sa.BigInteger(), nullable=False),
     sa.Column('type', sa.String(length=32), nullable=False),
     sa.Column('time', sa.String(length=32), nullable=True),
     sa.Column('received_at', sa.String(length=32), nullable=False),
-    sa.Column('raw', sa.Text(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.Column('raw', sa.Text(), nullable=False)
     )
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index('ix_events_id_hash', ['id_hash'], unique=False)
     op.create_table('instances',
     sa.Column('uid', sa.String(length=250), nullable=False),
     sa.Column('first_seen', sa.String(length=32), nullable=True),
@@ -172,8 +174,7 @@ def upgrade() -> None:
     sa.Column('value_text', sa.Text(), nullable=True),
     sa.Column('value_type', sa.String(length=8), nullable=False),
     sa.Column('origin', sa.String(length=64), nullable=True),
-    sa.Column('time', sa.String(length=32), nullable=True),
-    sa.PrimaryKeyConstraint('id')
+    sa.Column('time', sa.String(length=32), nullable=True)
     )
     with op.batch_alter_table('metrics', schema=None) as batch_op:
         batch_op.create_index('ix_metrics_context', ['context_id'], unique=False)
@@ -229,7 +230,8 @@ def upgrade() -> None:
     sa.Column('result', sa.String(length=16), nullable=True),
     sa.Column('failure_reason', sa.Text(), nullable=True),
     sa.Column('end_stamp', sa.String(length=170), nullable=True),
-    sa.PrimaryKeyConstraint('spark_app_pk', 'job_id')
+    sa.PrimaryKeyConstraint('spark_app_pk', 'job_id'),
+    sqlite_with_rowid=False,
     )
     op.create_table('spark_stages',
     sa.Column('spark_app_pk', sa.String(length=36), nullable=False),
@@ -370,6 +372,9 @@ def downgrade() -> None:
 
     op.drop_table('log_chunks')
     op.drop_table('instances')
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('ix_events_id_hash')
+
     op.drop_table('events')
     op.drop_table('datasets')
     with op.batch_alter_table('dataset_ops', schema=None) as batch_op:
