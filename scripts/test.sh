@@ -31,7 +31,7 @@ done
 for extra in scripts/test-*.sh; do
   [ -f "$extra" ] || continue
   echo "== $extra ($(( $(date +%s) - started ))s elapsed)"
-  bash "$extra" || status=1
+  PYTEST_ADDOPTS="--junitxml=$results/$(basename "$extra" .sh).xml" bash "$extra" || status=1
 done
 echo "== summary ($(( $(date +%s) - started ))s)"
 .venv/bin/python - "$results" <<'PY'
