@@ -1,6 +1,19 @@
 """`runlink demo`: a real Airflow DAG with real Spark jobs, reported to the embedded tracker.
 
-Heavy imports (Airflow, requests) happen inside the handler; `runlink --help` stays fast.
+What it does, so that a first-time user needs nothing but `pip install runlink[server,spark,airflow]`:
+
+1. the tracker: reuses one that answers at the URL (and accepts our token), else starts `runlink server --open`
+   (SQLite under `$RUNLINK_HOME`, reads need no token: a local single-user tracker);
+2. Airflow: a private AIRFLOW_HOME under `$RUNLINK_HOME/demo-airflow` (its own SQLite metadata DB; the user's
+   `AIRFLOW_*` settings are ignored so their own Airflow is never touched), then `dag.test()` of
+   `runlink/airflow/example_dags/runlink_demo.py` in a fresh interpreter;
+3. waits (bounded) until the tracker has the whole tree, prints it, and says where to look;
+4. then, for a tracker it started: keeps serving the UI until Ctrl-C when run from a terminal
+   (`--keep-serving` / `--no-keep-serving` override), stops it otherwise, or leaves it running (`--detach`).
+   A tracker it did not start is never stopped. The data stays in `$RUNLINK_HOME`: `runlink server` serves it again.
+
+Exit status 0 when the DAG ran and its whole tree reached the tracker, although the DAG run fails: its task
+`fails` fails on purpose. Heavy imports (Airflow, requests) happen inside the handler; `runlink --help` stays fast.
 """
 
 from __future__ import annotations
@@ -8,23 +21,41 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEMO_DAG_ID = "runlink_demo"
 DEMO_TASKS = ("spark_submit", "bash_spark_submit", "session_in_task", "fails")
+SPARK_TASKS = DEMO_TASKS[:3]
+FAILING_TASK = "fails"
+#: environment the demo's Airflow must not inherit: it would point Airflow (or Spark) at the user's own set-up
+_SCRUBBED_PREFIXES = ("AIRFLOW_", "AIRFLOW__", "RUNLINK_AIRFLOW_", "SPARK_HOME", "SPARK_CONF_DIR",
+                      "SPARK_DIST_CLASSPATH", "PYSPARK_", "OPENLINEAGE_")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
-        "demo", help="run the example DAG (Airflow + Spark) against the embedded tracker and show its run tree"
+        "demo", help="run the example DAG (Airflow + Spark) against the embedded tracker and show its run tree",
+        description="Runs runlink's example DAG (SparkSubmitOperator, a BashOperator running spark-submit, a @task "
+                    "with a SparkSession and log_metric, a task that fails on purpose) with Airflow's dag.test() "
+                    "against a local tracker, then prints the run tree and where to look at it.",
     )
     demo.add_argument("--url", help="tracker URL (default RUNLINK_URL or http://127.0.0.1:8686)")
     demo.add_argument("--home", help="state folder (default $RUNLINK_HOME or ~/.runlink)")
-    demo.add_argument("--stop", action="store_true", help="stop the tracker the demo started when it is done")
-    demo.add_argument("--timeout", type=float, default=600.0, help="seconds the whole demo may take")
+    serving = demo.add_mutually_exclusive_group()
+    serving.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=None,
+                         help="after the demo, keep serving the UI until Ctrl-C (default: yes in a terminal, "
+                              "no otherwise: the tracker the demo started is stopped)")
+    serving.add_argument("--detach", action="store_true",
+                         help="leave the tracker the demo started running in the background")
+    serving.add_argument("--stop", action="store_true", help=argparse.SUPPRESS)  # = --no-keep-serving
+    demo.add_argument("--browser", action="store_true", help="open the run's page in a web browser")
+    demo.add_argument("--timeout", type=float, default=900.0, help="seconds the whole demo may take")
     demo.set_defaults(handler=_demo)
 
 
@@ -32,140 +63,325 @@ def _say(text: str) -> None:
     print(f"runlink demo: {text}", flush=True)
 
 
+@dataclass
+class _Tracker:
+    url: str
+    token: str | None
+    open_reads: bool
+    process: subprocess.Popen | None  # None: a tracker the demo did not start
+    log_path: Path | None = None
+
+
+def _get(url: str, path: str, token: str | None, timeout: float = 10, **params: Any) -> Any:
+    import requests
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.get(url + path, params=params, headers=headers, timeout=timeout)
+
+
 def _healthy(url: str) -> bool:
     import requests
 
     try:
-        return requests.get(url.rstrip("/") + "/healthz", timeout=1).status_code == 200
+        response = _get(url, "/healthz", None, timeout=2)
+        return response.status_code == 200 and response.json().get("status") == "ok"
+    except (requests.RequestException, ValueError):
+        return False
+
+
+def _open_reads(url: str) -> bool:
+    """Whether reads need no token (a tracker started with --open): then the UI needs no login."""
+    import requests
+
+    try:
+        return _get(url, "/api/v1/dag-runs", None, limit=1).status_code == 200
     except requests.RequestException:
         return False
 
 
-def _start_tracker(url: str, home: Path, deadline: float) -> subprocess.Popen | None:
-    """Reuse a tracker that answers at `url`, else start `runlink server` there (detached, it outlives us)."""
-    if _healthy(url):
-        _say(f"using the tracker already running at {url}")
-        return None
+def _server_python() -> str:
+    """The interpreter that runs the embedded tracker: this one, unless RUNLINK_SERVER_PYTHON names another
+    (Airflow 2.11 pins SQLAlchemy 1.4, the tracker needs 2.x: the tracker then lives in another virtualenv)."""
+    return os.environ.get("RUNLINK_SERVER_PYTHON") or sys.executable
+
+
+def _start_tracker(url: str, home: Path, deadline: float) -> _Tracker:
+    """Reuse a tracker that answers at `url` and accepts our token, else start `runlink server --open` there."""
     from urllib.parse import urlparse
 
+    from runlink import config
+
+    if _healthy(url):
+        token = config.env_value("RUNLINK_TOKEN") or config.read_token_file(home)
+        status = _get(url, "/api/v1/dag-runs", token, limit=1).status_code
+        if status in (401, 403):
+            raise SystemExit(f"runlink demo: a tracker runs at {url} but does not accept the token of {home} "
+                             f"(HTTP {status}); set RUNLINK_TOKEN, or use another port: --url http://127.0.0.1:PORT")
+        _say(f"using the tracker already running at {url}")
+        return _Tracker(url, token, _open_reads(url), None)
     parsed = urlparse(url)
-    log_path = home / "demo-tracker.log"
+    if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(f"runlink demo: no tracker answers at {url}, and the demo only starts one on this "
+                         "machine (127.0.0.1 or localhost)")
     home.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "runlink", "server", "--host", parsed.hostname or "127.0.0.1",
-            "--port", str(parsed.port or 8686), "--home", str(home), "--open"]
+    log_path = home / "demo-tracker.log"
+    args = [_server_python(), "-m", "runlink", "server", "--host", parsed.hostname, "--port",
+            str(parsed.port or 8686), "--home", str(home), "--open"]
     with open(log_path, "ab") as log:
+        # a session of its own: Ctrl-C in the terminal reaches the demo, which then stops the tracker itself
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                    env={**os.environ, "RUNLINK_HOME": str(home)})
+    (home / "demo-tracker.pid").write_text(f"{process.pid}\n")
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"runlink demo: the tracker exited ({process.returncode}); see {log_path}")
+            text = log_path.read_text("utf-8", errors="replace")
+            hint = (f"; port {parsed.port or 8686} is taken: pass --url http://127.0.0.1:OTHER_PORT"
+                    if "address already in use" in text.lower() else "")
+            raise SystemExit(f"runlink demo: the tracker exited ({process.returncode}){hint}; see {log_path}")
         if _healthy(url):
             _say(f"started the tracker at {url} (SQLite in {home}, pid {process.pid}, log {log_path})")
-            return process
+            return _Tracker(url, config.read_token_file(home), True, process, log_path)
         time.sleep(0.1)  # polling interval while the server boots; the condition is /healthz
-    process.kill()
+    _stop(process)
     raise SystemExit(f"runlink demo: the tracker did not start in time; see {log_path}")
 
 
-def _tree(url: str, token: str | None, run_id: str) -> dict | None:
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def _airflow_env(home: Path, airflow_home: Path, dags: Path, tracker: _Tracker) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    bin_dir = str(Path(sys.executable).parent)
+    env.update({
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW_CONN_RUNLINK_DEMO_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "RUNLINK_URL": tracker.url,
+        "RUNLINK_HOME": str(home),
+        "RUNLINK_DEMO_OUT": str(home / "demo-out"),
+        # show what the opt-in captures look like in the UI
+        "RUNLINK_AIRFLOW_CAPTURE_LOGS": "true",
+        "RUNLINK_AIRFLOW_CAPTURE_SOURCE": "true",
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    })
+    if tracker.token:
+        env["RUNLINK_TOKEN"] = tracker.token
+    else:
+        env.pop("RUNLINK_TOKEN", None)
+    return env
+
+
+def _migrate(env: dict[str, str], airflow_home: Path, deadline: float) -> bool:
+    """`airflow db migrate` once per Airflow version (a stamp file skips it on later demos)."""
+    import airflow
+
+    stamp = airflow_home / ".runlink-demo-migrated"
+    if stamp.is_file() and stamp.read_text().strip() == airflow.__version__ and (airflow_home / "airflow.db").is_file():
+        return True
+    _say(f"preparing Airflow's own metadata database in {airflow_home} (once)")
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
+                            text=True, timeout=max(10.0, deadline - time.monotonic()))
+    if result.returncode != 0:
+        print(result.stdout[-3000:], result.stderr[-3000:], file=sys.stderr)
+        _say("`airflow db migrate` failed (output above)")
+        return False
+    stamp.write_text(airflow.__version__ + "\n")
+    return True
+
+
+_RUNNER = """
+import importlib.util, json, sys
+dag_file, result_file = sys.argv[1], sys.argv[2]
+spec = importlib.util.spec_from_file_location("runlink_demo", dag_file)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+run = module.dag.test()
+with open(result_file, "w") as handle:
+    json.dump({"run_id": run.run_id, "state": str(getattr(run.state, "value", run.state))}, handle)
+"""
+
+
+def _run_dag(env: dict[str, str], dags: Path, airflow_home: Path, deadline: float) -> dict | None:
+    """dag.test() in a fresh interpreter (what a worker does); its whole output goes to dag-test.log."""
+    log_path = airflow_home / "dag-test.log"
+    result_path = airflow_home / "dag-test.result.json"
+    result_path.unlink(missing_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.run([sys.executable, "-c", _RUNNER, str(dags / "runlink_demo.py"), str(result_path)],
+                                 env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 timeout=max(10.0, deadline - time.monotonic()))
+    if not result_path.is_file():
+        tail = log_path.read_text("utf-8", errors="replace")[-4000:]
+        print(tail, file=sys.stderr)
+        _say(f"dag.test() did not finish (exit status {process.returncode}); its output: {log_path}")
+        return None
+    return {**json.loads(result_path.read_text()), "log": str(log_path)}
+
+
+def _tree(tracker: _Tracker, run_id: str) -> dict | None:
     import requests
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    page = requests.get(f"{url}/api/v1/dag-runs", params={"dag_id": DEMO_DAG_ID, "run_id": run_id},
-                        headers=headers, timeout=10).json()
-    if not page.get("items"):
+    try:
+        page = _get(tracker.url, "/api/v1/dag-runs", tracker.token, dag_id=DEMO_DAG_ID, run_id=run_id).json()
+        if not page.get("items"):
+            return None
+        return _get(tracker.url, f"/api/v1/dag-runs/{page['items'][0]['id']}", tracker.token).json()
+    except (requests.RequestException, ValueError):
         return None
-    return requests.get(f"{url}/api/v1/dag-runs/{page['items'][0]['id']}", headers=headers, timeout=10).json()
 
 
-def _complete(tree: dict | None) -> bool:
+def missing(tree: dict | None) -> list[str]:
+    """What the demo's tree still lacks (empty: complete): every task ended, Spark apps under the Spark tasks."""
     if not tree:
-        return False
+        return ["the DAG run"]
     ended = {a["task_id"]: a for a in tree.get("task_attempts", []) if a.get("end_date")}
-    if set(DEMO_TASKS) - set(ended):
-        return False
-    apps = [app for task in DEMO_TASKS[:3] for app in ended[task].get("spark_apps") or []]
-    return len(apps) >= 3 and all(app.get("end_time") for app in apps)
+    lacking = [f"the end of task {task}" for task in DEMO_TASKS if task not in ended]
+    for task in SPARK_TASKS:
+        apps = (ended.get(task) or {}).get("spark_apps") or []
+        if task in ended and not (apps and all(app.get("end_time") and app.get("jobs") for app in apps)):
+            lacking.append(f"the Spark application of {task}")
+    if tree.get("state") not in ("success", "failed"):
+        lacking.append("the end of the DAG run")
+    return lacking
+
+
+def _problems(tree: dict) -> list[str]:
+    """Differences from what the demo shows when all works: only `fails` fails."""
+    problems = []
+    for attempt in tree.get("task_attempts", []):
+        expected = "failed" if attempt["task_id"] == FAILING_TASK else "success"
+        if attempt.get("state") != expected:
+            error = (attempt.get("error") or {}).get("message") or ""
+            problems.append(f"task {attempt['task_id']} is {attempt.get('state')}, expected {expected}"
+                            + (f": {error[:300]}" if error else ""))
+    return problems
+
+
+def _serve(tracker: _Tracker, args: argparse.Namespace, home: Path) -> None:
+    """Keep, stop or leave the tracker the demo started (see the module docstring)."""
+    process = tracker.process
+    if process is None:
+        _say(f"the tracker at {tracker.url} was already running: left as it is")
+        return
+    if args.detach:
+        _say(f"the tracker keeps running in the background (pid {process.pid}); stop it with: kill {process.pid}")
+        return
+    keep = args.keep_serving
+    if args.stop:
+        keep = False
+    if keep is None:
+        keep = sys.stdin.isatty() and sys.stdout.isatty()
+    if keep:
+        _say(f"serving the UI at {tracker.url}/ until Ctrl-C (--detach leaves it running, --no-keep-serving "
+             "stops it at once)")
+        try:
+            process.wait()
+            _say(f"the tracker exited ({process.returncode}); see {tracker.log_path}")
+        except KeyboardInterrupt:
+            print(flush=True)
+    _stop(process)
+    (home / "demo-tracker.pid").unlink(missing_ok=True)
+    _say(f"stopped the tracker; the data stays in {home} (`runlink server --open --home {home}` serves it again)")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _demo(args: argparse.Namespace) -> int:
     from runlink import config
 
     deadline = time.monotonic() + args.timeout
-    home = Path(args.home).expanduser() if args.home else config.default_home()
+    home = Path(args.home).expanduser().resolve() if args.home else config.default_home()
     url = (args.url or config.env_value("RUNLINK_URL") or config.DEFAULT_URL).rstrip("/")
     tracker = _start_tracker(url, home, deadline)
-    token = config.env_value("RUNLINK_TOKEN") or config.read_token_file(home)
+    # SIGTERM (kill, CI cancelling) must stop the tracker too: turn it into the same path as Ctrl-C
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args, home, tracker, deadline)
+    except KeyboardInterrupt:
+        if tracker.process is not None and not args.detach:
+            _stop(tracker.process)
+            (home / "demo-tracker.pid").unlink(missing_ok=True)
+        _say("interrupted")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
+
+def _run(args: argparse.Namespace, home: Path, tracker: _Tracker, deadline: float) -> int:
     import runlink.airflow.example_dags as examples
 
     dags = Path(examples.__file__).resolve().parent
     airflow_home = home / "demo-airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
-    bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_RUNLINK_DEMO_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        "RUNLINK_URL": url,
-        "RUNLINK_HOME": str(home),
-        "RUNLINK_DEMO_OUT": str(home / "demo-out"),
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-    }
-    if token:
-        env["RUNLINK_TOKEN"] = token
-    _say(f"preparing Airflow's metadata database in {airflow_home}")
-    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
-                             text=True, timeout=max(10.0, deadline - time.monotonic()))
-    if migrate.returncode != 0:
-        print(migrate.stdout[-3000:], migrate.stderr[-3000:], file=sys.stderr)
+    env = _airflow_env(home, airflow_home, dags, tracker)
+    if not _migrate(env, airflow_home, deadline):
+        _serve(tracker, args, home)
         return 1
-    _say("running the DAG runlink_demo with dag.test(): SparkSubmitOperator, BashOperator running spark-submit, "
-         "a @task with a SparkSession and log_metric, and a task that fails (this takes a minute)")
-    code = (
-        "import importlib.util, json\n"
-        f"spec = importlib.util.spec_from_file_location('runlink_demo', {str(dags / 'runlink_demo.py')!r})\n"
-        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-        "run = module.dag.test()\n"
-        "print('RUNLINK_DEMO_RUN=' + json.dumps([run.run_id, str(getattr(run.state, 'value', run.state))]))\n"
-    )
-    log_path = airflow_home / "dag-test.log"
-    with open(log_path, "w") as log:
-        result = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=log,
-                                text=True, timeout=max(10.0, deadline - time.monotonic()))
-    marker = [line for line in result.stdout.splitlines() if line.startswith("RUNLINK_DEMO_RUN=")]
-    if not marker:
-        print(result.stdout[-3000:], file=sys.stderr)
-        _say(f"dag.test() did not finish; its log: {log_path}")
+    _say("running the DAG runlink_demo with Airflow's dag.test(): SparkSubmitOperator, a BashOperator running "
+         "spark-submit, a @task with a SparkSession and log_metric, and a task that fails on purpose "
+         "(a few minutes on a busy machine)")
+    started = time.monotonic()
+    result = _run_dag(env, dags, airflow_home, deadline)
+    if result is None:
+        _serve(tracker, args, home)
         return 1
-    run_id, state = json.loads(marker[0].split("=", 1)[1])
-    _say(f"Airflow finished run {run_id}: {state} (the task `fails` fails on purpose); Airflow's log: {log_path}")
+    _say(f"Airflow finished run {result['run_id']} in {time.monotonic() - started:.0f} s: {result['state']} "
+         f"(the task `{FAILING_TASK}` fails on purpose); Airflow's output: {result['log']}")
 
-    tree = None
-    while time.monotonic() < deadline:
-        tree = _tree(url, token, run_id)
-        if _complete(tree):
-            break
+    tree = _tree(tracker, result["run_id"])
+    while missing(tree) and time.monotonic() < deadline:
         time.sleep(0.25)  # polling interval; the condition is the tracker's tree
-    else:
-        _say("the tracker does not have the whole tree yet; showing what it has")
+        tree = _tree(tracker, result["run_id"])
+    lacking = missing(tree)
+    if lacking:
+        _say("the tracker does not have the whole tree yet (missing: " + ", ".join(lacking) + "); showing what "
+             "it has")
 
     from runlink.cli import main as runlink_main
 
-    show = ["runs", "show", DEMO_DAG_ID, run_id, "--url", url]
-    os.environ.setdefault("RUNLINK_HOME", str(home))
-    status = runlink_main(show)
-    print()
-    _say(f"the tree above is `runlink runs show {DEMO_DAG_ID} '{run_id}'`; as JSON: --json")
+    print(flush=True)
+    os.environ["RUNLINK_HOME"] = str(home)
+    if tracker.token:
+        os.environ["RUNLINK_TOKEN"] = tracker.token
+    status = runlink_main(["runs", "show", DEMO_DAG_ID, result["run_id"], "--url", tracker.url])
+    print(flush=True)
+    problems = _problems(tree) if tree else []
+    for problem in problems:
+        _say("unexpected: " + problem)
+    _where_to_look(tracker, home, tree, result["run_id"])
+    if args.browser and tree:
+        import webbrowser
+
+        webbrowser.open(f"{tracker.url}/ui/dag-runs/{tree['id']}")
+    ok = not lacking and not problems and status == 0
+    _serve(tracker, args, home)
+    return 0 if ok else 1
+
+
+def _where_to_look(tracker: _Tracker, home: Path, tree: dict | None, run_id: str) -> None:
+    url = tracker.url
+    prefix = "" if url == "http://127.0.0.1:8686" else f"RUNLINK_URL={url} "
+    print("Where to look:")
     if tree:
-        _say(f"API: {url}/api/v1/dag-runs/{tree['id']}")
-    _say(f"web UI: {url}/")
-    if tracker is not None:
-        if args.stop:
-            tracker.terminate()
-            _say("stopped the tracker")
-        else:
-            _say(f"the tracker keeps running (pid {tracker.pid}); stop it with: kill {tracker.pid}")
-    return 0 if _complete(tree) and status == 0 else 1
+        print(f"  this run in the web UI   {url}/ui/dag-runs/{tree['id']}")
+    print(f"  all DAGs                 {url}/ui/dags")
+    if tracker.open_reads:
+        print("  (this tracker runs with --open: reading needs no login)")
+    else:
+        print(f"  (log in with a read or admin token, e.g. the one in {home / 'token'})")
+    print(f"  the tree in a terminal   {prefix}runlink runs show {DEMO_DAG_ID} '{run_id}'   (--json for JSON)")
+    if tree:
+        print(f"  the tree as JSON         {url}/api/v1/dag-runs/{tree['id']}")
+    print(f"  the DAG                  {Path(__file__).resolve().parent / 'example_dags' / 'runlink_demo.py'}")
+    print(flush=True)

@@ -6,14 +6,17 @@ bounded flush when an attempt ends (the task process exits right after, through 
 
 Where the hooks run:
 - task hooks run in the task process (and, on Airflow 3, in the API server when a user marks a task instance
-  success/failed in the UI: those calls have no open attempt here and are reported as state changes);
-- DAG run hooks run in the scheduler (and in `dag.test()`).
-A task killed by the scheduler or a worker lost never reaches a hook: the syncer (`runlink monitor`) reports
+  success/failed/skipped in the UI: those calls have no open attempt here and are reported as state changes);
+- DAG run hooks run in the scheduler (and in `dag.test()`). When a DAG run ends, the task instances that ended
+  without ever running in a task process (skipped by a branch or a short-circuit, upstream_failed, removed) are
+  reported from there: no task hook fires for them (Airflow's listener docs point to the DAG run hooks).
+A task killed by the scheduler or a worker lost never reaches a task hook: the syncer (`runlink monitor`) reports
 what Airflow's database says about it.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -29,6 +32,10 @@ log = logging.getLogger("runlink.airflow")
 
 AGENT = "airflow"
 _attempts: dict[tuple, _Attempt] = {}
+#: attempts this process ended lately: a later hook for the same attempt (2.11 and 3.x both call the skipped
+#: hook after execute() raised AirflowSkipException) is not a state change made elsewhere
+_ended: collections.OrderedDict[tuple, str] = collections.OrderedDict()
+_ENDED_KEPT = 256
 _lock = threading.Lock()
 
 
@@ -227,6 +234,9 @@ def _end(attempt: _Attempt | None, state: str, error: Any, ti: Any = None) -> No
         # a state change made outside the task process (UI, API): report it as such
         if ti is None or not _tracked(ti, getattr(ti, "task", None)):
             return
+        with _lock:
+            if _ended.get(_key(ti)) == state:
+                return
         from runlink.airflow.helpers import raw_context
 
         raw = raw_context(ti, uid=_settings().uid)
@@ -242,6 +252,9 @@ def _end(attempt: _Attempt | None, state: str, error: Any, ti: Any = None) -> No
     attempt.ended = True
     with _lock:
         _attempts.pop(attempt.key, None)
+        _ended[attempt.key] = state
+        while len(_ended) > _ENDED_KEPT:
+            _ended.popitem(last=False)
     settings = _settings()
     ti = attempt.ti
     end = datetime.now(timezone.utc)
@@ -301,19 +314,61 @@ def _stopping() -> None:
 # -- DAG runs ------------------------------------------------------------------------------------------
 
 
-def _dag_run_event(dag_run: Any, type_: str, state: str) -> None:
-    from runlink.airflow.capture import json_safe, redact
+#: states a task instance can reach without running in a task process (so without any task hook)
+NEVER_RAN_STATES = frozenset({"skipped", "upstream_failed", "removed"})
+
+
+def _run_context(dag_run: Any, uid: str) -> dict[str, str]:
     from runlink.airflow.helpers import _isoformat
+
+    raw = {"dag_id": getattr(dag_run, "dag_id", None), "dag_run_id": getattr(dag_run, "run_id", None), "uid": uid}
+    logical = getattr(dag_run, "logical_date", None)
+    if logical is not None:
+        raw["execution_date"] = _isoformat(logical)
+    return {k: str(v) for k, v in raw.items() if v is not None}
+
+
+def _never_ran(dag_run: Any, raw: dict[str, str], settings: Any) -> None:
+    """Report the task instances of an ended DAG run that no task process reported (see the module docstring).
+
+    DAG run hooks run where the metadata database is at hand (scheduler, API server, `dag.test()`): one query,
+    through the DAG run's own session when it is attached to one (2.11), else a short session of our own (3.x
+    calls the hook on a detached DAG run).
+    """
+    if not hasattr(dag_run, "get_task_instances"):
+        return
+    from sqlalchemy.orm import object_session
+
+    session = object_session(dag_run)
+    if session is not None:
+        tis = dag_run.get_task_instances(session=session)
+    else:
+        from airflow.utils.session import create_session
+
+        with create_session() as own:
+            tis = dag_run.get_task_instances(session=own)
+            own.expunge_all()
+    for ti in tis:
+        state = _state_name(getattr(ti, "state", None))
+        if state not in NEVER_RAN_STATES or not _tracked(ti, None):
+            continue
+        context = {**raw, "task_id": str(ti.task_id), "map_index": str(getattr(ti, "map_index", -1)),
+                   "try_number": str(getattr(ti, "try_number", 0) or 0)}
+        payload = {"state": state, "end_date": _iso(getattr(ti, "end_date", None)),
+                   "start_date": _iso(getattr(ti, "start_date", None))}
+        _emit("task_attempt.state", {k: v for k, v in payload.items() if v is not None}, context)
+
+
+def _dag_run_event(dag_run: Any, type_: str, state: str) -> None:
+    """DAG run start/end. No flush here: the scheduler lives on (its client delivers in the background, and
+    `dag.test()` exits normally, through the client's atexit flush); a flush would stall the scheduler loop."""
+    from runlink.airflow.capture import json_safe, redact
 
     settings = _settings()
     dag_id = getattr(dag_run, "dag_id", None)
     if settings.dag_excluded(dag_id):
         return
-    raw = {"dag_id": dag_id, "dag_run_id": getattr(dag_run, "run_id", None), "uid": settings.uid}
-    logical = getattr(dag_run, "logical_date", None)
-    if logical is not None:
-        raw["execution_date"] = _isoformat(logical)
-    raw = {k: str(v) for k, v in raw.items() if v is not None}
+    raw = _run_context(dag_run, settings.uid)
     payload = {
         "state": state,
         "start_date": _iso(getattr(dag_run, "start_date", None)),
@@ -326,7 +381,7 @@ def _dag_run_event(dag_run: Any, type_: str, state: str) -> None:
     }
     _emit(type_, {k: v for k, v in payload.items() if v is not None}, raw)
     if type_ == "dag_run.end":
-        _flush(settings.flush_timeout_s)
+        _guarded(_never_ran, dag_run, raw, settings)
 
 
 class RunlinkListener:

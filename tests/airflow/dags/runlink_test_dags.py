@@ -21,6 +21,17 @@ except ImportError:  # Airflow 2.11
     from airflow.operators.bash import BashOperator
     from airflow.operators.python import PythonOperator
 
+try:
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+    from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.exceptions import AirflowSkipException
+except ImportError:  # Airflow 2.11
+    from airflow.exceptions import AirflowSkipException
+    from airflow.models.baseoperator import BaseOperator
+    from airflow.operators.python import ShortCircuitOperator
+    from airflow.triggers.temporal import TimeDeltaTrigger
+
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 JOB = str(Path(__file__).resolve().parent.parent / "jobs" / "spark_job.py")
@@ -105,3 +116,38 @@ with DAG("rl_errors", schedule=None, start_date=START, catchup=False) as rl_erro
 with DAG("rl_trivial", schedule=None, start_date=START, catchup=False) as rl_trivial:
     BashOperator(task_id="echo", bash_command="echo hello")
     PythonOperator(task_id="opted_out", python_callable=lambda: 1, params={"runlink_tracking": False})
+
+
+class WaitBriefly(BaseOperator):
+    """Defers on a short TimeDeltaTrigger and resumes in `done`: dag.test() runs the trigger in line, so a
+    deferral and its resumption happen without a triggerer process."""
+
+    def __init__(self, seconds: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def execute(self, context) -> None:
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=self.seconds)), method_name="done")
+
+    def done(self, context, event=None) -> str:
+        import runlink
+
+        runlink.log_metric("resumed", 1)
+        return "resumed after the trigger"
+
+
+def _skip_self() -> None:
+    raise AirflowSkipException("nothing to do today")
+
+
+def _fail() -> None:
+    raise RuntimeError("fails so that its downstream is upstream_failed")
+
+
+with DAG("rl_states", schedule=None, start_date=START, catchup=False) as rl_states:
+    WaitBriefly(task_id="deferred")
+    PythonOperator(task_id="skip_self", python_callable=_skip_self)
+    gate = ShortCircuitOperator(task_id="gate", python_callable=lambda: False)
+    gate >> BashOperator(task_id="after_gate", bash_command="echo never runs")
+    PythonOperator(task_id="fails", python_callable=_fail) >> BashOperator(
+        task_id="after_fails", bash_command="echo never runs")
