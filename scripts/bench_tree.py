@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_ingest import start_server  # noqa: E402
+from bench_ingest import cpu_seconds, start_server  # noqa: E402
 
 from runlink.protocol import make_event  # noqa: E402
 
@@ -80,17 +81,20 @@ def main() -> int:
             count = sum(len(app["stages"]) for a in tree["task_attempts"] for app in a["spark_apps"])
             assert count == args.stages, count
             timings = []
+            cpu_before = cpu_seconds(proc.pid)
             for _ in range(args.requests):
                 began = time.perf_counter()
                 response = session.get(url + f"/api/v1/dag-runs/{run_pk}")
                 response.content  # noqa: B018 - read the whole body
                 timings.append(time.perf_counter() - began)
                 assert response.status_code == 200
+            cpu = (cpu_seconds(proc.pid) - cpu_before) / args.requests
             backend = "PostgreSQL" if (args.db or "").startswith("postgres") else "SQLite"
             print(f"{backend}: GET /api/v1/dag-runs/{{id}} with {count} stages ({len(first.content) / 1e6:.1f} MB): "
                   f"median {statistics.median(timings) * 1000:.0f} ms, p95 "
                   f"{sorted(timings)[int(len(timings) * 0.95)] * 1000:.0f} ms, min {min(timings) * 1000:.0f} ms "
-                  f"over {args.requests} requests")
+                  f"over {args.requests} requests; server CPU {cpu * 1000:.0f} ms/request; "
+                  f"load average {os.getloadavg()[0]:.1f}")
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -54,14 +54,15 @@ def _found(value, what: str):  # noqa: ANN001, ANN202
 @router.get("/dag-runs/{run_pk}")
 async def get_dag_run(request: Request, run_pk: str) -> JSONBody:
     """The whole tree of one DAG run."""
-    return _found(await run_in_threadpool(_read, request, queries.run_tree, run_pk), "DAG run")
+    return _found(await run_in_threadpool(_read, request, queries.run_tree, run_pk, raw_json=True), "DAG run")
 
 
 @router.get("/task-attempts/{attempt_pk}")
 async def get_task_attempt(request: Request, attempt_pk: str) -> JSONBody:
-    return _found(await run_in_threadpool(_read, request, queries.task_attempt, attempt_pk), "task attempt")
+    attempt = await run_in_threadpool(_read, request, queries.task_attempt, attempt_pk, raw_json=True)
+    return _found(attempt, "task attempt")
 
 
 @router.get("/spark-apps/{app_pk}")
 async def get_spark_app(request: Request, app_pk: str) -> JSONBody:
-    return _found(await run_in_threadpool(_read, request, queries.spark_app, app_pk), "Spark app")
+    return _found(await run_in_threadpool(_read, request, queries.spark_app, app_pk, raw_json=True), "Spark app")
