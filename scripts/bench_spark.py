@@ -9,10 +9,11 @@ separate driver processes, interleaved, `--repeats` times each:
   C  Spark's own event log (spark.eventLog.enabled to a temp dir)
   D  runlink with the tracker down (connection refused)
 
-Reported: median workload time (first job to last, inside the driver) and median process time (JVM start to
-exit, so the flush at application end counts), overhead vs A, runlink vs event log, the driver log's listener-bus
-"Dropped" lines, and the driver heap retained by the listener after `--heap-tasks` tasks (live heap after full GC,
-runlink minus baseline, and the dev.runlink.* classes in `jcmd GC.class_histogram`).
+Reported: median workload time (first job to last, inside the driver), the driver JVM's CPU time over the same
+span (getProcessCpuTime: far less sensitive than wall time to other work on the machine), median process time
+(JVM start to exit, so the flush at application end counts), overhead vs A, runlink vs event log, the driver
+log's listener-bus "Dropped" lines, and the driver heap retained by the listener after `--heap-tasks` tasks
+(live heap after full GC, runlink minus baseline, and the dev.runlink.* classes in `jcmd GC.class_histogram`).
 
     .venv/bin/python scripts/bench_spark.py                 # default, < ~10 min on 2 cores
     .venv/bin/python scripts/bench_spark.py --repeats 7 --queries 300 --heap-tasks 300000   # bigger
@@ -52,12 +53,16 @@ sc = spark.sparkContext
 # warm-up outside the measured span (JIT, class loading): the same in every variant
 spark.range(0, 1000, 1, 2).groupBy((F.col("id") % 3).alias("k")).count().collect()
 result = {"variant": args["variant"], "pid": os.getpid()}
+osbean = sc._jvm.java.lang.management.ManagementFactory.getOperatingSystemMXBean()
 if args["mode"] == "workload":
+    cpu0 = osbean.getProcessCpuTime()
     start = time.perf_counter()
     for i in range(args["queries"]):
         df = spark.range(0, args["rows"], 1, args["partitions"])
         df.groupBy((F.col("id") % 97).alias("k")).agg(F.sum("id").alias("s")).collect()
     result["workload_s"] = time.perf_counter() - start
+    sc._jsc.sc().listenerBus().waitUntilEmpty(600000)  # the listeners' share of work counts too
+    result["workload_cpu_s"] = (osbean.getProcessCpuTime() - cpu0) / 1e9
 else:  # heap: many cheap tasks, then the live heap after full GCs
     jvm = sc._jvm
     per_job = args["heap_tasks_per_job"]
@@ -221,19 +226,25 @@ def main() -> int:
                "load_average_end": os.getloadavg(), "cpus": os.cpu_count(), "stages_per_run": 2 * args.queries,
                "tasks_per_run": 2 * args.queries * args.partitions, "variants": {}}
     base_w, base_p = median("baseline", "workload_s"), median("baseline", "process_s")
+    base_c = median("baseline", "workload_cpu_s")
     for variant in variants:
         w, p = median(variant, "workload_s"), median(variant, "process_s")
+        c = median(variant, "workload_cpu_s")
         summary["variants"][variant] = {
             "median_workload_s": round(w, 3), "median_process_s": round(p, 3),
+            "median_workload_cpu_s": round(c, 3), "cpu_overhead_pct": round(100 * (c - base_c) / base_c, 2),
             "workload_overhead_pct": round(100 * (w - base_w) / base_w, 2),
             "process_overhead_pct": round(100 * (p - base_p) / base_p, 2),
             "dropped_lines": sum(r["dropped_lines"] for r in results[variant]),
-            "runs": [{k: r[k] for k in ("workload_s", "process_s", "dropped_lines")} for r in results[variant]],
+            "runs": [{k: r[k] for k in ("workload_s", "workload_cpu_s", "process_s", "dropped_lines")}
+                     for r in results[variant]],
             "runlink_warnings": results[variant][-1]["runlink_log"],
         }
     v = summary["variants"]
     summary["runlink_minus_eventlog_pct"] = round(
         v["runlink"]["workload_overhead_pct"] - v["eventlog"]["workload_overhead_pct"], 2)
+    summary["runlink_minus_eventlog_cpu_pct"] = round(
+        v["runlink"]["cpu_overhead_pct"] - v["eventlog"]["cpu_overhead_pct"], 2)
     if heap:
         summary["heap"] = {
             "tasks": heap["runlink"]["tasks"],
@@ -247,12 +258,15 @@ def main() -> int:
     print()
     print(f"workload: {summary['stages_per_run']} stages, {summary['tasks_per_run']} tasks per run; "
           f"{args.repeats} interleaved repeats; medians")
-    print(f"{'variant':14s} {'workload s':>10s} {'overhead':>9s} {'process s':>10s} {'overhead':>9s} {'Dropped':>8s}")
+    print(f"{'variant':14s} {'workload s':>10s} {'overhead':>9s} {'JVM CPU s':>10s} {'overhead':>9s} "
+          f"{'process s':>10s} {'overhead':>9s} {'Dropped':>8s}")
     for variant in variants:
         s = v[variant]
         print(f"{variant:14s} {s['median_workload_s']:10.2f} {s['workload_overhead_pct']:8.2f}% "
+              f"{s['median_workload_cpu_s']:10.2f} {s['cpu_overhead_pct']:8.2f}% "
               f"{s['median_process_s']:10.2f} {s['process_overhead_pct']:8.2f}% {s['dropped_lines']:8d}")
-    print(f"runlink overhead minus event log overhead (workload): {summary['runlink_minus_eventlog_pct']:+.2f} pts")
+    print(f"runlink overhead minus event log overhead: wall {summary['runlink_minus_eventlog_pct']:+.2f} pts, "
+          f"JVM CPU {summary['runlink_minus_eventlog_cpu_pct']:+.2f} pts")
     if heap:
         h = summary["heap"]
         print(f"heap after {h['tasks']} tasks: baseline {h['baseline_used_mb']} MB, runlink {h['runlink_used_mb']} MB "
