@@ -11,13 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runlink import delivery
 from runlink.context import ENV_KEYS, from_env
 
 log = logging.getLogger("runlink")
+
+#: schema caps: the protocol's schema_field maxLengths (a longer name or type makes the whole event invalid, and the
+#: client drops invalid events), and the number of fields the tracker keeps (tracker/security.py). Cut, flagged.
+MAX_SCHEMA_FIELDS = 1000
+MAX_FIELD_NAME_CHARS = 1000
+MAX_FIELD_TYPE_CHARS = 4000
 
 _ENV_NAMES = tuple(ENV_KEYS)
 _ENV_NAMES_BYTES = tuple(name.encode() for name in _ENV_NAMES)
@@ -105,6 +111,23 @@ def log_dataframe(
         log.warning("runlink.log_dataframe(%r) failed: %s", name, exc)
 
 
+def _capped_schema(fields: Iterable[tuple[Any, Any, bool | None]]) -> tuple[list[dict[str, Any]], bool]:
+    """At most MAX_SCHEMA_FIELDS fields, names and type strings cut to the protocol's lengths; True when anything
+    was cut. Why: one oversized type string (a deeply nested struct) must not make the whole event invalid."""
+    schema: list[dict[str, Any]] = []
+    truncated = False
+    for name, type_, nullable in fields:
+        if len(schema) >= MAX_SCHEMA_FIELDS:
+            truncated = True
+            break
+        name, type_ = str(name), str(type_)
+        if len(name) > MAX_FIELD_NAME_CHARS or len(type_) > MAX_FIELD_TYPE_CHARS:
+            truncated = True
+            name, type_ = name[:MAX_FIELD_NAME_CHARS], type_[:MAX_FIELD_TYPE_CHARS]
+        schema.append({"name": name, "type": type_, "nullable": nullable})
+    return schema, truncated
+
+
 # -- pandas ------------------------------------------------------------------------------------------
 
 
@@ -146,16 +169,15 @@ def _pandas_dataset(df: Any, with_stats: bool, with_schema: bool) -> dict[str, A
 
     payload: dict[str, Any] = {"rows": int(len(df)), "format": "pandas"}
     if with_schema:
-        payload["schema"] = [
-            {"name": str(col), "type": str(dtype), "nullable": True} for col, dtype in df.dtypes.items()
-        ]
+        payload["schema"], payload["schema_truncated"] = _capped_schema(
+            (col, dtype, True) for col, dtype in df.dtypes.items())
     try:
         payload["bytes"] = int(df.memory_usage(deep=False).sum())
     except Exception:
         pass
     if with_stats:
         stats: dict[str, dict[str, Any]] = {}
-        for col in df.columns:
+        for col in list(df.columns)[:MAX_SCHEMA_FIELDS]:  # the tracker keeps no more
             series = df[col]
             entry: dict[str, Any] = {
                 "null_count": int(series.isna().sum()),
@@ -186,12 +208,12 @@ def _spark_dataset(
 ) -> tuple[dict[str, Any], dict[str, str] | None, dict[str, str] | None]:
     from pyspark.sql import functions as F
 
-    fields = list(df.schema.fields)
+    all_fields = list(df.schema.fields)
+    fields = all_fields[:MAX_SCHEMA_FIELDS]  # stats too: the tracker keeps no more columns than this
     payload: dict[str, Any] = {"format": "spark"}
     if with_schema:
-        payload["schema"] = [
-            {"name": f.name, "type": f.dataType.simpleString(), "nullable": bool(f.nullable)} for f in fields
-        ]
+        payload["schema"], payload["schema_truncated"] = _capped_schema(
+            (f.name, f.dataType.simpleString(), bool(f.nullable)) for f in all_fields)
     aggs = [F.count(F.lit(1)).alias("__rows")]
     numeric: set[str] = set()
     if with_stats:

@@ -67,12 +67,17 @@ def test_tracker_killed_and_restarted_mid_run(backend: str, tmp_path: Path) -> N
         killed_at = db_counts(db_url, tag)["events"]
         tracker.start()  # same port, same database
         counters = producer_result(producer)
+        # What the producer still held in its spool when it exited (the restart can outlast a short process,
+        # e.g. PostgreSQL migrations on a busy machine) is replayed by the next process on the same RUNLINK_HOME.
+        replay = producer_result(start_producer(tracker.url, tracker.token, tmp_path / "client", tag + "r", 20,
+                                                seconds=5.0, flush_s=60))
         counts = wait_counts(db_url, tag, n - counters["dropped"])
     finally:
         if producer.poll() is None:
             producer.kill()
         tracker.stop()
-    figures = {**_figures(n, counters, counts), "stored_when_killed": killed_at}
+    figures = {**_figures(n, counters, counts), "stored_when_killed": killed_at,
+               "replayed_later": replay["replayed"]}
     record(f"kill_restart_{backend}", figures)
     assert 0 < killed_at < n, "the kill did not happen mid-run"
     assert counters["dropped"] == 0

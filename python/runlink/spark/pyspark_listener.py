@@ -388,16 +388,19 @@ def _metric(node: Any, name: str) -> int | None:
     return None
 
 
-def _schema(struct: Any) -> list[dict[str, Any]] | None:
+def _schema(struct: Any) -> dict[str, Any]:
+    """`schema` (first 500 fields; names and types cut to the protocol's 1000/4000 chars, so a huge nested type
+    cannot make the event invalid) and `schema_truncated` when anything was cut."""
     try:
         fields = json.loads(struct.json())["fields"]
     except Exception:
-        return None
-    return [
-        {"name": f["name"], "type": f["type"] if isinstance(f["type"], str) else json.dumps(f["type"]),
-         "nullable": f.get("nullable")}
-        for f in fields[:500]
-    ]
+        return {"schema": None}
+    schema, truncated = [], len(fields) > 500
+    for f in fields[:500]:
+        name, type_ = str(f["name"]), f["type"] if isinstance(f["type"], str) else json.dumps(f["type"])
+        truncated = truncated or len(name) > 1000 or len(type_) > 4000
+        schema.append({"name": name[:1000], "type": type_[:4000], "nullable": f.get("nullable")})
+    return {"schema": schema, "schema_truncated": truncated}
 
 
 def _physical_nodes(plan: Any, limit: int = 400) -> list[Any]:
@@ -445,7 +448,7 @@ def read_plan(qe: Any) -> tuple[list[dict], list[dict], int | None, str | None]:
                 entry = inputs.setdefault(
                     key,
                     {"operation": "read", "path": ",".join(paths)[:4096], "format": fmt, "rows": 0,
-                     "schema": _schema(relation.dataSchema())},
+                     **_schema(relation.dataSchema())},
                 )
                 for field, metric in (("rows", "numOutputRows"), ("files", "numFiles"), ("bytes", "filesSize")):
                     value = _metric(node, metric)
@@ -478,7 +481,7 @@ def _write_of(cmd: Any) -> dict[str, Any] | None:
             "table": table,
             "format": str(cmd.fileFormat().toString()).lower(),
             "mode": str(cmd.mode().toString()).lower(),
-            "schema": _schema(cmd.query().schema()),
+            **_schema(cmd.query().schema()),
         }
     if name in ("CreateDataSourceTableAsSelectCommand", "CreateHiveTableAsSelectCommand"):
         table = cmd.table() if name.startswith("CreateDataSource") else cmd.tableDesc()
