@@ -5,12 +5,15 @@ openlineage, in a shuffled order each round), so that machine noise hits all thr
 
 - none: runlink's entry points hidden (plugin and policy not loaded), OpenLineage disabled;
 - runlink: the plugin + policy, reporting to a real tracker (`runlink server`, SQLite) on this machine;
+- runlink_flush: the same, but each attempt end waits for delivery as in a real task process (which ends with
+  `os._exit`): under dag.test() the tasks run in-process, the process lives on, and runlink does not wait there;
+  this row shows what a worker's task process pays for that wait (one round trip to the tracker);
 - openlineage: apache-airflow-providers-openlineage with its console transport, runlink hidden.
 
 Per-task time = wall time of dag.test() / 50 (scheduling, task runs, listeners, flushes: everything).
 Overhead = per-task time minus the `none` per-task time of the same round; the report gives medians.
 
-Usage: .venv/bin/python scripts/bench_airflow.py [--rounds 5] [--tasks 50] [--json out.json]
+Usage: .venv/bin/python scripts/bench_airflow.py [--rounds 7] [--tasks 50] [--json out.json]
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ if os.environ.get("BENCH_HIDE_RUNLINK") == "1":
             d for d in _orig2(*a, **k) if (d.metadata.get("Name") or "").lower() != "runlink"]
     except ImportError:
         pass
+if os.environ.get("BENCH_FORCE_FLUSH") == "1":
+    import runlink.airflow.listener as _listener
+    _listener._process_goes_on = lambda: False
 import importlib.util
 spec = importlib.util.spec_from_file_location("bench_dag", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
@@ -101,7 +107,7 @@ def start_tracker(home: Path) -> tuple[subprocess.Popen, str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args()
@@ -127,9 +133,12 @@ def main() -> int:
         "none": {**base, "BENCH_HIDE_RUNLINK": "1", "AIRFLOW__OPENLINEAGE__DISABLED": "true"},
         "runlink": {**base, "AIRFLOW__OPENLINEAGE__DISABLED": "true", "RUNLINK_URL": url, "RUNLINK_TOKEN": token,
                     "RUNLINK_HOME": str(work / "client")},
+        "runlink_flush": {**base, "AIRFLOW__OPENLINEAGE__DISABLED": "true", "RUNLINK_URL": url,
+                          "RUNLINK_TOKEN": token, "RUNLINK_HOME": str(work / "client"), "BENCH_FORCE_FLUSH": "1"},
         "openlineage": {**base, "BENCH_HIDE_RUNLINK": "1", "AIRFLOW__OPENLINEAGE__TRANSPORT": '{"type": "console"}',
                         "AIRFLOW__OPENLINEAGE__NAMESPACE": "bench"},
     }
+    print(f"load average at start: {os.getloadavg()}", flush=True)
     try:
         migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=configs["none"],
                                  capture_output=True, text=True)
@@ -159,7 +168,8 @@ def main() -> int:
         tracker.wait(timeout=30)
 
     none = results["none"]
-    report = {"tasks": args.tasks, "rounds": args.rounds, "per_task_ms": results}
+    report = {"tasks": args.tasks, "rounds": args.rounds, "per_task_ms": results, "loadavg_end": os.getloadavg()}
+    print(f"load average at end: {os.getloadavg()}")
     print(f"\nper-task wall time, median of {args.rounds} interleaved rounds ({args.tasks} trivial tasks, dag.test()):")
     for name in configs:
         overhead = [value - base_value for value, base_value in zip(results[name], none, strict=True)]

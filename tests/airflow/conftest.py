@@ -107,9 +107,9 @@ def run_dag_in_subprocess(dag_id: str, env: dict[str, str] | None = None) -> str
         f"dr = getattr(m, {dag_id!r}).test()\n"
         "print('RUNLINK_RUN_ID=' + json.dumps(dr.run_id))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
-    )
+    # its events are delivered at its exit (dag.test() runs tasks in-process): a generous bound for a busy machine
+    env = {**os.environ, "RUNLINK_FLUSH_TIMEOUT": "30", **(env or {})}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     for line in result.stdout.splitlines():
         if line.startswith("RUNLINK_RUN_ID="):
             return json.loads(line.split("=", 1)[1])
@@ -137,7 +137,25 @@ def wait_for_tree(tracker: Any, dag_id: str, run_id: str, ready: Callable[[dict]
     runs = tracker.get_json("/api/v1/dag-runs", limit=20)["items"]
     raise AssertionError(f"tracker tree for {dag_id}/{run_id} not ready in {deadline_s}s; attempts: "
                          f"{json.dumps(summary, indent=1)}\nrecent runs: "
-                         f"{json.dumps([(r['dag_id'], r.get('run_id')) for r in runs])}\n{tracker.log()[-3000:]}")
+                         f"{json.dumps([(r['dag_id'], r.get('run_id')) for r in runs])}\n"
+                         f"agents' delivery reports (dropped/spooled/errors tell a lost event): {_health(tracker)}\n"
+                         f"{tracker.log()[-3000:]}")
+
+
+def _health(tracker: Any) -> str:
+    """The last agent_health reports the tracker stored (SQLite only): why an app may lack its end."""
+    if not tracker.db_url.startswith("sqlite:///"):
+        return "(not SQLite)"
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{tracker.db_url[len('sqlite:///'):]}?mode=ro", uri=True, timeout=10) as conn:
+            rows = conn.execute(
+                "SELECT agent, pid, events_sent, events_dropped, events_spooled, send_errors, reason, time "
+                "FROM agent_health ORDER BY time DESC LIMIT 20").fetchall()
+    except sqlite3.Error as exc:
+        return f"(unreadable: {exc})"
+    return json.dumps(rows)
 
 
 def attempts(tree: dict, task_id: str) -> list[dict]:

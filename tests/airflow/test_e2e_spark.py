@@ -28,7 +28,7 @@ def test_spark_submit_operator(airflow_tracker) -> None:
     dag_run = run_dag("rl_spark_submit")
     assert str(getattr(dag_run.state, "value", dag_run.state)) == "success"
     tree = wait_for_tree(airflow_tracker, "rl_spark_submit", dag_run.run_id,
-                         lambda t: any(_spark_done(a) for a in attempts(t, "submit")))
+                         lambda t: any(_spark_done(a) for a in attempts(t, "submit")) and t["state"] == "success")
     (attempt,) = attempts(tree, "submit")
     assert attempt["state"] == "success"
     assert attempt["operator"].endswith("SparkSubmitOperator")

@@ -171,6 +171,8 @@ def _airflow_env(home: Path, airflow_home: Path, dags: Path, tracker: _Tracker) 
         # show what the opt-in captures look like in the UI
         "RUNLINK_AIRFLOW_CAPTURE_LOGS": "true",
         "RUNLINK_AIRFLOW_CAPTURE_SOURCE": "true",
+        # dag.test() runs the tasks in one process that delivers at its exit: give it time on a busy machine
+        "RUNLINK_FLUSH_TIMEOUT": os.environ.get("RUNLINK_FLUSH_TIMEOUT", "30"),
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     })
     if tracker.token:

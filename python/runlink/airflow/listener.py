@@ -21,6 +21,7 @@ import functools
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -74,7 +75,18 @@ def _emit(type_: str, payload: dict[str, Any], raw: dict[str, str], time_: str |
     get_client().emit(make_event(type_, payload, context=raw, agent=AGENT, time=time_))
 
 
+def _process_goes_on() -> bool:
+    """True when the task ran inside a process that lives on after it: `dag.test()` on Airflow 3 (the in-process
+    supervisor). Delivery then goes on in the background and the client's atexit flush covers the exit, so the end
+    of the attempt need not wait. A real task process ends with `os._exit` right after the task: there it waits."""
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(runner, "SUPERVISOR_COMMS", None) if runner is not None else None
+    return type(comms).__name__ == "InProcessSupervisorComms"
+
+
 def _flush(timeout: float) -> None:
+    if _process_goes_on():
+        return
     try:
         from runlink import delivery
 
@@ -177,27 +189,36 @@ def _start(ti: Any) -> None:
 
 
 def _wrap_execute(task: Any, attempt: _Attempt, settings: Any) -> None:
-    """Wrap this operator instance's execute/resume_execution: inject, remember the result, undo afterwards."""
+    """Wrap this operator instance's execute/resume_execution: inject, remember the result, undo afterwards.
+
+    The wrapper reads the current attempt from a holder: on 2.11, `dag.test()` runs a resumed deferral on the same
+    operator object, still wrapped from the first execution, which must report to the new one.
+    """
     for name in ("execute", "resume_execution"):
         original = getattr(task, name, None)
-        if original is None or getattr(original, "_runlink_wrapped", False):
+        if original is None:
+            continue
+        holder = getattr(original, "_runlink_holder", None)
+        if holder is not None:
+            holder.update(attempt=attempt, settings=settings)
             continue
 
-        def make(original: Any) -> Any:
+        def make(original: Any, holder: dict[str, Any]) -> Any:
             @functools.wraps(original)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
+                current: _Attempt = holder["attempt"]
                 undo = None
                 try:
-                    if settings.inject:
+                    if holder["settings"].inject:
                         from runlink.airflow.injection import apply
 
-                        undo = apply(task, attempt.raw, settings)
+                        undo = apply(task, current.raw, holder["settings"])
                 except Exception:  # noqa: BLE001
                     log.warning("runlink: injection failed", exc_info=True)
                 try:
                     result = original(*args, **kwargs)
                 except BaseException as exc:
-                    _guarded(_after_exception, attempt, exc)
+                    _guarded(_after_exception, current, exc)
                     raise
                 finally:
                     if undo is not None:
@@ -205,14 +226,14 @@ def _wrap_execute(task: Any, attempt: _Attempt, settings: Any) -> None:
                             undo()
                         except Exception:  # noqa: BLE001
                             log.warning("runlink: could not undo the injection", exc_info=True)
-                attempt.result = result
+                current.result = result
                 return result
 
-            wrapper._runlink_wrapped = True  # type: ignore[attr-defined]
+            wrapper._runlink_holder = holder  # type: ignore[attr-defined]
             return wrapper
 
         try:
-            object.__setattr__(task, name, make(original))
+            object.__setattr__(task, name, make(original, {"attempt": attempt, "settings": settings}))
         except Exception:  # noqa: BLE001
             log.debug("runlink: cannot wrap %s.%s", type(task).__name__, name, exc_info=True)
 
@@ -331,31 +352,30 @@ def _run_context(dag_run: Any, uid: str) -> dict[str, str]:
 def _never_ran(dag_run: Any, raw: dict[str, str], settings: Any) -> None:
     """Report the task instances of an ended DAG run that no task process reported (see the module docstring).
 
-    DAG run hooks run where the metadata database is at hand (scheduler, API server, `dag.test()`): one query,
-    through the DAG run's own session when it is attached to one (2.11), else a short session of our own (3.x
-    calls the hook on a detached DAG run).
+    DAG run hooks run where the metadata database is at hand (scheduler, API server, `dag.test()`): one query
+    for the few columns needed and only those states, through the DAG run's own session when it is attached to
+    one (2.11), else a short session of our own (3.x calls the hook on a detached DAG run).
     """
-    if not hasattr(dag_run, "get_task_instances"):
-        return
+    from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import select
     from sqlalchemy.orm import object_session
 
+    query = select(TI.task_id, TI.map_index, TI.try_number, TI.state, TI.start_date, TI.end_date).where(
+        TI.dag_id == dag_run.dag_id, TI.run_id == dag_run.run_id, TI.state.in_(sorted(NEVER_RAN_STATES)))
     session = object_session(dag_run)
     if session is not None:
-        tis = dag_run.get_task_instances(session=session)
+        rows = session.execute(query).all()
     else:
         from airflow.utils.session import create_session
 
         with create_session() as own:
-            tis = dag_run.get_task_instances(session=own)
-            own.expunge_all()
-    for ti in tis:
-        state = _state_name(getattr(ti, "state", None))
-        if state not in NEVER_RAN_STATES or not _tracked(ti, None):
+            rows = own.execute(query).all()
+    for task_id, map_index, try_number, state, start_date, end_date in rows:
+        if settings.task_excluded(dag_run.dag_id, task_id):
             continue
-        context = {**raw, "task_id": str(ti.task_id), "map_index": str(getattr(ti, "map_index", -1)),
-                   "try_number": str(getattr(ti, "try_number", 0) or 0)}
-        payload = {"state": state, "end_date": _iso(getattr(ti, "end_date", None)),
-                   "start_date": _iso(getattr(ti, "start_date", None))}
+        context = {**raw, "task_id": str(task_id), "map_index": str(-1 if map_index is None else map_index),
+                   "try_number": str(try_number or 0)}
+        payload = {"state": _state_name(state), "start_date": _iso(start_date), "end_date": _iso(end_date)}
         _emit("task_attempt.state", {k: v for k, v in payload.items() if v is not None}, context)
 
 

@@ -150,9 +150,18 @@ def _load() -> AirflowSettings:
 _CACHE: dict[tuple, AirflowSettings] = {}
 
 
+#: the environment variables the settings depend on: `RUNLINK_AIRFLOW_*` and their `AIRFLOW__RUNLINK__*` twins
+_ENV_NAMES = tuple(env for env, _ in _NAMES.values()) + tuple(
+    f"AIRFLOW__RUNLINK__{option.upper()}" for _, option in _NAMES.values())
+
+
 def get_settings() -> AirflowSettings:
-    """Settings of this process, recomputed only when a `RUNLINK_AIRFLOW_*` variable changes (tests do that)."""
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("RUNLINK_AIRFLOW_", "AIRFLOW__RUN"))))
+    """Settings of this process, recomputed only when one of their variables changes (tests do that).
+
+    Called several times per task: the cache key is a handful of lookups, not a walk over the environment.
+    """
+    environ = os.environ
+    key = tuple(environ.get(name) for name in _ENV_NAMES)
     settings = _CACHE.get(key)
     if settings is None:
         _CACHE.clear()
