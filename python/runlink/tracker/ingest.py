@@ -61,7 +61,7 @@ def _context_id(ctx: NormalizedContext) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
-def _spark_app_pk(app_id: str, attempt_id: str | None) -> str:
+def spark_app_pk(app_id: str, attempt_id: str | None) -> str:
     return ids.spark_app_id(app_id, attempt_id)
 
 
@@ -317,7 +317,7 @@ def _collect(prepared: Prepared, keep: list[int], hashes: dict[str, int]) -> _Ro
         spark = event.get("spark")
         app_pk = None
         if spark:
-            app_pk = _spark_app_pk(spark["app_id"], spark.get("attempt_id"))
+            app_pk = spark_app_pk(spark["app_id"], spark.get("attempt_id"))
             if app_pk not in rows.apps:
                 rows.apps[app_pk] = {"id": app_pk, "app_id": spark["app_id"], "attempt_id": spark.get("attempt_id")}
             if ctx_pk is not None:

@@ -201,25 +201,21 @@ def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touch
         runs |= dag_runs_changed
         attempts |= dag_attempts_changed
         identities.update(dag_identities)
-    touched = sorted(touched_contexts)
-    for chunk in _chunks(touched):
-        for run_pk, attempt_pk in conn.execute(
-            select(contexts.c.run_pk, contexts.c.attempt_pk).where(contexts.c.id.in_(chunk))
-        ):
-            if run_pk:
-                runs.add(run_pk)
-            if attempt_pk:
-                attempts.add(attempt_pk)
-    apps = sorted(touched_apps)
-    for chunk in _chunks(apps):
-        runs.update(
-            pk
-            for pk in conn.execute(
-                select(contexts.c.run_pk)
-                .join(spark_apps, spark_apps.c.context_id == contexts.c.id)
-                .where(spark_apps.c.id.in_(chunk), contexts.c.synthetic.is_(True))
-            ).scalars()
-            if pk
-        )
+    from runlink.tracker.ingest import select_in  # plain driver SQL: these run on every batch
+
+    for run_pk, attempt_pk in select_in(conn, "SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})",
+                                        sorted(touched_contexts)):
+        if run_pk:
+            runs.add(run_pk)
+        if attempt_pk:
+            attempts.add(attempt_pk)
+    synthetic = "1" if conn.dialect.name == "sqlite" else "true"
+    runs.update(
+        row[0]
+        for row in select_in(conn, "SELECT contexts.run_pk FROM contexts JOIN spark_apps ON spark_apps.context_id "
+                             f"= contexts.id WHERE contexts.synthetic = {synthetic} AND spark_apps.id IN ({{}})",
+                             sorted(touched_apps))
+        if row[0]
+    )
     rebuild_attempts(conn, attempts)
     rebuild_runs(conn, runs, identities)

@@ -89,6 +89,8 @@ def upsert_lww(
     if columns is None:
         columns = tuple(rows[0])
         rows = _params(rows, columns)
-    rows = reduce_lww(rows, [columns.index(k) for k in keys], columns.index(stamp))
-    sql = _lww_sql(conn.dialect.name, table.name, columns, tuple(keys), stamp, tuple(updated))
+    dialect = conn.dialect.name
+    if dialect != "sqlite":  # SQLite applies the rows one by one, so the stamp condition already picks the max
+        rows = reduce_lww(rows, [columns.index(k) for k in keys], columns.index(stamp))
+    sql = _lww_sql(dialect, table.name, columns, tuple(keys), stamp, tuple(updated))
     conn.exec_driver_sql(sql, rows)

@@ -88,6 +88,7 @@ class AlertWorker:
     def _drain(self, first: Any) -> tuple[set[str], set[str], bool, set[str | None], bool]:
         """Merge every notice waiting: touched contexts, Spark apps, datasets?, changed rules, stop?"""
         from runlink import ids as ids_mod
+        from runlink.tracker.ingest import spark_app_pk
 
         ctx_ids: set[str] = set()
         app_pks: set[str] = set()
@@ -101,15 +102,18 @@ class AlertWorker:
             elif isinstance(item, tuple) and item[0] == "rule":
                 changed_rules.add(item[1])
             else:
-                for event, ctx in zip(item.events, item.contexts, strict=False):
+                # ingest already computed the context ids; the app ids come from its cache (no uuid5 per event)
+                ctx_pks = getattr(item, "context_pks", None) or [
+                    None if ctx is None else ids_mod.context_id(ctx) for ctx in item.contexts]
+                for event, ctx_pk in zip(item.events, ctx_pks, strict=False):
                     type_ = event["type"]
                     if type_ not in RELEVANT:
                         continue
-                    if ctx is not None:
-                        ctx_ids.add(ids_mod.context_id(ctx))
+                    if ctx_pk is not None:
+                        ctx_ids.add(ctx_pk)
                     spark = event.get("spark")
                     if spark:
-                        app_pks.add(ids_mod.spark_app_id(spark["app_id"], spark.get("attempt_id")))
+                        app_pks.add(spark_app_pk(spark["app_id"], spark.get("attempt_id")))
                     if type_ in ("dataset", "sql_query"):
                         datasets = True
             try:
