@@ -196,11 +196,12 @@ def test_spark_apps_across_a_tracker_kill(backend: str, tmp_path: Path) -> None:
         apps = [submit(f"kill-{i}", tmp_path / f"app{i}", url=tracker.url, token=tracker.token,
                        context={"dag_id": "rel_kill", "execution_date": "2026-11-22T10:00:00+00:00",
                                 "task_id": f"task_{i}", "try_number": "1"},
-                       app_args=("--jobs", "10", "--seconds", "40" if FULL else "30"))
+                       app_args=("--jobs", "15", "--seconds", "45"))
                 for i in range(KILL_APPS)]
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # every app has reported its start: the outage hits running apps
-            if sum(1 for k in sparkrun.stored_events(tracker.db_url) if k[0] == "jvm") >= len(apps):
+        while time.monotonic() < deadline:  # every app is in its jobs: the outage hits apps that are emitting
+            stored = sparkrun.stored_events(tracker.db_url)
+            if sum(1 for k, c in stored.items() if k[0] == "jvm" and c["spark_job.end"]) >= len(apps):
                 break
             assert all(a.process.poll() is None for a in apps), "an app ended before the tracker was killed"
             time.sleep(0.5)  # polling interval; the condition is the stored events
@@ -249,7 +250,7 @@ def test_spark_app_with_a_slow_failing_tracker_stays_within_its_bound(tmp_path: 
     tracker = _tracker(tmp_path)
     proxy = FaultyProxy(tracker.port, delay_s=2.0, error_rate=0.3)
     try:
-        args = ("--jobs", "6")
+        args = ("--jobs", "3")
         tracked = submit("slow-tracked", tmp_path / "tracked", url=proxy.url, token=tracker.token, app_args=args,
                          conf={"spark.runlink.flushTimeoutMs": str(FLUSH_MS)},
                          context={"dag_id": "rel_slow", "execution_date": "2026-11-22", "task_id": "t"})
