@@ -11,8 +11,10 @@ pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 
 
 def _spark_done(attempt: dict) -> bool:
+    """The attempt ended (its end event travels apart from the JVM's) and its Spark apps are complete."""
     apps = attempt.get("spark_apps") or []
-    return bool(apps) and all(app.get("end_time") and app["jobs"] and app["stages"] for app in apps)
+    return (attempt.get("state") not in (None, "running") and bool(apps)
+            and all(app.get("end_time") and app["jobs"] and app["stages"] for app in apps))
 
 
 def _check_app(app: dict) -> None:
