@@ -10,7 +10,7 @@ separate driver processes, interleaved, `--repeats` times each:
   D  runlink with the tracker down (connection refused)
 
 Reported: median workload time (first job to last, inside the driver), the driver JVM's CPU time over the same
-span (getProcessCpuTime: far less sensitive than wall time to other work on the machine), median process time
+span (utime+stime from /proc: far less sensitive than wall time to other work on the machine), median process time
 (JVM start to exit, so the flush at application end counts), overhead vs A, runlink vs event log, the driver
 log's listener-bus "Dropped" lines, and the driver heap retained by the listener after `--heap-tasks` tasks
 (live heap after full GC, runlink minus baseline, and the dev.runlink.* classes in `jcmd GC.class_histogram`).
@@ -53,16 +53,19 @@ sc = spark.sparkContext
 # warm-up outside the measured span (JIT, class loading): the same in every variant
 spark.range(0, 1000, 1, 2).groupBy((F.col("id") % 3).alias("k")).count().collect()
 result = {"variant": args["variant"], "pid": os.getpid()}
-osbean = sc._jvm.java.lang.management.ManagementFactory.getOperatingSystemMXBean()
+jvm_pid = sc._jvm.java.lang.ProcessHandle.current().pid()
+def jvm_cpu_s():  # utime + stime of the driver JVM (executors included in local mode), from /proc
+    fields = open(f"/proc/{jvm_pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 if args["mode"] == "workload":
-    cpu0 = osbean.getProcessCpuTime()
+    cpu0 = jvm_cpu_s()
     start = time.perf_counter()
     for i in range(args["queries"]):
         df = spark.range(0, args["rows"], 1, args["partitions"])
         df.groupBy((F.col("id") % 97).alias("k")).agg(F.sum("id").alias("s")).collect()
     result["workload_s"] = time.perf_counter() - start
     sc._jsc.sc().listenerBus().waitUntilEmpty(600000)  # the listeners' share of work counts too
-    result["workload_cpu_s"] = (osbean.getProcessCpuTime() - cpu0) / 1e9
+    result["workload_cpu_s"] = jvm_cpu_s() - cpu0
 else:  # heap: many cheap tasks, then the live heap after full GCs
     jvm = sc._jvm
     per_job = args["heap_tasks_per_job"]
