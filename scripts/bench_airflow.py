@@ -64,9 +64,26 @@ if os.environ.get("BENCH_HIDE_RUNLINK") == "1":
             d for d in _orig2(*a, **k) if (d.metadata.get("Name") or "").lower() != "runlink"]
     except ImportError:
         pass
-if os.environ.get("BENCH_FORCE_FLUSH") == "1":
+hook_s = [0.0]
+if os.environ.get("BENCH_HIDE_RUNLINK") != "1":
+    # time spent inside runlink itself (hook bodies and the injection around execute), less noisy than wall time
+    import runlink.airflow.injection as _injection
     import runlink.airflow.listener as _listener
-    _listener._process_goes_on = lambda: False
+
+    def _timed(fn):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                hook_s[0] += time.perf_counter() - started
+        return wrapper
+
+    for _name in ("_start", "_success", "_failed", "_stopping", "_dag_run_event"):
+        setattr(_listener, _name, _timed(getattr(_listener, _name)))
+    _injection.apply = _timed(_injection.apply)
+    if os.environ.get("BENCH_FORCE_FLUSH") == "1":
+        _listener._process_goes_on = lambda: False
 import importlib.util
 spec = importlib.util.spec_from_file_location("bench_dag", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
@@ -77,7 +94,7 @@ start = time.perf_counter()
 run = module.dag.test()
 elapsed = time.perf_counter() - start
 print("BENCH=" + json.dumps({"elapsed": elapsed, "state": str(getattr(run.state, "value", run.state)),
-                             "plugins": names}))
+                             "plugins": names, "hook_s": hook_s[0]}))
 '''
 
 
@@ -148,6 +165,7 @@ def main() -> int:
         # warm-up: the first dag.test() also syncs the DAG to the database
         subprocess.run([sys.executable, str(runner), str(dag_file)], env=configs["none"], capture_output=True)
         results: dict[str, list[float]] = {name: [] for name in configs}
+        inside: dict[str, list[float]] = {name: [] for name in configs if name.startswith("runlink")}
         for round_no in range(args.rounds):
             order = list(configs)
             random.shuffle(order)
@@ -161,8 +179,12 @@ def main() -> int:
                 data = json.loads(line[6:])
                 per_task_ms = data["elapsed"] / args.tasks * 1000
                 results[name].append(per_task_ms)
-                print(f"round {round_no + 1} {name:12s} {per_task_ms:8.1f} ms/task  state={data['state']} "
-                      f"plugins={data['plugins']}", flush=True)
+                hook_ms = data["hook_s"] / args.tasks * 1000
+                if name.startswith("runlink"):
+                    inside[name].append(hook_ms)
+                print(f"round {round_no + 1} {name:13s} {per_task_ms:8.1f} ms/task"
+                      + (f" (inside runlink {hook_ms:5.1f})" if name.startswith("runlink") else "")
+                      + f"  state={data['state']} plugins={data['plugins']}", flush=True)
     finally:
         tracker.terminate()
         tracker.wait(timeout=30)
@@ -176,6 +198,9 @@ def main() -> int:
         report[f"{name}_overhead_ms"] = statistics.median(overhead)
         print(f"  {name:12s} {statistics.median(results[name]):8.1f} ms/task   overhead vs none: "
               f"{statistics.median(overhead):+7.1f} ms/task (median of per-round differences)")
+    for name, values in inside.items():
+        report[f"{name}_inside_ms"] = statistics.median(values)
+        print(f"  {name:12s} time inside runlink (hooks + injection): {statistics.median(values):6.1f} ms/task median")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     return 0

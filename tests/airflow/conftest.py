@@ -29,6 +29,9 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflo
 os.environ["AIRFLOW_CONN_SPARK_LOCAL"] = json.dumps({"conn_type": "spark", "host": "local[2]"})
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("RUNLINK_TEST_OUT", str(_HOME / "out"))
+#: a user conf dir of our own (generous JVM delivery bounds for a loaded machine; see the file)
+SPARK_CONF = HERE / "spark-conf"
+os.environ["SPARK_CONF_DIR"] = str(SPARK_CONF)
 
 POLL_DEADLINE_S = 90.0
 

@@ -51,7 +51,9 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _spark_submit(args: list[str], out: str, env: dict[str, str] | None = None) -> None:
-    result = subprocess.run([SPARK_SUBMIT, "--master", "local[2]", *args], capture_output=True, text=True,
+    # generous JVM delivery bounds for a loaded machine (see tests/airflow/spark-conf/spark-defaults.conf)
+    bounds = ["--conf", "spark.runlink.flushTimeoutMs=60000", "--conf", "spark.runlink.readTimeoutMs=30000"]
+    result = subprocess.run([SPARK_SUBMIT, "--master", "local[2]", *bounds, *args], capture_output=True, text=True,
                             timeout=300, env=_clean_env(env))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
