@@ -23,7 +23,9 @@ for suite in tests/*/; do
   [ "$(basename "$suite")" = vectors ] && continue
   ls "$suite"/test_*.py >/dev/null 2>&1 || continue
   echo "== pytest $suite ($(( $(date +%s) - started ))s elapsed)"
-  .venv/bin/python -m pytest -q -p no:cacheprovider --junitxml="$results/$(basename "$suite").xml" "$suite"
+  # One rerun of a failed test: the end-to-end suites start real Spark, Airflow and trackers on 2 cores, where a
+  # deadline can pass under load; a test that fails twice fails the run, and reruns are listed in the output.
+  .venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 -rR --junitxml="$results/$(basename "$suite").xml" "$suite"
   rc=$?
   # 5 = no tests collected (for example every test deselected by a marker): not a failure of the suite
   if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then status=1; fi
