@@ -237,8 +237,13 @@ def dataset(ds: Any, operation: str) -> dict[str, Any] | None:
 
 
 def _datasets(event: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    inputs = [d for d in (dataset(x, "read") for x in (event.get("inputs") or [])[:MAX_DATASETS]) if d]
-    outputs = [d for d in (dataset(x, "write") for x in (event.get("outputs") or [])[:MAX_DATASETS]) if d]
+    """Read and written datasets; a non-list `inputs`/`outputs` (the fuzz sends `"outputs": 1`) counts as none."""
+    def listed(key: str) -> list[Any]:
+        value = event.get(key)
+        return value[:MAX_DATASETS] if isinstance(value, list) else []
+
+    inputs = [d for d in (dataset(x, "read") for x in listed("inputs")) if d]
+    outputs = [d for d in (dataset(x, "write") for x in listed("outputs")) if d]
     return inputs, outputs
 
 
