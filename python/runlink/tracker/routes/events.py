@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -83,9 +84,15 @@ def _process(app_state: Any, body: bytes, encoding: str) -> dict[str, int]:
         raise HTTPException(422, exc.to_dict()) from None
     with app_state.db.write() as conn:
         accepted, duplicates = ingest.store(conn, prepared)
-    for hook in getattr(app_state, "ingest_hooks", ()) if accepted else ():  # after commit, non-blocking
-        hook(prepared)
+    if accepted:
+        run_ingest_hooks(app_state, prepared)
     return {"accepted": accepted, "duplicates": duplicates}
+
+
+def run_ingest_hooks(app_state: Any, prepared: ingest.Prepared) -> None:
+    """Tell the after-commit listeners (alerts, OpenLineage export) about a stored batch; they never block."""
+    for hook in getattr(app_state, "ingest_hooks", ()):
+        hook(prepared)
 
 
 @router.post(
@@ -98,16 +105,22 @@ def _process(app_state: Any, body: bytes, encoding: str) -> dict[str, int]:
 )
 async def post_events(request: Request) -> JSONBody:
     """Validate the whole batch, then store it in one transaction; replays of stored ids change nothing."""
+    return await handle_batch(request, _process, status_code=202)
+
+
+async def handle_batch(request: Request, process: Callable[[Any, bytes, str], dict[str, Any]],
+                       status_code: int) -> JSONBody:
+    """The bulk routes' shared frame: capped body, `process` off the event loop, telemetry either way."""
     state = request.app.state
     started = time.perf_counter()
     try:
         body = await _read_capped(request, state.settings.max_body_bytes)
         encoding = request.headers.get("content-encoding", "").strip().lower()
-        result = await run_in_threadpool(_process, state, body, encoding)
+        result = await run_in_threadpool(process, state, body, encoding)
     except HTTPException as exc:
         state.telemetry.batches_rejected.labels(reason=str(exc.status_code)).inc()
         raise
     state.telemetry.events_ingested.inc(result["accepted"])
     state.telemetry.events_duplicate.inc(result["duplicates"])
     state.telemetry.ingest_latency.observe(time.perf_counter() - started)
-    return JSONBody(result, status_code=202)
+    return JSONBody(result, status_code=status_code)

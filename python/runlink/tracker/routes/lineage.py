@@ -6,18 +6,16 @@ and stored by the same ingest as /api/v1/events, in one transaction: same valida
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 
 from runlink.protocol import ProtocolError, validate_batch
 from runlink.tracker import ingest, openlineage, security
 from runlink.tracker.auth import require
 from runlink.tracker.routes import JSONBody
-from runlink.tracker.routes.events import _decompress, _read_capped
+from runlink.tracker.routes.events import _decompress, handle_batch, run_ingest_hooks
 
 router = APIRouter()
 
@@ -93,8 +91,7 @@ def _process(state: Any, body: bytes, encoding: str) -> dict[str, int]:
         state.telemetry.events_rejected.inc(len(ol_events))
         raise HTTPException(422, exc.to_dict()) from None
     if accepted and prepared is not None:
-        for hook in getattr(state, "ingest_hooks", ()):  # after commit, non-blocking
-            hook(prepared)
+        run_ingest_hooks(state, prepared)
     return {"accepted": accepted, "duplicates": duplicates, "ignored": translator.ignored,
             "pending": translator.pending}
 
@@ -108,16 +105,4 @@ def _process(state: Any, body: bytes, encoding: str) -> dict[str, int]:
 )
 async def post_lineage(request: Request) -> JSONBody:
     """Translate OpenLineage RunEvents into runlink events and store them like /api/v1/events does."""
-    state = request.app.state
-    started = time.perf_counter()
-    try:
-        body = await _read_capped(request, state.settings.max_body_bytes)
-        encoding = request.headers.get("content-encoding", "").strip().lower()
-        result = await run_in_threadpool(_process, state, body, encoding)
-    except HTTPException as exc:
-        state.telemetry.batches_rejected.labels(reason=str(exc.status_code)).inc()
-        raise
-    state.telemetry.events_ingested.inc(result["accepted"])
-    state.telemetry.events_duplicate.inc(result["duplicates"])
-    state.telemetry.ingest_latency.observe(time.perf_counter() - started)
-    return JSONBody(result, status_code=200)
+    return await handle_batch(request, _process, status_code=200)
