@@ -1,6 +1,10 @@
 """A real `airflow standalone` for tests and benchmarks: its own AIRFLOW_HOME, a free port, a known admin password,
 started in its own process group and stopped by killing that group.
 
+Airflow 3 (API v2, JWT) by default: the Airflow of this interpreter. `python=` (or `RUNLINK_SYNCER_AIRFLOW_PYTHON`)
+starts the Airflow of another interpreter/venv instead, e.g. `.venv-airflow2/bin/python` for Airflow 2.11 (API v1,
+basic auth; the admin password is the one `standalone` writes to `standalone_admin_password.txt`).
+
 Readiness is polled with deadlines (health endpoint, DAG parsed, run finished): no sleeps as synchronisation.
 """
 
@@ -31,6 +35,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def airflow_python() -> str:
+    """The interpreter whose Airflow the tests start: RUNLINK_SYNCER_AIRFLOW_PYTHON, else this one."""
+    return os.environ.get("RUNLINK_SYNCER_AIRFLOW_PYTHON") or sys.executable
+
+
+def airflow_version(python: str | None = None) -> str:
+    python = python or airflow_python()
+    if python == sys.executable:
+        import airflow
+
+        return airflow.__version__
+    out = subprocess.run([python, "-c", "import airflow; print(airflow.__version__)"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
 @dataclass
 class Standalone:
     home: Path
@@ -39,11 +60,18 @@ class Standalone:
     password: str = field(repr=False)
     process: subprocess.Popen = field(repr=False)
     log_path: Path = field(repr=False)
+    python: str = sys.executable
+    version: str = "3"
     _token: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_version(self) -> str:
+        """"v2" (Airflow 3) or "v1" (Airflow 2.x)."""
+        return "v2" if int(self.version.split(".")[0]) >= 3 else "v1"
 
     def log(self) -> str:
         try:
@@ -60,6 +88,11 @@ class Standalone:
         return self._token
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self.api_version == "v1":
+            response = requests.request(method, self.url + "/api/v1" + path, auth=(self.username, self.password),
+                                        timeout=60, **kwargs)
+            assert response.status_code < 400, (method, path, response.status_code, response.text[:1000])
+            return response.json() if response.content else None
         headers = {"Authorization": f"Bearer {self.token()}"}
         response = requests.request(method, self.url + "/api/v2" + path, headers=headers, timeout=60, **kwargs)
         if response.status_code == 401:
@@ -86,10 +119,14 @@ class Standalone:
         raise TimeoutError(f"{what}: not within {deadline_s}s (last: {last!r})\n{self.log()[-3000:]}")
 
     def wait_healthy(self, deadline_s: float = START_DEADLINE_S) -> None:
+        if self.api_version == "v1":  # 2.x: the DAG processor runs inside the scheduler (no own status)
+            path, parts = "/health", ("metadatabase", "scheduler")
+        else:
+            path, parts = "/api/v2/monitor/health", ("metadatabase", "scheduler", "dag_processor")
+
         def healthy() -> bool:
-            body = requests.get(self.url + "/api/v2/monitor/health", timeout=5).json()
-            return all((body.get(k) or {}).get("status") == "healthy"
-                       for k in ("metadatabase", "scheduler", "dag_processor"))
+            body = requests.get(self.url + path, timeout=5).json()
+            return all((body.get(k) or {}).get("status") == "healthy" for k in parts)
 
         self.wait_for("airflow health", healthy, deadline_s)
 
@@ -126,8 +163,12 @@ class Standalone:
 
 
 def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | None = None,
-                     sql_alchemy_conn: str | None = None, parallelism: int = 4) -> Standalone:
-    """Start `airflow standalone` in `home` (AIRFLOW_HOME) with the DAG files of `dags` copied in."""
+                     sql_alchemy_conn: str | None = None, parallelism: int = 4,
+                     python: str | None = None) -> Standalone:
+    """Start `airflow standalone` in `home` (AIRFLOW_HOME) with the DAG files of `dags` copied in, from the
+    Airflow of `python` (default: `airflow_python()`)."""
+    python = python or airflow_python()
+    version = airflow_version(python)
     home.mkdir(parents=True, exist_ok=True)
     dags_folder = home / "dags"
     dags_folder.mkdir(exist_ok=True)
@@ -138,7 +179,7 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
     # the simple auth manager keeps passwords of existing users: a known one for the test
     (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({username: password}))
     port = free_port()
-    bin_dir = str(Path(sys.executable).parent)
+    bin_dir = str(Path(python).parent)
     full_env = {
         **os.environ,
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
@@ -153,6 +194,13 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__API__WORKERS": "1",
+        # Airflow 2.x: the webserver serves /api/v1 (basic auth), the scheduler lists the DAGs folder often
+        "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(port),
+        "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__WEBSERVER__WORKERS": "1",
+        "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
+        "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
         **(env or {}),
     }
     if sql_alchemy_conn:
@@ -166,10 +214,20 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
         process = subprocess.Popen([bin_dir + "/airflow", "standalone"], stdout=log, stderr=subprocess.STDOUT,
                                    env=full_env, cwd=str(home), start_new_session=True)
     standalone = Standalone(home=home, port=port, username=username, password=password, process=process,
-                            log_path=log_path)
+                            log_path=log_path, python=python, version=version)
     try:
         standalone.wait_healthy()
+        if standalone.api_version == "v1":  # 2.x makes its own admin password at first start
+            standalone.password = standalone.wait_for(
+                "the admin password", lambda: _read(home / "standalone_admin_password.txt"), 60)
     except BaseException:
         standalone.stop()
         raise
     return standalone
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
