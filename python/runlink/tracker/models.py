@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -72,8 +73,19 @@ events = Table(
     Column("type", String(32), nullable=False),
     Column("time", String(INSTANT)),
     Column("received_at", String(INSTANT), nullable=False),
-    Column("raw", Text, nullable=False),
+    Column("raw", Text),  # the event's JSON in databases made before 0005; since then in its batch
+    Column("batch_id", String(32)),  # event_batches.id: the audit copy of the event is at `position` there
+    Column("position", Integer),
     Index("ix_events_id_hash", "id_hash"),
+)
+
+#: each accepted batch as stored (after masking), zstd-compressed JSON: the audit copy of its events
+event_batches = Table(
+    "event_batches",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("received_at", String(INSTANT), nullable=False),
+    Column("body", LargeBinary, nullable=False),
 )
 
 #: dag_run.* and task_attempt.* events, kept by context so runs and attempts can be recomputed

@@ -13,12 +13,18 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, Table
 
 from runlink.context import NormalizedContext
 from runlink.ids import NAMESPACE
 from runlink.tracker import linking, merge
-from runlink.tracker.models import contexts, dag_runs, dags, spark_apps, state_events, task_attempts
+from runlink.tracker.models import contexts, dag_runs, task_attempts
+from runlink.tracker.sqlutil import insert_rows
+
+# Plain driver SQL throughout: a relink runs on most batches, and SQLAlchemy's per-statement compile and
+# coercion cost more than the queries did. Rows come back by column name as with Core.
+_CONTEXT_COLS = ", ".join(c.name for c in contexts.c)
+_DAG_RUN_COLS = ", ".join(c.name for c in dag_runs.c)
 
 _RUN_FIELDS = ("state", "start_date", "end_date", "run_type", "conf", "data_interval_start", "data_interval_end",
                "triggered_by", "note")
@@ -45,12 +51,33 @@ def _chunks(items: list, size: int = 900) -> Iterable[list]:
         yield items[start : start + size]
 
 
+def _run(conn: Connection, sql: str, params: tuple | list = ()) -> Any:
+    """`sql` with `?` marks, for either backend."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, params)
+
+
+def _run_in(conn: Connection, sql: str, values: list, before: tuple = ()) -> Iterable[Any]:
+    """`sql` with one `({})` IN list (and `?` marks for `before`), in chunks."""
+    for chunk in _chunks(values):
+        yield from _run(conn, sql.format(", ".join("?" * len(chunk))), (*before, *chunk))
+
+
+def _replace(conn: Connection, table: Table, pks: list[str], rows: list[dict[str, Any]]) -> None:
+    """Delete the rows of `pks`, insert `rows` (derived rows are rebuilt whole)."""
+    for chunk in _chunks(pks):
+        _run(conn, f"DELETE FROM {table.name} WHERE id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+    if rows:
+        columns = tuple(rows[0])
+        insert_rows(conn, table, [tuple(row[c] for c in columns) for row in rows], columns)
+
+
 def relink_dag(conn: Connection, dag_id: str) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
     """Relink one dag_id. Returns (runs to rebuild, attempts to rebuild, identity of every run of the dag)."""
-    rows = conn.execute(select(contexts).where(contexts.c.dag_id == dag_id)).all()
-    known_uids = set(
-        conn.execute(select(dags.c.uid).where(dags.c.dag_id == dag_id, dags.c.uid.is_not(None))).scalars()
-    )
+    rows = _run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
+    known_uids = {row[0] for row in _run(conn, "SELECT uid FROM dags WHERE dag_id = ? AND uid IS NOT NULL",
+                                         (dag_id,))}
     by_ctx = {_ctx_of(row): row for row in rows}
     links = linking.link_dag(dag_id, by_ctx, known_uids)
     runs: set[str] = set()
@@ -62,29 +89,19 @@ def relink_dag(conn: Connection, dag_id: str) -> tuple[set[str], set[str], dict[
         identities[link.run.id] = link.run
         attempt_pk = link.attempt.id if link.attempt else None
         if (row.run_pk, row.attempt_pk, bool(row.ambiguous)) != (link.run.id, attempt_pk, link.ambiguous):
-            changes.append({"b_id": row.id, "run_pk": link.run.id, "attempt_pk": attempt_pk,
-                            "ambiguous": link.ambiguous})
+            changes.append((link.run.id, attempt_pk, link.ambiguous, row.id))
             runs.update(pk for pk in (row.run_pk, link.run.id) if pk)
             attempts.update(pk for pk in (row.attempt_pk, attempt_pk) if pk)
     if changes:
-        conn.execute(
-            update(contexts).where(contexts.c.id == bindparam("b_id")).values(
-                run_pk=bindparam("run_pk"), attempt_pk=bindparam("attempt_pk"), ambiguous=bindparam("ambiguous")
-            ),
-            changes,
-        )
+        _run(conn, "UPDATE contexts SET run_pk = ?, attempt_pk = ?, ambiguous = ? WHERE id = ?", changes)
     return runs, attempts, identities
 
 
 def _facts(conn: Connection, kind: str, context_ids: list[str]) -> dict[str, list[merge.Fact]]:
     facts: dict[str, list[merge.Fact]] = {}
-    for chunk in _chunks(context_ids):
-        result = conn.execute(
-            select(state_events.c.context_id, state_events.c.event_id, state_events.c.time, state_events.c.agent,
-                   state_events.c.payload).where(state_events.c.kind == kind, state_events.c.context_id.in_(chunk))
-        )
-        for ctx_pk, event_id, time, agent, payload in result:
-            facts.setdefault(ctx_pk, []).append(merge.Fact(time, event_id, agent, orjson.loads(payload)))
+    sql = "SELECT context_id, event_id, time, agent, payload FROM state_events WHERE kind = ? AND context_id IN ({})"
+    for ctx_pk, event_id, time, agent, payload in _run_in(conn, sql, context_ids, (kind,)):
+        facts.setdefault(ctx_pk, []).append(merge.Fact(time, event_id, agent, orjson.loads(payload)))
     return facts
 
 
@@ -108,11 +125,10 @@ def _fields(facts: Iterable[merge.Fact], names: tuple[str, ...]) -> dict[str, An
     return row
 
 
-def _members(conn: Connection, column, pks: list[str]) -> dict[str, list[Any]]:  # noqa: ANN001
+def _members(conn: Connection, column: str, pks: list[str]) -> dict[str, list[Any]]:
     members: dict[str, list[Any]] = {}
-    for chunk in _chunks(pks):
-        for row in conn.execute(select(contexts).where(column.in_(chunk))):
-            members.setdefault(getattr(row, column.name), []).append(row)
+    for row in _run_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE {column} IN ({{}})", pks):
+        members.setdefault(getattr(row, column), []).append(row)
     return members
 
 
@@ -120,7 +136,7 @@ def rebuild_attempts(conn: Connection, attempt_pks: set[str]) -> None:
     if not attempt_pks:
         return
     pks = sorted(attempt_pks)
-    members = _members(conn, contexts.c.attempt_pk, pks)
+    members = _members(conn, "attempt_pk", pks)
     facts = _facts(conn, "task_attempt", [r.id for rows in members.values() for r in rows])
     new_rows = []
     for pk, rows in members.items():
@@ -130,19 +146,13 @@ def rebuild_attempts(conn: Connection, attempt_pks: set[str]) -> None:
                "try_number": max(tries) if tries else None, "placeholder": not tries}
         row.update(_fields((f for r in rows for f in facts.get(r.id, ())), _ATTEMPT_FIELDS))
         new_rows.append(row)
-    for chunk in _chunks(pks):
-        conn.execute(delete(task_attempts).where(task_attempts.c.id.in_(chunk)))
-    if new_rows:
-        conn.execute(task_attempts.insert(), new_rows)
+    _replace(conn, task_attempts, pks, new_rows)
 
 
 def _spark_state(conn: Connection, context_ids: list[str]) -> dict[str, Any]:
     """A synthetic (Spark-only) run's state and times come from its application."""
-    apps = conn.execute(
-        select(spark_apps.c.start_time, spark_apps.c.end_time, spark_apps.c.state, spark_apps.c.exit_code).where(
-            spark_apps.c.context_id.in_(context_ids)
-        )
-    ).all()
+    apps = list(_run_in(conn, "SELECT start_time, end_time, state, exit_code FROM spark_apps WHERE context_id IN ({})",
+                        context_ids))
     if not apps:
         return {}
     starts = [a.start_time for a in apps if a.start_time]
@@ -161,13 +171,12 @@ def rebuild_runs(conn: Connection, run_pks: set[str], identities: dict[str, link
     if not run_pks:
         return
     pks = sorted(run_pks)
-    members = _members(conn, contexts.c.run_pk, pks)
+    members = _members(conn, "run_pk", pks)
     facts = _facts(conn, "dag_run", [r.id for rows in members.values() for r in rows])
     existing = {}
     missing_identity = [pk for pk in members if pk not in identities]
-    for chunk in _chunks(missing_identity):
-        for row in conn.execute(select(dag_runs).where(dag_runs.c.id.in_(chunk))):
-            existing[row.id] = row
+    for row in _run_in(conn, f"SELECT {_DAG_RUN_COLS} FROM dag_runs WHERE id IN ({{}})", missing_identity):
+        existing[row.id] = row
     new_rows = []
     for pk, rows in members.items():
         ident = identities.get(pk) or existing.get(pk)
@@ -185,10 +194,7 @@ def rebuild_runs(conn: Connection, run_pks: set[str], identities: dict[str, link
             or (row["logical_day"] + "T00:00:00.000000Z" if row["logical_day"] else "")
         )
         new_rows.append(row)
-    for chunk in _chunks(pks):
-        conn.execute(delete(dag_runs).where(dag_runs.c.id.in_(chunk)))
-    if new_rows:
-        conn.execute(dag_runs.insert(), new_rows)
+    _replace(conn, dag_runs, pks, new_rows)
 
 
 def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str]) -> None:

@@ -172,6 +172,11 @@ def list_rules(conn: Connection, enabled_only: bool = False) -> list[dict[str, A
     return [rule_dict(r) for r in conn.execute(stmt)]
 
 
+def any_enabled(conn: Connection) -> bool:
+    """Whether any rule is enabled (the evaluator skips walking ingested batches when none is)."""
+    return conn.execute(select(alert_rules.c.id).where(alert_rules.c.enabled.is_(True)).limit(1)).first() is not None
+
+
 def delete_rule(conn: Connection, pk: str) -> bool:
     """Delete a rule; its open alerts are resolved (history stays, so 'what fired last night' survives)."""
     if get_rule(conn, pk) is None:

@@ -85,8 +85,15 @@ class AlertWorker:
 
     # ------------------------------------------------------------ evaluation
 
+    def _any_rule_enabled(self) -> bool:
+        with self.db.read() as conn:
+            return rules_mod.any_enabled(conn)
+
     def _drain(self, first: Any) -> tuple[set[str], set[str], bool, set[str | None], bool]:
-        """Merge every notice waiting: touched contexts, Spark apps, datasets?, changed rules, stop?"""
+        """Merge every notice waiting: touched contexts, Spark apps, datasets?, changed rules, stop?
+
+        With no enabled rule the batches are not walked (a rule made later is evaluated everywhere anyway)."""
+        walk = self._any_rule_enabled()
         from runlink import ids as ids_mod
         from runlink.tracker.ingest import spark_app_pk
 
@@ -101,7 +108,7 @@ class AlertWorker:
                 stop = True
             elif isinstance(item, tuple) and item[0] == "rule":
                 changed_rules.add(item[1])
-            else:
+            elif walk:
                 # ingest already computed the context ids; the app ids come from its cache (no uuid5 per event)
                 ctx_pks = getattr(item, "context_pks", None) or [
                     None if ctx is None else ids_mod.context_id(ctx) for ctx in item.contexts]

@@ -82,8 +82,9 @@ def _process(app_state: Any, body: bytes, encoding: str) -> dict[str, int]:
         if isinstance(batch, dict) and isinstance(batch.get("events"), list):
             app_state.telemetry.events_rejected.inc(len(batch["events"]))
         raise HTTPException(422, exc.to_dict()) from None
+    rows = ingest.collect(prepared)  # outside the write lock: other workers write meanwhile
     with app_state.db.write() as conn:
-        accepted, duplicates = ingest.store(conn, prepared)
+        accepted, duplicates = ingest.store(conn, prepared, rows)
     if accepted:
         run_ingest_hooks(app_state, prepared)
     return {"accepted": accepted, "duplicates": duplicates}
