@@ -193,6 +193,7 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW__API__WORKERS": "1",
         # Airflow 2.x: the webserver serves /api/v1 (basic auth), the scheduler lists the DAGs folder often
         "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(port),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runlink.airflow.syncer.core import CycleResult, Instance, sync_cycle
+from runlink.airflow.syncer.dag_cache import DagCache
 from runlink.airflow.syncer.rest import AirflowClient, Credentials, make_client
 from runlink.airflow.syncer.tracker_api import TrackerApi, TrackerError
 from runlink.config import Config, load
@@ -87,6 +88,12 @@ def client_for(api: TrackerApi, name: str, home: Path) -> tuple[AirflowClient, I
     return make_client(url, creds, api_version), Instance(name=name, uid=config["uid"])
 
 
+def open_cache(home: Path, api: TrackerApi, client: AirflowClient, instance: Instance) -> DagCache:
+    """The DAG cache of this tracker + instance + Airflow (a cache of another one is not used)."""
+    return DagCache.open(home, f"{api.url}|{instance.name}|{instance.uid}|{client.url}|{client.version}",
+                         instance.name)
+
+
 class Monitor:
     """Cycles over instances; one Airflow client per instance kept across cycles (sessions, tokens)."""
 
@@ -100,6 +107,7 @@ class Monitor:
         self.progress = progress
         self.overlap_s = overlap_s
         self._clients: dict[str, tuple[AirflowClient, Instance]] = {}
+        self._caches: dict[str, DagCache] = {}
         self.stop_event = threading.Event()
 
     def instance_names(self) -> list[str]:
@@ -127,6 +135,9 @@ class Monitor:
                                       "logs": self.logs}
             if self.overlap_s is not None:
                 kwargs["overlap_s"] = self.overlap_s
+            if name not in self._caches:
+                self._caches[name] = open_cache(self.config.home, self.api, client, instance)
+            kwargs["cache"] = self._caches[name]
             results.append(sync_cycle(client, self.api, instance, **kwargs))
         self.since = None  # a backfill is the first cycle only
         return results
@@ -153,7 +164,8 @@ class Monitor:
 def _summary(r: CycleResult) -> str:
     if not r.ok:
         return f"{r.name}: FAILED {r.error}"
-    return (f"{r.name}: {r.dags} dags, {r.dag_runs} runs, {r.task_instances} task instances ({r.tries} tries), "
+    return (f"{r.name}: {r.dags} dags ({r.dag_details} structures fetched), {r.dag_runs} runs, "
+            f"{r.task_instances} task instances ({r.tries} tries), "
             f"{r.events} events ({r.accepted} new, {r.duplicates} known) in {r.seconds:.2f}s")
 
 
@@ -169,7 +181,8 @@ def sync_from_airflow(name: str, uid: str | None = None, conn_id: str | None = N
     """
     conn_id = conn_id or CONN_PREFIX + name
     creds, url = _from_reference(f"airflow-conn:{conn_id}", auth_kind, None)
-    api = TrackerApi(load())
+    config = load()
+    api = TrackerApi(config)
     try:
         registered = api.instance(name)
         if registered is None:
@@ -177,7 +190,9 @@ def sync_from_airflow(name: str, uid: str | None = None, conn_id: str | None = N
         url = url or registered["url"]
         client = make_client(url, creds, api_version if api_version != "auto" else registered["api_version"])
         try:
-            result = sync_cycle(client, api, Instance(name=name, uid=uid or registered["uid"]), logs=logs)
+            instance = Instance(name=name, uid=uid or registered["uid"])
+            result = sync_cycle(client, api, instance, logs=logs,
+                                cache=open_cache(config.home, api, client, instance))
         finally:
             client.close()
     finally:

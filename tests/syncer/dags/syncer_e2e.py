@@ -13,9 +13,10 @@ try:  # Airflow 3
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG
 except ImportError:  # Airflow 2.11
-    from airflow import DAG
     from airflow.operators.bash import BashOperator
     from airflow.operators.python import PythonOperator
+
+    from airflow import DAG
 
 FLAVOR = os.environ.get("SYNCER_TEST_FLAVOR", "a")
 

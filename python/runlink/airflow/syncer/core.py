@@ -1,7 +1,8 @@
 """One sync cycle of one Airflow instance: DAG structure, DAG runs and every try of every task instance changed
 since the tracker's watermark (minus an overlap), streamed to the tracker in bounded batches.
 
-Order inside a cycle: DAGs, then runs, then task instances. Nothing is held beyond one API page and one event
+Order inside a cycle: DAGs (the list, plus the structure of the DAGs that changed: see `dag_cache`), then runs,
+then task instances. Nothing is held beyond one API page and one event
 batch, so memory does not grow with the history. The watermark moves only when the whole cycle was delivered;
 a failed cycle reports its error and the next one starts from the old watermark (re-sends are duplicates).
 """
@@ -15,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runlink.airflow.syncer import records, watermark
+from runlink.airflow.syncer import dag_cache, records, watermark
+from runlink.airflow.syncer.dag_cache import DagCache
 from runlink.airflow.syncer.rest import AirflowClient
 from runlink.airflow.syncer.tracker_api import EventSink, TrackerApi
 
@@ -40,6 +42,7 @@ class CycleResult:
     window_start: str | None
     watermark: str | None
     dags: int = 0
+    dag_details: int = 0
     dag_runs: int = 0
     task_instances: int = 0
     tries: int = 0
@@ -118,9 +121,13 @@ def sync_cycle(
     logs: bool = False,
     batch_size: int = 500,
     dag_ids: Iterable[str] | None = None,
+    cache: DagCache | None = None,
 ) -> CycleResult:
     """Run one cycle and report it to the tracker (watermark only on success). Never raises for an Airflow or
-    tracker error: the result and the tracker's sync state carry it."""
+    tracker error: the result and the tracker's sync state carry it.
+
+    `cache` (what earlier cycles delivered about each DAG) spares the structure requests of unchanged DAGs; it is
+    updated (and saved) only when the cycle was delivered. Without one every DAG's structure is fetched."""
     started = time.monotonic()
     cycle_start = watermark.now_instant()
     state = api.sync_state(instance.name)
@@ -131,14 +138,33 @@ def sync_cycle(
     sink = EventSink(api, max_events=batch_size)
     only = set(dag_ids) if dag_ids else None
     requests_before = client.requests_made
+    cache = cache if cache is not None else DagCache("")
+    if since or not state.get("watermark") or not cache.valid():
+        cache.reset()  # a backfill, a new (or re-registered) instance, or an old cache: every structure again
+    full = cache.full_at is None
+    entries = dict(cache.entries)  # this cycle's view; becomes the cache only once delivered
     try:
-        operators: dict[str, dict[str, str]] = {}
+        versions = client.dag_versions_since(cache.version_mark)
+        new_versions, version_mark = versions if versions is not None else (set(), None)
+        listed: dict[str, dict[str, Any]] = {}
         for dag in client.dags():
-            if only is not None and dag["dag_id"] not in only:
-                continue
+            if only is None or dag["dag_id"] in only:
+                listed[dag["dag_id"]] = dag
+        # 2.11 cannot say when tasks changed: refresh a few of the oldest structures per cycle
+        aged = cache.stale_structures(set(listed)) if versions is None and not full else set()
+
+        def fetch_structure(dag: dict[str, Any]) -> None:
             tasks = client.tasks(dag["dag_id"])
-            operators[dag["dag_id"]] = {t["task_id"]: t["operator"] for t in tasks if t.get("operator")}
             sink.add(records.dag_definition(instance.uid, dag, tasks))
+            entries[dag["dag_id"]] = {"fp": dag_cache.fingerprint(dag), "at": time.time(),
+                                      "ops": {t["task_id"]: t["operator"] for t in tasks if t.get("operator")}}
+            result.dag_details += 1
+
+        for dag_id, dag in listed.items():
+            entry = entries.get(dag_id)
+            if (entry is None or entry.get("fp") != dag_cache.fingerprint(dag) or dag_id in new_versions
+                    or dag_id in aged):
+                fetch_structure(dag)
             result.dags += 1
 
         params = {"updated_at_gte": start} if start else {}
@@ -153,12 +179,19 @@ def sync_cycle(
 
         bar = _Progress(progress, _total(client, "/dags/~/dagRuns/~/taskInstances", params) if progress else None,
                         "task instances")
+        refetched: set[str] = set()
         for ti in client.task_instances(start):
             bar.update()
             if only is not None and ti["dag_id"] not in only:
                 continue
             result.task_instances += 1
-            operator = operators.get(ti["dag_id"], {}).get(ti["task_id"])
+            entry = entries.get(ti["dag_id"])
+            if (entry is not None and ti["task_id"] not in entry["ops"] and ti["dag_id"] in listed
+                    and ti["dag_id"] not in refetched):
+                refetched.add(ti["dag_id"])  # a task the cached structure lacks: the DAG changed
+                fetch_structure(listed[ti["dag_id"]])
+                entry = entries[ti["dag_id"]]
+            operator = (entry or {}).get("ops", {}).get(ti["task_id"])
             for attempt in _attempts(client, ti):
                 sink.add(records.task_attempt_state(instance.uid, attempt, operator))
                 result.tries += 1
@@ -174,6 +207,11 @@ def sync_cycle(
         sink.flush()
         result.ok = True
         result.watermark = cycle_start
+        cache.entries = entries
+        cache.version_mark = version_mark if version_mark is not None else cache.version_mark
+        if full:
+            cache.full_at = time.time()
+        cache.save()
     except Exception as exc:  # noqa: BLE001 - reported to the tracker, the monitor goes on
         result.error = f"{type(exc).__name__}: {exc}"[:2000]
         log.warning("runlink syncer: cycle of %s failed: %s", instance.name, result.error)

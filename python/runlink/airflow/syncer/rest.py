@@ -2,9 +2,11 @@
 
 v2 (Airflow 3): JWT from `POST /auth/token` (username/password), or a given bearer token. v1 (Airflow 2.11):
 basic auth, or a given bearer token. Lists are paged (`limit`/`offset`, ordered by id) and yielded one record at
-a time, so the caller never holds more than a page. Filtering on `updated_at_gte` keeps incremental cycles
-proportional to what changed; paging with offsets under that filter can repeat a row (a row that entered the set
-before the current offset shifts the pages) but never skips one, and a repeat is a duplicate event anyway.
+a time, so the caller never holds more than a page. Filtering on `updated_at_gte` (both versions: 2.11 has it on
+DAG runs and task instances) keeps incremental cycles proportional to what changed; paging with offsets ordered by
+id under that filter can repeat a row (a row that entered the set before the current offset shifts the pages) but
+never skips one, and a repeat is a duplicate event anyway. 2.11's task instance list cannot be ordered: it is read
+in `updated_at` slices that each fit one page instead (`AirflowV1.task_instances`).
 
 Credentials stay in this object: `repr` and error messages never include them.
 """
@@ -15,10 +17,14 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
 import requests
+
+from runlink.airflow.syncer.watermark import parse as watermark_parse
+from runlink.context import format_instant
 
 log = logging.getLogger("runlink.syncer")
 
@@ -39,8 +45,15 @@ class Credentials:
     token: str | None = field(default=None, repr=False)
 
 
+_TICK = timedelta(microseconds=1)  # Airflow's timestamps are microsecond-precise
+
+
 def _q(value: str) -> str:
     return quote(str(value), safe="")
+
+
+def _instant(moment: datetime) -> str:
+    return format_instant(moment)
 
 
 class AirflowClient:
@@ -56,6 +69,7 @@ class AirflowClient:
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         self.requests_made = 0
+        self.page = PAGE
         self._authenticated = False
 
     def __repr__(self) -> str:
@@ -111,10 +125,10 @@ class AirflowClient:
     def paged(self, path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            page = self.get_json(path, {**(params or {}), "limit": PAGE, "offset": offset})
+            page = self.get_json(path, {**(params or {}), "limit": self.page, "offset": offset})
             items = page.get(key) or []
             yield from items
-            if len(items) < PAGE:
+            if len(items) < self.page:
                 return
             offset += len(items)
 
@@ -152,6 +166,11 @@ class AirflowClient:
                 "is_mapped": t.get("is_mapped"),
             })
         return out
+
+    def dag_versions_since(self, mark: str | None) -> tuple[set[str], str | None] | None:
+        """DAGs with a structure version newer than `mark` and the newest version id; None when this API has no
+        DAG versions (2.11). Airflow 3 only."""
+        return None
 
     def dag_runs(self, updated_since: str | None) -> Iterator[dict[str, Any]]:
         params = {"order_by": "id"}
@@ -254,6 +273,29 @@ class AirflowV2(AirflowClient):
     def health(self) -> dict[str, Any]:
         return self.get_json("/monitor/health")
 
+    def dag_versions_since(self, mark: str | None) -> tuple[set[str], str | None] | None:
+        """Newest first, down to `mark`: usually one request. Version ids are UUIDv7 (time-ordered, so their text
+        sorts like their creation); Airflow makes a version only when a DAG's serialized form changed."""
+        changed: set[str] = set()
+        newest = mark
+        limit = 1 if mark is None else self.page
+        offset = 0
+        while True:
+            page = self.get_json("/dags/~/dagVersions", {"order_by": "-id", "limit": limit, "offset": offset})
+            items = page.get("dag_versions") or []
+            for version in items:
+                vid = str(version["id"])
+                if newest is None or vid > newest:
+                    newest = vid
+                if mark is None:
+                    continue
+                if vid <= mark:
+                    return changed, newest
+                changed.add(version["dag_id"])
+            if mark is None or len(items) < limit:
+                return changed, newest
+            offset += len(items)
+
     def _dag(self, raw: dict[str, Any]) -> dict[str, Any]:
         return {
             "dag_id": raw["dag_id"],
@@ -302,6 +344,45 @@ class AirflowV1(AirflowClient):
 
     def health(self) -> dict[str, Any]:
         return self.get_json("/health")
+
+    def task_instances(self, updated_since: str | None) -> Iterator[dict[str, Any]]:
+        """2.11's task instance list has no ORDER BY (and takes no `order_by`), so offset pages over it are not a
+        stable partition: a page could repeat rows and, worse, skip some. Instead the `updated_at` range is cut
+        into slices that each fit in one page (one query sees a whole slice, in any order), halving a slice that
+        holds more. The last slice is open-ended and read last, so a row updated during the cycle moves forward
+        into a slice still to come (or into the next cycle's window): it is never skipped."""
+        lo = watermark_parse(updated_since) if updated_since else datetime(1970, 1, 1, tzinfo=timezone.utc)
+        for ti in self._ti_slice(lo, None):
+            yield self._ti(ti)
+
+    def _ti_slice(self, lo: datetime, hi: datetime | None) -> Iterator[dict[str, Any]]:
+        path = "/dags/~/dagRuns/~/taskInstances"
+        params: dict[str, Any] = {"updated_at_gte": _instant(lo)}
+        if hi is not None:
+            params["updated_at_lte"] = _instant(hi)
+        page = self.get_json(path, {**params, "limit": self.page, "offset": 0})
+        items = page.get("task_instances") or []
+        total = page.get("total_entries")
+        if total is None or total <= len(items):
+            yield from items
+            return
+        top = hi or max(datetime.now(timezone.utc), lo) + timedelta(minutes=10)
+        if top - lo <= _TICK:
+            # more than a page of rows updated at the very same microsecond (a bulk UPDATE): offset pages are
+            # the only way left; a row that another update moves out of this instant meanwhile is in the next
+            # cycle's window
+            offset = len(items)
+            yield from items
+            while offset < total:
+                more = self.get_json(path, {**params, "limit": self.page, "offset": offset}).get("task_instances") or []
+                if not more:
+                    return
+                yield from more
+                offset += len(more)
+            return
+        mid = lo + (top - lo) / 2
+        yield from self._ti_slice(lo, mid)
+        yield from self._ti_slice(mid + _TICK, hi)
 
     def _dag(self, raw: dict[str, Any]) -> dict[str, Any]:
         schedule = raw.get("timetable_description")
