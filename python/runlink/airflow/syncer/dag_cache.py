@@ -5,6 +5,7 @@ A DAG's structure (its tasks) is fetched again only when Airflow says something 
 
 - its DAG-list record changed (description, schedule, tags, owners, file, paused, next run, stale ...).
   `last_parsed_time` is left out: Airflow rewrites it at every parse (every 30 s by default), changed or not;
+  so is a paused DAG's next run date (recomputed from the clock at every parse);
 - Airflow 3: a new DAG version (`/dags/~/dagVersions`, one request per cycle, newest first down to the last
   version id seen). Airflow makes a version only when the serialized DAG changed, so task edits are seen at once;
 - a task instance of a task the cached structure does not have (a task was added);
@@ -40,6 +41,10 @@ VOLATILE = ("last_parsed_time",)
 
 def fingerprint(dag: dict[str, Any]) -> str:
     stable = {k: v for k, v in dag.items() if k not in VOLATILE}
+    if stable.get("is_paused"):
+        # a paused DAG's next run is recomputed from "now" at every parse (Airflow 3, interval schedules without
+        # catchup) and means nothing while it is paused; unpausing changes the record, and it is fetched again
+        stable.pop("next_run_date", None)
     text = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
