@@ -2,10 +2,11 @@
 (made with Airflow's own ORM: SerializedDAG.create_dagrun + TaskInstance updates), a real tracker, and the monitor.
 
 Figures: the backfill's time; an incremental cycle with 0 changes and with 100 changes (Airflow requests, events,
-seconds: they must follow the changes, not the history); the monitor's RSS across 50 cycles (10 task instances
+seconds, DAG structures fetched: they must follow the changes, not the history nor the number of DAGs, `--dags`
+small extra DAGs); the monitor's RSS across 50 cycles (10 task instances
 changed through Airflow's REST API before each cycle).
 
-    .venv/bin/python scripts/bench_syncer.py [--runs 1000] [--tasks 10] [--cycles 50] [--sqlite]
+    .venv/bin/python scripts/bench_syncer.py [--runs 1000] [--tasks 10] [--cycles 50] [--dags 200] [--sqlite]
 
 Airflow's metadata database is a fresh PostgreSQL database at 127.0.0.1:5432 (dropped at the end); `--sqlite`
 (or no server) uses SQLite instead.
@@ -44,6 +45,18 @@ with DAG("bench_history", schedule=None, start_date=datetime(2020, 1, 1), catchu
         if previous is not None:
             previous >> task
         previous = task
+'''
+
+# many small DAGs: an unchanged DAG must cost no request beyond the DAG list (its structure is cached)
+MANY_DAGS = '''
+from datetime import datetime
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+for n in range({dags}):
+    with DAG(f"bench_many_{{n:04d}}", schedule=None, start_date=datetime(2020, 1, 1), catchup=False) as dag:
+        EmptyOperator(task_id="a") >> EmptyOperator(task_id="b")
+    globals()[f"dag_{{n}}"] = dag
 '''
 
 POPULATE = '''
@@ -117,6 +130,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--cycles", type=int, default=50)
     parser.add_argument("--changes-per-cycle", type=int, default=10)
+    parser.add_argument("--dags", type=int, default=200, help="small extra DAGs (structure caching)")
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
 
@@ -126,13 +140,18 @@ def main() -> int:
     dags = work / "dags-src"
     dags.mkdir(parents=True)
     (dags / "bench_history.py").write_text(BENCH_DAG.format(tasks=args.tasks))
+    if args.dags:
+        (dags / "bench_many.py").write_text(MANY_DAGS.format(dags=args.dags))
     env = {"RUNLINK_TRACKING": "false", "PYTHONPATH": str(ROOT / "python")}
-    figures: dict = {"runs": args.runs, "tasks_per_run": args.tasks, "airflow_db": "postgresql" if db_url else "sqlite"}
+    figures: dict = {"runs": args.runs, "tasks_per_run": args.tasks, "extra_dags": args.dags,
+                     "airflow_db": "postgresql" if db_url else "sqlite"}
     standalone = tracker = None
     try:
         t0 = time.monotonic()
         standalone = start_standalone(airflow_home, dags, env=env, sql_alchemy_conn=db_url)
         standalone.wait_dag("bench_history")
+        if args.dags:
+            standalone.wait_dag(f"bench_many_{args.dags - 1:04d}")
         figures["standalone_start_s"] = round(time.monotonic() - t0, 1)
 
         t0 = time.monotonic()
@@ -170,15 +189,16 @@ def main() -> int:
         backfill = monitor.cycle()[0]
         assert backfill.ok, backfill.error
         figures["backfill"] = {k: getattr(backfill, k) for k in
-                               ("seconds", "dag_runs", "task_instances", "tries", "events", "accepted",
-                                "airflow_requests")}
+                               ("seconds", "dags", "dag_details", "dag_runs", "task_instances", "tries", "events",
+                                "accepted", "airflow_requests")}
         figures["backfill"]["rss_before_mb"] = rss0
         figures["backfill"]["rss_after_mb"] = rss_mb()
 
         zero = monitor.cycle()[0]
         assert zero.ok, zero.error
         figures["incremental_0_changes"] = {k: getattr(zero, k) for k in
-                                            ("seconds", "task_instances", "events", "accepted", "airflow_requests")}
+                                            ("seconds", "dags", "dag_details", "task_instances", "events", "accepted",
+                                             "airflow_requests")}
 
         def change(n: int, state: str) -> None:
             for i in range(n):
@@ -191,8 +211,8 @@ def main() -> int:
         hundred = monitor.cycle()[0]
         assert hundred.ok, hundred.error
         figures["incremental_100_changes"] = {k: getattr(hundred, k) for k in
-                                              ("seconds", "dag_runs", "task_instances", "events", "accepted",
-                                               "airflow_requests")}
+                                              ("seconds", "dag_details", "dag_runs", "task_instances", "events",
+                                               "accepted", "airflow_requests")}
 
         rss = []
         for cycle in range(args.cycles):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs tests/airflow on Airflow 2.11 in its own venv (.venv-airflow2), next to the main .venv (Airflow 3).
+# Runs tests/airflow and tests/syncer on Airflow 2.11 in its own venv (.venv-airflow2), next to the main .venv
+# (Airflow 3).
 # Airflow 2.11 needs SQLAlchemy 1.4 while the tracker needs 2.x, so the tracker the tests talk to runs from
 # the main .venv (RUNLINK_SERVER_PYTHON); runlink itself is installed here without the server extra.
 # The venv is installed once and re-installed only when this script or pyproject.toml change (stamp file).
@@ -43,4 +44,13 @@ if [ "$CLOUD" != 1 ]; then
   echo "test-airflow2: RUNLINK_AIRFLOW2_CLOUD=0: the EMR, Databricks and Dataproc tests are skipped on 2.11"
 fi
 export RUNLINK_SERVER_PYTHON="$(pwd)/.venv/bin/python"
-exec $VENV/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/airflow "$@"
+rc=0
+$VENV/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/airflow "$@" || rc=$?
+# The syncer end to end against a real Airflow 2.11 standalone (API v1): the tests and the syncer run from the
+# main .venv (the tracker needs it), the standalone and the monitor DAG from $VENV. RUNLINK_AIRFLOW2_SYNCER=0 skips.
+if [ "${RUNLINK_AIRFLOW2_SYNCER:-1}" = 1 ]; then
+  echo "test-airflow2: tests/syncer against Airflow 2.11"
+  RUNLINK_SYNCER_AIRFLOW_PYTHON="$(pwd)/$VENV/bin/python" \
+    .venv/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/syncer "$@" || rc=$?
+fi
+exit $rc
