@@ -229,10 +229,18 @@ def _tracker_tasks(tracker: Any, dag_id: str) -> list[str]:
     return sorted(t["task_id"] for t in json.loads(row[0])) if row else []
 
 
+def _tracker_dag(tracker: Any, dag_id: str) -> dict[str, Any]:
+    path = tracker.db_url.split("sqlite:///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        return dict(conn.execute("SELECT * FROM dags WHERE dag_id = ?", (dag_id,)).fetchone())
+
+
 def test_structure_fetched_only_when_a_dag_changed(airflow_a, finished_run, tracker_factory) -> None:
     """Cycle cost follows changes, not the number of DAGs: a new DAG costs its own structure request, an unchanged
     one none, and a DAG whose tasks changed is fetched again (Airflow 3: its new DAG version; Airflow 2.11, which
-    has no such signal: the first task instance of the new task)."""
+    has no such signal: the first task instance of the new task). A DAG that disappears from Airflow (stale, then
+    deleted) is marked gone in the tracker, not kept as live."""
     dag_file = airflow_a.home / "dags" / "syncer_shape.py"
     dag_file.write_text(SHAPE_DAG.format(body='EmptyOperator(task_id="a") >> EmptyOperator(task_id="b")'))
     airflow_a.wait_dag("syncer_shape")
@@ -254,8 +262,30 @@ def test_structure_fetched_only_when_a_dag_changed(airflow_a, finished_run, trac
     third = monitor_once(tracker, "main")
     assert third["dag_details"] == 1, third
     assert _tracker_tasks(tracker, "syncer_shape") == ["a", "b", "c"]
-    assert tracker_view(tracker, "syncer_shape", UID_A) == airflow_truth(airflow_a, "syncer_shape")
+    truth = airflow_truth(airflow_a, "syncer_shape")
+    assert tracker_view(tracker, "syncer_shape", UID_A) == truth
     assert monitor_once(tracker, "main")["dag_details"] == 0
+    assert _tracker_dag(tracker, "syncer_shape")["is_active"] == 1
+
+    # the DAG's file removed: Airflow marks it stale, the tracker marks it gone (and keeps what it knew)
+    dag_file.unlink()
+    stale_key = "is_stale" if airflow_a.api_version == "v2" else "is_active"
+    airflow_a.wait_for("the DAG marked stale",
+                       lambda: airflow_a.api("GET", "/dags/syncer_shape")[stale_key] is (stale_key == "is_stale"), 180)
+    fourth = monitor_once(tracker, "main")
+    assert fourth["dag_details"] == 0 and fourth["accepted"] >= 1
+    gone = _tracker_dag(tracker, "syncer_shape")
+    assert gone["is_active"] == 0 and _tracker_tasks(tracker, "syncer_shape") == ["a", "b", "c"]
+    listed = tracker.get_json("/api/v1/views/dags")["items"]
+    assert [d["is_active"] for d in listed if d["dag_id"] == "syncer_shape"] == [False]
+    assert [d["is_active"] for d in listed if d["dag_id"] == DAG_ID] == [True]
+    # then deleted from Airflow altogether (runs and all): still marked gone, its history stays in the tracker
+    airflow_a.api("DELETE", "/dags/syncer_shape")
+    fifth = monitor_once(tracker, "main")
+    assert fifth["dags_gone"] == 1 and fifth["dag_details"] == 0
+    assert _tracker_dag(tracker, "syncer_shape")["is_active"] == 0
+    assert tracker_view(tracker, "syncer_shape", UID_A) == truth
+    assert monitor_once(tracker, "main")["dags_gone"] == 0
 
 
 def test_small_pages_see_every_task_instance(airflow_a, finished_run) -> None:

@@ -486,12 +486,13 @@ def _collect(prepared: Prepared, keep: list[int], hashes: dict[str, int]) -> _Ro
                               "owners": _json(payload.get("owners")), "tags": _json(payload.get("tags")),
                               "fileloc": payload.get("fileloc"), "is_paused": payload.get("is_paused"),
                               "next_run_date": instant(payload.get("next_run_date")),
-                              "tasks": _json(payload.get("tasks")), "stamp": stamp})
+                              "tasks": _json(payload.get("tasks")), "is_active": payload.get("is_active"),
+                              "stamp": stamp})
     return rows
 
 
 _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "fileloc", "is_paused", "next_run_date",
-             "tasks")
+             "tasks", "is_active")
 
 
 def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tuple[int, int]:
@@ -516,8 +517,12 @@ def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tu
     relink_dags: set[str] = set()
     if rows.dags:
         dag_pks = list({d["id"] for d in rows.dags})
-        known = {row[0] for row in select_in(conn, "SELECT id FROM dags WHERE id IN ({})", dag_pks)}
+        known_tasks = dict(select_in(conn, "SELECT id, tasks FROM dags WHERE id IN ({})", dag_pks))
+        known = set(known_tasks)
         relink_dags.update(d["dag_id"] for d in rows.dags if d["id"] not in known and d["uid"])
+        for d in rows.dags:  # a definition without tasks (a DAG gone from Airflow) keeps the structure known
+            if d["tasks"] is None:
+                d["tasks"] = known_tasks.get(d["id"])
         upsert_lww(conn, dags, rows.dags, ("id",), "stamp", _DAG_COLS)
 
     # contexts: new distinct ones are inserted unlinked, then their dag_ids are relinked

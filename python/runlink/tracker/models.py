@@ -122,6 +122,8 @@ dags = Table(
     Column("is_paused", Boolean),
     Column("next_run_date", String(INSTANT)),
     Column("tasks", Text),
+    #: False when the syncer saw the DAG disappear from Airflow (stale or deleted); None = not known
+    Column("is_active", Boolean),
     Column("stamp", String(STAMP)),
     Index("ix_dags_dag_id", "dag_id"),
 )

@@ -225,7 +225,7 @@ def dags_view(conn: Connection, *, instance: str | None = None, state: str | Non
         .group_by(dag_runs.c.uid, dag_runs.c.dag_id)).all()}
     defs = {(d["uid"], d["dag_id"]): d for d in _rows(conn, select(
         dags.c.uid, dags.c.dag_id, dags.c.schedule, dags.c.is_paused, dags.c.next_run_date, dags.c.owners,
-        dags.c.tags, dags.c.description))}
+        dags.c.tags, dags.c.description, dags.c.is_active))}
     by_dag: dict[tuple, dict[str, Any]] = {}
     for run in runs:
         key = (run["uid"], run["dag_id"])
@@ -247,6 +247,7 @@ def dags_view(conn: Connection, *, instance: str | None = None, state: str | Non
         last = runs_[-1] if runs_ else None
         entry.update(
             schedule=d.get("schedule"), is_paused=d.get("is_paused"), next_run_date=d.get("next_run_date"),
+            is_active=d.get("is_active"),
             owners=_loads(d.get("owners")), tags=_loads(d.get("tags")), description=d.get("description"),
             total_runs=counts.get(key, len(runs_)), last_state=last["state"] if last else None,
             last_run=last, median_duration_s=_median(durations),

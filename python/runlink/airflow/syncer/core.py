@@ -43,6 +43,7 @@ class CycleResult:
     watermark: str | None
     dags: int = 0
     dag_details: int = 0
+    dags_gone: int = 0
     dag_runs: int = 0
     task_instances: int = 0
     tries: int = 0
@@ -154,9 +155,15 @@ def sync_cycle(
         aged = cache.stale_structures(set(listed)) if versions is None and not full else set()
 
         def fetch_structure(dag: dict[str, Any]) -> None:
+            if dag.get("is_stale"):  # its file is gone: Airflow may have no structure left; the tracker keeps its own
+                sink.add(records.dag_definition(instance.uid, dag, None, time=cycle_start))
+                old = entries.get(dag["dag_id"]) or {}
+                entries[dag["dag_id"]] = {"fp": dag_cache.fingerprint(dag), "at": time.time(),
+                                          "ops": old.get("ops", {}), "dag": dag}
+                return
             tasks = client.tasks(dag["dag_id"])
             sink.add(records.dag_definition(instance.uid, dag, tasks))
-            entries[dag["dag_id"]] = {"fp": dag_cache.fingerprint(dag), "at": time.time(),
+            entries[dag["dag_id"]] = {"fp": dag_cache.fingerprint(dag), "at": time.time(), "dag": dag,
                                       "ops": {t["task_id"]: t["operator"] for t in tasks if t.get("operator")}}
             result.dag_details += 1
 
@@ -166,6 +173,11 @@ def sync_cycle(
                     or dag_id in aged):
                 fetch_structure(dag)
             result.dags += 1
+        if only is None:  # DAGs deleted from Airflow (not even stale ones are listed): marked gone, then forgotten
+            for dag_id in [d for d in entries if d not in listed]:
+                gone = {**(entries.pop(dag_id).get("dag") or {"dag_id": dag_id}), "is_stale": True}
+                sink.add(records.dag_definition(instance.uid, gone, None, time=cycle_start))
+                result.dags_gone += 1
 
         params = {"updated_at_gte": start} if start else {}
         bar = _Progress(progress, _total(client, "/dags/~/dagRuns", params) if progress else None, "dag runs")

@@ -31,7 +31,7 @@ from typing import Any
 
 log = logging.getLogger("runlink.syncer")
 
-FORMAT = 1
+FORMAT = 2
 STRUCTURE_MAX_AGE_S = 3600.0
 STRUCTURE_REFRESH_PER_CYCLE = 10
 FULL_REFRESH_S = 24 * 3600.0

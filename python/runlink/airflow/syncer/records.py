@@ -69,7 +69,11 @@ def attempt_context(uid: str, ti: dict[str, Any]) -> dict[str, str]:
     return ctx
 
 
-def dag_definition(uid: str, dag: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+def dag_definition(uid: str, dag: dict[str, Any], tasks: list[dict[str, Any]] | None,
+                   time: str | None = None) -> dict[str, Any]:
+    """`tasks` None: the structure is not known here (a DAG gone from Airflow): the tracker keeps the one it has.
+    `time` overrides the parse time (a DAG found gone: when it was found so)."""
+    stale = dag.get("is_stale")
     payload = {
         "dag_id": dag["dag_id"],
         "description": dag.get("description"),
@@ -80,10 +84,11 @@ def dag_definition(uid: str, dag: dict[str, Any], tasks: list[dict[str, Any]]) -
         "is_paused": dag.get("is_paused"),
         "next_run_date": instant(dag.get("next_run_date")),
         "tasks": tasks,
+        "is_active": None if stale is None else not stale,
     }
     # the id covers the content only (a re-parse of an unchanged file is a duplicate); the parse time orders
     # definitions, so the newest structure wins in the tracker
-    time = _latest(dag.get("last_parsed_time"))
+    time = time or _latest(dag.get("last_parsed_time"))
     # context: the uid only. With a dag_id the tracker would link it as a (run-less) placeholder run
     return _event(uid, "dag.definition", payload, {"uid": uid}, time, time_in_id=False)
 

@@ -136,8 +136,11 @@ class AirflowClient:
     def health(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    #: list the DAGs Airflow no longer has files for too (`is_stale`), so the tracker can mark them
+    dag_list_params: dict[str, Any] = {}
+
     def dags(self) -> Iterator[dict[str, Any]]:
-        for dag in self.paged("/dags", "dags"):
+        for dag in self.paged("/dags", "dags", self.dag_list_params):
             yield self._dag(dag)
 
     def tasks(self, dag_id: str) -> list[dict[str, Any]]:
@@ -252,6 +255,7 @@ class AirflowV2(AirflowClient):
 
     version = "v2"
     prefix = "/api/v2"
+    dag_list_params = {"exclude_stale": "false"}
 
     def authenticate(self) -> None:
         creds = self._credentials
@@ -334,6 +338,7 @@ class AirflowV1(AirflowClient):
 
     version = "v1"
     prefix = "/api/v1"
+    dag_list_params = {"only_active": "false"}
 
     def authenticate(self) -> None:
         creds = self._credentials

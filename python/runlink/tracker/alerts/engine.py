@@ -336,13 +336,15 @@ def eval_dag_missing(conn: Connection, rule: dict[str, Any], now: str) -> list[O
     grace = float(rule["params"].get("grace_s", 600))
     current = parse_instant(now)
     out: list[Outcome] = []
-    for d in _rows(conn, select(dags.c.uid, dags.c.dag_id, dags.c.next_run_date, dags.c.is_paused)):
+    for d in _rows(conn, select(dags.c.uid, dags.c.dag_id, dags.c.next_run_date, dags.c.is_paused,
+                                dags.c.is_active)):
         if not _scope_ok(rule, d["uid"], d["dag_id"], None):
             continue
         subject = f"dag|{d['uid'] or ''}|{d['dag_id']}"
         expected = parse_instant(d["next_run_date"])
-        if expected is None or d["is_paused"]:
-            out.append(Outcome(rule, subject, False, message=f"{d['dag_id']}: no expected run (paused or unscheduled)"))
+        if expected is None or d["is_paused"] or d["is_active"] is False:
+            out.append(Outcome(rule, subject, False,
+                               message=f"{d['dag_id']}: no expected run (paused, unscheduled or gone from Airflow)"))
             continue
         due = expected + timedelta(seconds=grace)
         if current is None or current < due:
