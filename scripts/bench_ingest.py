@@ -141,7 +141,8 @@ def main() -> int:
     parser.add_argument("--db", help="database URL (default SQLite in a fresh home)")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--clients", type=int, default=2, help="concurrent senders")
+    parser.add_argument("--clients", type=int, default=8,
+                        help="concurrent senders, each an agent with its own keep-alive connection")
     parser.add_argument("--workers", type=int, default=2, help="tracker worker processes")
     parser.add_argument("--url", help="use a running tracker instead of starting one (needs --token)")
     parser.add_argument("--token")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gc
 import json
@@ -104,6 +105,7 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
 
     app = FastAPI(title="runlink tracker", version=__version__, default_response_class=JSONBody, lifespan=lifespan)
     app.state.settings = settings
+    app.state.ingest_gate = asyncio.Semaphore(settings.ingest_slots) if settings.ingest_slots > 0 else None
     app.state.db = db
     app.state.tokens = TokenCache()
     app.state.telemetry = Telemetry()

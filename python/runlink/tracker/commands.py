@@ -67,7 +67,7 @@ def _settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN202
 
 def _server(args: argparse.Namespace) -> int:
     import os
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     import uvicorn
 
@@ -89,10 +89,15 @@ def _server(args: argparse.Namespace) -> int:
               flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
         return 0
+    settings = replace(settings, ingest_slots=1)  # see TrackerSettings.ingest_slots
     prepare_database(settings)
     os.environ[SETTINGS_ENV] = json.dumps({**asdict(settings), "home": str(settings.home)})
     print(f"runlink tracker on http://{args.host}:{args.port} (db: {backend}, {args.workers} workers, "
           f"token file: {settings.token_path})", flush=True)
+    from runlink.tracker import workers
+
+    if workers.reuseport_supported():
+        return workers.serve("runlink.tracker.app:app_from_env", args.host, args.port, args.workers, args.log_level)
     uvicorn.run("runlink.tracker.app:app_from_env", factory=True, workers=args.workers, host=args.host,
                 port=args.port, log_level=args.log_level, access_log=False)
     return 0

@@ -117,7 +117,12 @@ async def handle_batch(request: Request, process: Callable[[Any, bytes, str], di
     try:
         body = await _read_capped(request, state.settings.max_body_bytes)
         encoding = request.headers.get("content-encoding", "").strip().lower()
-        result = await run_in_threadpool(process, state, body, encoding)
+        gate = getattr(state, "ingest_gate", None)
+        if gate is None:
+            result = await run_in_threadpool(process, state, body, encoding)
+        else:
+            async with gate:
+                result = await run_in_threadpool(process, state, body, encoding)
     except HTTPException as exc:
         state.telemetry.batches_rejected.labels(reason=str(exc.status_code)).inc()
         raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -18,7 +20,8 @@ def healthz(request: Request) -> JSONBody:
     """Answers once the database is migrated and reachable (what test fixtures and probes wait for)."""
     with request.app.state.db.read() as conn:
         conn.execute(text("SELECT 1"))
-    return JSONBody({"status": "ok", "version": __version__, "db": request.app.state.db.engine.dialect.name})
+    return JSONBody({"status": "ok", "version": __version__, "db": request.app.state.db.engine.dialect.name,
+                     "worker": os.getpid()})
 
 
 @router.get("/metrics")
