@@ -15,6 +15,7 @@ from runlink.context import ENV_KEYS
 
 SPARK_LISTENER = "dev.runlink.spark.RunlinkSparkListener"
 QUERY_LISTENER = "dev.runlink.spark.RunlinkQueryListener"
+BRIDGE = "dev.runlink.spark.PythonBridge"
 JAR_NAME = "runlink-spark-listener.jar"
 
 #: comma-separated keys runlink appends to (the user's entries stay first, nothing is duplicated)

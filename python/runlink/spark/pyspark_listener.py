@@ -260,8 +260,11 @@ class PySparkQueryListener:
         context: Mapping[str, Any] | None,
         client: Any,
         queue_size: int = 1000,
+        bridge: Any = None,
     ) -> None:
         self.spark_ref = dict(spark_ref)
+        #: the jar's dev.runlink.spark.PythonBridge when loadable: reads a plan in one py4j call
+        self.bridge = bridge
         self.context = dict(context) if context else None
         self.client = client
         self.dropped = 0
@@ -337,18 +340,23 @@ class PySparkQueryListener:
             "duration_ms": duration_ms,
         }
         duration_s = (duration_ms or 0.0) / 1000.0
-        action = callsite_for(when - duration_s, when, _planning_time(qe))
+        described = self._describe(qe)
+        if described is not None:
+            inputs, outputs, plan = described["inputs"], described["outputs"], described.get("plan_summary")
+            planned_ms = described.get("planning_end_ms")
+            anchor = planned_ms / 1000.0 if planned_ms is not None else None
+        else:
+            inputs, outputs, _execution_id, plan = read_plan(qe)
+            anchor = _planning_time(qe)
+        action = callsite_for(when - duration_s, when, anchor)
         if action is not None:
             payload["callsite"] = action.callsite
             if duration_ms is None and action.start:
                 payload["duration_ms"] = round((when - action.start) * 1000.0, 3)
         if exception is not None:
             payload["error"] = _error(exception)
-        inputs, outputs, execution_id, plan = read_plan(qe)
         payload["inputs"] = inputs
         payload["outputs"] = outputs
-        if execution_id is not None:
-            payload["execution_id"] = execution_id
         if plan:
             payload["plan_truncated"] = len(plan) > _MAX_PLAN_CHARS
             payload["plan_summary"] = plan[:_MAX_PLAN_CHARS]
@@ -356,6 +364,17 @@ class PySparkQueryListener:
         return make_event(
             "sql_query", payload, context=self.context, spark=self.spark_ref, agent="pyspark", time=moment
         )
+
+
+    def _describe(self, qe: Any) -> dict[str, Any] | None:
+        """Inputs, outputs, plan and planning time through the JVM bridge (one py4j call), else None."""
+        if self.bridge is None:
+            return None
+        try:
+            text = self.bridge.describe(qe, _MAX_PLAN_CHARS)
+        except Exception:
+            return None
+        return json.loads(text) if text else None
 
 
 def _error(exception: Any) -> dict[str, Any]:

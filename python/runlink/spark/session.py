@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlink.spark.conf import QUERY_LISTENER, SPARK_LISTENER, _split
+from runlink.spark.conf import BRIDGE, QUERY_LISTENER, SPARK_LISTENER, _split
 
 log = logging.getLogger("runlink.spark")
 
@@ -173,7 +173,15 @@ def _register_pyspark_listener(spark: Any, sc: Any, conf_map: dict[str, str], re
     except Exception:
         attempt = None
     spark_ref = {"app_id": result.app_id, "attempt_id": attempt}
-    listener = PySparkQueryListener(spark_ref, session_context(conf_map), _client_for(conf_map))
+    bridge = None
+    if _class_loadable(sc._jvm, BRIDGE):
+        try:
+            bridge = sc._jvm
+            for part in BRIDGE.split("."):
+                bridge = getattr(bridge, part)
+        except Exception:
+            bridge = None
+    listener = PySparkQueryListener(spark_ref, session_context(conf_map), _client_for(conf_map), bridge=bridge)
     spark._jsparkSession.listenerManager().register(listener)
     install_callsite_capture()
     result.listener = listener
