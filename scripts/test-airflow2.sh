@@ -50,7 +50,8 @@ $VENV/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/airflow "$@" 
 # main .venv (the tracker needs it), the standalone and the monitor DAG from $VENV. RUNLINK_AIRFLOW2_SYNCER=0 skips.
 if [ "${RUNLINK_AIRFLOW2_SYNCER:-1}" = 1 ]; then
   echo "test-airflow2: tests/syncer against Airflow 2.11"
-  RUNLINK_SYNCER_AIRFLOW_PYTHON="$(pwd)/$VENV/bin/python" \
+  addopts=${PYTEST_ADDOPTS:-}  # its own JUnit file when test.sh asks for one (--junitxml=...xml)
+  RUNLINK_SYNCER_AIRFLOW_PYTHON="$(pwd)/$VENV/bin/python" PYTEST_ADDOPTS="${addopts//.xml/-syncer.xml}" \
     .venv/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/syncer "$@" || rc=$?
 fi
 exit $rc

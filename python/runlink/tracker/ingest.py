@@ -157,7 +157,13 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
     ctx_pks: list[str | None] = []
     fields_of = _instant_fields()
     instant_of = _instant_cached
+    first: dict[str, int] = {}
+    hashes: dict[str, int] = {}
     for index, event in enumerate(batch_events):
+        event_id = event["id"]
+        if event_id not in first:
+            first[event_id] = index
+            hashes[event_id] = id_hash(event_id)
         try:
             times.append(instant_of(str(event["time"])))
         except ContextError:
@@ -184,11 +190,8 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
                 raise ProtocolError(f"event {index}: {field_name}: {exc}", index, field_name) from None
         ctxs.append(ctx)
         ctx_pks.append(ctx_pk)
-    first: dict[str, int] = {}
-    for index, event in enumerate(batch_events):
-        first.setdefault(event["id"], index)
     return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now(), context_pks=ctx_pks,
-                    first=first, hashes={event_id: id_hash(event_id) for event_id in first})
+                    first=first, hashes=hashes)
 
 
 @functools.cache
@@ -312,11 +315,9 @@ def collect(prepared: Prepared, keep: list[int] | None = None) -> _Rows:
     """Rows for the events at `keep` (default: the first occurrence of each id). Pure: no database."""
     if keep is None:
         keep = list(prepared.first.values())
-    rows = _collect(prepared, keep, prepared.hashes)
     batch_id = uuid.uuid4().hex
-    body = _compress(orjson.dumps(prepared.events))
-    rows.batch = (batch_id, prepared.received_at, body)
-    rows.events = [row + (batch_id, position) for row, position in zip(rows.events, keep, strict=True)]
+    rows = _collect(prepared, keep, prepared.hashes, batch_id)
+    rows.batch = (batch_id, prepared.received_at, _compress(orjson.dumps(prepared.events)))
     rows.keep = keep
     return rows
 
@@ -340,7 +341,7 @@ def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str
     return found
 
 
-def _collect(prepared: Prepared, keep: list[int], hashes: dict[str, int]) -> _Rows:
+def _collect(prepared: Prepared, keep: list[int], hashes: dict[str, int], batch_id: str) -> _Rows:
     rows = _Rows()
     received = prepared.received_at
     dumps = orjson.dumps
@@ -359,7 +360,7 @@ def _collect(prepared: Prepared, keep: list[int], hashes: dict[str, int]) -> _Ro
         event_id = event["id"]
         type_ = event["type"]
         payload = event["payload"]
-        events_out.append((event_id, hashes[event_id], type_, time, received))
+        events_out.append((event_id, hashes[event_id], type_, time, received, batch_id, index))
         if ctx_pk is not None and ctx_pk not in seen_contexts:
             seen_contexts[ctx_pk] = (ctx, False)
             if ctx.uid:

@@ -174,7 +174,8 @@ def list_rules(conn: Connection, enabled_only: bool = False) -> list[dict[str, A
 
 def any_enabled(conn: Connection) -> bool:
     """Whether any rule is enabled (the evaluator skips walking ingested batches when none is)."""
-    return conn.execute(select(alert_rules.c.id).where(alert_rules.c.enabled.is_(True)).limit(1)).first() is not None
+    true = "1" if conn.dialect.name == "sqlite" else "true"  # plain SQL: this runs after every ingested batch
+    return conn.exec_driver_sql(f"SELECT 1 FROM alert_rules WHERE enabled = {true} LIMIT 1").first() is not None
 
 
 def delete_rule(conn: Connection, pk: str) -> bool:
