@@ -526,7 +526,8 @@ def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tu
                 d["tasks"] = known_tasks.get(d["id"])
         upsert_lww(conn, dags, rows.dags, ("id",), "stamp", _DAG_COLS)
 
-    # contexts: new distinct ones are inserted unlinked, then their dag_ids are relinked
+    # contexts: new distinct ones are inserted unlinked, then relinked with their neighbourhood
+    new_by_dag: dict[str, list[tuple[str, NormalizedContext]]] = {}
     if rows.contexts:
         pks = list(rows.contexts)
         known = {row[0] for row in select_in(conn, "SELECT id FROM contexts WHERE id IN ({})", pks)}
@@ -539,7 +540,7 @@ def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tu
                         "date_only": ctx.date_only, "task_id": ctx.task_id, "try_number": ctx.try_number,
                         "map_index": ctx.map_index, "synthetic": synthetic, "run_pk": None, "attempt_pk": None,
                         "ambiguous": False})
-            relink_dags.add(ctx.dag_id)
+            new_by_dag.setdefault(ctx.dag_id, []).append((pk, ctx))
         insert_ignore(conn, contexts, new)
 
     # Spark apps: make sure each exists, then merge start/end/context by stamps
@@ -567,5 +568,5 @@ def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tu
     insert_ignore(conn, agent_health, rows.health)
     insert_ignore(conn, state_events, rows.state_events)
 
-    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps)
+    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
     return len(keep), duplicates

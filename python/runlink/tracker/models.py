@@ -145,7 +145,9 @@ contexts = Table(
     Column("run_pk", String(ID)),
     Column("attempt_pk", String(ID)),
     Column("ambiguous", Boolean, nullable=False),
-    Index("ix_contexts_dag_id", "dag_id"),
+    Index("ix_contexts_dag_day", "dag_id", "logical_day"),
+    Index("ix_contexts_dag_run", "dag_id", "dag_run_id"),
+    Index("ix_contexts_dag_uid", "dag_id", "uid"),
     Index("ix_contexts_run_pk", "run_pk"),
     Index("ix_contexts_attempt_pk", "attempt_pk"),
 )

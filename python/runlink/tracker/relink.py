@@ -73,11 +73,62 @@ def _replace(conn: Connection, table: Table, pks: list[str], rows: list[dict[str
         insert_rows(conn, table, [tuple(row[c] for c in columns) for row in rows], columns)
 
 
-def relink_dag(conn: Connection, dag_id: str) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
-    """Relink one dag_id. Returns (runs to rebuild, attempts to rebuild, identity of every run of the dag)."""
-    rows = _run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
-    known_uids = {row[0] for row in _run(conn, "SELECT uid FROM dags WHERE dag_id = ? AND uid IS NOT NULL",
-                                         (dag_id,))}
+def _uids(conn: Connection, dag_id: str) -> set[str]:
+    """Every instance uid known for a dag_id: its DAG definitions' and its contexts' (rule 1 of linking)."""
+    dag_uids = _run(conn, "SELECT uid FROM dags WHERE dag_id = ? AND uid IS NOT NULL", (dag_id,))
+    ctx_uids = _run(conn, "SELECT DISTINCT uid FROM contexts WHERE dag_id = ? AND uid IS NOT NULL", (dag_id,))
+    return {row[0] for row in dag_uids} | {row[0] for row in ctx_uids}
+
+
+def _is_new_uid(conn: Connection, dag_id: str, uid: str, new_ids: list[str]) -> bool:
+    """Whether `uid` appears for the dag_id only in the new contexts (and in no DAG definition)."""
+    if _run(conn, "SELECT 1 FROM dags WHERE dag_id = ? AND uid = ? LIMIT 1", (dag_id, uid)).first():
+        return False
+    rows = _run_in(conn, "SELECT 1 FROM contexts WHERE dag_id = ? AND uid = ? AND id NOT IN ({}) LIMIT 1",
+                   new_ids, (dag_id, uid))
+    return next(iter(rows), None) is None
+
+
+def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]:
+    """The contexts of `dag_id` whose links can depend on the `seeds` (new contexts): linking joins contexts only
+    through equal dag_run_ids and dates of one UTC day (rules 2-5), so the closure of the seeds' run ids and
+    days holds every context whose run or attempt a seed can change; the rest of the history is not read."""
+    rows: dict[str, Any] = {}
+    days: set[str] = set()
+    run_ids: set[str] = set()
+    todo_days = {s.logical_day for s in seeds if s.logical_day}
+    todo_runs = {s.dag_run_id for s in seeds if s.dag_run_id}
+    if any(s.logical_day is None and s.dag_run_id is None for s in seeds):  # the dag's undated placeholder run
+        for row in _run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IS NULL "
+                              "AND dag_run_id IS NULL", (dag_id,)):
+            rows[row.id] = row
+    while todo_days or todo_runs:
+        found = [*_run_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IN ({{}})",
+                          sorted(todo_days), (dag_id,)),
+                 *_run_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND dag_run_id IN ({{}})",
+                          sorted(todo_runs), (dag_id,))]
+        days |= todo_days
+        run_ids |= todo_runs
+        for row in found:
+            rows[row.id] = row
+        todo_days = {r.logical_day for r in found if r.logical_day} - days
+        todo_runs = {r.dag_run_id for r in found if r.dag_run_id} - run_ids
+    return list(rows.values())
+
+
+def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None = None,
+               new_ids: list[str] | None = None) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
+    """Relink one dag_id: all of its contexts, or with `new_contexts` (just inserted, ids `new_ids`) only their
+    neighbourhood, unless one of them brings a new instance uid (which can change every context's instance).
+    Returns (runs to rebuild, attempts to rebuild, identity of every run relinked)."""
+    uids = _uids(conn, dag_id)
+    if new_contexts is not None and not any(
+        c.uid is not None and _is_new_uid(conn, dag_id, c.uid, new_ids or []) for c in new_contexts
+    ):
+        rows = _neighbourhood(conn, dag_id, new_contexts)
+    else:
+        rows = _run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
+    known_uids = uids
     by_ctx = {_ctx_of(row): row for row in rows}
     links = linking.link_dag(dag_id, by_ctx, known_uids)
     runs: set[str] = set()
@@ -197,13 +248,21 @@ def rebuild_runs(conn: Connection, run_pks: set[str], identities: dict[str, link
     _replace(conn, dag_runs, pks, new_rows)
 
 
-def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str]) -> None:
-    """Relink `dag_ids`, then rebuild every run/attempt whose members or state events changed."""
+def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
+          new_contexts: dict[str, list[tuple[str, NormalizedContext]]] | None = None) -> None:
+    """Relink `dag_ids` whole and the neighbourhoods of `new_contexts` (dag_id -> [(id, context)] just inserted),
+    then rebuild every run/attempt whose members or state events changed."""
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
-    for dag_id in sorted(dag_ids):
-        dag_runs_changed, dag_attempts_changed, dag_identities = relink_dag(conn, dag_id)
+    new_contexts = new_contexts or {}
+    for dag_id in sorted(dag_ids | set(new_contexts)):
+        if dag_id in dag_ids:
+            changed = relink_dag(conn, dag_id)
+        else:
+            pairs = new_contexts[dag_id]
+            changed = relink_dag(conn, dag_id, [c for _, c in pairs], [pk for pk, _ in pairs])
+        dag_runs_changed, dag_attempts_changed, dag_identities = changed
         runs |= dag_runs_changed
         attempts |= dag_attempts_changed
         identities.update(dag_identities)
