@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 from sqlalchemy import Connection, select
+from starlette.concurrency import run_in_threadpool
 
 from runlink.context import format_instant
 from runlink.tracker.models import tokens
@@ -83,6 +84,10 @@ class TokenCache:
     def __init__(self) -> None:
         self._known: dict[str, str] = {}
 
+    def cached(self, token: str) -> str | None:
+        """The scope of a token seen before (no database access: safe on the event loop)."""
+        return self._known.get(hash_token(token))
+
     def lookup(self, conn_factory, token: str) -> str | None:  # noqa: ANN001
         digest = hash_token(token)
         scope = self._known.get(digest)
@@ -115,14 +120,17 @@ def require(need: str):
     With `--open`, reads need no token (a local single-user tracker for the UI); ingest and admin still do.
     """
 
-    def dependency(request: Request) -> str | None:
+    async def dependency(request: Request) -> str | None:
+        # async, so a known token is checked on the event loop: no thread hand-off per request
         state = request.app.state
         token = bearer(request)
         if token is None:
             if need == "read" and state.settings.open_reads:
                 return None
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        scope = state.tokens.lookup(state.db.read, token)
+        scope = state.tokens.cached(token)
+        if scope is None:
+            scope = await run_in_threadpool(state.tokens.lookup, state.db.read, token)
         if scope is None:
             raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
         if not allowed(scope, need):

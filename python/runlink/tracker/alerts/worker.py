@@ -146,7 +146,8 @@ class AlertWorker:
                 if self.overflow.is_set():
                     self.overflow.clear()
                     changed.add(None)
-                self.run_touched(ctx_ids, app_pks, datasets, changed)
+                if ctx_ids or app_pks or datasets or changed:  # nothing touched with no rule enabled
+                    self.run_touched(ctx_ids, app_pks, datasets, changed)
                 if stop:
                     return
             except Exception as exc:  # noqa: BLE001 - keep the thread alive; the next pass retries
