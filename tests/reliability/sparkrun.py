@@ -198,14 +198,15 @@ def stored_events(db_url: str) -> dict[tuple[str, str], Counter]:
     """Stored events by (source agent, Spark app id) -> Counter of types (the events table is keyed by event id)."""
     from sqlalchemy import create_engine, text
 
+    from runlink.tracker.ingest import raw_events
     from runlink.tracker.settings import normalize_db_url
 
     engine = create_engine(normalize_db_url(db_url))
     out: dict[tuple[str, str], Counter] = {}
     try:
         with engine.connect() as conn:
-            for (raw,) in conn.execute(text("SELECT raw FROM events")):
-                event = json.loads(raw)
+            ids = [row[0] for row in conn.execute(text("SELECT id FROM events"))]
+            for event in raw_events(conn, ids).values():  # the stored copies, from their batches
                 key = ((event.get("source") or {}).get("agent", ""), (event.get("spark") or {}).get("app_id", ""))
                 out.setdefault(key, Counter())[event["type"]] += 1
             total = conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT id) FROM events")).one()
