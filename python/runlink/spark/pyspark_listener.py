@@ -343,10 +343,12 @@ class PySparkQueryListener:
         described = self._describe(qe)
         if described is not None:
             inputs, outputs, plan = described["inputs"], described["outputs"], described.get("plan_summary")
+            truncated = bool(described.get("plan_truncated"))  # the bridge already cut the plan
             planned_ms = described.get("planning_end_ms")
             anchor = planned_ms / 1000.0 if planned_ms is not None else None
         else:
             inputs, outputs, _execution_id, plan = read_plan(qe)
+            truncated = plan is not None and len(plan) > _MAX_PLAN_CHARS
             anchor = _planning_time(qe)
         action = callsite_for(when - duration_s, when, anchor)
         if action is not None:
@@ -358,7 +360,7 @@ class PySparkQueryListener:
         payload["inputs"] = inputs
         payload["outputs"] = outputs
         if plan:
-            payload["plan_truncated"] = len(plan) > _MAX_PLAN_CHARS
+            payload["plan_truncated"] = truncated
             payload["plan_summary"] = plan[:_MAX_PLAN_CHARS]
         moment = format_instant(datetime.fromtimestamp(when, timezone.utc))
         return make_event(
