@@ -80,3 +80,23 @@ def test_new_contexts_relink_their_neighbourhood_only_and_match_a_full_relink(db
         assert stored[ctx] == (link.run.id, link.attempt.id if link.attempt else None, link.ambiguous), ctx
     metric_ctx = next(c for c in stored if c.date_only)
     assert full[metric_ctx].run.run_id == "scheduled__2026-10-05"
+
+
+def test_a_new_instance_uid_relinks_the_whole_dag(db: Database) -> None:
+    """Rule 1: a context without uid takes the dag's only uid; once a second uid shows up (on another day, outside
+    any neighbourhood) it must not be guessed any more, so that context is relinked too."""
+    no_uid = {"dag_id": DAG, "execution_date": "2026-10-01T00:00:00+00:00", "task_id": "a", "try_number": "1"}
+    _store(db, [event("metric", {"key": "m", "value": 1}, context=no_uid),
+                event("task_attempt.start", {"state": "running"}, agent="airflow", context=_ctx(2, task_id="a"))])
+    _store(db, [event("task_attempt.start", {"state": "running"}, agent="airflow",
+                      context={**_ctx(20, task_id="a"), "uid": "staging"})])
+    with db.read() as conn:
+        rows = conn.exec_driver_sql("SELECT id, uid, dag_id, dag_run_id, logical_date, logical_day, date_only, "
+                                    "task_id, try_number, map_index, run_pk, attempt_pk, ambiguous FROM contexts "
+                                    "WHERE dag_id = ?", (DAG,)).all()
+        uids = {r[0] for r in conn.exec_driver_sql("SELECT uid FROM dag_runs WHERE dag_id = ?", (DAG,))}
+    stored = {relink._ctx_of(r): (r.run_pk, r.attempt_pk, bool(r.ambiguous)) for r in rows}
+    full = linking.link_dag(DAG, stored, ())
+    for ctx, link in full.items():
+        assert stored[ctx] == (link.run.id, link.attempt.id if link.attempt else None, link.ambiguous), ctx
+    assert uids == {None, "prod", "staging"}, uids

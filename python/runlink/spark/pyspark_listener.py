@@ -367,7 +367,6 @@ class PySparkQueryListener:
             "sql_query", payload, context=self.context, spark=self.spark_ref, agent="pyspark", time=moment
         )
 
-
     def _describe(self, qe: Any) -> dict[str, Any] | None:
         """Inputs, outputs, plan and planning time through the JVM bridge (one py4j call), else None."""
         if self.bridge is None:

@@ -46,7 +46,7 @@ from runlink.tracker.models import (
     sql_queries,
     state_events,
 )
-from runlink.tracker.sqlutil import insert_ignore, insert_rows, upsert_lww
+from runlink.tracker.sqlutil import insert_ignore, insert_rows, run, select_in, upsert_lww
 
 _CTX_KEYS = ("dag_id", "execution_date", "logical_date", "dag_run_id", "task_id", "try_number", "map_index", "uid")
 
@@ -194,21 +194,6 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
                     first=first, hashes=hashes)
 
 
-@functools.cache
-def _marks(dialect: str, n: int) -> str:
-    return ", ".join(("?" if dialect == "sqlite" else "%s",) * n)
-
-
-def select_in(conn: Connection, sql: str, values: Sequence[Any], size: int = 900) -> list[tuple]:
-    """`sql` has one `({})` for an IN list; run it in chunks as plain driver SQL (no per-call compiling)."""
-    dialect = conn.dialect.name
-    out: list[tuple] = []
-    for start in range(0, len(values), size):
-        chunk = values[start : start + size]
-        out.extend(conn.exec_driver_sql(sql.format(_marks(dialect, len(chunk))), tuple(chunk)).fetchall())
-    return out
-
-
 def id_hash(event_id: str) -> int:
     """The signed 64-bit key events are looked up by (see models.events)."""
     return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "big", signed=True)
@@ -333,9 +318,7 @@ def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str
         if event_id not in wanted or batch_id is None:
             continue
         if batch_id not in bodies:
-            body = conn.exec_driver_sql(
-                "SELECT body FROM event_batches WHERE id = " + ("?" if conn.dialect.name == "sqlite" else "%s"),
-                (batch_id,)).scalar_one()
+            body = run(conn, "SELECT body FROM event_batches WHERE id = ?", (batch_id,)).scalar_one()
             bodies[batch_id] = orjson.loads(zstandard.ZstdDecompressor().decompress(body))
         found[event_id] = bodies[batch_id][position]
     return found
@@ -527,7 +510,7 @@ def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tu
         upsert_lww(conn, dags, rows.dags, ("id",), "stamp", _DAG_COLS)
 
     # contexts: new distinct ones are inserted unlinked, then relinked with their neighbourhood
-    new_by_dag: dict[str, list[tuple[str, NormalizedContext]]] = {}
+    new_by_dag: dict[str, list[NormalizedContext]] = {}
     if rows.contexts:
         pks = list(rows.contexts)
         known = {row[0] for row in select_in(conn, "SELECT id FROM contexts WHERE id IN ({})", pks)}
@@ -540,7 +523,7 @@ def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tu
                         "date_only": ctx.date_only, "task_id": ctx.task_id, "try_number": ctx.try_number,
                         "map_index": ctx.map_index, "synthetic": synthetic, "run_pk": None, "attempt_pk": None,
                         "ambiguous": False})
-            new_by_dag.setdefault(ctx.dag_id, []).append((pk, ctx))
+            new_by_dag.setdefault(ctx.dag_id, []).append(ctx)
         insert_ignore(conn, contexts, new)
 
     # Spark apps: make sure each exists, then merge start/end/context by stamps

@@ -9,6 +9,7 @@ events give the same rows in any order, and a relink needs no field-by-field mov
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +20,7 @@ from runlink.context import NormalizedContext
 from runlink.ids import NAMESPACE
 from runlink.tracker import linking, merge
 from runlink.tracker.models import contexts, dag_runs, task_attempts
-from runlink.tracker.sqlutil import insert_rows
+from runlink.tracker.sqlutil import insert_rows, run, select_in
 
 # Plain driver SQL throughout: a relink runs on most batches, and SQLAlchemy's per-statement compile and
 # coercion cost more than the queries did. Rows come back by column name as with Core.
@@ -51,42 +52,34 @@ def _chunks(items: list, size: int = 900) -> Iterable[list]:
         yield items[start : start + size]
 
 
-def _run(conn: Connection, sql: str, params: tuple | list = ()) -> Any:
-    """`sql` with `?` marks, for either backend."""
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
-    return conn.exec_driver_sql(sql, params)
-
-
-def _run_in(conn: Connection, sql: str, values: list, before: tuple = ()) -> Iterable[Any]:
-    """`sql` with one `({})` IN list (and `?` marks for `before`), in chunks."""
-    for chunk in _chunks(values):
-        yield from _run(conn, sql.format(", ".join("?" * len(chunk))), (*before, *chunk))
-
-
 def _replace(conn: Connection, table: Table, pks: list[str], rows: list[dict[str, Any]]) -> None:
     """Delete the rows of `pks`, insert `rows` (derived rows are rebuilt whole)."""
     for chunk in _chunks(pks):
-        _run(conn, f"DELETE FROM {table.name} WHERE id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+        run(conn, f"DELETE FROM {table.name} WHERE id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
     if rows:
         columns = tuple(rows[0])
         insert_rows(conn, table, [tuple(row[c] for c in columns) for row in rows], columns)
 
 
-def _uids(conn: Connection, dag_id: str) -> set[str]:
-    """Every instance uid known for a dag_id: its DAG definitions' and its contexts' (rule 1 of linking)."""
-    dag_uids = _run(conn, "SELECT uid FROM dags WHERE dag_id = ? AND uid IS NOT NULL", (dag_id,))
-    ctx_uids = _run(conn, "SELECT DISTINCT uid FROM contexts WHERE dag_id = ? AND uid IS NOT NULL", (dag_id,))
-    return {row[0] for row in dag_uids} | {row[0] for row in ctx_uids}
+def _dag_uids(conn: Connection, dag_id: str) -> set[str]:
+    return {row[0] for row in run(conn, "SELECT uid FROM dags WHERE dag_id = ? AND uid IS NOT NULL", (dag_id,))}
 
 
-def _is_new_uid(conn: Connection, dag_id: str, uid: str, new_ids: list[str]) -> bool:
-    """Whether `uid` appears for the dag_id only in the new contexts (and in no DAG definition)."""
-    if _run(conn, "SELECT 1 FROM dags WHERE dag_id = ? AND uid = ? LIMIT 1", (dag_id, uid)).first():
+def _context_uids(conn: Connection, dag_id: str) -> set[str]:
+    return {row[0] for row in run(conn, "SELECT DISTINCT uid FROM contexts WHERE dag_id = ? AND uid IS NOT NULL",
+                                  (dag_id,))}
+
+
+def _brings_new_uid(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext], dag_uids: set[str]) -> bool:
+    """Whether a uid of the new (already inserted, distinct) contexts is known for the dag_id from nothing else:
+    no DAG definition and no other context (its stored count is no more than the new contexts carrying it)."""
+    new_counts = Counter(c.uid for c in new_contexts if c.uid is not None)
+    candidates = sorted(u for u in new_counts if u not in dag_uids)
+    if not candidates:
         return False
-    rows = _run_in(conn, "SELECT 1 FROM contexts WHERE dag_id = ? AND uid = ? AND id NOT IN ({}) LIMIT 1",
-                   new_ids, (dag_id, uid))
-    return next(iter(rows), None) is None
+    stored = dict(select_in(conn, "SELECT uid, COUNT(*) FROM contexts WHERE dag_id = ? AND uid IN ({}) GROUP BY uid",
+                            candidates, (dag_id,)))
+    return any(stored.get(uid, 0) <= new_counts[uid] for uid in candidates)
 
 
 def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]:
@@ -99,14 +92,14 @@ def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]
     todo_days = {s.logical_day for s in seeds if s.logical_day}
     todo_runs = {s.dag_run_id for s in seeds if s.dag_run_id}
     if any(s.logical_day is None and s.dag_run_id is None for s in seeds):  # the dag's undated placeholder run
-        for row in _run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IS NULL "
-                              "AND dag_run_id IS NULL", (dag_id,)):
+        for row in run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IS NULL "
+                             "AND dag_run_id IS NULL", (dag_id,)):
             rows[row.id] = row
     while todo_days or todo_runs:
-        found = [*_run_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IN ({{}})",
-                          sorted(todo_days), (dag_id,)),
-                 *_run_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND dag_run_id IN ({{}})",
-                          sorted(todo_runs), (dag_id,))]
+        found = [*select_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IN ({{}})",
+                            sorted(todo_days), (dag_id,)),
+                 *select_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND dag_run_id IN ({{}})",
+                            sorted(todo_runs), (dag_id,))]
         days |= todo_days
         run_ids |= todo_runs
         for row in found:
@@ -116,21 +109,18 @@ def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]
     return list(rows.values())
 
 
-def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None = None,
-               new_ids: list[str] | None = None) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
-    """Relink one dag_id: all of its contexts, or with `new_contexts` (just inserted, ids `new_ids`) only their
-    neighbourhood, unless one of them brings a new instance uid (which can change every context's instance).
+def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None = None
+               ) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
+    """Relink one dag_id: all of its contexts, or with `new_contexts` (just inserted) only their neighbourhood,
+    unless one of them brings a new instance uid (which can change every context's instance).
     Returns (runs to rebuild, attempts to rebuild, identity of every run relinked)."""
-    uids = _uids(conn, dag_id)
-    if new_contexts is not None and not any(
-        c.uid is not None and _is_new_uid(conn, dag_id, c.uid, new_ids or []) for c in new_contexts
-    ):
+    dag_uids = _dag_uids(conn, dag_id)
+    if new_contexts is not None and not _brings_new_uid(conn, dag_id, new_contexts, dag_uids):
         rows = _neighbourhood(conn, dag_id, new_contexts)
     else:
-        rows = _run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
-    known_uids = uids
+        rows = run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
     by_ctx = {_ctx_of(row): row for row in rows}
-    links = linking.link_dag(dag_id, by_ctx, known_uids)
+    links = linking.link_dag(dag_id, by_ctx, dag_uids | _context_uids(conn, dag_id))
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
@@ -144,14 +134,14 @@ def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedConte
             runs.update(pk for pk in (row.run_pk, link.run.id) if pk)
             attempts.update(pk for pk in (row.attempt_pk, attempt_pk) if pk)
     if changes:
-        _run(conn, "UPDATE contexts SET run_pk = ?, attempt_pk = ?, ambiguous = ? WHERE id = ?", changes)
+        run(conn, "UPDATE contexts SET run_pk = ?, attempt_pk = ?, ambiguous = ? WHERE id = ?", changes)
     return runs, attempts, identities
 
 
 def _facts(conn: Connection, kind: str, context_ids: list[str]) -> dict[str, list[merge.Fact]]:
     facts: dict[str, list[merge.Fact]] = {}
     sql = "SELECT context_id, event_id, time, agent, payload FROM state_events WHERE kind = ? AND context_id IN ({})"
-    for ctx_pk, event_id, time, agent, payload in _run_in(conn, sql, context_ids, (kind,)):
+    for ctx_pk, event_id, time, agent, payload in select_in(conn, sql, context_ids, (kind,)):
         facts.setdefault(ctx_pk, []).append(merge.Fact(time, event_id, agent, orjson.loads(payload)))
     return facts
 
@@ -178,7 +168,7 @@ def _fields(facts: Iterable[merge.Fact], names: tuple[str, ...]) -> dict[str, An
 
 def _members(conn: Connection, column: str, pks: list[str]) -> dict[str, list[Any]]:
     members: dict[str, list[Any]] = {}
-    for row in _run_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE {column} IN ({{}})", pks):
+    for row in select_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE {column} IN ({{}})", pks):
         members.setdefault(getattr(row, column), []).append(row)
     return members
 
@@ -202,8 +192,8 @@ def rebuild_attempts(conn: Connection, attempt_pks: set[str]) -> None:
 
 def _spark_state(conn: Connection, context_ids: list[str]) -> dict[str, Any]:
     """A synthetic (Spark-only) run's state and times come from its application."""
-    apps = list(_run_in(conn, "SELECT start_time, end_time, state, exit_code FROM spark_apps WHERE context_id IN ({})",
-                        context_ids))
+    apps = select_in(conn, "SELECT start_time, end_time, state, exit_code FROM spark_apps WHERE context_id IN ({})",
+                     context_ids)
     if not apps:
         return {}
     starts = [a.start_time for a in apps if a.start_time]
@@ -226,7 +216,7 @@ def rebuild_runs(conn: Connection, run_pks: set[str], identities: dict[str, link
     facts = _facts(conn, "dag_run", [r.id for rows in members.values() for r in rows])
     existing = {}
     missing_identity = [pk for pk in members if pk not in identities]
-    for row in _run_in(conn, f"SELECT {_DAG_RUN_COLS} FROM dag_runs WHERE id IN ({{}})", missing_identity):
+    for row in select_in(conn, f"SELECT {_DAG_RUN_COLS} FROM dag_runs WHERE id IN ({{}})", missing_identity):
         existing[row.id] = row
     new_rows = []
     for pk, rows in members.items():
@@ -249,25 +239,19 @@ def rebuild_runs(conn: Connection, run_pks: set[str], identities: dict[str, link
 
 
 def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
-          new_contexts: dict[str, list[tuple[str, NormalizedContext]]] | None = None) -> None:
-    """Relink `dag_ids` whole and the neighbourhoods of `new_contexts` (dag_id -> [(id, context)] just inserted),
-    then rebuild every run/attempt whose members or state events changed."""
+          new_contexts: dict[str, list[NormalizedContext]] | None = None) -> None:
+    """Relink `dag_ids` whole and the neighbourhoods of `new_contexts` (dag_id -> contexts just inserted), then
+    rebuild every run/attempt whose members or state events changed."""
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
     new_contexts = new_contexts or {}
     for dag_id in sorted(dag_ids | set(new_contexts)):
-        if dag_id in dag_ids:
-            changed = relink_dag(conn, dag_id)
-        else:
-            pairs = new_contexts[dag_id]
-            changed = relink_dag(conn, dag_id, [c for _, c in pairs], [pk for pk, _ in pairs])
-        dag_runs_changed, dag_attempts_changed, dag_identities = changed
+        seeds = None if dag_id in dag_ids else new_contexts[dag_id]
+        dag_runs_changed, dag_attempts_changed, dag_identities = relink_dag(conn, dag_id, seeds)
         runs |= dag_runs_changed
         attempts |= dag_attempts_changed
         identities.update(dag_identities)
-    from runlink.tracker.ingest import select_in  # plain driver SQL: these run on every batch
-
     for run_pk, attempt_pk in select_in(conn, "SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})",
                                         sorted(touched_contexts)):
         if run_pk:

@@ -1,4 +1,5 @@
-"""Dialect-neutral bulk writes: insert-or-ignore and last-writer-wins upserts (SQLite and PostgreSQL).
+"""Dialect-neutral plain SQL (SQLite and PostgreSQL): `?`-marked statements, chunked IN-list reads, and bulk
+writes (insert-or-ignore, last-writer-wins upserts).
 
 The hot ingest path sends plain SQL text with positional parameters straight to the driver's
 executemany: SQLAlchemy's per-row parameter processing cost more than the database did.
@@ -11,6 +12,31 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
+
+
+def run(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Plain driver SQL written with `?` marks, on either backend (no per-call compiling)."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, params)
+
+
+@functools.cache
+def _marks(dialect: str, n: int) -> str:
+    return ", ".join(("?" if dialect == "sqlite" else "%s",) * n)
+
+
+def select_in(conn: Connection, sql: str, values: Sequence[Any], before: Sequence[Any] = (),
+              size: int = 900) -> list[Any]:
+    """`sql` has `?` marks for `before`, then one `({})` for an IN list over `values`; run in chunks as plain
+    driver SQL. Rows are addressable by column name."""
+    dialect = conn.dialect.name
+    template = sql if dialect == "sqlite" else sql.replace("?", "%s")
+    out: list[Any] = []
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        out.extend(conn.exec_driver_sql(template.format(_marks(dialect, len(chunk))), (*before, *chunk)).fetchall())
+    return out
 
 
 def _q(name: str) -> str:

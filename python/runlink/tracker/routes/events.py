@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import orjson
@@ -117,12 +118,8 @@ async def handle_batch(request: Request, process: Callable[[Any, bytes, str], di
     try:
         body = await _read_capped(request, state.settings.max_body_bytes)
         encoding = request.headers.get("content-encoding", "").strip().lower()
-        gate = getattr(state, "ingest_gate", None)
-        if gate is None:
+        async with getattr(state, "ingest_gate", None) or nullcontext():
             result = await run_in_threadpool(process, state, body, encoding)
-        else:
-            async with gate:
-                result = await run_in_threadpool(process, state, body, encoding)
     except HTTPException as exc:
         state.telemetry.batches_rejected.labels(reason=str(exc.status_code)).inc()
         raise
