@@ -59,6 +59,7 @@ def jvm_cpu_s():  # utime + stime of the driver JVM (executors included in local
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 if args["mode"] == "workload":
     cpu0 = jvm_cpu_s()
+    py0 = time.process_time()
     start = time.perf_counter()
     for i in range(args["queries"]):
         df = spark.range(0, args["rows"], 1, args["partitions"])
@@ -66,6 +67,7 @@ if args["mode"] == "workload":
     result["workload_s"] = time.perf_counter() - start
     sc._jsc.sc().listenerBus().waitUntilEmpty(600000)  # the listeners' share of work counts too
     result["workload_cpu_s"] = jvm_cpu_s() - cpu0
+    result["python_cpu_s"] = time.process_time() - py0
 else:  # heap: many cheap tasks, then the live heap after full GCs
     jvm = sc._jvm
     per_job = args["heap_tasks_per_job"]
@@ -133,12 +135,19 @@ def start_tracker(home: Path) -> tuple[subprocess.Popen, str, str]:
     raise SystemExit(f"tracker did not start: {(home / 'server.log').read_text()[-3000:]}")
 
 
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def variant_conf(variant: str, tracker_url: str, down_url: str, eventlog_dir: Path, base: dict) -> dict:
     from runlink.spark import conf as runlink_conf
 
     conf = dict(base)
-    if variant in ("runlink", "runlink_down"):
-        conf.update(runlink_conf(existing=conf, url=tracker_url if variant == "runlink" else down_url,
+    if variant.startswith("runlink"):
+        conf.update(runlink_conf(existing=conf, url=down_url if variant == "runlink_down" else tracker_url,
                                  context={}))
     elif variant == "eventlog":
         conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(eventlog_dir)})
@@ -152,6 +161,7 @@ def run_child(variant: str, mode: str, conf: dict, args: argparse.Namespace, env
         "partitions": args.partitions, "heap_tasks": args.heap_tasks, "heap_tasks_per_job": 1000,
         "pyspark_listener": variant in ("runlink", "runlink_down") and not args.no_pyspark_listener,
     }
+    tracker_cpu0 = proc_cpu_s(args.tracker_pid)
     start = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(payload)], capture_output=True, text=True,
                          env=env, timeout=3600)
@@ -162,6 +172,7 @@ def run_child(variant: str, mode: str, conf: dict, args: argparse.Namespace, env
         raise SystemExit(f"{variant} failed (rc {res.returncode}):\n{log[-5000:]}")
     result = json.loads(res.stdout.split("BENCH ", 1)[1].splitlines()[0])
     result["process_s"] = elapsed
+    result["tracker_cpu_s"] = proc_cpu_s(args.tracker_pid) - tracker_cpu0
     result["dropped_lines"] = sum(1 for line in log.splitlines() if DROPPED.search(line))
     result["runlink_log"] = [line for line in log.splitlines() if "runlink:" in line and " WARN " in line][-3:]
     return result
@@ -174,6 +185,8 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=10, help="tasks per stage")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--heap-tasks", type=int, default=100_000, help="0 skips the heap measurement")
+    parser.add_argument("--variants", default="baseline,runlink,eventlog,runlink_down",
+                        help="comma-separated; runlink_jvm = JVM listeners only (an unchanged spark-submit app)")
     parser.add_argument("--no-pyspark-listener", action="store_true", help="runlink variants: JVM listeners only")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "bench_spark")
     args = parser.parse_args()
@@ -185,6 +198,7 @@ def main() -> int:
     eventlog_dir = work / "eventlog"
     eventlog_dir.mkdir()
     tracker, url, token = start_tracker(home)
+    args.tracker_pid = tracker.pid
     down_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "RUNLINK_", "PYSPARK_"))}
     env.update(RUNLINK_TOKEN=token, RUNLINK_HOME=str(home), PYSPARK_PYTHON=sys.executable)
@@ -195,13 +209,14 @@ def main() -> int:
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": "2g",
     }
-    variants = ["baseline", "runlink", "eventlog", "runlink_down"]
+    variants = args.variants.split(",")
     load_start = os.getloadavg()  # other work on the machine makes every figure noisier: it is reported
     results: dict[str, list[dict]] = {v: [] for v in variants}
     try:
         index = 0
         for repeat in range(args.repeats):
-            order = variants[repeat % 4:] + variants[:repeat % 4]  # rotate: no variant always runs first
+            shift = repeat % len(variants)  # rotate: no variant always runs first
+            order = variants[shift:] + variants[:shift]
             for variant in order:
                 conf = variant_conf(variant, url, down_url, eventlog_dir, base)
                 result = run_child(variant, "workload", conf, args, env, args.out, index)
@@ -239,15 +254,19 @@ def main() -> int:
             "workload_overhead_pct": round(100 * (w - base_w) / base_w, 2),
             "process_overhead_pct": round(100 * (p - base_p) / base_p, 2),
             "dropped_lines": sum(r["dropped_lines"] for r in results[variant]),
-            "runs": [{k: r[k] for k in ("workload_s", "workload_cpu_s", "process_s", "dropped_lines")}
+            "median_python_cpu_s": round(median(variant, "python_cpu_s"), 3),
+            "median_tracker_cpu_s": round(median(variant, "tracker_cpu_s"), 3),
+            "runs": [{k: r[k] for k in ("workload_s", "workload_cpu_s", "python_cpu_s", "tracker_cpu_s", "process_s",
+                                        "dropped_lines")}
                      for r in results[variant]],
             "runlink_warnings": results[variant][-1]["runlink_log"],
         }
     v = summary["variants"]
-    summary["runlink_minus_eventlog_pct"] = round(
-        v["runlink"]["workload_overhead_pct"] - v["eventlog"]["workload_overhead_pct"], 2)
-    summary["runlink_minus_eventlog_cpu_pct"] = round(
-        v["runlink"]["cpu_overhead_pct"] - v["eventlog"]["cpu_overhead_pct"], 2)
+    if "runlink" in v and "eventlog" in v:
+        summary["runlink_minus_eventlog_pct"] = round(
+            v["runlink"]["workload_overhead_pct"] - v["eventlog"]["workload_overhead_pct"], 2)
+        summary["runlink_minus_eventlog_cpu_pct"] = round(
+            v["runlink"]["cpu_overhead_pct"] - v["eventlog"]["cpu_overhead_pct"], 2)
     if heap:
         summary["heap"] = {
             "tasks": heap["runlink"]["tasks"],
@@ -267,9 +286,11 @@ def main() -> int:
         s = v[variant]
         print(f"{variant:14s} {s['median_workload_s']:10.2f} {s['workload_overhead_pct']:8.2f}% "
               f"{s['median_workload_cpu_s']:10.2f} {s['cpu_overhead_pct']:8.2f}% "
-              f"{s['median_process_s']:10.2f} {s['process_overhead_pct']:8.2f}% {s['dropped_lines']:8d}")
-    print(f"runlink overhead minus event log overhead: wall {summary['runlink_minus_eventlog_pct']:+.2f} pts, "
-          f"JVM CPU {summary['runlink_minus_eventlog_cpu_pct']:+.2f} pts")
+              f"{s['median_process_s']:10.2f} {s['process_overhead_pct']:8.2f}% {s['dropped_lines']:8d} "
+              f"py {s['median_python_cpu_s']:.2f}s tracker {s['median_tracker_cpu_s']:.2f}s")
+    if "runlink_minus_eventlog_pct" in summary:
+        print(f"runlink overhead minus event log overhead: wall {summary['runlink_minus_eventlog_pct']:+.2f} pts, "
+              f"JVM CPU {summary['runlink_minus_eventlog_cpu_pct']:+.2f} pts")
     if heap:
         h = summary["heap"]
         print(f"heap after {h['tasks']} tasks: baseline {h['baseline_used_mb']} MB, runlink {h['runlink_used_mb']} MB "

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTES = ("dropped", "dropped_by_client", "spooled", "pending_at_exit", "send_errors", "replayed_later",
          "apps", "linked_correctly", "jobs", "stages", "outage_s", "stored_when_killed", "process_wall_s", "wall_s",
          "untracked_wall_s", "bound_s", "stop_s", "untracked_stop_s", "proxy_500s", "driver_log_undelivered",
-         "plan_chars", "jvm_plan_summary_chars", "python_plan_summary_chars", "schema_fields_kept",
+         "plan_chars", "jvm_plan_summary_chars", "schema_fields_kept",
          "logged_schema_fields", "rejected", "mode")
 
 

@@ -113,8 +113,10 @@ def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_e
     failed = [j for j in app["jobs"] if j["result"] == "failed"]
     assert len(failed) == 1 and "runlink-e2e-boom" in failed[0]["failure_reason"]
 
-    # queries: parquet writes and reads with paths and row counts, the failed one with its error
-    jvm = [q for q in app["queries"] if q["listener"] != "python"]
+    # queries: each reported once, by the JVM query listener; parquet writes and reads with paths and row counts,
+    # the failed one with its error
+    queries = app["queries"]
+    assert {q["listener"] for q in queries} == {"jvm"}
     out = str(submitted.out)
 
     def writes(queries: list[dict], name: str) -> list[dict]:
@@ -123,27 +125,26 @@ def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_e
     def reads(queries: list[dict], name: str) -> list[dict]:
         return [i for q in queries for i in q["inputs"] if (i["path"] or "").rstrip("/").endswith(f"{out}/{name}")]
 
-    for queries in ([jvm, app["queries"]] if not python_listener else [jvm, [q for q in app["queries"]
-                                                                              if q["listener"] == "python"]]):
-        assert [o["rows"] for o in writes(queries, "orders")] == [1000]
-        assert [o["rows"] for o in writes(queries, "customers")] == [7]
-        assert [o["rows"] for o in writes(queries, "totals")] == [7]
-        assert writes(queries, "orders")[0]["format"] == "parquet"
-        join_reads = {i["path"].rstrip("/").rsplit("/", 1)[1]: i["rows"] for i in reads(queries, "orders")
-                      + reads(queries, "customers")}
-        assert join_reads == {"orders": 1000, "customers": 7}
-        failures = [q for q in queries if not q["success"]]
-        assert len(failures) == 1 and "runlink-e2e-boom" in (failures[0]["error"] or {}).get("message", "")
+    assert [o["rows"] for o in writes(queries, "orders")] == [1000]
+    assert [o["rows"] for o in writes(queries, "customers")] == [7]
+    assert [o["rows"] for o in writes(queries, "totals")] == [7]
+    assert writes(queries, "orders")[0]["format"] == "parquet"
+    join_reads = {i["path"].rstrip("/").rsplit("/", 1)[1]: i["rows"] for i in reads(queries, "orders")
+                  + reads(queries, "customers")}
+    assert join_reads == {"orders": 1000, "customers": 7}
+    failures = [q for q in queries if not q["success"]]
+    assert len(failures) == 1 and "runlink-e2e-boom" in (failures[0]["error"] or {}).get("message", "")
 
+    # call sites: PySpark's own for the actions it marks (collect), every action's with runlink's wrappers
+    marks = callsite_lines(APP)
+    app_path = str(Path(__file__).parent / "apps" / APP)
+    assert failures[0]["callsite"] == f"{app_path}:{marks['failing']}"
     if python_listener:
-        marks = callsite_lines(APP)
-        py = [q for q in app["queries"] if q["listener"] == "python"]
-        app_path = str(Path(__file__).parent / "apps" / APP)
-        sites = {q["callsite"] for q in py}
-        for name in ("write_orders", "write_totals", "failing"):
-            assert f"{app_path}:{marks[name]}" in sites, (name, sites)
-        failing = [q for q in py if not q["success"]][0]
-        assert failing["callsite"] == f"{app_path}:{marks['failing']}"
+        (write_orders,) = writes(queries, "orders")
+        by_output = {o["id"]: q for q in queries for o in q["outputs"]}
+        (write_totals,) = writes(queries, "totals")
+        assert by_output[write_orders["id"]]["callsite"] == f"{app_path}:{marks['write_orders']}"
+        assert by_output[write_totals["id"]]["callsite"] == f"{app_path}:{marks['write_totals']}"
     return tree, attempt, app
 
 

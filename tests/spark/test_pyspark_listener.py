@@ -1,7 +1,10 @@
-"""The PySpark QueryExecutionListener in a real local[2] SparkSession, reporting to a real tracker.
+"""SQL queries run from Python, with their Python call site, in real local SparkSessions reporting to a real
+tracker: through the JVM query listener when the jar is on the driver (once per query), through the PySpark
+QueryExecutionListener when it is not.
 
-Proves where the Python call site comes from: Spark calls the listener on a py4j callback thread, after the
-action, where the user's frame is gone; the wrappers capture it on the calling thread.
+Proves where the Python call site comes from: Spark calls query listeners on its listener bus (py4j hands the
+PySpark one to a callback thread), after the action, where the user's frame is gone; the wrappers capture it on
+the calling thread and hand it to Spark as the call site.
 """
 
 from __future__ import annotations
@@ -53,26 +56,41 @@ def _tracking(spark: Any) -> Any:
     return tracked(spark.sparkContext.applicationId)
 
 
-def _python_queries(tracker: Any, spark: Any, callsites: set[str]) -> list[dict]:
-    """The app's queries reported by the PySpark listener, once every one of `callsites` is among them."""
-    from runlink import delivery
-
-    _tracking(spark).listener.drain(30)
-    delivery.get_client().flush(10)
-    app_id = spark.sparkContext.applicationId
+def _app_queries(tracker: Any, app_name: str, app_id: str, callsites: set[str]) -> list[dict]:
+    """The app's queries, once every one of `callsites` is among them."""
 
     def fetch() -> list[dict] | None:
-        for run in tracker.get_json("/api/v1/dag-runs", dag_id=f"spark:{APP_NAME}")["items"]:
+        for run in tracker.get_json("/api/v1/dag-runs", dag_id=f"spark:{app_name}")["items"]:
             tree = tracker.get_json(f"/api/v1/dag-runs/{run['id']}")
             for attempt in tree["task_attempts"]:
                 for app in attempt["spark_apps"]:
-                    if app["app_id"] == app_id:
-                        queries = [q for q in app["queries"] if q["listener"] == "python"]
-                        if callsites <= {q["callsite"] for q in queries}:
-                            return queries
+                    if app["app_id"] == app_id and callsites <= {q["callsite"] for q in app["queries"]}:
+                        return app["queries"]
         return None
 
-    return wait_for(fetch, f"python queries at {sorted(callsites)} of {app_id}")
+    return wait_for(fetch, f"queries at {sorted(callsites)} of {app_id}")
+
+
+def check_queries(queries: list[dict], path: str, where: dict[str, str]) -> None:
+    """The ETL script's queries (see ETL_ACTIONS), each reported once at its line: rows, paths, the failure."""
+    by_site: dict[str, list[dict]] = {}
+    for query in queries:
+        by_site.setdefault(query["callsite"], []).append(query)
+
+    (write,) = by_site[where["write"]]
+    assert write["success"] and write["outputs"][0]["rows"] == 300
+    assert write["outputs"][0]["path"].rstrip("/").endswith(path.rstrip("/").rsplit("/", 1)[1])
+    assert write["outputs"][0]["format"] == "parquet"
+    assert write["duration_ms"] > 0
+
+    (collected,) = by_site[where["collect"]]
+    assert collected["inputs"][0]["rows"] == 300 and collected["inputs"][0]["operation"] == "read"
+
+    (counted,) = by_site[where["count"]]
+    assert counted["action"] == "count" and counted["success"]
+
+    (failed,) = by_site[where["fail"]]
+    assert not failed["success"] and "runlink-test-boom" in failed["error"]["message"]
 
 
 def _line() -> int:
@@ -93,6 +111,9 @@ def test_callback_runs_off_the_calling_thread(session: Any) -> None:
         class Java:
             implements = ["org.apache.spark.sql.util.QueryExecutionListener"]
 
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    ensure_callback_server_started(session.sparkContext._gateway)  # what a py4j listener needs
     probe = Probe()
     manager = session._jsparkSession.listenerManager()
     manager.register(probe)
@@ -128,26 +149,13 @@ def test_sql_queries_with_python_callsite(session: Any, sqlite_tracker: Any, tmp
     assert_df_equality(session.createDataFrame(rows), expected, ignore_row_order=True, ignore_nullable=True)
 
     here = os.path.abspath(__file__)
-    lines = (write_line, collect_line, count_line, fail_line)
-    queries = _python_queries(sqlite_tracker, session, {f"{here}:{line}" for line in lines})
-    by_site: dict[str, list[dict]] = {}
-    for query in queries:
-        by_site.setdefault(query["callsite"], []).append(query)
-
-    (write,) = by_site[f"{here}:{write_line}"]
-    assert write["success"] and write["outputs"][0]["rows"] == 300
-    assert write["outputs"][0]["path"].rstrip("/").endswith("people")
-    assert write["outputs"][0]["format"] == "parquet"
-    assert write["duration_ms"] > 0
-
-    (collected,) = by_site[f"{here}:{collect_line}"]
-    assert collected["inputs"][0]["rows"] == 300 and collected["inputs"][0]["operation"] == "read"
-
-    (counted,) = by_site[f"{here}:{count_line}"]
-    assert counted["action"] == "count" and counted["success"]
-
-    (failed,) = by_site[f"{here}:{fail_line}"]
-    assert not failed["success"] and "runlink-test-boom" in failed["error"]["message"]
+    where = {name: f"{here}:{line}" for name, line in
+             (("write", write_line), ("collect", collect_line), ("count", count_line), ("fail", fail_line))}
+    queries = _app_queries(sqlite_tracker, APP_NAME, session.sparkContext.applicationId, set(where.values()))
+    # the jar is on this driver: the JVM query listener reports every query, once, with the Python line
+    assert {q["listener"] for q in queries} == {"jvm"}
+    assert not _tracking(session).pyspark_listener
+    check_queries(queries, path, where)
 
 
 def test_jobs_carry_the_python_callsite(session: Any) -> None:
@@ -167,12 +175,56 @@ def test_track_session_is_idempotent(session: Any) -> None:
 
     first = _tracking(session)
     assert track_session(session) is first
-    assert first.pyspark_listener and first.jvm_listener
-    before = len(first.listener.callback_threads)
-    session.range(3).count()
-    session.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30000)
-    first.listener.drain(10)
-    assert len(first.listener.callback_threads) == before + 1  # one listener, one callback per query
+    assert first.jvm_listener and first.jvm_query_listener and not first.pyspark_listener
+    assert first.listener is None
+
+
+SCRIPT_PYSPARK_LISTENER = """
+import json, sys
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+import runlink.spark
+path = sys.argv[1]
+spark = (SparkSession.builder.master("local[2]").appName("runlink-pyspark-listener-nojar")
+         .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
+t = runlink.spark.track_session(spark)
+people = spark.createDataFrame([(i, f"p{i}", i % 3) for i in range(300)], ["id", "name", "team"])
+people.write.mode("overwrite").parquet(path)  # SITE:write
+back = spark.read.parquet(path)
+rows = back.groupBy("team").agg(F.count("*").alias("n")).collect()  # SITE:collect
+assert back.count() == 300  # SITE:count
+try:
+    spark.range(3).selectExpr("assert_true(id < 0, 'runlink-test-boom')").collect()  # SITE:fail
+except Exception:
+    pass
+assert sorted(r["n"] for r in rows) == [100, 100, 100]
+spark.range(1).select(F.lit("x" * 20000).alias("long_literal")).collect()  # SITE:wide
+drained = t.listener.drain(60)
+print("RESULT " + json.dumps({"jvm": t.jvm_listener, "jvmq": t.jvm_query_listener, "py": t.pyspark_listener,
+                              "drained": drained, "app_id": spark.sparkContext.applicationId}))
+spark.stop()
+"""
+
+
+def test_pyspark_listener_reports_queries_without_the_jar(sqlite_tracker: Any, tmp_path: Path) -> None:
+    """No jar on the driver: the PySpark QueryExecutionListener (py4j callback) reports each query with its
+    Python line, datasets and row counts, read off the plan through py4j."""
+    script = tmp_path / "nojar_etl.py"
+    script.write_text(SCRIPT_PYSPARK_LISTENER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "PYSPARK_", "SPARK_"))}
+    env.update(RUNLINK_URL=sqlite_tracker.url, RUNLINK_TOKEN=sqlite_tracker.token, RUNLINK_HOME=str(tmp_path))
+    path = str(tmp_path / "people")
+    res = subprocess.run([sys.executable, str(script), path], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    result = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["py"] and result["drained"] and not result["jvm"] and not result["jvmq"]
+    where = {line.split("# SITE:")[1].strip(): f"{script}:{number}"
+             for number, line in enumerate(script.read_text().splitlines(), start=1) if "# SITE:" in line}
+    queries = _app_queries(sqlite_tracker, "runlink-pyspark-listener-nojar", result["app_id"], set(where.values()))
+    assert {q["listener"] for q in queries} == {"python"}
+    check_queries(queries, path, where)
+    (wide,) = [q for q in queries if q["callsite"] == where["wide"]]
+    assert wide["plan_truncated"] and len(wide["plan_summary"]) == 16384  # the PySpark listener's plan cap
 
 
 SCRIPT_NO_JAR = """
@@ -223,7 +275,7 @@ def test_track_session_registers_the_jvm_listeners_late(sqlite_tracker: Any, tmp
                          timeout=300)
     assert res.returncode == 0, res.stderr[-4000:]
     result = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
-    assert result["jvm"] and result["jvmq"] and result["py"]
+    assert result["jvm"] and result["jvmq"] and not result["py"]
     assert any("events before this point" in m for m in result["messages"])
 
     def app() -> dict | None:
@@ -235,7 +287,7 @@ def test_track_session_registers_the_jvm_listeners_late(sqlite_tracker: Any, tmp
         return None
 
     seen = wait_for(app, "the late-attached app's jobs and queries", 60)
-    assert {q["listener"] for q in seen["queries"]} >= {"python"}
+    assert {q["listener"] for q in seen["queries"]} == {"jvm"}  # one report per query
 
 
 USER_TEST = """
@@ -243,7 +295,7 @@ def test_mine(runlink_spark):
     from runlink.spark.session import tracked
     assert runlink_spark.sparkContext.master == "local[2]"
     t = tracked(runlink_spark.sparkContext.applicationId)
-    assert t.pyspark_listener and t.jvm_listener
+    assert t.jvm_listener and t.jvm_query_listener
     assert runlink_spark.range(10).count() == 10
 """
 

@@ -1,17 +1,20 @@
 """The PySpark QueryExecutionListener: SQL queries run from Python, with the Python call site.
 
-Why two pieces:
+Each query is reported once. With the listener jar on the driver, the JVM's RunlinkQueryListener reports it, in
+process and without a py4j round trip; this module then only supplies the Python line. Without the jar (or when
+the JVM listener cannot be registered), the PySpark listener here reports it. Two pieces:
 
-* Spark calls QueryExecutionListener callbacks *asynchronously*, from its listener bus, which py4j hands to a
-  thread of the callback server. At callback time the user's Python thread has moved on, so inspecting the
-  stack there finds no user frame (tests/spark/test_pyspark_listener.py shows it). The call site is therefore
-  captured on the calling thread, by thin wrappers around the DataFrame actions and writer methods
-  (`install_callsite_capture`), into a small registry of recent actions; the callback matches its execution to
-  the action whose time span contains it. The wrappers also set Spark's `callSite.short`/`callSite.long` local
-  properties, so the jobs (Spark UI, the JVM listener's `spark_job.start.callsite`) show the Python line too.
-* The callback itself does O(1) work: it puts (qe, timing, call site) on a bounded queue and returns. A worker
-  thread reads inputs/outputs off the plan through py4j and emits `sql_query` events through
-  `runlink.delivery`. Nothing here ever raises into Spark.
+* The call site is captured on the calling thread, by thin wrappers around the DataFrame actions and writer
+  methods (`install_callsite_capture`). They set Spark's `callSite.short`/`callSite.long` local properties, so
+  Spark names the Python line in its jobs (Spark UI, `spark_job.start.callsite`) and in the SQL execution, where
+  the JVM query listener reads it; and they note the action in a small registry of recent actions for the
+  PySpark listener. That one cannot read the stack itself: Spark calls QueryExecutionListener callbacks
+  *asynchronously*, from its listener bus, which py4j hands to a thread of the callback server, when the user's
+  thread has moved on (tests/spark/test_pyspark_listener.py shows it). It matches its execution to the action
+  whose time span contains it.
+* The callback does O(1) work: it puts (qe, timing) on a bounded queue and returns. A worker thread reads
+  inputs/outputs off the plan through py4j and emits `sql_query` events through `runlink.delivery`. Nothing
+  here ever raises into Spark.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ _actions: deque[_Action] = deque(maxlen=_MAX_ACTIONS)
 _local = threading.local()
 _installed = False
 _install_lock = threading.Lock()
+#: the jar's dev.runlink.spark.PythonBridge when loadable: sets or clears the call site in one py4j call
+_bridge: Any = None
 
 
 def _internal_dirs() -> tuple[str, ...]:
@@ -130,8 +135,7 @@ def _wrap(method: Callable[..., Any], action: str) -> Callable[..., Any]:
                 _actions.append(record)
                 jsc = _jsc_of(self)
                 if jsc is not None:
-                    jsc.setLocalProperty("callSite.short", f"{action} at {where[0]}")
-                    jsc.setLocalProperty("callSite.long", where[1])
+                    _set_callsite(jsc, f"{action} at {where[0]}", where[1])
         except Exception:  # never hurt the user's action
             jsc = None
         _local.depth = 1
@@ -149,13 +153,21 @@ def _wrap(method: Callable[..., Any], action: str) -> Callable[..., Any]:
                 record.end = time.time()
             if jsc is not None:
                 try:
-                    jsc.setLocalProperty("callSite.short", None)
-                    jsc.setLocalProperty("callSite.long", None)
+                    _set_callsite(jsc, None, None)
                 except Exception:
                     pass
 
     wrapper.__runlink_wrapped__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _set_callsite(jsc: Any, short: str | None, long: str | None) -> None:
+    """Spark's call site for the calling thread: one py4j call through the jar's bridge, else two."""
+    bridge = _bridge
+    if bridge is not None and bridge.setCallSite(jsc, short, long):
+        return
+    jsc.setLocalProperty("callSite.short", short)
+    jsc.setLocalProperty("callSite.long", long)
 
 
 def _jsc_of(obj: Any) -> Any:
@@ -196,10 +208,14 @@ def _classic_classes() -> list[tuple[type, tuple[str, ...]]]:
     ]
 
 
-def install_callsite_capture() -> bool:
-    """Wrap PySpark's DataFrame actions and writers once per process so queries know their Python line."""
-    global _installed
+def install_callsite_capture(bridge: Any = None) -> bool:
+    """Wrap PySpark's DataFrame actions and writers once per process so queries know their Python line.
+
+    `bridge`: the jar's PythonBridge class through py4j, when the driver can load it."""
+    global _installed, _bridge
     with _install_lock:
+        if bridge is not None:
+            _bridge = bridge
         if _installed:
             return True
         try:
@@ -260,11 +276,8 @@ class PySparkQueryListener:
         context: Mapping[str, Any] | None,
         client: Any,
         queue_size: int = 1000,
-        bridge: Any = None,
     ) -> None:
         self.spark_ref = dict(spark_ref)
-        #: the jar's dev.runlink.spark.PythonBridge when loadable: reads a plan in one py4j call
-        self.bridge = bridge
         self.context = dict(context) if context else None
         self.client = client
         self.dropped = 0
@@ -340,17 +353,9 @@ class PySparkQueryListener:
             "duration_ms": duration_ms,
         }
         duration_s = (duration_ms or 0.0) / 1000.0
-        described = self._describe(qe)
-        if described is not None:
-            inputs, outputs, plan = described["inputs"], described["outputs"], described.get("plan_summary")
-            truncated = bool(described.get("plan_truncated"))  # the bridge already cut the plan
-            planned_ms = described.get("planning_end_ms")
-            anchor = planned_ms / 1000.0 if planned_ms is not None else None
-        else:
-            inputs, outputs, _execution_id, plan = read_plan(qe)
-            truncated = plan is not None and len(plan) > _MAX_PLAN_CHARS
-            anchor = _planning_time(qe)
-        action = callsite_for(when - duration_s, when, anchor)
+        inputs, outputs, _execution_id, plan = read_plan(qe)
+        truncated = plan is not None and len(plan) > _MAX_PLAN_CHARS
+        action = callsite_for(when - duration_s, when, _planning_time(qe))
         if action is not None:
             payload["callsite"] = action.callsite
             if duration_ms is None and action.start:
@@ -366,16 +371,6 @@ class PySparkQueryListener:
         return make_event(
             "sql_query", payload, context=self.context, spark=self.spark_ref, agent="pyspark", time=moment
         )
-
-    def _describe(self, qe: Any) -> dict[str, Any] | None:
-        """Inputs, outputs, plan and planning time through the JVM bridge (one py4j call), else None."""
-        if self.bridge is None:
-            return None
-        try:
-            text = self.bridge.describe(qe, _MAX_PLAN_CHARS)
-        except Exception:
-            return None
-        return json.loads(text) if text else None
 
 
 def _error(exception: Any) -> dict[str, Any]:

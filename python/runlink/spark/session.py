@@ -23,7 +23,10 @@ JAR_NOT_ON_CLASSPATH = (
 
 @dataclass
 class Tracking:
-    """What `track_session` attached; returned again (unchanged) on repeated calls."""
+    """What `track_session` attached; returned again (unchanged) on repeated calls.
+
+    SQL queries are reported once: by the JVM query listener (`jvm_query_listener`) when the driver can load the
+    jar, else by the PySpark listener (`pyspark_listener`, then in `listener`)."""
 
     app_id: str
     jvm_listener: bool = False
@@ -86,7 +89,10 @@ def track_session(spark: Any) -> Tracking:
     - JVM listeners: nothing to do when the session was created with `runlink.spark.conf()`; otherwise they
       are registered through py4j if the jar is on the driver's classpath, and a clear warning says what to
       do when it is not.
-    - The PySpark QueryExecutionListener is registered in every case (it needs only py4j's callback server).
+    - Python call sites: DataFrame actions are wrapped so that Spark, and so the query listener, knows the
+      user's line.
+    - The PySpark QueryExecutionListener reports the queries when no JVM query listener can (it needs only
+      py4j's callback server).
     Never raises: tracking problems are logged, the user's session is untouched.
     """
     try:
@@ -147,15 +153,43 @@ def _attach(spark: Any, sc: Any, result: Tracking) -> None:
     if not loadable and not result.jvm_listener:
         result.messages.append(JAR_NOT_ON_CLASSPATH)
 
-    _register_pyspark_listener(spark, sc, conf_map, result)
-    if SPARK_LISTENER not in extra:  # no JVM listener saw the application start: report it from here
-        _report_app(sc, conf_map, result)
+    from runlink.spark.pyspark_listener import install_callsite_capture
+
+    install_callsite_capture(_bridge(jvm) if loadable else None)
+    report_app = SPARK_LISTENER not in extra  # no JVM listener saw the application start: report it from here
+    if not result.jvm_query_listener or report_app:
+        spark_ref = {"app_id": result.app_id, "attempt_id": _attempt_id(sc)}
+        context, client = session_context(conf_map), _client_for(conf_map)
+        if not result.jvm_query_listener:
+            _register_pyspark_listener(spark, sc, spark_ref, context, client, result)
+        if report_app:
+            _report_app(sc, conf_map, spark_ref, context, client, result)
     for message in result.messages:
         log.warning(message) if message is JAR_NOT_ON_CLASSPATH or "cannot" in message else log.info(message)
 
 
-def _register_pyspark_listener(spark: Any, sc: Any, conf_map: dict[str, str], result: Tracking) -> None:
-    from runlink.spark.pyspark_listener import PySparkQueryListener, install_callsite_capture
+def _attempt_id(sc: Any) -> str | None:
+    try:
+        opt = sc._jsc.sc().applicationAttemptId()
+        return str(opt.get()) if opt.isDefined() else None
+    except Exception:
+        return None
+
+
+def _bridge(jvm: Any) -> Any:
+    """The jar's PythonBridge class through py4j (looked up once: each package step is a py4j round trip)."""
+    try:
+        bridge = jvm
+        for part in BRIDGE.split("."):
+            bridge = getattr(bridge, part)
+        return bridge
+    except Exception:
+        return None
+
+
+def _register_pyspark_listener(spark: Any, sc: Any, spark_ref: dict[str, Any], context: dict[str, str] | None,
+                               client: Any, result: Tracking) -> None:
+    from runlink.spark.pyspark_listener import PySparkQueryListener
 
     try:
         from pyspark.java_gateway import ensure_callback_server_started
@@ -166,29 +200,14 @@ def _register_pyspark_listener(spark: Any, sc: Any, conf_map: dict[str, str], re
         ensure_callback_server_started(gateway)
     else:
         gateway.start_callback_server()
-    attempt = None
-    try:
-        opt = sc._jsc.sc().applicationAttemptId()
-        attempt = str(opt.get()) if opt.isDefined() else None
-    except Exception:
-        attempt = None
-    spark_ref = {"app_id": result.app_id, "attempt_id": attempt}
-    bridge = None
-    if _class_loadable(sc._jvm, BRIDGE):
-        try:
-            bridge = sc._jvm
-            for part in BRIDGE.split("."):
-                bridge = getattr(bridge, part)
-        except Exception:
-            bridge = None
-    listener = PySparkQueryListener(spark_ref, session_context(conf_map), _client_for(conf_map), bridge=bridge)
+    listener = PySparkQueryListener(spark_ref, context, client)
     spark._jsparkSession.listenerManager().register(listener)
-    install_callsite_capture()
     result.listener = listener
     result.pyspark_listener = True
 
 
-def _report_app(sc: Any, conf_map: dict[str, str], result: Tracking) -> None:
+def _report_app(sc: Any, conf_map: dict[str, str], spark_ref: dict[str, Any], context: dict[str, str] | None,
+                client: Any, result: Tracking) -> None:
     """`spark_app.start` (and, without any JVM listener, `spark_app.end` at exit) from Python.
 
     The tracker names and links an application from its start event; a listener attached late never gets one.
@@ -202,7 +221,6 @@ def _report_app(sc: Any, conf_map: dict[str, str], result: Tracking) -> None:
     from runlink.protocol.events import make_event
 
     listener = result.listener
-    spark_ref = listener.spark_ref
     source_id = ids.spark_app_id(spark_ref["app_id"], spark_ref.get("attempt_id"))
     try:
         user = str(sc.sparkUser())
@@ -217,18 +235,19 @@ def _report_app(sc: Any, conf_map: dict[str, str], result: Tracking) -> None:
         "start_time": format_instant(datetime.fromtimestamp(sc.startTime / 1000.0, timezone.utc)),
         "ui_url": sc.uiWebUrl,
     }
-    listener.client.emit(make_event(
-        "spark_app.start", payload, context=listener.context, spark=spark_ref, agent="pyspark",
+    client.emit(make_event(
+        "spark_app.start", payload, context=context, spark=spark_ref, agent="pyspark",
         event_id=ids.event_id(source_id, "spark_app.start", "pyspark"),
     ))
     if result.jvm_listener:
         return  # the JVM listener reports the end
 
     def _end() -> None:
-        listener.drain(5.0)
-        listener.client.emit(make_event(
+        if listener is not None:
+            listener.drain(5.0)
+        client.emit(make_event(
             "spark_app.end", {"end_time": format_instant(datetime.now(timezone.utc))},
-            context=listener.context, spark=spark_ref, agent="pyspark",
+            context=context, spark=spark_ref, agent="pyspark",
             event_id=ids.event_id(source_id, "spark_app.end", "pyspark"),
         ))
 

@@ -1,37 +1,28 @@
 package dev.runlink.spark;
 
-import java.util.LinkedHashMap;
-import java.util.Map;
+import org.apache.spark.api.java.JavaSparkContext;
 
 /**
- * What the PySpark QueryExecutionListener needs from a QueryExecution, in one py4j call.
+ * What runlink's PySpark wrappers need from the JVM, in one py4j call where PySpark would make two.
  *
- * <p>Walking a plan from Python costs a py4j round trip per node and member (about 30 ms of driver CPU per
- * query, measured); here the same {@link PlanInspector} as the JVM query listener reads it in-process and
- * returns JSON. Never throws: on any problem it returns null and the Python side falls back to its own walk.
+ * <p>Each wrapped DataFrame action sets Spark's call site to the user's Python line before it runs and clears it
+ * after: Spark then names that line in its jobs (the Spark UI, {@code spark_job.start.callsite}) and in the SQL
+ * execution, where {@link RunlinkQueryListener} reads it (see {@link Executions}). Never throws.
  */
 public final class PythonBridge {
+    private static final String SHORT = "callSite.short";
+    private static final String LONG = "callSite.long";
+
     private PythonBridge() {}
 
-    public static String describe(Object queryExecution, int maxPlanChars) {
+    /** Sets (or, with nulls, clears) the calling thread's call site; false when it could not. */
+    public static boolean setCallSite(JavaSparkContext context, String shortForm, String longForm) {
         try {
-            PlanInspector plan = PlanInspector.inspect(queryExecution, maxPlanChars);
-            Map<String, Object> out = new LinkedHashMap<>();
-            out.put("inputs", plan.inputs);
-            out.put("outputs", plan.outputs);
-            out.put("plan_summary", plan.planSummary);
-            out.put("plan_truncated", plan.planTruncated);
-            out.put("planning_end_ms", planningEnd(queryExecution));
-            return Json.MAPPER.writeValueAsString(out);
+            context.setLocalProperty(SHORT, shortForm);
+            context.setLocalProperty(LONG, longForm);
+            return true;
         } catch (Throwable t) {
-            return null;
+            return false;
         }
-    }
-
-    /** When Spark finished planning the query (epoch ms): the anchor that matches it to its Python action. */
-    static Long planningEnd(Object queryExecution) {
-        Object phases = Reflect.call(Reflect.call(queryExecution, "tracker"), "phases");
-        Object summary = Reflect.option(Reflect.callWith(phases, "get", "planning"));
-        return Reflect.number(summary, "endTimeMs");
     }
 }

@@ -77,16 +77,21 @@ public class RunlinkQueryListener implements QueryExecutionListener {
         }
         try {
             final String time = Json.now();
-            final Long executionId = Executions.take(qe);
-            agent.submit(() -> report(funcName, qe, executionId, durationMs, error, time));
+            final Executions.Execution execution = Executions.take(qe);
+            agent.submit(() -> report(funcName, qe, execution, durationMs, error, time));
         } catch (Throwable t) {
             fail(t);
         }
     }
 
-    /** Worker thread: walks the plan and emits one sql_query event. */
-    void report(String funcName, Object qe, Long executionId, Double durationMs, Exception error, String time) {
+    /**
+     * Worker thread: walks the plan and emits one sql_query event. A listener attached to a running session sits
+     * before RunlinkSparkListener on the queue, so the execution may only be known by now.
+     */
+    void report(String funcName, Object qe, Executions.Execution known, Double durationMs, Exception error,
+                String time) {
         try {
+            Executions.Execution execution = known != null ? known : Executions.take(qe);
             if (appId == null) { // a listener built without the application's conf
                 Object context = Reflect.call(Reflect.call(qe, "sparkSession"), "sparkContext");
                 appId = Reflect.string(context, "applicationId");
@@ -97,7 +102,7 @@ public class RunlinkQueryListener implements QueryExecutionListener {
             }
             PlanInspector plan = PlanInspector.inspect(qe, settings.maxPlanChars);
             Map<String, Object> p = new LinkedHashMap<>();
-            p.put("execution_id", executionId);
+            p.put("execution_id", execution == null ? null : execution.id);
             p.put("action", Json.cap(funcName, 255));
             p.put("duration_ms", durationMs);
             p.put("success", error == null);
@@ -106,6 +111,7 @@ public class RunlinkQueryListener implements QueryExecutionListener {
             p.put("outputs", plan.outputs);
             p.put("plan_summary", plan.planSummary);
             p.put("plan_truncated", plan.planTruncated);
+            p.put("callsite", execution == null ? null : execution.callsite());
             p.put("listener", "jvm");
             agent.emit(new Event(Ids.randomEventId(), "sql_query", time, settings.context, Json.cap(appId, 255),
                 Json.cap(attemptId, 64), p));

@@ -36,6 +36,8 @@ public class RunlinkSparkListener extends SparkListener {
     private static final Logger LOG = LoggerFactory.getLogger(RunlinkSparkListener.class);
     private static final int MAX_TEXT = 65_536;
     private static final long HEALTH_INTERVAL_MS = 60_000;
+    private static final String SQL_EXECUTION_START =
+        "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart";
     private static final String SQL_EXECUTION_END = "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd";
 
     private Settings settings;
@@ -372,17 +374,25 @@ public class RunlinkSparkListener extends SparkListener {
         }
     }
 
-    /** Only SQL execution ends matter: they tie a QueryExecution to its execution id (see Executions). */
+    /** Only SQL executions matter: their start names the call site, their end ties a QueryExecution to both
+     * (see Executions). */
     @Override
     public void onOtherEvent(SparkListenerEvent event) {
         if (disabled) {
             return;
         }
         try {
-            if (event.getClass().getName().equals(SQL_EXECUTION_END)) {
+            String name = event.getClass().getName();
+            if (name.equals(SQL_EXECUTION_START)) {
                 Long id = Reflect.number(event, "executionId");
                 if (id != null) {
-                    Executions.record(Reflect.call(event, "qe"), id);
+                    Executions.started(id, str(Reflect.call(event, "description")),
+                        str(Reflect.call(event, "details")));
+                }
+            } else if (name.equals(SQL_EXECUTION_END)) {
+                Long id = Reflect.number(event, "executionId");
+                if (id != null) {
+                    Executions.ended(Reflect.call(event, "qe"), id);
                 }
             }
         } catch (Throwable t) {

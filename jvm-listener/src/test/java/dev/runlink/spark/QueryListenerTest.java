@@ -36,7 +36,13 @@ public class QueryListenerTest {
     }
 
     private List<JsonNode> report(String action, Object qe, Double durationMs, Exception error) {
-        listener.report(action, qe, 12L, durationMs, error, Json.now());
+        return report(action, qe, new Executions.Execution(12L, "save at /jobs/etl.py:7", "/jobs/etl.py:7 in main"),
+            durationMs, error);
+    }
+
+    private List<JsonNode> report(String action, Object qe, Executions.Execution execution, Double durationMs,
+                                  Exception error) {
+        listener.report(action, qe, execution, durationMs, error, Json.now());
         assertTrue(agent.delivery.flush(5_000));
         return transport.events("sql_query");
     }
@@ -49,6 +55,7 @@ public class QueryListenerTest {
         assertEquals(250.5, p.get("duration_ms").asDouble(), 0.0);
         assertTrue(p.get("success").asBoolean());
         assertEquals("jvm", p.get("listener").asText());
+        assertEquals("/jobs/etl.py:7", p.get("callsite").asText());
         JsonNode in = p.get("inputs");
         assertEquals("one source, scanned twice: rows add up", 1, in.size());
         assertEquals("file:/data/a", in.get(0).get("path").asText());
@@ -115,6 +122,40 @@ public class QueryListenerTest {
         assertEquals(0, p.get("outputs").size());
         assertNull(p.get("plan_summary").textValue());
         EventSamples.add(transport.events());
+    }
+
+    @Test
+    public void callSiteOfTheExecution() {
+        // runlink's PySpark wrappers: the long form's first frame
+        assertEquals("/dags/jobs/etl.py:42", Executions.callsite("collect at /dags/jobs/etl.py:42",
+            "/dags/jobs/etl.py:42 in load\n/dags/jobs/etl.py:90 in main"));
+        // PySpark's own call site (short form only) and Spark's for a JVM application
+        assertEquals("/jobs/etl.py:12", Executions.callsite("collect at /jobs/etl.py:12",
+            "org.apache.spark.sql.Dataset.collect(Dataset.scala:3575)\nsun.reflect.Method.invoke"));
+        assertEquals("App.scala:42", Executions.callsite("count at App.scala:42",
+            "org.apache.spark.sql.Dataset.count(Dataset.scala:3615)\nApp$.main(App.scala:42)"));
+        // a job description instead of a call site, or nothing known: no call site
+        assertNull(Executions.callsite("nightly load of the orders", "org.apache.spark.sql.Dataset.count(D.scala:1)"));
+        assertNull(Executions.callsite(null, null));
+        // without its execution (the query listener alone, or an execution end it never saw)
+        JsonNode p = report("collect", FakePlans.v1Write(), null, 1.0, null).get(0).get("payload");
+        assertTrue(p.get("callsite").isNull() && p.get("execution_id").isNull());
+    }
+
+    @Test
+    public void executionStartAndEndPairWithTheQueryExecution() {
+        Object qe = new Object();
+        Executions.started(77L, "toPandas at /nb/report.py:3", "/nb/report.py:3 in <module>");
+        Executions.ended(qe, 77L);
+        Executions.Execution execution = Executions.take(qe);
+        assertEquals(77L, execution.id);
+        assertEquals("/nb/report.py:3", execution.callsite());
+        assertNull("taken once", Executions.take(qe));
+        Object unseen = new Object();
+        Executions.ended(unseen, 78L); // its start was not seen: the id still pairs, without a call site
+        Executions.Execution bare = Executions.take(unseen);
+        assertEquals(78L, bare.id);
+        assertNull(bare.callsite());
     }
 
     @Test
