@@ -7,6 +7,7 @@ The workload: SQL queries of 2 stages x 10 tasks (local[2]). Variants, each agai
                 wrappers of track_session; the tracker up (a real `runlink server`, SQLite, on the same 2 cores)
   eventlog      Spark's own event log (spark.eventLog.enabled, a local directory)
   runlink_down  runlink with the tracker down (connection refused)
+  runlink_hang  runlink with a tracker that accepts connections and never answers
   runlink_jvm   (on request) the JVM listeners only: a spark-submit app that does not call track_session
 
 This machine's speed drifts by 10-30% over minutes with nothing else running (a fixed CPU loop shows it), and a
@@ -45,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,6 +88,30 @@ def start_tracker(home: Path) -> tuple[subprocess.Popen, str, str]:
     raise SystemExit(f"tracker did not start: {(home / 'server.log').read_text()[-3000:]}")
 
 
+class HangingTracker:
+    """Accepts connections and never answers: the worst tracker there is."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of a process, from /proc."""
     with open(f"/proc/{pid}/stat") as handle:
@@ -104,6 +130,9 @@ class Bench:
         self.eventlog_dir.mkdir()
         self.tracker, self.url, token = start_tracker(self.home)
         self.down_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
+        self.hanging = HangingTracker()
+        self.urls = {"runlink": self.url, "runlink_jvm": self.url, "runlink_down": self.down_url,
+                     "runlink_hang": self.hanging.url}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "RUNLINK_", "PYSPARK_"))}
         env.update(RUNLINK_TOKEN=token, RUNLINK_HOME=str(self.home), PYSPARK_PYTHON=sys.executable)
         self.env = env
@@ -125,8 +154,7 @@ class Bench:
         if variant == "toggle":  # the jar on the driver; every listener is added later
             conf["spark.jars"] = listener_jar()
         elif variant.startswith("runlink"):
-            conf.update(runlink_conf(existing=conf, url=self.down_url if variant == "runlink_down" else self.url,
-                                     context={}))
+            conf.update(runlink_conf(existing=conf, url=self.urls[variant], context={}))
         elif variant == "eventlog":
             conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(self.eventlog_dir)})
         return conf
@@ -136,8 +164,8 @@ class Bench:
         a = self.args
         payload = {"variant": variant, "mode": mode, "conf": self.conf(variant), "queries": a.queries,
                    "rows": a.rows, "partitions": a.partitions, "heap_tasks": a.heap_tasks, "heap_tasks_per_job": 1000,
-                   "track_session": variant in ("runlink", "runlink_down"), "url": self.url,
-                   "down_url": self.down_url, "tracker_pid": self.tracker.pid,
+                   "track_session": variant in ("runlink", "runlink_down", "runlink_hang"), "urls": self.urls,
+                   "tracker_pid": self.tracker.pid,
                    "eventlog_dir": str(self.eventlog_dir), **extra}
         tracker_cpu0 = proc_cpu_s(self.tracker.pid)
         start = time.perf_counter()
@@ -157,6 +185,7 @@ class Bench:
         return result
 
     def close(self) -> None:
+        self.hanging.close()
         self.tracker.terminate()
         self.tracker.wait(timeout=30)
 
@@ -231,7 +260,7 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=10, help="tasks per stage")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--heap-tasks", type=int, default=100_000, help="0 skips the heap measurement")
-    parser.add_argument("--variants", default="runlink,eventlog,runlink_down",
+    parser.add_argument("--variants", default="runlink,eventlog,runlink_down,runlink_hang",
                         help="compared with the baseline; also runlink_jvm (JVM listeners, no Python wrappers)")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "bench_spark")
     args = parser.parse_args()

@@ -73,8 +73,7 @@ class Toggles:
         bridge = self.jvm.dev.runlink.spark.PythonBridge
         self.wrappers = Wrappers(bridge)
         self.listeners = {}
-        urls = {"runlink": args["url"], "runlink_jvm": args["url"], "runlink_down": args["down_url"]}
-        for variant, url in urls.items():
+        for variant, url in args["urls"].items():
             conf = self.sc.conf().clone().set("spark.runlink.url", url)
             self.listeners[variant] = (self.jvm.dev.runlink.spark.RunlinkSparkListener(conf),
                                        self.jvm.dev.runlink.spark.RunlinkQueryListener(conf))

@@ -38,6 +38,7 @@ final class Delivery {
     private final long batchIntervalMs;
     private final int retryBufferEvents;
     private final long maxBackoffMs;
+    private final long failingFlushTimeoutMs;
     private final Supplier<Map<String, Object>> sourceSupplier;
     private Map<String, Object> source; // sender thread only: built there, off Spark's threads (host lookup)
 
@@ -47,6 +48,8 @@ final class Delivery {
     private final AtomicLong dropped = new AtomicLong();
     private final AtomicLong sendErrors = new AtomicLong();
     private volatile int retrySize;
+    private volatile boolean failing; // the latest attempt failed (refused, timed out, 408/429/5xx)
+    private volatile int inFlight; // events of the batch being sent
 
     private final Object flushLock = new Object();
     private long flushRequested; // guarded by flushLock
@@ -68,6 +71,7 @@ final class Delivery {
         this.batchIntervalMs = s.batchIntervalMs;
         this.retryBufferEvents = s.retryBufferEvents;
         this.maxBackoffMs = s.maxBackoffMs;
+        this.failingFlushTimeoutMs = s.failingFlushTimeoutMs;
         this.sourceSupplier = source;
         this.queue = new ArrayBlockingQueue<>(s.queueCapacity);
         this.thread = new Thread(this::run, "runlink-sender");
@@ -85,10 +89,15 @@ final class Delivery {
     }
 
     /**
-     * Sends everything queued so far, waiting at most {@code timeoutMs}. Returns true when all was delivered;
-     * false at the deadline, or as soon as an attempt fails (a down tracker does not cost the full timeout).
+     * Sends everything queued so far, waiting at most {@code timeoutMs}, or at most failingFlushTimeoutMs while the
+     * latest attempt failed (a tracker that hangs until the read timeout would otherwise hold the caller, the
+     * application's end, for the whole bound). Returns true when all was delivered; false at the deadline, or as
+     * soon as an attempt fails (a down tracker does not cost the full timeout).
      */
     boolean flush(long timeoutMs) {
+        if (failing) {
+            timeoutMs = Math.min(timeoutMs, failingFlushTimeoutMs);
+        }
         long gen;
         synchronized (flushLock) {
             gen = ++flushRequested;
@@ -131,9 +140,9 @@ final class Delivery {
         return sendErrors.get();
     }
 
-    /** Events accepted but not yet delivered (queued or waiting for a retry). */
+    /** Events accepted but not yet delivered (queued, being sent, or waiting for a retry). */
     long pending() {
-        return queue.size() + retrySize;
+        return queue.size() + retrySize + inFlight;
     }
 
     String target() {
@@ -160,7 +169,13 @@ final class Delivery {
                     }
                     continue;
                 }
-                List<byte[]> again = deliver(batch);
+                inFlight = batch.size();
+                List<byte[]> again;
+                try {
+                    again = deliver(batch);
+                } finally {
+                    inFlight = 0;
+                }
                 if (again.isEmpty()) {
                     backoff = 0;
                     if (gen > 0 && pending() == 0) {
@@ -257,16 +272,18 @@ final class Delivery {
                 response = transport.post(gzip(rest));
             } catch (IOException e) {
                 sendErrors.incrementAndGet();
+                failing = true;
                 unreachable.warn(LOG, "runlink: tracker " + target + " unreachable (" + e
                     + "); events wait in a bounded buffer and are retried", null);
                 return rest;
             }
             int status = response.status;
+            failing = status == 408 || status == 429 || status >= 500;
             if (status >= 200 && status < 300) {
                 sent.addAndGet(rest.size());
                 return Collections.emptyList();
             }
-            if (status == 408 || status == 429 || status >= 500) {
+            if (failing) {
                 sendErrors.incrementAndGet();
                 return rest;
             }

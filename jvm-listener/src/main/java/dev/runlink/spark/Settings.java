@@ -42,6 +42,8 @@ public final class Settings {
     public final int batchBytes;
     public final long batchIntervalMs;
     public final long flushTimeoutMs;
+    /** The flush bound while the tracker's latest attempt failed: a hanging tracker must not hold the exit long. */
+    public final long failingFlushTimeoutMs;
     public final int connectTimeoutMs;
     public final int readTimeoutMs;
     public final int retryBufferEvents;
@@ -63,6 +65,7 @@ public final class Settings {
         this.batchBytes = intConf(conf, "spark.runlink.batchBytes", 2 * 1024 * 1024, 1024);
         this.batchIntervalMs = intConf(conf, "spark.runlink.batchIntervalMs", 500, 0);
         this.flushTimeoutMs = intConf(conf, "spark.runlink.flushTimeoutMs", 5_000, 0);
+        this.failingFlushTimeoutMs = intConf(conf, "spark.runlink.failingFlushTimeoutMs", 1_000, 0);
         this.connectTimeoutMs = intConf(conf, "spark.runlink.connectTimeoutMs", 2_000, 1);
         this.readTimeoutMs = intConf(conf, "spark.runlink.readTimeoutMs", 5_000, 1);
         this.retryBufferEvents = intConf(conf, "spark.runlink.retryBufferEvents", 2_000, 0);

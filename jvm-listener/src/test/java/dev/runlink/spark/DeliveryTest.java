@@ -238,6 +238,23 @@ public class DeliveryTest {
     }
 
     @Test
+    public void aTrackerThatTimedOutGetsTheShortFlushBound() throws Exception {
+        hanging = new ServerSocket(0, 50);
+        Delivery d = httpDelivery("http://127.0.0.1:" + hanging.getLocalPort(), "spark.runlink.readTimeoutMs",
+            "1500", "spark.runlink.failingFlushTimeoutMs", "300");
+        d.offer(event(1));
+        TestSupport.await("a timed-out send", 10_000, () -> d.sendErrors() >= 1);
+        d.offer(event(2));
+        long start = System.nanoTime();
+        assertFalse(d.flush(10_000));
+        long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertTrue("flush waited " + ms + " ms: bound 300 ms once an attempt timed out (read timeout 1500 ms)",
+            ms >= 250 && ms < 1_200);
+        assertEquals("undelivered, not dropped: still in the retry buffer or the queue", 2, d.pending());
+        System.out.println("figure: flush after a timed-out attempt returned in " + ms + " ms (bound 300 ms)");
+    }
+
+    @Test
     public void readTimeoutTurnsAHangIntoARetry() throws Exception {
         hanging = new ServerSocket(0, 50);
         Delivery d = httpDelivery("http://127.0.0.1:" + hanging.getLocalPort(), "spark.runlink.readTimeoutMs", "200",
