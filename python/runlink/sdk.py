@@ -90,21 +90,30 @@ def log_dataframe(
     a failure to measure is logged and the job goes on.
     """
     try:
-        client = delivery._client or delivery.get_client()
+        spark = _is_spark_dataframe(df)
+        if not spark and not _is_pandas_dataframe(df):
+            log.warning("runlink.log_dataframe: %s is neither a pandas nor a Spark DataFrame", type(df).__name__)
+            return
+        app_id, spark_conf = _spark_session(df) if spark else (None, {})
+        if spark_conf:  # the app's conf may name its tracker (spark.runlink.*): report where its listeners do
+            from runlink.spark.session import client_for
+
+            client = client_for(spark_conf)
+        else:
+            client = delivery._client or delivery.get_client()
         if not client.tracking:
             return
         if operation not in ("read", "write", "unknown"):
             operation = "unknown"
         spark_ref = None
         context = current_context()
-        if _is_spark_dataframe(df):
-            payload, spark_ref, spark_context = _spark_dataset(df, with_stats, with_schema)
-            context = context or spark_context
-        elif _is_pandas_dataframe(df):
-            payload = _pandas_dataset(df, with_stats, with_schema)
+        if spark:
+            payload = _spark_dataset(df, with_stats, with_schema)
+            spark_ref = {"app_id": str(app_id)} if app_id else None
+            env = {name: spark_conf[f"spark.env.{name}"] for name in _ENV_NAMES if f"spark.env.{name}" in spark_conf}
+            context = context or from_env(env) or None  # an Airflow context passed as `spark.env.AIRFLOW_CTX_*`
         else:
-            log.warning("runlink.log_dataframe: %s is neither a pandas nor a Spark DataFrame", type(df).__name__)
-            return
+            payload = _pandas_dataset(df, with_stats, with_schema)
         payload.update({"name": str(name), "operation": operation, "path": path, "table": table})
         client.emit_lazy("dataset", payload, time.time(), context, spark_ref)
     except Exception as exc:
@@ -203,9 +212,7 @@ def _is_spark_dataframe(df: Any) -> bool:
 _NUMERIC_SPARK = ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType", "DecimalType")
 
 
-def _spark_dataset(
-    df: Any, with_stats: bool, with_schema: bool
-) -> tuple[dict[str, Any], dict[str, str] | None, dict[str, str] | None]:
+def _spark_dataset(df: Any, with_stats: bool, with_schema: bool) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     all_fields = list(df.schema.fields)
@@ -234,23 +241,17 @@ def _spark_dataset(
                 entry.update(min=_plain(row[f"lo{i}"]), max=_plain(row[f"hi{i}"]), mean=_plain(row[f"mu{i}"]))
             stats[f.name] = entry
         payload["column_stats"] = stats
-    spark_ref, spark_context = _spark_identity(df)
-    return payload, spark_ref, spark_context
+    return payload
 
 
-def _spark_identity(df: Any) -> tuple[dict[str, str] | None, dict[str, str] | None]:
-    """The Spark app the DataFrame belongs to, and an Airflow context passed as `spark.env.AIRFLOW_CTX_*`."""
+def _spark_session(df: Any) -> tuple[str | None, dict[str, str]]:
+    """The id of the Spark app the DataFrame belongs to, and the app's conf."""
     session = df.sparkSession
-    app_id = None
-    conf: dict[str, str] = {}
     try:
         sc = session.sparkContext
-        app_id = sc.applicationId
-        conf = dict(sc.getConf().getAll())
+        return sc.applicationId, dict(sc.getConf().getAll())
     except Exception:  # Spark Connect has no SparkContext
         try:
-            app_id = session.conf.get("spark.app.id", None)
+            return session.conf.get("spark.app.id", None), {}
         except Exception:
-            app_id = None
-    env = {name: conf[f"spark.env.{name}"] for name in _ENV_NAMES if f"spark.env.{name}" in conf}
-    return ({"app_id": str(app_id)} if app_id else None), (from_env(env) or None)
+            return None, {}

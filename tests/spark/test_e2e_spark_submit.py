@@ -79,7 +79,7 @@ def app_tree(tracker: Any, dag_id: str, app_id: str, rest: dict) -> tuple[dict, 
                     continue
                 jobs_done = [j for j in app["jobs"] if j.get("result")]
                 if (len(app["stages"]) >= len(ran) and len(jobs_done) >= len(rest["jobs"])
-                        and app.get("end_time") and app["queries"]):
+                        and app.get("end_time") and app["queries"] and attempt["datasets"]):
                     return tree, attempt, app
     return None
 
@@ -134,6 +134,11 @@ def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_e
     assert join_reads == {"orders": 1000, "customers": 7}
     failures = [q for q in queries if not q["success"]]
     assert len(failures) == 1 and "runlink-e2e-boom" in (failures[0]["error"] or {}).get("message", "")
+
+    # log_dataframe in the app: the Python SDK reports to the tracker of the app's conf, under the same attempt
+    (logged,) = attempt["datasets"]
+    assert (logged["name"], logged["rows"], logged["operation"]) == ("totals", 7, "read")
+    assert logged["column_stats"]["n"]["min"] == 142 and len(logged["schema"]) == 3, logged
 
     # call sites: PySpark's own for the actions it marks (collect), every action's with runlink's wrappers
     marks = callsite_lines(APP)

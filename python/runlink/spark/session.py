@@ -59,28 +59,39 @@ def session_context(spark_conf: dict[str, str]) -> dict[str, str] | None:
     return raw or None
 
 
-def _client_for(spark_conf: dict[str, str]) -> Any:
-    """The process's delivery client, or a dedicated one when the Spark conf names another tracker.
+_dedicated: dict[tuple, Any] = {}  # (url, token, tracking) -> the client of a tracker other than the process's
+_dedicated_lock = threading.Lock()
+
+
+def client_for(spark_conf: dict[str, str]) -> Any:
+    """The process's delivery client, or a dedicated one (one per tracker, kept) when the Spark conf names
+    another tracker: what Python reports about a Spark application goes where its JVM listeners report.
 
     Precedence (DESIGN.md): spark.runlink.* conf / environment over $RUNLINK_HOME files and defaults.
     """
     from runlink import config as config_mod
     from runlink import delivery
 
-    shared = delivery.get_client()
+    shared = delivery._client or delivery.get_client()
     if not any(k.startswith("spark.runlink.") for k in spark_conf):
         return shared
     cfg = config_mod.load(spark_conf=spark_conf)
+    key = (cfg.url, cfg.token, cfg.tracking)
     current = getattr(shared, "config", None)
-    if current is not None and (current.url, current.token, current.tracking) == (cfg.url, cfg.token, cfg.tracking):
+    if current is not None and (current.url, current.token, current.tracking) == key:
         return shared
-    if not cfg.tracking:
-        return delivery.NoopClient(cfg)
-    client = delivery.Client(cfg)
-    import atexit
+    with _dedicated_lock:
+        client = _dedicated.get(key)
+        if client is None:
+            if not cfg.tracking:
+                client = delivery.NoopClient(cfg)
+            else:
+                import atexit
 
-    atexit.register(client.close, cfg.flush_timeout_s)
-    return client
+                client = delivery.Client(cfg)
+                atexit.register(client.close, cfg.flush_timeout_s)
+            _dedicated[key] = client
+        return client
 
 
 def track_session(spark: Any) -> Tracking:
@@ -159,7 +170,7 @@ def _attach(spark: Any, sc: Any, result: Tracking) -> None:
     report_app = SPARK_LISTENER not in extra  # no JVM listener saw the application start: report it from here
     if not result.jvm_query_listener or report_app:
         spark_ref = {"app_id": result.app_id, "attempt_id": _attempt_id(sc)}
-        context, client = session_context(conf_map), _client_for(conf_map)
+        context, client = session_context(conf_map), client_for(conf_map)
         if not result.jvm_query_listener:
             _register_pyspark_listener(spark, sc, spark_ref, context, client, result)
         if report_app:

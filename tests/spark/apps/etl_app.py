@@ -1,5 +1,6 @@
 """The PySpark application the end-to-end tests spark-submit: parquet write/read, a join, an aggregation,
-one failing job; then it records what Spark's own REST status API says about its stages and jobs.
+log_dataframe of the result, one failing job; then it records what Spark's own REST status API says about its
+stages and jobs.
 
 usage: etl_app.py OUT_DIR [--track-python]
 """
@@ -41,6 +42,9 @@ for i in range(1000):
     expected_rows[name] = (total + float(i), n + 1)
 expected = spark.createDataFrame([(k, t, n) for k, (t, n) in expected_rows.items()], schema)
 assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+import runlink  # noqa: E402 - the SDK in a spark-submit app: it reports where the listeners do
+
+runlink.log_dataframe("totals", result, operation="read", path=f"{out}/totals", with_stats=True)
 
 # One task: with two, the second task's end can reach Spark's status store after the stage was aborted, and the
 # REST API then counts it while the stage-completed event (what listeners get) cannot.
