@@ -163,9 +163,14 @@ def _wrap(method: Callable[..., Any], action: str) -> Callable[..., Any]:
 
 def _set_callsite(jsc: Any, short: str | None, long: str | None) -> None:
     """Spark's call site for the calling thread: one py4j call through the jar's bridge, else two."""
+    global _bridge
     bridge = _bridge
-    if bridge is not None and bridge.setCallSite(jsc, short, long):
-        return
+    if bridge is not None:
+        try:
+            if bridge.setCallSite(jsc, short, long):
+                return
+        except Exception:  # a jar without the bridge method (an older runlink on the classpath)
+            _bridge = None
     jsc.setLocalProperty("callSite.short", short)
     jsc.setLocalProperty("callSite.long", long)
 
