@@ -25,12 +25,14 @@ blocks. A block's time includes draining the listener bus, so the listeners' wor
 also reports process time (JVM start to exit: the flush at application end counts). It is the same comparison
 with JVM start-up and warm-up inside, and much noisier.
 
-Reported per variant: wall-time overhead (median, and the spread over blocks), driver JVM CPU overhead
-(utime+stime from /proc), the Python driver's and the tracker's CPU seconds, the driver log's listener-bus
-"Dropped" lines; then the driver heap retained by the listener after `--heap-tasks` tasks (live heap after full
-GC, runlink minus baseline, in separate processes, and the dev.runlink.* classes in `jcmd GC.class_histogram`).
+Reported per variant: wall-time overhead (median, its bootstrap 95% interval, the quartiles of the blocks), driver
+JVM CPU overhead (utime+stime from /proc), the Python driver's and the tracker's CPU seconds, the driver log's
+listener-bus "Dropped" lines; then the driver heap retained by the listener after `--heap-tasks` tasks (live heap
+after full GC, runlink minus baseline, in separate processes, and the dev.runlink.* classes in
+`jcmd GC.class_histogram`).
 
-    .venv/bin/python scripts/bench_spark.py                    # toggle: 40 blocks per variant, ~15 min on 2 cores
+    .venv/bin/python scripts/bench_spark.py                    # toggle: 40 blocks per variant, ~20 min on 2 cores
+    .venv/bin/python scripts/bench_spark.py --repeats 120      # ~45 min: a 95% interval of about +-1.3 points
     .venv/bin/python scripts/bench_spark.py --design processes --repeats 5     # ~25 min
 """
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -209,6 +212,13 @@ def quartiles(values: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
+def median_ci95(values: list[float], resamples: int = 4000) -> tuple[float, float]:
+    """A bootstrap 95% interval of the median (fixed seed: the same data gives the same interval)."""
+    rng = random.Random(7)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
 def summarize(sequence: list[dict], variants: list[str], wall: str, cpu: str, process: str | None) -> dict:
     """Per variant: bracketed overheads (median, quartiles, each), medians of the side measures."""
     out = {}
@@ -223,8 +233,10 @@ def summarize(sequence: list[dict], variants: list[str], wall: str, cpu: str, pr
         if variant != "baseline":
             ratios = bracketed(sequence, variant, wall)
             low, high = quartiles(ratios)
+            ci_low, ci_high = median_ci95(ratios)
             entry.update({
                 "overhead_pct": pct(statistics.median(ratios)),
+                "overhead_ci95_pct": [pct(ci_low), pct(ci_high)],
                 "overhead_quartiles_pct": [pct(low), pct(high)],
                 "overhead_pct_each": [pct(r) for r in ratios],
                 "jvm_cpu_overhead_pct": pct(statistics.median(bracketed(sequence, variant, cpu))),
@@ -237,15 +249,17 @@ def summarize(sequence: list[dict], variants: list[str], wall: str, cpu: str, pr
 
 def print_table(title: str, table: dict, unit: str) -> None:
     print(title)
-    print(f"{'variant':13s} {'n':>3s} {unit:>9s} {'overhead':>9s} {'quartiles':>17s} {'JVM CPU':>8s} "
-          f"{'process':>8s} {'py CPU s':>9s} {'trk CPU s':>9s}")
+    print(f"{'variant':13s} {'n':>3s} {unit:>9s} {'overhead':>9s} {'95% CI':>16s} {'quartiles':>17s} "
+          f"{'JVM CPU':>8s} {'process':>8s} {'py CPU s':>9s} {'trk CPU s':>9s}")
     for variant, e in table.items():
         if variant == "baseline":
-            cells = f"{'':>9s} {'':>17s} {'':>8s} {'':>8s}"
+            cells = f"{'':>9s} {'':>16s} {'':>17s} {'':>8s} {'':>8s}"
         else:
             low, high = e["overhead_quartiles_pct"]
+            ci_low, ci_high = e["overhead_ci95_pct"]
             process = f"{e['process_overhead_pct']:7.2f}%" if "process_overhead_pct" in e else f"{'':>8s}"
-            cells = f"{e['overhead_pct']:8.2f}% {low:+7.2f}..{high:+6.2f}% {e['jvm_cpu_overhead_pct']:7.2f}% {process}"
+            cells = (f"{e['overhead_pct']:8.2f}% {ci_low:+6.2f}..{ci_high:+6.2f}% {low:+7.2f}..{high:+6.2f}% "
+                     f"{e['jvm_cpu_overhead_pct']:7.2f}% {process}")
         print(f"{variant:13s} {e['n']:3d} {e['median_s']:9.3f} {cells} {e['median_python_cpu_s']:9.3f} "
               f"{e['median_tracker_cpu_s']:9.3f}")
 
