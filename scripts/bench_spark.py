@@ -13,7 +13,8 @@ The workload: SQL queries of 2 stages x 10 tasks (local[2]). Variants, each agai
 This machine's speed drifts by 10-30% over minutes with nothing else running (a fixed CPU loop shows it), and a
 fresh JVM runs this workload about 2x slower for its first ~100 queries (JIT). Both are far larger than the
 effect measured, so the main figure comes from one warm driver (`--design toggle`, the default): after a warm-up
-it runs blocks of `--block-queries` queries, switching each variant on for one block and off again (listeners
+it runs blocks of `--block-queries` queries (by default 100: 200 stages and 2,000 tasks, the whole workload, in
+every block), switching each variant on for one block and off again (listeners
 added to and removed from Spark's listener bus, the query listener registered and unregistered, the wrappers put
 in and taken out, Spark's EventLoggingListener added to and removed from its queue), every variant block between
 two baseline blocks: baseline, runlink, baseline, eventlog, baseline, runlink_down, baseline, ... (the order
@@ -31,8 +32,8 @@ listener-bus "Dropped" lines; then the driver heap retained by the listener afte
 after full GC, runlink minus baseline, in separate processes, and the dev.runlink.* classes in
 `jcmd GC.class_histogram`).
 
-    .venv/bin/python scripts/bench_spark.py                    # toggle: 40 blocks per variant, ~20 min on 2 cores
-    .venv/bin/python scripts/bench_spark.py --repeats 120      # ~45 min: a 95% interval of about +-1.3 points
+    .venv/bin/python scripts/bench_spark.py                    # toggle: 12 blocks per variant, ~35 min on 2 cores
+    .venv/bin/python scripts/bench_spark.py --block-queries 20 --repeats 120   # ~45 min, 600 shorter blocks
     .venv/bin/python scripts/bench_spark.py --design processes --repeats 5     # ~25 min
 """
 
@@ -267,8 +268,9 @@ def print_table(title: str, table: dict, unit: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", choices=("toggle", "processes"), default="toggle")
-    parser.add_argument("--repeats", type=int, default=40, help="blocks (toggle) or processes per variant")
-    parser.add_argument("--block-queries", type=int, default=20, help="toggle: queries per block")
+    parser.add_argument("--repeats", type=int, default=12, help="blocks (toggle) or processes per variant")
+    parser.add_argument("--block-queries", type=int, default=100,
+                        help="toggle: queries per block; 100 = 200 stages, 2,000 tasks: the whole workload")
     parser.add_argument("--warmup-queries", type=int, default=150, help="toggle: queries before the first block")
     parser.add_argument("--queries", type=int, default=100, help="processes: SQL queries per run (2 stages each)")
     parser.add_argument("--partitions", type=int, default=10, help="tasks per stage")

@@ -251,15 +251,19 @@ def test_track_session_without_the_jar_explains(tmp_path: Path) -> None:
 
 
 SCRIPT_JAR_ONLY = """
-import json
+import json, sys
 from pyspark.sql import SparkSession
 import runlink.spark
 spark = (SparkSession.builder.master("local[1]").appName("runlink-late-attach")
-         .config("spark.jars", runlink.spark.listener_jar()).config("spark.ui.enabled", "false").getOrCreate())
+         .config("spark.jars", runlink.spark.listener_jar()).config("spark.ui.enabled", "false")
+         .config("spark.sql.shuffle.partitions", "2").getOrCreate())
 spark.range(3).count()  # before tracking: not seen by the JVM listener
 t = runlink.spark.track_session(spark)
 assert runlink.spark.track_session(spark) is t
-spark.range(5).count()
+spark.range(5).count()  # SITE:count
+spark.range(40).selectExpr("id % 4 AS k").write.mode("overwrite").parquet(sys.argv[1])  # SITE:write
+rows = spark.read.parquet(sys.argv[1]).groupBy("k").count().collect()  # SITE:collect
+assert sorted(r["count"] for r in rows) == [10, 10, 10, 10]
 print("RESULT " + json.dumps({"jvm": t.jvm_listener, "jvmq": t.jvm_query_listener, "py": t.pyspark_listener,
                               "messages": t.messages, "app_id": spark.sparkContext.applicationId}))
 spark.stop()
@@ -267,27 +271,44 @@ spark.stop()
 
 
 def test_track_session_registers_the_jvm_listeners_late(sqlite_tracker: Any, tmp_path: Path) -> None:
-    """The jar is on the classpath but the listeners were not configured: track_session adds them via py4j."""
+    """The jar is on the classpath but the listeners were not configured: track_session adds them via py4j.
+    Every query after that is reported once, by the JVM, at its Python line: the query listener is told of an
+    execution before the late-added Spark listener has seen its end, and its worker waits for that."""
     jar_or_skip()
+    script = tmp_path / "late_attach.py"
+    script.write_text(SCRIPT_JAR_ONLY)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "PYSPARK_"))}
     env.update(RUNLINK_URL=sqlite_tracker.url, RUNLINK_TOKEN=sqlite_tracker.token, RUNLINK_HOME=str(tmp_path))
-    res = subprocess.run([sys.executable, "-c", SCRIPT_JAR_ONLY], capture_output=True, text=True, env=env,
-                         timeout=300)
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "late_out")], capture_output=True,
+                         text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-4000:]
     result = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
     assert result["jvm"] and result["jvmq"] and not result["py"]
     assert any("events before this point" in m for m in result["messages"])
+    where = {line.split("# SITE:")[1].strip(): f"{script}:{number}"
+             for number, line in enumerate(script.read_text().splitlines(), start=1) if "# SITE:" in line}
+    queries = _app_queries(sqlite_tracker, "runlink-late-attach", result["app_id"], set(where.values()))
+    assert {q["listener"] for q in queries} == {"jvm"}  # one report per query
+    by_site: dict[str, list[dict]] = {}
+    for query in queries:
+        by_site.setdefault(query["callsite"], []).append(query)
+    assert set(by_site) == set(where.values()), by_site.keys()  # every query has its line; none is missing one
+    (counted,) = by_site[where["count"]]
+    assert counted["action"] == "count" and counted["execution_id"] is not None
+    (written,) = by_site[where["write"]]
+    assert written["outputs"][0]["rows"] == 40 and written["outputs"][0]["format"] == "parquet"
+    (collected,) = by_site[where["collect"]]
+    assert collected["inputs"][0]["rows"] == 40
 
     def app() -> dict | None:
         for run in sqlite_tracker.get_json("/api/v1/dag-runs", dag_id="spark:runlink-late-attach")["items"]:
             for attempt in sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]:
                 for spark_app in attempt["spark_apps"]:
-                    if spark_app["app_id"] == result["app_id"] and spark_app["jobs"] and spark_app["queries"]:
+                    if spark_app["app_id"] == result["app_id"] and spark_app["jobs"]:
                         return spark_app
         return None
 
-    seen = wait_for(app, "the late-attached app's jobs and queries", 60)
-    assert {q["listener"] for q in seen["queries"]} == {"jvm"}  # one report per query
+    wait_for(app, "the late-attached app's jobs", 60)
 
 
 USER_TEST = """

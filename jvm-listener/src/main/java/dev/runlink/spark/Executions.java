@@ -15,6 +15,10 @@ import java.util.regex.Pattern;
  * set), SparkListenerSQLExecutionEnd the QueryExecution. The callbacks only store references; the call site is
  * parsed on the query listener's worker. Weak keys and bounded maps: an execution nobody reports on does not stay
  * in memory.
+ *
+ * <p>A RunlinkSparkListener attached to a running session (track_session) sits after the session's query
+ * listeners on the queue, so it sees an execution's end just after the query listener was told of it: the worker
+ * then waits for it, bounded ({@link #await}).
  */
 final class Executions {
     private static final int MAX = 10_000;
@@ -33,6 +37,10 @@ final class Executions {
     private static final Pattern PYTHON_FRAME = Pattern.compile("^(.+:\\d+) in [^\\n]*");
     /** A short call site as Spark (and PySpark) writes it: {@code collect at App.scala:42}. */
     private static final Pattern SHORT_FORM = Pattern.compile("^\\S+ at (\\S.*:\\d+)$");
+    /** Signalled at every execution end, for a worker in {@link #await}. */
+    private static final Object ARRIVAL = new Object();
+    /** A RunlinkSparkListener in this JVM sees SQL executions: an execution not known yet is worth waiting for. */
+    private static volatile boolean watched;
 
     /** What the query listener learns of one execution. */
     static final class Execution {
@@ -56,7 +64,16 @@ final class Executions {
 
     /** Listener thread, at SQL execution start: keeps the call-site strings Spark already built. */
     static void started(long executionId, String description, String details) {
+        watched = true;
         STARTED.put(executionId, new String[] {description, details});
+    }
+
+    /** The Spark listener stopped (disabled): nobody will record executions any more. */
+    static void unwatched() {
+        watched = false;
+        synchronized (ARRIVAL) {
+            ARRIVAL.notifyAll();
+        }
     }
 
     /** Listener thread, at SQL execution end. */
@@ -70,10 +87,41 @@ final class Executions {
         }
         BY_QUERY.put(queryExecution, new Execution(executionId, site == null ? null : site[0],
             site == null ? null : site[1]));
+        synchronized (ARRIVAL) {
+            ARRIVAL.notifyAll();
+        }
     }
 
     static Execution take(Object queryExecution) {
         return queryExecution == null ? null : BY_QUERY.remove(queryExecution);
+    }
+
+    /**
+     * Worker thread only: {@link #take}, waiting up to {@code timeoutMs} for the execution's end while a Spark
+     * listener watches executions; without one it does not wait at all.
+     */
+    static Execution await(Object queryExecution, long timeoutMs) {
+        if (queryExecution == null) {
+            return null;
+        }
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+        synchronized (ARRIVAL) {
+            Execution execution = take(queryExecution);
+            while (execution == null && watched) {
+                long leftMs = (deadline - System.nanoTime()) / 1_000_000L;
+                if (leftMs <= 0) {
+                    return null;
+                }
+                try {
+                    ARRIVAL.wait(leftMs);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt(); // the agent is shutting down: report without it
+                    return null;
+                }
+                execution = take(queryExecution);
+            }
+            return execution;
+        }
     }
 
     /**

@@ -18,6 +18,8 @@ import org.slf4j.LoggerFactory;
  */
 public class RunlinkQueryListener implements QueryExecutionListener {
     private static final Logger LOG = LoggerFactory.getLogger(RunlinkQueryListener.class);
+    /** How long the worker waits for a late-attached Spark listener to see an execution end (see Executions). */
+    static final long LATE_END_WAIT_MS = 500;
 
     private Settings settings;
     private Agent agent;
@@ -86,12 +88,12 @@ public class RunlinkQueryListener implements QueryExecutionListener {
 
     /**
      * Worker thread: walks the plan and emits one sql_query event. A listener attached to a running session sits
-     * before RunlinkSparkListener on the queue, so the execution may only be known by now.
+     * before RunlinkSparkListener on the queue, so the execution may only be known a moment later.
      */
     void report(String funcName, Object qe, Executions.Execution known, Double durationMs, Exception error,
                 String time) {
         try {
-            Executions.Execution execution = known != null ? known : Executions.take(qe);
+            Executions.Execution execution = known != null ? known : Executions.await(qe, LATE_END_WAIT_MS);
             if (appId == null) { // a listener built without the application's conf
                 Object context = Reflect.call(Reflect.call(qe, "sparkSession"), "sparkContext");
                 appId = Reflect.string(context, "applicationId");

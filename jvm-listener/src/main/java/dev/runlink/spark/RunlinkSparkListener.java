@@ -105,6 +105,7 @@ public class RunlinkSparkListener extends SparkListener {
     private void fail(Throwable t) {
         if (t instanceof LinkageError || t instanceof VirtualMachineError) {
             disabled = true;
+            Executions.unwatched();
             LOG.warn("runlink: Spark listener disabled (this Spark/Scala version does not fit the listener jar, "
                 + "or the JVM is in trouble); the application is not affected", t);
         } else {

@@ -159,6 +159,40 @@ public class QueryListenerTest {
     }
 
     @Test
+    public void anExecutionEndSeenJustAfterTheQueryListenerIsWaitedFor() throws Exception {
+        // track_session on a running session: the query listener hears of the execution before the Spark
+        // listener records its end, so the worker finds nothing at first and waits for it
+        final Object qe = FakePlans.v1Write();
+        Executions.started(91L, "save at /dags/late.py:5", "/dags/late.py:5 in main");
+        Thread sparkListener = new Thread(() -> {
+            while (!Thread.currentThread().isInterrupted()) {
+                if (worker != null && worker.getState() == Thread.State.TIMED_WAITING) {
+                    Executions.ended(qe, 91L);
+                    return;
+                }
+                Thread.yield();
+            }
+        });
+        worker = Thread.currentThread();
+        sparkListener.start();
+        try {
+            JsonNode p = report("save", qe, null, 3.0, null).get(0).get("payload");
+            assertEquals(91, p.get("execution_id").asInt());
+            assertEquals("/dags/late.py:5", p.get("callsite").asText());
+        } finally {
+            worker = null;
+            sparkListener.interrupt();
+            sparkListener.join(5_000);
+        }
+        // an end that never comes: reported after the bound, without its execution
+        JsonNode p = report("save", FakePlans.v1Write(), null, 3.0, null).get(1).get("payload");
+        assertTrue(p.get("execution_id").isNull());
+        assertTrue(p.get("callsite").isNull());
+    }
+
+    private volatile Thread worker;
+
+    @Test
     public void samplesForTheSchemaCheck() {
         report("save", FakePlans.v1Write(), 250.5, null);
         report("append", FakePlans.v2Append(), 5.0, null);
