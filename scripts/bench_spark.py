@@ -13,13 +13,17 @@ The workload: SQL queries of 2 stages x 10 tasks (local[2]). Variants, each agai
 This machine's speed drifts by 10-30% over minutes with nothing else running (a fixed CPU loop shows it), and a
 fresh JVM runs this workload about 2x slower for its first ~100 queries (JIT). Both are far larger than the
 effect measured, so the main figure comes from one warm driver (`--design toggle`, the default): after a warm-up
-it runs blocks of `--block-queries` queries (by default 100: 200 stages and 2,000 tasks, the whole workload, in
-every block), switching each variant on for one block and off again (listeners
+it runs blocks of `--block-queries` queries, switching each variant on for one block and off again (listeners
 added to and removed from Spark's listener bus, the query listener registered and unregistered, the wrappers put
 in and taken out, Spark's EventLoggingListener added to and removed from its queue), every variant block between
 two baseline blocks: baseline, runlink, baseline, eventlog, baseline, runlink_down, baseline, ... (the order
 rotates). A block's overhead is its time over the mean of its two neighbours; the figure is the median over the
 blocks. A block's time includes draining the listener bus, so the listeners' work counts in it.
+
+Block size: by default 20 queries (40 stages, 400 tasks), 40 blocks per variant: 1,600 stages and 16,000 tasks per
+variant in all. `--block-queries 100` makes every block the whole 200-stage, 2,000-task workload, but a longer
+block follows the drift worse: 12 such blocks per variant (31 min) gave 95% intervals of about +-5 points, against
+about +-2.5 for 40 blocks of 20 (20 min).
 
 `--design processes` runs each variant as its own driver process configured at start as users do
 (`runlink.spark.conf()` + `track_session`, `spark.eventLog.enabled`), each between two baseline processes, and
@@ -32,8 +36,9 @@ listener-bus "Dropped" lines; then the driver heap retained by the listener afte
 after full GC, runlink minus baseline, in separate processes, and the dev.runlink.* classes in
 `jcmd GC.class_histogram`).
 
-    .venv/bin/python scripts/bench_spark.py                    # toggle: 12 blocks per variant, ~35 min on 2 cores
-    .venv/bin/python scripts/bench_spark.py --block-queries 20 --repeats 120   # ~45 min, 600 shorter blocks
+    .venv/bin/python scripts/bench_spark.py                    # toggle: 40 blocks per variant, ~20 min on 2 cores
+    .venv/bin/python scripts/bench_spark.py --repeats 120      # ~45 min: a 95% interval of about +-1.3 points
+    .venv/bin/python scripts/bench_spark.py --block-queries 100 --repeats 12   # ~31 min, whole-workload blocks
     .venv/bin/python scripts/bench_spark.py --design processes --repeats 5     # ~25 min
 """
 
@@ -268,9 +273,9 @@ def print_table(title: str, table: dict, unit: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", choices=("toggle", "processes"), default="toggle")
-    parser.add_argument("--repeats", type=int, default=12, help="blocks (toggle) or processes per variant")
-    parser.add_argument("--block-queries", type=int, default=100,
-                        help="toggle: queries per block; 100 = 200 stages, 2,000 tasks: the whole workload")
+    parser.add_argument("--repeats", type=int, default=40, help="blocks (toggle) or processes per variant")
+    parser.add_argument("--block-queries", type=int, default=20,
+                        help="toggle: queries per block (2 stages each; 100 = the whole 2,000-task workload)")
     parser.add_argument("--warmup-queries", type=int, default=150, help="toggle: queries before the first block")
     parser.add_argument("--queries", type=int, default=100, help="processes: SQL queries per run (2 stages each)")
     parser.add_argument("--partitions", type=int, default=10, help="tasks per stage")
