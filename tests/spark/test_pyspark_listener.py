@@ -71,11 +71,22 @@ def _app_queries(tracker: Any, app_name: str, app_id: str, callsites: set[str]) 
     return wait_for(fetch, f"queries at {sorted(callsites)} of {app_id}")
 
 
-def check_queries(queries: list[dict], path: str, where: dict[str, str]) -> None:
-    """The ETL script's queries (see ETL_ACTIONS), each reported once at its line: rows, paths, the failure."""
+def by_callsite(queries: list[dict]) -> dict[str, list[dict]]:
     by_site: dict[str, list[dict]] = {}
     for query in queries:
         by_site.setdefault(query["callsite"], []).append(query)
+    return by_site
+
+
+def script_sites(script: Path) -> dict[str, str]:
+    """`# SITE:name` markers of a script -> `file:line`, the call site runlink should report for that line."""
+    return {line.split("# SITE:")[1].strip(): f"{script}:{number}"
+            for number, line in enumerate(script.read_text().splitlines(), start=1) if "# SITE:" in line}
+
+
+def check_queries(queries: list[dict], path: str, where: dict[str, str]) -> None:
+    """The ETL script's queries (see ETL_ACTIONS), each reported once at its line: rows, paths, the failure."""
+    by_site = by_callsite(queries)
 
     (write,) = by_site[where["write"]]
     assert write["success"] and write["outputs"][0]["rows"] == 300
@@ -218,8 +229,7 @@ def test_pyspark_listener_reports_queries_without_the_jar(sqlite_tracker: Any, t
     assert res.returncode == 0, res.stderr[-4000:]
     result = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
     assert result["py"] and result["drained"] and not result["jvm"] and not result["jvmq"]
-    where = {line.split("# SITE:")[1].strip(): f"{script}:{number}"
-             for number, line in enumerate(script.read_text().splitlines(), start=1) if "# SITE:" in line}
+    where = script_sites(script)
     queries = _app_queries(sqlite_tracker, "runlink-pyspark-listener-nojar", result["app_id"], set(where.values()))
     assert {q["listener"] for q in queries} == {"python"}
     check_queries(queries, path, where)
@@ -285,13 +295,10 @@ def test_track_session_registers_the_jvm_listeners_late(sqlite_tracker: Any, tmp
     result = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
     assert result["jvm"] and result["jvmq"] and not result["py"]
     assert any("events before this point" in m for m in result["messages"])
-    where = {line.split("# SITE:")[1].strip(): f"{script}:{number}"
-             for number, line in enumerate(script.read_text().splitlines(), start=1) if "# SITE:" in line}
+    where = script_sites(script)
     queries = _app_queries(sqlite_tracker, "runlink-late-attach", result["app_id"], set(where.values()))
     assert {q["listener"] for q in queries} == {"jvm"}  # one report per query
-    by_site: dict[str, list[dict]] = {}
-    for query in queries:
-        by_site.setdefault(query["callsite"], []).append(query)
+    by_site = by_callsite(queries)
     assert set(by_site) == set(where.values()), by_site.keys()  # every query has its line; none is missing one
     (counted,) = by_site[where["count"]]
     assert counted["action"] == "count" and counted["execution_id"] is not None

@@ -19,6 +19,8 @@ public class QueryListenerTest {
     private TestSupport.RecordingTransport transport;
     private Agent agent;
     private RunlinkQueryListener listener;
+    /** The thread the late-end test's "Spark listener" waits on. */
+    private volatile Thread worker;
 
     @Before
     public void setUp() {
@@ -189,8 +191,6 @@ public class QueryListenerTest {
         assertTrue(p.get("execution_id").isNull());
         assertTrue(p.get("callsite").isNull());
     }
-
-    private volatile Thread worker;
 
     @Test
     public void samplesForTheSchemaCheck() {
