@@ -30,8 +30,9 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip
+  # the Celery provider and redis: tests/deployment runs Airflow with CeleryExecutor and a real Redis broker
   .venv/bin/pip install -q -c scripts/constraints.txt -e ".[server,spark,airflow,dev]" \
-    apache-airflow-providers-apache-spark
+    apache-airflow-providers-apache-spark apache-airflow-providers-celery redis
   # pyspark-client (pulled by the Spark provider) overwrites pyspark's Python files: reinstall pyspark last.
   .venv/bin/pip install -q --force-reinstall --no-deps -c scripts/constraints.txt pyspark
   echo "$want" > "$stamp"
