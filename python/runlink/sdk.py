@@ -16,6 +16,7 @@ from typing import Any
 
 from runlink import delivery
 from runlink.context import ENV_KEYS, from_env
+from runlink.masking import mask_metric, mask_value
 
 log = logging.getLogger("runlink")
 
@@ -55,6 +56,7 @@ def log_metric(key: str, value: Any) -> None:
     try:
         client = delivery._client or delivery.get_client()
         if client.tracking:
+            key, value = mask_metric(key, value)
             client.emit_lazy("metric", {"key": key, "value": value}, time.time(), current_context())
     except Exception:  # never hurt the job
         pass
@@ -69,6 +71,7 @@ def log_metrics(metrics: Mapping[str, Any]) -> None:
         now = time.time()
         context = current_context()
         for key, value in dict(metrics).items():
+            key, value = mask_metric(key, value)
             client.emit_lazy("metric", {"key": key, "value": value}, now, context)
     except Exception:
         pass
@@ -115,6 +118,7 @@ def log_dataframe(
         else:
             payload = _pandas_dataset(df, with_stats, with_schema)
         payload.update({"name": str(name), "operation": operation, "path": path, "table": table})
+        payload = mask_value(payload)  # dataset paths can hold credentials (s3a://KEY:SECRET@bucket/...)
         client.emit_lazy("dataset", payload, time.time(), context, spark_ref)
     except Exception as exc:
         log.warning("runlink.log_dataframe(%r) failed: %s", name, exc)

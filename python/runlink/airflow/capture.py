@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from runlink.masking import MASK, is_secret_key, mask_token, mask_value
+
 MAX_PARAM_CHARS = 4096
 MAX_PARAMS_CHARS = 256 * 1024
 MAX_RETURN_CHARS = 16384
@@ -41,13 +43,18 @@ _redact: Any = None
 
 
 def redact(value: Any, name: str | None = None) -> Any:
+    """Airflow's secrets masker (it knows the connections' and variables' secrets), then runlink's own
+    (runlink.masking: secret-named keys, tokens, URL passwords, key-like query parameters)."""
     global _redact
     if _redact is None:
         _redact = _redactor()
     try:
-        return _redact(value, name)
+        value = _redact(value, name)
+        if name and isinstance(value, str) and value and is_secret_key(name):
+            return MASK
+        return mask_value(value)
     except Exception:  # noqa: BLE001
-        return "***"
+        return MASK
 
 
 def truncate(text: str, limit: int) -> str:
@@ -80,10 +87,11 @@ def json_safe(value: Any, limit: int = MAX_PARAM_CHARS, depth: int = 0) -> Any:
 
 
 def _mask_token(value: Any, token: str | None) -> Any:
+    """The runlink token itself, whatever its shape (masking.mask_text already cuts `rl_...` tokens)."""
     if not token:
         return value
     if isinstance(value, str):
-        return value.replace(token, "***")
+        return mask_token(value, token)
     if isinstance(value, dict):
         return {k: _mask_token(v, token) for k, v in value.items()}
     if isinstance(value, list):

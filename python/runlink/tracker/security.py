@@ -1,4 +1,5 @@
-"""Tracker-side hardening: per-token rate limits, request size caps, secret masking and size caps on what is stored.
+"""Tracker-side hardening: per-token rate limits, request size caps, secret masking (runlink.masking, applied to
+every event on ingest) and size caps on what is stored.
 
 Why here and not only in the agents: the tracker is the last line of defence. Agents mask and cap too, but any
 producer (an old agent, an OpenLineage client, a hand-written script) can send secrets in params or Spark conf,
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -19,56 +19,10 @@ from typing import Any
 import orjson
 from starlette.exceptions import HTTPException
 
-MASK = "***"
-#: keys whose values are secrets wherever they appear in params, conf, env (Airflow's and Spark's own lists, merged)
-SECRET_KEY = re.compile(
-    r"(?i)(passw(or)?d|passwd|\bpwd\b|secret|token|api[-_.]?key|apikey|credential|private[-_.]?key|"
-    r"access[-_.]?key|authorization|auth[-_.]?header|session[-_.]?key|keytab|\bsas\b|connection[-_.]?string)"
-)
-#: runlink tokens and Authorization header values inside free text
-SECRET_TEXT = re.compile(r"(rl_[A-Za-z0-9_\-]{16,}|(?i:bearer)\s+[A-Za-z0-9_\-.=]{16,})")
-#: `password=...` / `token: ...` inside free text (error messages, logs, commands)
-SECRET_ASSIGN = re.compile(r"(?i)\b(passw(?:or)?d|passwd|pwd|secret|token|api[-_]?key)(\s*[=:]\s*)([^\s,;&'\"]+)")
-#: a URL's user:password@
-URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]+):([^@/\s]+)@")
+from runlink.masking import mask_event
 
 MAX_SCHEMA_FIELDS = 1000
 MAX_COLUMN_STATS = 1000
-
-# event types whose payloads carry params / conf / free text (the hot Spark stage/job/metric types are skipped)
-_MASKED_TYPES = frozenset({"task_attempt.start", "task_attempt.end", "task_attempt.state", "dag_run.start",
-                           "dag_run.end", "dag_run.state", "spark_app.start", "log", "sql_query", "dag.definition",
-                           "agent_health"})
-
-
-def _mask_text(text: str) -> str:
-    if "rl_" in text or "earer" in text:
-        text = SECRET_TEXT.sub(MASK, text)
-    if "=" in text or ":" in text:
-        text = SECRET_ASSIGN.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
-    if "://" in text and "@" in text:
-        text = URL_PASSWORD.sub(lambda m: m.group(1) + ":" + MASK + "@", text)
-    return text
-
-
-def mask_value(value: Any, depth: int = 0) -> Any:
-    """A copy with secret-named keys' values replaced by *** and tokens/URL passwords cut out of text."""
-    if depth > 20:
-        return value
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(key, str) and SECRET_KEY.search(key) and item not in (None, "", MASK) \
-                    and not isinstance(item, (dict, list, bool)):
-                out[key] = MASK
-            else:
-                out[key] = mask_value(item, depth + 1)
-        return out
-    if isinstance(value, list):
-        return [mask_value(v, depth + 1) for v in value]
-    if isinstance(value, str):
-        return _mask_text(value)
-    return value
 
 
 def _cap_dataset(ds: dict[str, Any]) -> None:
@@ -82,7 +36,8 @@ def _cap_dataset(ds: dict[str, Any]) -> None:
 
 
 def sanitize(events: list[Any]) -> list[Any]:
-    """Mask secrets and cap unbounded lists in place, before validation and storage (raw JSON included)."""
+    """Mask secrets (runlink.masking) and cap unbounded lists in place, before validation and storage (the
+    audit copy included): nothing unmasked is ever stored, whatever produced the event."""
     for event in events:
         if not isinstance(event, dict):
             continue
@@ -92,13 +47,14 @@ def sanitize(events: list[Any]) -> list[Any]:
         type_ = event.get("type")
         if not isinstance(type_, str):
             continue  # validation rejects it (422); nothing to mask in what will not be stored
-        if type_ in _MASKED_TYPES:
-            event["payload"] = payload = mask_value(payload)
+        mask_event(event)  # the one masking module: every string of every event type, before it is stored
+        payload = event["payload"]
         if type_ == "dataset":
             _cap_dataset(payload)
         elif type_ == "sql_query":
             for key in ("inputs", "outputs"):
-                for ds in payload.get(key) or ():
+                listed = payload.get(key)
+                for ds in listed if isinstance(listed, list) else ():  # a number here is the schema's 422
                     if isinstance(ds, dict):
                         _cap_dataset(ds)
     return events

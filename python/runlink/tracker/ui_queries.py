@@ -7,7 +7,6 @@ here, because the page needs states and durations, not every child row.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, case, func, select
 
+from runlink.masking import mask_value
 from runlink.tracker import queries
 from runlink.tracker.models import (
     contexts,
@@ -36,8 +36,6 @@ FAILED = ("failed", "upstream_failed", "error")
 HISTORY_RUNS = 30
 GRID_RUNS = 25
 
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|credential|private[_-]?key|auth", re.I)
-MASK = "***"
 
 
 # ---------------------------------------------------------------- helpers
@@ -63,18 +61,11 @@ def now_instant() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def mask_secrets(value: Any, key: str = "") -> Any:
-    """Mask values whose key looks secret (password, token, api_key...), at any depth.
+def mask_secrets(value: Any) -> Any:
+    """What a page shows of params and conf, masked by the one masking module (runlink.masking).
 
-    Agents already mask what Airflow knows to be secret; this is the UI's second line, so a password
-    passed as a plain op_kwarg is not shown either."""
-    if key and _SECRET_KEY.search(key) and value not in (None, "", MASK):
-        return MASK
-    if isinstance(value, dict):
-        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
+    Ingest already masked what is stored; rows stored before the masking module existed are masked here."""
+    return mask_value(value)
 
 
 def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:  # noqa: ANN001
