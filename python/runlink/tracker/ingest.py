@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 from runlink import ids
 from runlink.context import ContextError, NormalizedContext, format_instant, normalize, parse_logical_date
 from runlink.protocol import ProtocolError
-from runlink.tracker import relink
+from runlink.tracker import relink, storable
 from runlink.tracker.merge import stamp as make_stamp
 from runlink.tracker.models import (
     STAGE_METRICS,
@@ -150,6 +150,9 @@ def _instant_fields() -> dict[str, tuple[str, ...]]:
     return out
 
 
+_OUT_OF_RANGE = "an instant outside years 1-9999 once converted to UTC"
+
+
 def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
     """Normalize times and contexts; raise ProtocolError (-> 422) naming the event and field."""
     times: list[str] = []
@@ -164,10 +167,13 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
         if event_id not in first:
             first[event_id] = index
             hashes[event_id] = id_hash(event_id)
+        storable.check_event(event, index)  # values the schema lets through but a column cannot hold
         try:
             times.append(instant_of(str(event["time"])))
         except ContextError:
             raise ProtocolError(f"event {index}: time: not an ISO-8601 instant", index, "time") from None
+        except OverflowError:  # a valid spelling outside years 1-9999 once in UTC
+            raise ProtocolError(f"event {index}: time: {_OUT_OF_RANGE}", index, "time") from None
         names = fields_of.get(event["type"], _PAYLOAD_INSTANTS)
         if names:
             payload = event["payload"]
@@ -176,18 +182,21 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
                 if value is not None:
                     try:
                         instant_of(str(value))
-                    except ContextError:
+                    except (ContextError, OverflowError) as exc:
                         field_name = f"payload.{name}"
-                        raise ProtocolError(f"event {index}: {field_name}: not an ISO-8601 instant", index,
-                                            field_name) from None
+                        why = _OUT_OF_RANGE if isinstance(exc, OverflowError) else "not an ISO-8601 instant"
+                        raise ProtocolError(f"event {index}: {field_name}: {why}", index, field_name) from None
         raw = event.get("context")
         ctx = ctx_pk = None
         if raw:
             try:
                 ctx, ctx_pk = _normalize_cached(tuple(raw.items()))
-            except ContextError as exc:
+            except (ContextError, OverflowError) as exc:
                 field_name = "context.execution_date" if raw.get("execution_date") else "context.logical_date"
-                raise ProtocolError(f"event {index}: {field_name}: {exc}", index, field_name) from None
+                why = _OUT_OF_RANGE if isinstance(exc, OverflowError) else exc
+                raise ProtocolError(f"event {index}: {field_name}: {why}", index, field_name) from None
+            if ctx is not None:
+                storable.check_context(ctx.try_number, ctx.map_index, index)
         ctxs.append(ctx)
         ctx_pks.append(ctx_pk)
     return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now(), context_pks=ctx_pks,
@@ -500,6 +509,11 @@ def store(conn: Connection, prepared: Prepared, rows: _Rows | None = None) -> tu
     # dags: a new (uid, dag_id) changes the known instances of that dag_id -> relink it
     relink_dags: set[str] = set()
     if rows.dags:
+        uid_aliases = relink.aliases(conn)
+        for d in rows.dags:  # a definition under an alias uid is its instance's
+            if d["uid"] in uid_aliases:
+                d["uid"] = uid_aliases[d["uid"]]
+                d["id"] = relink.dag_pk(d["uid"], d["dag_id"])
         dag_pks = list({d["id"] for d in rows.dags})
         known_tasks = dict(select_in(conn, "SELECT id, tasks FROM dags WHERE id IN ({})", dag_pks))
         known = set(known_tasks)

@@ -1,0 +1,124 @@
+"""Events the schema accepts but a column cannot hold: a 422 naming the event index and field, on SQLite and on
+PostgreSQL, and nothing of the batch stored. Before tracker/storable.py each of these was a 500 (which agents
+retry and spool: the poisoned spool of issue 15)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from runlink.protocol import make_event
+
+APP = {"app_id": "app-storable"}
+CTX = {"dag_id": "storable", "execution_date": "2026-11-21T00:00:00+00:00", "task_id": "t", "try_number": "1"}
+
+
+def _ev(type_: str, payload: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    kw.setdefault("time", "2026-11-21T01:00:00Z")
+    return make_event(type_, payload, event_id=f"st-{uuid.uuid4().hex}", **kw)
+
+
+def _stage(**changes: Any) -> dict[str, Any]:
+    payload = {"stage_id": 1, "attempt_id": 0, "status": "succeeded", "metrics": {"executor_run_time_ms": 5}}
+    return _ev("spark_stage.completed", {**payload, **changes}, spark=APP, agent="jvm")
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        node = {"n": node}
+    return node
+
+
+# (case id, event, the field the 422 must name)
+REFUSED = [
+    ("int64-overflow", _stage(metrics={"executor_run_time_ms": 2**63}), "payload.metrics.executor_run_time_ms"),
+    ("uint64-max", _stage(metrics={"input_bytes": 2**64 - 1}), "payload.metrics.input_bytes"),
+    ("past-uint64-parsed-as-float", _stage(metrics={"input_bytes": 2**70}), "payload.metrics.input_bytes"),
+    ("int32-column", _stage(stage_id=2**31), "payload.stage_id"),
+    ("int32-negative", _stage(num_tasks=-(2**31) - 1), "payload.num_tasks"),
+    ("job-id", _ev("spark_job.end", {"job_id": 2**40, "result": "failed"}, spark=APP), "payload.job_id"),
+    ("pid", _ev("task_attempt.start", {"pid": 2**33}, context=CTX), "payload.pid"),
+    ("source-pid", {**_ev("metric", {"key": "k", "value": 1}), "source": {"agent": "python", "pid": 2**35}},
+     "source.pid"),
+    ("try-number-string", _ev("metric", {"key": "k", "value": 1}, context={**CTX, "try_number": "99999999999"}),
+     "context.try_number"),
+    ("dataset-rows", _ev("dataset", {"operation": "read", "path": "/p", "rows": 2**64 - 1}), "payload.rows"),
+    ("sql-output-rows", _ev("sql_query", {"success": True, "outputs": [{"operation": "write", "rows": 2**63}]},
+                            spark=APP), "payload.outputs.0.rows"),
+    ("time-past-9999", _ev("metric", {"key": "k", "value": 1}, time="9999-12-31T23:59:59-14:00"), "time"),
+    ("time-before-1", _ev("metric", {"key": "k", "value": 1}, time="0001-01-01T00:00:00+14:00"), "time"),
+    ("payload-instant", _ev("task_attempt.end", {"end_date": "9999-12-31T23:59:59-01:00"}, context=CTX),
+     "payload.end_date"),
+    ("context-instant", _ev("metric", {"key": "k", "value": 1},
+                            context={**CTX, "execution_date": "9999-12-31T23:00:00-05:00"}),
+     "context.execution_date"),
+    ("deep-params", _ev("task_attempt.start", {"params": _nested(300)}, context=CTX), "payload.params.n.n"),
+    ("deep-conf-65", _ev("dag_run.start", {"conf": _nested(70)}, context=CTX), "payload.conf.n.n"),
+    ("inputs-a-number", _ev("sql_query", {"success": True, "inputs": 5}, spark=APP), "payload.inputs"),
+    ("nul-in-log", _ev("log", {"text": "a\x00b"}, context=CTX), "payload.text"),
+    ("nul-in-metric-key", _ev("metric", {"key": "k\x00", "value": 1}), "payload.key"),
+    ("nul-in-params-key", _ev("task_attempt.end", {"params": {"a\x00": 1}}, context=CTX), "payload.params.a\\u0000"),
+    ("nul-in-dag-id", _ev("metric", {"key": "k", "value": 1}, context={**CTX, "dag_id": "d\x00"}), "context.dag_id"),
+]
+
+
+@pytest.mark.parametrize(("event", "field"), [pytest.param(e, f, id=i) for i, e, f in REFUSED])
+def test_unstorable_value_is_a_422_naming_index_and_field_and_nothing_is_stored(tracker: Any, event: dict,
+                                                                                  field: str) -> None:
+    good = _ev("metric", {"key": "storable-good", "value": 1}, context=CTX)
+    response = tracker.post_events([good, event])
+    assert response.status_code == 422, (response.status_code, response.text[:500])
+    detail = response.json()["detail"]
+    assert detail["index"] == 1, detail
+    assert detail["field"] is not None and detail["field"].startswith(field), detail
+    # the good event of the refused batch was not stored: sent alone now, it is new
+    again = tracker.post_events([good])
+    assert again.status_code == 202 and again.json() == {"accepted": 1, "duplicates": 0}, again.text
+
+
+def test_values_at_the_edges_of_the_columns_are_stored(tracker: Any) -> None:
+    """The bounds are the columns' own: int32 max in a 32-bit column, int64 max in a 64-bit one, 64 levels of
+    params, years 1 and 9999 — all stored and readable back on both backends; `1.0` in an integer field too."""
+    app = {"app_id": f"app-edge-{uuid.uuid4().hex[:8]}"}
+    events = [
+        _ev("spark_stage.completed", {"stage_id": 2**31 - 1, "attempt_id": -(2**31), "status": "succeeded",
+                                      "num_tasks": 2**31 - 1,
+                                      "metrics": {"executor_run_time_ms": 2**63 - 1, "input_bytes": -(2**63)}},
+            spark=app, agent="jvm"),
+        _ev("spark_job.start", {"job_id": 1.0, "stage_ids": [2**63 - 1], "sql_execution_id": 2**63 - 1}, spark=app),
+        _ev("task_attempt.end", {"params": _nested(60), "pid": 2**31 - 1, "end_date": "9999-12-31T23:59:59Z"},
+            context={**CTX, "dag_id": f"edge-{uuid.uuid4().hex[:8]}", "try_number": str(2**31 - 1)}),
+        _ev("metric", {"key": "edge", "value": 2**64 - 1}, time="0001-01-01T00:00:00Z"),
+        _ev("task_attempt.start", {"params": {"a": [2**64 - 1, -(2**63)]}}, context=CTX),
+    ]
+    response = tracker.post_events(events)
+    assert response.status_code == 202, response.text[:1000]
+    assert response.json()["accepted"] == len(events)
+    detail = tracker.get_json(f"/api/v1/spark-apps/{_app_pk(app['app_id'])}")
+    assert any(s["stage_id"] == 2**31 - 1 for s in _stages(detail)), str(detail)[:2000]
+
+
+def _app_pk(app_id: str) -> str:
+    from runlink import ids
+
+    return ids.spark_app_id(app_id, None)
+
+
+def _stages(detail: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "stage_id" in node:
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(detail)
+    return found
