@@ -68,13 +68,61 @@ def test_missing_uid_matches_an_instance_known_from_dag_definitions():
     assert links(without, known_uids=["prod"])[without].run.uid == "prod"
 
 
-def test_missing_uid_with_two_instances_stays_unresolved():
+def test_missing_uid_matching_runs_of_two_instances_is_flagged_ambiguous_and_kept_apart():
     a = ctx(execution_date=TS, uid="prod")
     b = ctx(execution_date=TS, uid="staging")
     without = ctx(execution_date=TS, task_id="t")
     result = links(a, b, without)
-    assert result[without].run.uid is None
+    assert result[without].run.uid is None and result[without].ambiguous
+    assert not result[a].ambiguous and not result[b].ambiguous
     assert len({result[a].run.id, result[b].run.id, result[without].run.id}) == 3
+
+
+def test_missing_uid_joins_the_one_instance_whose_run_matches():
+    prod = ctx(execution_date=TS, dag_run_id=RUN, task_id="t", try_number="1", uid="prod")
+    staging = ctx(execution_date="2026-11-22T00:00:00Z", task_id="t", try_number="1", uid="staging")
+    by_run_id = ctx(dag_run_id=RUN, task_id="t")
+    by_date = ctx(execution_date=TS, task_id="t", try_number="1")
+    by_day = ctx(execution_date="2026-11-22", task_id="t")
+    result = links(prod, staging, by_run_id, by_date, by_day)
+    assert result[by_run_id].attempt.id == result[by_date].attempt.id == result[prod].attempt.id
+    assert result[by_day].attempt.id == result[staging].attempt.id
+    assert not any(link.ambiguous for link in result.values())
+
+
+def test_a_second_instance_never_splits_what_a_uidless_context_joined():
+    prod = ctx(execution_date=TS, dag_run_id=RUN, task_id="t", try_number="1", uid="prod")
+    openlineage = ctx(dag_run_id=RUN, task_id="t", try_number="1")
+    before = links(prod, openlineage)
+    assert before[openlineage].attempt.id == before[prod].attempt.id
+    staging = ctx(execution_date="2026-11-23T00:00:00Z", dag_run_id="scheduled__2026-11-23T00:00:00+00:00",
+                  task_id="t", try_number="1", uid="staging")
+    after = links(prod, openlineage, staging)
+    assert after[openlineage] == before[openlineage] and after[prod] == before[prod]
+
+
+def test_two_instances_with_the_same_run_id_stay_two_runs():
+    prod = ctx(execution_date=TS, dag_run_id=RUN, task_id="t", try_number="1", uid="prod")
+    staging = ctx(execution_date=TS, dag_run_id=RUN, task_id="t", try_number="1", uid="staging")
+    result = links(prod, staging)
+    assert result[prod].run.id != result[staging].run.id
+    assert {result[prod].run.uid, result[staging].run.uid} == {"prod", "staging"}
+
+
+def test_an_alias_uid_links_as_its_instance():
+    prod = ctx(execution_date=TS, dag_run_id=RUN, task_id="t", try_number="1", uid="airflow-abc")
+    databand = ctx(execution_date=TS, task_id="t", try_number="1", uid="5f0c-databand-uuid")
+    staging = ctx(execution_date=TS, dag_run_id=RUN, task_id="t", try_number="1", uid="staging")
+    without = ctx(execution_date=TS, task_id="t")
+    plain = links(prod, databand, staging, without)
+    assert plain[databand].run.uid == "5f0c-databand-uuid" and plain[without].ambiguous
+    aliased = linking.link_dag("etl", [prod, databand, staging, without], (),
+                               {"5f0c-databand-uuid": "airflow-abc"})
+    assert aliased[databand] == aliased[prod] and aliased[databand].run.uid == "airflow-abc"
+    assert aliased[without].ambiguous  # still two instances (prod, staging) with that run
+    assert aliased[staging].run.id != aliased[prod].run.id
+    alone = linking.link_dag("etl", [prod, databand, without], (), {"5f0c-databand-uuid": "airflow-abc"})
+    assert alone[without].attempt.id == alone[prod].attempt.id and not alone[without].ambiguous
 
 
 def test_airflow3_run_without_logical_date_is_matched_by_run_id():
@@ -150,3 +198,29 @@ def test_links_do_not_depend_on_input_order(raws, rnd):
     shuffled = list(contexts)
     rnd.shuffle(shuffled)
     assert links(*contexts) == links(*shuffled)
+
+
+multi_instance_contexts = st.builds(
+    lambda date, run, task, try_, uid: {k: v for k, v in {
+        "execution_date": date, "dag_run_id": run, "task_id": task, "try_number": try_, "uid": uid}.items() if v},
+    st.sampled_from([None, TS, "2026-11-21", "2026-11-22T00:00:00Z", "2026-11-22"]),
+    st.sampled_from([None, RUN, "manual__x"]),
+    st.sampled_from([None, "a"]),
+    st.sampled_from([None, "1", "2"]),
+    st.sampled_from([None, "prod", "staging", "old-prod"]),
+)
+
+
+@given(st.lists(multi_instance_contexts, min_size=1, max_size=12), st.sampled_from([(), ("old-prod",)]),
+       st.randoms())
+def test_links_of_several_instances_aliases_and_uidless_contexts_do_not_depend_on_order(raws, known, rnd):
+    contexts = [ctx(**raw) for raw in raws]
+    shuffled = list(contexts)
+    rnd.shuffle(shuffled)
+    aliases = {"old-prod": "prod"}
+    result = linking.link_dag("etl", contexts, known, aliases)
+    assert result == linking.link_dag("etl", shuffled, known, aliases)
+    for context, link in result.items():
+        if context.uid is not None:  # a context with a uid is always its (aliased) instance's
+            assert link.run.uid == aliases.get(context.uid, context.uid)
+            assert not link.ambiguous or context.date_only  # only a date can be ambiguous within one instance

@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = airflow_sub.add_parser("add", help="register an Airflow instance (admin token)")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--url", required=True, help="Airflow's API/web server, e.g. http://localhost:8080")
-    add.add_argument("--uid", help="the uid the Airflow plugin reports ([runlink] uid / RUNLINK_AIRFLOW_UID); "
-                                   "default: NAME")
+    add.add_argument("--uid", help="pin the instance uid (default: learned from the instance's /runlink/instance "
+                                   "endpoint, which runlink[airflow] on the API server adds; NAME if it cannot)")
     add.add_argument("--api-version", choices=("auto", "v1", "v2"), default="auto",
                      help="v2 = Airflow 3, v1 = Airflow 2.11 (default: detect now)")
     add.add_argument("--username")
@@ -39,6 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     secret.add_argument("--no-auth", action="store_true", help="the API needs no credentials")
     add.add_argument("--tracker", help="tracker URL (default RUNLINK_URL)")
     add.set_defaults(handler=_add)
+
+    alias = airflow_sub.add_parser(
+        "alias", help="add another uid under which this instance's events arrive (a migrated deployment, "
+                      "Databand's instance UUID); what was stored under it is relinked (admin token)")
+    alias.add_argument("name", metavar="NAME")
+    alias.add_argument("uid", metavar="UID")
+    alias.add_argument("--remove", action="store_true", help="remove the alias instead (relinks back)")
+    alias.add_argument("--tracker", help="tracker URL (default RUNLINK_URL)")
+    alias.set_defaults(handler=_alias)
 
     listing = airflow_sub.add_parser("list", help="registered instances and their syncer health")
     listing.add_argument("--json", action="store_true")
@@ -80,6 +89,7 @@ def _env_secret(var: str) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from runlink.airflow.identity import ENDPOINT_PATH, ask_endpoint
     from runlink.airflow.syncer.rest import detect_version
     from runlink.airflow.syncer.tracker_api import TrackerApi, TrackerError
 
@@ -95,6 +105,15 @@ def _add(args: argparse.Namespace) -> int:
         body["secret"] = _env_secret(args.password_env) if args.password_env else None
         body["secret_ref"] = args.password_ref
     body["api_version"] = args.api_version if args.api_version != "auto" else detect_version(args.url)
+    learned = None
+    if not args.uid:
+        learned = ask_endpoint(args.url)
+        if learned:
+            body["uid"] = learned
+        else:
+            print(f"runlink: warning: {args.url.rstrip('/')}{ENDPOINT_PATH} did not answer a uid (is runlink[airflow] "
+                  f"installed on the API server?); registering uid {args.name!r}: pin the real one with --uid, or "
+                  f"add it later with `runlink airflow alias {args.name} UID`", file=sys.stderr)
     api = TrackerApi(_config(args))
     try:
         view = api.create_instance({k: v for k, v in body.items() if v is not None})
@@ -103,8 +122,25 @@ def _add(args: argparse.Namespace) -> int:
         return 1
     finally:
         api.close()
-    print(f"registered {view['name']} (uid {view['uid']}, API {view['api_version']}, "
+    origin = "learned from the instance" if learned else ("pinned" if args.uid else "the name")
+    print(f"registered {view['name']} (uid {view['uid']}: {origin}; API {view['api_version']}, "
           f"credentials {view['credentials']})")
+    return 0
+
+
+def _alias(args: argparse.Namespace) -> int:
+    from runlink.airflow.syncer.tracker_api import TrackerApi, TrackerError
+
+    api = TrackerApi(_config(args))
+    try:
+        view = api.remove_alias(args.name, args.uid) if args.remove else api.add_alias(args.name, args.uid)
+    except TrackerError as exc:
+        print(f"runlink: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        api.close()
+    aliases = ", ".join(view["aliases"]) or "none"
+    print(f"{view['name']}: uid {view['uid']}, aliases {aliases}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The Airflow plugin (entry point `airflow.plugins`): the listener and the Jinja macros.
+"""The Airflow plugin (entry point `airflow.plugins`): the listener, the Jinja macros and `/runlink/instance`.
 
 Macros, for templated fields of any operator (same content as the Python helpers):
 `{{ macros.runlink.context_env(ti) }}` (a dict), `{{ macros.runlink.spark_conf(ti) }}` (a dict),
@@ -12,7 +12,11 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+import airflow
+from runlink.airflow import instance_endpoint
 from runlink.airflow.listener import listener
+
+_AIRFLOW_3 = int(airflow.__version__.split(".")[0]) >= 3
 
 
 def context_env(ti: Any) -> dict[str, str]:
@@ -42,3 +46,7 @@ class RunlinkPlugin(AirflowPlugin):
     name = "runlink"
     listeners = [listener]
     macros = [context_env, spark_conf, spark_conf_args]
+    if _AIRFLOW_3:
+        fastapi_apps = [{"app": instance_endpoint.fastapi_app(), "url_prefix": "/runlink", "name": "runlink"}]
+    else:
+        flask_blueprints = [instance_endpoint.flask_blueprint()]

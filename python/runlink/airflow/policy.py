@@ -9,7 +9,9 @@ environment of the processes operators start (BashOperator, SparkSubmitOperator,
 - `AIRFLOW_CTX_RUNLINK_URL`: where the tracker is. The token is a secret and never goes into context variables
   (they also end up in places like Hive conf); it travels in `RUNLINK_TOKEN` through the injection instead.
 
-This module is imported while `import airflow` initializes: it must stay cheap and never raise.
+This module is imported while `import airflow` initializes, in every Airflow process: it must stay cheap and never
+raise. That is also why it hands the instance uid to the processes each component starts
+(`runlink.airflow.identity.export_for_children`): Airflow 3 task processes cannot see the metadata database.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.policies import hookimpl
+
+from runlink.airflow import identity
+
+try:
+    identity.export_for_children()
+except Exception:  # noqa: BLE001, S110 - tracking is optional, Airflow's start is not
+    pass
 
 
 def _logical_date(context: Any) -> str | None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
 import os
 import re
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from runlink.airflow import identity
 from runlink.config import parse_bool
 
 #: setting -> (environment name, [runlink] option in airflow.cfg)
@@ -65,7 +64,8 @@ def _globs(text: str | None) -> tuple[str, ...]:
 class AirflowSettings:
     """What the plugin does; see README "Airflow" for every option."""
 
-    uid: str
+    #: None when no component of this process tree can tell (the tracker then places events by their DAG run)
+    uid: str | None
     exclude_dags: tuple[str, ...] = ()
     #: `task_id` or `dag_id.task_id` globs
     exclude_tasks: tuple[str, ...] = ()
@@ -90,31 +90,10 @@ class AirflowSettings:
         return any(fnmatch.fnmatchcase(task_id, p) or fnmatch.fnmatchcase(full, p) for p in self.exclude_tasks)
 
 
-def _strip_password(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1@", url)
-
-
-def default_uid() -> str:
-    """A stable id for this Airflow instance when none is configured.
-
-    Derived from the metadata database URL (password removed), which every component of one instance shares;
-    falls back to host name + AIRFLOW_HOME. Deployments whose components see different configs should set
-    `[runlink] uid` explicitly.
-    """
-    basis = None
-    try:
-        from airflow.configuration import conf
-
-        for section in ("database", "core"):
-            if conf.has_option(section, "sql_alchemy_conn"):
-                basis = conf.get(section, "sql_alchemy_conn")
-                break
-    except Exception:  # noqa: BLE001
-        basis = None
-    if not basis:
-        basis = socket.gethostname() + ":" + os.environ.get("AIRFLOW_HOME", "~/airflow")
-    digest = hashlib.sha256(_strip_password(str(basis)).encode("utf-8")).hexdigest()[:12]
-    return f"airflow-{digest}"
+def instance_uid() -> str | None:
+    """This Airflow deployment's uid as runlink reports it (Databand's `get_airflow_instance_uid()`): pinned by
+    `[runlink] uid`, else derived so that every component agrees (see `runlink.airflow.identity`)."""
+    return get_settings().uid
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -134,7 +113,7 @@ def _number(name: str, default: float) -> float:
 
 def _load() -> AirflowSettings:
     return AirflowSettings(
-        uid=raw_setting("uid") or default_uid(),
+        uid=identity.resolve(raw_setting("uid"))[0],
         exclude_dags=_globs(raw_setting("exclude_dags")),
         exclude_tasks=_globs(raw_setting("exclude_tasks")),
         capture_source=_bool("capture_source", False),
@@ -152,7 +131,8 @@ _CACHE: dict[tuple, AirflowSettings] = {}
 
 #: the environment variables the settings depend on: `RUNLINK_AIRFLOW_*` and their `AIRFLOW__RUNLINK__*` twins
 _ENV_NAMES = tuple(env for env, _ in _NAMES.values()) + tuple(
-    f"AIRFLOW__RUNLINK__{option.upper()}" for _, option in _NAMES.values())
+    f"AIRFLOW__RUNLINK__{option.upper()}" for _, option in _NAMES.values()) + (
+    identity.INHERITED_ENV, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
 
 
 def get_settings() -> AirflowSettings:

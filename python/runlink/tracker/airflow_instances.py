@@ -53,6 +53,17 @@ airflow_instances = Table(
     Index("ix_airflow_instances_uid", "uid"),
 )
 
+#: another uid under which an instance's events arrive (a migrated deployment, Databand's instance UUID, a uid
+#: registered before the instance reported its own); linking reads it as the instance's uid
+instance_aliases = Table(
+    "instance_aliases",
+    metadata,
+    Column("alias", String(250), primary_key=True),
+    Column("uid", String(250), nullable=False),
+    Column("created_at", String(INSTANT), nullable=False),
+    Index("ix_instance_aliases_uid", "uid"),
+)
+
 
 class InstanceError(ValueError):
     """Bad input for an instance (-> 422), with the field it concerns."""
@@ -120,10 +131,11 @@ PUBLIC = ("name", "uid", "url", "api_version", "auth_kind", "username", "created
 SYNC_STATE = ("watermark", "last_sync_at", "last_success_at", "lag_s", "last_error", "events_sent")
 
 
-def public_view(row: Any) -> dict[str, Any]:
+def public_view(row: Any, aliases: list[str] | None = None) -> dict[str, Any]:
     """What any reader may see: no secret, only whether one is set (and the reference's kind)."""
     m = row._mapping if hasattr(row, "_mapping") else row
     out = {k: m[k] for k in PUBLIC}
+    out["aliases"] = sorted(aliases or [])
     if m["secret_ref"]:
         out["credentials"] = "reference"
         out["credentials_ref_kind"] = m["secret_ref"].split(":", 1)[0]
@@ -137,6 +149,10 @@ def sync_view(m: Any) -> dict[str, Any]:
     out = {k: m[k] for k in SYNC_STATE}
     out["last_cycle"] = orjson.loads(m["last_cycle"]) if m["last_cycle"] else None
     return out
+
+
+class InstanceConflict(InstanceError):
+    """The request contradicts what is stored (-> 409)."""
 
 
 def validate_new(body: dict[str, Any]) -> None:
@@ -166,10 +182,14 @@ def create(conn: Connection, home: Path, body: dict[str, Any]) -> dict[str, Any]
     exists = conn.execute(select(airflow_instances.c.id).where(airflow_instances.c.name == body["name"])).first()
     if exists is not None:
         raise InstanceError(f"an instance named {body['name']!r} exists", "name")
+    uid = body.get("uid") or body["name"]
+    owner = _alias_owner(conn, uid)
+    if owner is not None:
+        raise InstanceConflict(f"uid {uid!r} is an alias of the instance uid {owner!r}", "uid")
     secret = body.get("secret")
     row = {
         "name": body["name"],
-        "uid": body.get("uid") or body["name"],
+        "uid": uid,
         "url": body["url"].rstrip("/"),
         "api_version": body.get("api_version", "auto"),
         "auth_kind": body.get("auth_kind", "password"),
@@ -180,7 +200,55 @@ def create(conn: Connection, home: Path, body: dict[str, Any]) -> dict[str, Any]
         "events_sent": 0,
     }
     conn.execute(airflow_instances.insert().values(**row))
-    return public_view(get_row(conn, body["name"]))
+    return view(conn, body["name"])
+
+
+def view(conn: Connection, name: str) -> dict[str, Any] | None:
+    """The public view of the instance `name`, with its aliases, or None."""
+    row = get_row(conn, name)
+    return None if row is None else public_view(row, aliases_of(conn, row.uid))
+
+
+# ------------------------------------------------------------------ aliases
+
+def aliases_of(conn: Connection, uid: str) -> list[str]:
+    return [r[0] for r in conn.execute(select(instance_aliases.c.alias).where(instance_aliases.c.uid == uid))]
+
+
+def _alias_owner(conn: Connection, alias: str) -> str | None:
+    return conn.execute(select(instance_aliases.c.uid).where(instance_aliases.c.alias == alias)).scalar()
+
+
+def add_alias(conn: Connection, name: str, alias: str) -> str:
+    """Record `alias` as another uid of the instance `name`; returns the instance's uid. Adding the same alias
+    again changes nothing; an alias that names another instance, or another instance's alias, is refused."""
+    alias = (alias or "").strip()
+    if not alias or len(alias) > 250:
+        raise InstanceError("uid: 1 to 250 characters", "uid")
+    row = get_row(conn, name)
+    if row is None:
+        raise LookupError(name)
+    if alias == row.uid:
+        raise InstanceError(f"{alias!r} is the instance's own uid", "uid")
+    other = conn.execute(select(airflow_instances.c.name).where(airflow_instances.c.uid == alias)).scalar()
+    if other is not None:
+        raise InstanceConflict(f"{alias!r} is the uid of the instance {other!r}", "uid")
+    owner = _alias_owner(conn, alias)
+    if owner is not None and owner != row.uid:
+        raise InstanceConflict(f"{alias!r} is already an alias of the instance uid {owner!r}", "uid")
+    if owner is None:
+        conn.execute(instance_aliases.insert().values(alias=alias, uid=row.uid, created_at=_now()))
+    return row.uid
+
+
+def remove_alias(conn: Connection, name: str, alias: str) -> str:
+    """Forget `alias` of the instance `name`; returns the instance's uid (LookupError: no such instance)."""
+    row = get_row(conn, name)
+    if row is None:
+        raise LookupError(name)
+    conn.execute(instance_aliases.delete().where(instance_aliases.c.alias == alias,
+                                                  instance_aliases.c.uid == row.uid))
+    return row.uid
 
 
 def get_row(conn: Connection, name: str) -> Any:
@@ -189,7 +257,10 @@ def get_row(conn: Connection, name: str) -> Any:
 
 def list_public(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(select(airflow_instances).order_by(airflow_instances.c.name)).fetchall()
-    return [public_view(r) for r in rows]
+    by_uid: dict[str, list[str]] = {}
+    for alias, uid in conn.execute(select(instance_aliases.c.alias, instance_aliases.c.uid)):
+        by_uid.setdefault(uid, []).append(alias)
+    return [public_view(r, by_uid.get(r.uid)) for r in rows]
 
 
 def syncer_config(row: Any) -> dict[str, Any]:

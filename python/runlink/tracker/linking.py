@@ -4,7 +4,10 @@ The output is a function of the *set* of contexts (inputs are sorted before anyt
 order), so any arrival order of the same events gives the same links. The rules are those of
 docs/architecture.md "Linking":
 
-1. instance: a context's `uid`, else the only uid known for the dag_id, else None;
+1. instance: a context's `uid` (an alias uid counts as the instance it names), else the only uid known for the
+   dag_id, else the one instance that has a run matching it (same dag_run_id or logical date; for a date-only
+   context, a run on that day); when several instances do, it is flagged ambiguous and stays apart (uid None),
+   never re-homed into one of them; with none it stays apart until an instance's run arrives;
 2. DAG runs: union-find over strong contexts (dag_run_id or full logical_date) of one
    (instance, dag_id); equal dag_run_id or equal logical_date join, unless the union would hold two
    different dag_run_ids or two different logical_dates;
@@ -19,8 +22,8 @@ docs/architecture.md "Linking":
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from runlink.context import NormalizedContext
 from runlink.ids import NAMESPACE
@@ -101,12 +104,37 @@ def _sort_key(ctx: NormalizedContext) -> tuple:
     return (-(ctx.dag_run_id is not None) - (ctx.logical_date is not None), ctx.key())
 
 
-def resolve_uid(ctx: NormalizedContext, known_uids: frozenset[str]) -> str | None:
-    if ctx.uid is not None:
-        return ctx.uid
+@dataclass
+class _InstanceRuns:
+    """What one instance's contexts say about its runs: their dag_run_ids, logical dates and days."""
+
+    run_ids: set[str] = field(default_factory=set)
+    dates: set[str] = field(default_factory=set)
+    days: set[str] = field(default_factory=set)
+
+    def add(self, ctx: NormalizedContext) -> None:
+        if ctx.dag_run_id is not None:
+            self.run_ids.add(ctx.dag_run_id)
+        if ctx.logical_date is not None:
+            self.dates.add(ctx.logical_date)
+            self.days.add(ctx.logical_date[:10])
+
+    def matches(self, ctx: NormalizedContext) -> bool:
+        if _strong(ctx):
+            return ctx.dag_run_id in self.run_ids or ctx.logical_date in self.dates
+        return ctx.logical_day is not None and ctx.logical_day in self.days
+
+
+def place_uidless(ctx: NormalizedContext, known_uids: frozenset[str], runs: Mapping[str, _InstanceRuns]
+                  ) -> tuple[str | None, bool]:
+    """(instance, ambiguous) of a context without uid: the only instance of the dag_id, else the only instance
+    with a matching run; several matching instances -> (None, True); none -> (None, False)."""
     if len(known_uids) == 1:
-        return next(iter(known_uids))
-    return None
+        return next(iter(known_uids)), False
+    candidates = [uid for uid in sorted(runs) if runs[uid].matches(ctx)]
+    if len(candidates) == 1:
+        return candidates[0], False
+    return None, len(candidates) > 1
 
 
 def _cluster_runs(strong: list[NormalizedContext]) -> list[_Cluster]:
@@ -130,18 +158,32 @@ def _cluster_runs(strong: list[NormalizedContext]) -> list[_Cluster]:
 
 
 def link_dag(
-    dag_id: str, contexts: Iterable[NormalizedContext], known_uids: Iterable[str] = ()
+    dag_id: str, contexts: Iterable[NormalizedContext], known_uids: Iterable[str] = (),
+    aliases: Mapping[str, str] | None = None,
 ) -> dict[NormalizedContext, Link]:
-    """Links of every context of one dag_id (contexts of other dag_ids are ignored)."""
+    """Links of every context of one dag_id (contexts of other dag_ids are ignored). `aliases` maps an alias
+    uid to the uid of the instance it names: a context under an alias links as one under that instance."""
+    aliases = aliases or {}
     items = sorted({c for c in contexts if c.dag_id == dag_id}, key=lambda c: c.key())
-    uids = frozenset({*known_uids, *(c.uid for c in items if c.uid is not None)})
+    canonical = {c: replace(c, uid=aliases[c.uid]) if c.uid in aliases else c for c in items}
+    uids = frozenset({*(aliases.get(u, u) for u in known_uids), *(c.uid for c in canonical.values() if c.uid)})
+    runs: dict[str, _InstanceRuns] = {}
+    for ctx in canonical.values():
+        if ctx.uid is not None:
+            runs.setdefault(ctx.uid, _InstanceRuns()).add(ctx)
     by_instance: dict[str | None, list[NormalizedContext]] = {}
-    for ctx in items:
-        by_instance.setdefault(resolve_uid(ctx, uids), []).append(ctx)
+    apart: set[NormalizedContext] = set()
+    for ctx in sorted(set(canonical.values()), key=lambda c: c.key()):
+        uid, ambiguous = (ctx.uid, False) if ctx.uid is not None else place_uidless(ctx, uids, runs)
+        if ambiguous:
+            apart.add(ctx)
+        by_instance.setdefault(uid, []).append(ctx)
     links: dict[NormalizedContext, Link] = {}
     for uid, group in sorted(by_instance.items(), key=lambda kv: kv[0] or ""):
         links.update(_link_instance(uid, dag_id, group))
-    return links
+    for ctx in apart:
+        links[ctx] = replace(links[ctx], ambiguous=True)
+    return {original: links[ctx] for original, ctx in canonical.items()}
 
 
 def _link_instance(uid: str | None, dag_id: str, group: list[NormalizedContext]) -> dict[NormalizedContext, Link]:

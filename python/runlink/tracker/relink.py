@@ -109,8 +109,13 @@ def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]
     return list(rows.values())
 
 
-def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None = None
-               ) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
+def aliases(conn: Connection) -> dict[str, str]:
+    """Alias uid -> the uid of the instance it names (`runlink airflow alias`); a handful of rows."""
+    return dict(run(conn, "SELECT alias, uid FROM instance_aliases").all())
+
+
+def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None = None,
+               uid_aliases: dict[str, str] | None = None) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
     """Relink one dag_id: all of its contexts, or with `new_contexts` (just inserted) only their neighbourhood,
     unless one of them brings a new instance uid (which can change every context's instance).
     Returns (runs to rebuild, attempts to rebuild, identity of every run relinked)."""
@@ -120,7 +125,8 @@ def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedConte
     else:
         rows = run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
     by_ctx = {_ctx_of(row): row for row in rows}
-    links = linking.link_dag(dag_id, by_ctx, dag_uids | _context_uids(conn, dag_id))
+    links = linking.link_dag(dag_id, by_ctx, dag_uids | _context_uids(conn, dag_id),
+                             aliases(conn) if uid_aliases is None else uid_aliases)
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
@@ -246,9 +252,10 @@ def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touch
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
     new_contexts = new_contexts or {}
+    uid_aliases = aliases(conn) if dag_ids or new_contexts else {}
     for dag_id in sorted(dag_ids | set(new_contexts)):
         seeds = None if dag_id in dag_ids else new_contexts[dag_id]
-        dag_runs_changed, dag_attempts_changed, dag_identities = relink_dag(conn, dag_id, seeds)
+        dag_runs_changed, dag_attempts_changed, dag_identities = relink_dag(conn, dag_id, seeds, uid_aliases)
         runs |= dag_runs_changed
         attempts |= dag_attempts_changed
         identities.update(dag_identities)
@@ -268,3 +275,29 @@ def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touch
     )
     rebuild_attempts(conn, attempts)
     rebuild_runs(conn, runs, identities)
+
+
+def _fold_dags(conn: Connection, alias: str, uid: str) -> None:
+    """DAG definitions stored under `alias` become the instance's (the later definition wins a clash)."""
+    for pk, dag_id, stamp in run(conn, "SELECT id, dag_id, stamp FROM dags WHERE uid = ?", (alias,)).all():
+        target = dag_pk(uid, dag_id)
+        kept = run(conn, "SELECT stamp FROM dags WHERE id = ?", (target,)).first()
+        if kept is not None and (kept[0] or "") >= (stamp or ""):
+            run(conn, "DELETE FROM dags WHERE id = ?", (pk,))
+            continue
+        if kept is not None:
+            run(conn, "DELETE FROM dags WHERE id = ?", (target,))
+        run(conn, "UPDATE dags SET id = ?, uid = ? WHERE id = ?", (target, uid, pk))
+
+
+def relink_alias(conn: Connection, alias: str, uid: str, added: bool) -> int:
+    """After `alias` was added to (or removed from) the instance `uid`: relink every dag_id with contexts or DAG
+    definitions under either uid (an added alias also folds its DAG definitions into the instance's). Idempotent,
+    and the result does not depend on whether events came before or after the alias. Returns the dag_ids
+    relinked."""
+    dag_ids = {r[0] for r in run(conn, "SELECT DISTINCT dag_id FROM contexts WHERE uid IN (?, ?)", (alias, uid))}
+    dag_ids |= {r[0] for r in run(conn, "SELECT DISTINCT dag_id FROM dags WHERE uid IN (?, ?)", (alias, uid))}
+    if added:
+        _fold_dags(conn, alias, uid)
+    apply(conn, dag_ids, set(), set())
+    return len(dag_ids)

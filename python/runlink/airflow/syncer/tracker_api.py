@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -90,6 +91,13 @@ class TrackerApi:
 
     def create_instance(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/v1/airflow-instances", json_body=body)
+
+    def add_alias(self, name: str, uid: str) -> dict[str, Any]:
+        """Another uid of the instance `name`; returns the instance's public view (with its aliases)."""
+        return self.request("POST", f"/api/v1/airflow-instances/{name}/aliases", json_body={"uid": uid})
+
+    def remove_alias(self, name: str, uid: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/api/v1/airflow-instances/{name}/aliases/{quote(uid, safe='')}")
 
     def sync_state(self, name: str) -> dict[str, Any] | None:
         return self.request("GET", f"/api/v1/airflow-instances/{name}/sync-state", allow_404=True)

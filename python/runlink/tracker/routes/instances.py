@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from runlink.context import ContextError
 from runlink.tracker import airflow_instances as registry
+from runlink.tracker import relink
 from runlink.tracker.auth import bearer, require
 from runlink.tracker.ingest import instant
 from runlink.tracker.routes import JSONBody
@@ -64,8 +65,13 @@ class SyncStateIn(BaseModel):
     cycle: dict[str, Any] | None = None
 
 
+class AliasIn(BaseModel):
+    uid: str
+
+
 def _invalid(exc: registry.InstanceError) -> HTTPException:
-    return HTTPException(422, {"message": str(exc), "field": exc.field})
+    status = 409 if isinstance(exc, registry.InstanceConflict) else 422
+    return HTTPException(status, {"message": str(exc), "field": exc.field})
 
 
 @router.post("", status_code=201, dependencies=[Depends(require("admin"))])
@@ -78,7 +84,10 @@ def create_instance(request: Request, body: InstanceIn) -> JSONBody:
     with request.app.state.db.write() as conn:
         if registry.get_row(conn, body.name) is not None:
             raise HTTPException(409, {"message": f"an instance named {body.name!r} exists", "field": "name"})
-        view = registry.create(conn, request.app.state.settings.home, body.model_dump())
+        try:
+            view = registry.create(conn, request.app.state.settings.home, body.model_dump())
+        except registry.InstanceError as exc:
+            raise _invalid(exc) from None
     return JSONBody(view, status_code=201)
 
 
@@ -98,7 +107,38 @@ def _row(request: Request, name: str) -> Any:
 
 @router.get("/{name}", dependencies=[Depends(any_scope)])
 def get_instance(request: Request, name: str) -> JSONBody:
-    return JSONBody(registry.public_view(_row(request, name)))
+    with request.app.state.db.read() as conn:
+        view = registry.view(conn, name)
+    if view is None:
+        raise HTTPException(404, f"no Airflow instance named {name!r}")
+    return JSONBody(view)
+
+
+def _change_alias(request: Request, name: str, alias: str, added: bool) -> JSONBody:
+    with request.app.state.db.write() as conn:
+        try:
+            uid = (registry.add_alias if added else registry.remove_alias)(conn, name, alias)
+        except registry.InstanceError as exc:
+            raise _invalid(exc) from None
+        except LookupError:
+            raise HTTPException(404, f"no Airflow instance named {name!r}") from None
+        relinked = relink.relink_alias(conn, alias.strip(), uid, added)
+        view = registry.view(conn, name)
+    return JSONBody({**view, "dags_relinked": relinked})
+
+
+@router.post("/{name}/aliases", dependencies=[Depends(require("admin"))])
+def add_alias(request: Request, name: str, body: AliasIn) -> JSONBody:
+    """Another uid of this instance (a migrated deployment, Databand's instance UUID): what is stored under it is
+    relinked to the instance, and later events under it link there too. Idempotent."""
+    return _change_alias(request, name, body.uid, added=True)
+
+
+@router.delete("/{name}/aliases/{alias}", dependencies=[Depends(require("admin"))])
+def remove_alias(request: Request, name: str, alias: str) -> JSONBody:
+    """Forget an alias: contexts under it are relinked as their own instance's (DAG definitions folded into the
+    instance stay with it)."""
+    return _change_alias(request, name, alias, added=False)
 
 
 @router.get("/{name}/syncer-config", dependencies=[Depends(require("admin"))])
