@@ -14,14 +14,14 @@ import requests
 
 # who may call: public | ingest | read | admin | any (any valid token) | ingest_or_admin |
 # ui_page (a UI session: read or admin) | ui_manage (a UI session of an admin, plus the form's CSRF token) |
-# ui_session_form (any UI session, plus CSRF)
+# ui_session_form (any UI session, plus CSRF) | ui_admin_page (a page for UI sessions of an admin token only)
 EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): "public", ("GET", "/docs"): "public", ("GET", "/docs/oauth2-redirect"): "public",
     ("GET", "/redoc"): "public", ("GET", "/healthz"): "public", ("GET", "/metrics"): "public",
     ("POST", "/api/v1/events"): "ingest", ("POST", "/api/v1/lineage"): "ingest",
     ("GET", "/api/v1/dag-runs"): "read", ("GET", "/api/v1/dag-runs/{run_pk}"): "read",
     ("GET", "/api/v1/task-attempts/{attempt_pk}"): "read", ("GET", "/api/v1/spark-apps/{app_pk}"): "read",
-    ("POST", "/api/v1/tokens"): "admin",
+    ("POST", "/api/v1/tokens"): "admin", ("GET", "/api/v1/tokens"): "admin", ("DELETE", "/api/v1/tokens/{name}"): "admin",
     ("POST", "/api/v1/airflow-instances"): "admin", ("GET", "/api/v1/airflow-instances"): "any",
     ("GET", "/api/v1/airflow-instances/{name}"): "any",
     ("GET", "/api/v1/airflow-instances/{name}/syncer-config"): "admin",
@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/ui/dag-runs/{pk}"): "ui_page", ("GET", "/ui/task-attempts/{pk}"): "ui_page",
     ("GET", "/ui/spark-apps/{pk}"): "ui_page", ("GET", "/ui/spark-apps/{pk}/stages/{stage_id}/{attempt_id}"): "ui_page",
     ("GET", "/ui/datasets"): "ui_page", ("GET", "/ui/datasets/{pk}"): "ui_page", ("GET", "/ui/alerts"): "ui_page",
+    ("GET", "/ui/tokens"): "ui_admin_page", ("POST", "/ui/tokens/{name}/revoke"): "ui_manage",
     ("POST", "/ui/alerts/rules"): "ui_manage", ("POST", "/ui/alerts/rules/{pk}/toggle"): "ui_manage",
     ("POST", "/ui/alerts/rules/{pk}/delete"): "ui_manage", ("POST", "/ui/alerts/{pk}/resolve"): "ui_manage",
 }
@@ -145,7 +146,12 @@ def test_ui_routes_enforce_sessions_and_csrf(scoped: tuple[Any, dict[str, str | 
             logged_in = scope in ("read", "admin")
             if method == "GET":
                 status = session.get(url, timeout=60, allow_redirects=False).status_code
-                ok = status in (200, 404) if logged_in else status in (302, 303, 307)
+                if not logged_in:
+                    ok = status in (302, 303, 307)
+                elif rule == "ui_admin_page" and scope != "admin":
+                    ok = status == 403
+                else:
+                    ok = status in (200, 404)
                 if not ok:
                     failures.append(f"GET {path} as {scope}: {status}")
                 continue

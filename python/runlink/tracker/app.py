@@ -49,7 +49,10 @@ SETTINGS_ENV = "RUNLINK_TRACKER_SETTINGS"
 
 
 def prepare_database(settings: TrackerSettings) -> None:
-    """Migrate and make sure the admin token exists (once, before any worker starts)."""
+    """Migrate and make sure the admin token exists (once, before any worker starts); database files 0600."""
+    from runlink.tracker.security import restrict_database_files
+
+    restrict_database_files(settings.database_url)
     db = Database(settings.database_url)
     try:
         upgrade(db.engine)
@@ -57,6 +60,7 @@ def prepare_database(settings: TrackerSettings) -> None:
             ensure_admin_token(conn, settings.token_path)
     finally:
         db.dispose()
+    restrict_database_files(settings.database_url)
 
 
 def app_from_env() -> FastAPI:
@@ -69,11 +73,14 @@ def app_from_env() -> FastAPI:
 def _install_guards(app: FastAPI, settings: TrackerSettings) -> None:
     """Per-token rate limits and body caps (security.py); the OpenLineage exporter as an ingest hook."""
     from runlink.openlineage_export import Exporter
-    from runlink.tracker.security import GuardMiddleware, TokenBuckets
+    from runlink.tracker.security import LOCAL_HOSTS, GuardMiddleware, HostGuardMiddleware, TokenBuckets
 
     buckets = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst) \
         if settings.rate_limit_per_s > 0 else None
     app.add_middleware(GuardMiddleware, buckets=buckets, api_cap=settings.max_api_body_bytes)
+    if settings.open_reads or settings.allowed_hosts:
+        allowed = frozenset(settings.allowed_hosts) | (LOCAL_HOSTS if settings.open_reads else frozenset())
+        app.add_middleware(HostGuardMiddleware, allowed=allowed)  # outermost: checked before anything else
     exporter = Exporter.from_env(settings.openlineage_export)
     app.state.openlineage_exporter = exporter
     if exporter is not None:
@@ -107,11 +114,12 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     app.state.settings = settings
     app.state.ingest_gate = asyncio.Semaphore(settings.ingest_slots) if settings.ingest_slots > 0 else None
     app.state.db = db
-    app.state.tokens = TokenCache()
+    app.state.tokens = TokenCache(db)
     app.state.telemetry = Telemetry()
     for module in (health, events, lineage, runs, tokens, instances):
         app.include_router(module.router)
     _install_guards(app, settings)
+    lineage.install(app)  # waiting OpenLineage children retried when a batch brings their parent
     from runlink.tracker.ui.mount import install as install_ui  # web UI, views/alerts API, alert worker
 
     install_ui(app)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runlink.tracker.render import printable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     server = subparsers.add_parser("server", help="run the tracker (HTTP API)")
@@ -17,7 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--db", help="database URL (default: SQLite at $RUNLINK_HOME/runlink.db); "
                                      "PostgreSQL: postgresql+psycopg://user@host/db")
     server.add_argument("--home", help="state folder (default $RUNLINK_HOME or ~/.runlink)")
-    server.add_argument("--open", action="store_true", help="local single-user: reads need no token")
+    server.add_argument("--open", action="store_true",
+                        help="local single-user: reads need no token; binds to loopback only and answers only "
+                             "to local Host names (127.0.0.1, localhost, [::1])")
+    server.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="also answer to this Host name (repeatable; with --open, besides the local names)")
     server.add_argument("--workers", type=int, default=1,
                         help="worker processes (parsing and validation run in parallel; writes stay serialized)")
     server.add_argument("--log-level", default="warning")
@@ -34,10 +40,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION")
     create = token_sub.add_parser("create", help="create a token and print it (stored hashed)")
     create.add_argument("--scope", choices=("ingest", "read", "admin"), required=True)
-    create.add_argument("--name")
+    create.add_argument("name", metavar="NAME", nargs="?", help="unique among live tokens (used to revoke it)")
+    create.add_argument("--name", dest="name_option", help=argparse.SUPPRESS)
+    create.add_argument("--expires", help="a duration (30d, 12h, 90m, 2w) or an ISO-8601 instant; default: never")
     create.add_argument("--db")
     create.add_argument("--home")
     create.set_defaults(handler=_token_create)
+    listing = token_sub.add_parser("list", help="tokens: name, id, scope, state, created, last used, expires "
+                                                "(never the secret)")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--db")
+    listing.add_argument("--home")
+    listing.set_defaults(handler=_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke a token by name (or id): a running tracker refuses it "
+                                                 "within a second and ends its UI sessions")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.add_argument("--db")
+    revoke.add_argument("--home")
+    revoke.set_defaults(handler=_token_revoke)
 
     runs = subparsers.add_parser("runs", help="DAG runs known to the tracker")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
@@ -55,6 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true")
     show.add_argument("--url", help="tracker URL (default RUNLINK_URL)")
     show.set_defaults(handler=_runs_show)
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN202
@@ -81,7 +104,12 @@ def _server(args: argparse.Namespace) -> int:
     if burst not in (None, ""):
         limits["rate_limit_burst"] = int(burst)
     export = args.openlineage_export or os.environ.get("RUNLINK_OPENLINEAGE_EXPORT") or None
-    settings = _settings(args, open_reads=args.open, openlineage_export=export, **limits)
+    if args.open and args.host not in _LOOPBACK:
+        print(f"runlink: --open serves every read without a token, so it binds to loopback only "
+              f"(--host {printable(args.host)} refused; use tokens to serve other machines)", file=sys.stderr)
+        return 2
+    allowed = tuple(dict.fromkeys(h.strip().lower() for h in args.allowed_host if h.strip()))
+    settings = _settings(args, open_reads=args.open, openlineage_export=export, allowed_hosts=allowed, **limits)
     backend = settings.database_url.split(":", 1)[0].split("+", 1)[0]
     if args.workers <= 1:
         app = create_app(settings)
@@ -103,20 +131,81 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_create(args: argparse.Namespace) -> int:
-    from runlink.tracker.auth import create_token
+def _token_db(args: argparse.Namespace):  # noqa: ANN202
+    """The tracker's database, migrated (the token commands work on it directly, like the server)."""
     from runlink.tracker.db import Database, upgrade
+    from runlink.tracker.security import restrict_database_files
 
     settings = _settings(args)
+    restrict_database_files(settings.database_url)
     db = Database(settings.database_url)
+    upgrade(db.engine)
+    restrict_database_files(settings.database_url)
+    return db
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from runlink.tracker.auth import TokenError, create_token, parse_expiry
+
     try:
-        upgrade(db.engine)
+        expires_at = parse_expiry(args.expires) if args.expires else None
+    except TokenError as exc:
+        print(f"runlink: {exc}", file=sys.stderr)
+        return 2
+    db = _token_db(args)
+    try:
         with db.write() as conn:
-            token = create_token(conn, args.scope, args.name)
+            token = create_token(conn, args.scope, args.name or args.name_option, expires_at=expires_at)
+    except TokenError as exc:
+        print(f"runlink: {printable(str(exc))}", file=sys.stderr)
+        return 1
     finally:
         db.dispose()
     print(token)
     return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from runlink.tracker.auth import list_tokens
+
+    db = _token_db(args)
+    try:
+        with db.read() as conn:
+            items = list_tokens(conn)
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    rows = [("NAME", "ID", "SCOPE", "STATE", "CREATED", "LAST USED", "EXPIRES")]
+    for t in items:
+        rows.append((t["name"] or "-", t["id"], t["scope"], t["state"], (t["created_at"] or "-")[:19],
+                     (t["last_used_at"] or "-")[:19], (t["expires_at"] or "never")[:19]))
+    _print_table(rows)
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from runlink.tracker.auth import TokenError, revoke_token
+
+    db = _token_db(args)
+    try:
+        with db.write() as conn:
+            revoked = revoke_token(conn, args.name)
+    except TokenError as exc:
+        print(f"runlink: {printable(str(exc))}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"revoked {printable(revoked['name'] or revoked['id'])} ({revoked['scope']}, id {revoked['id']})")
+    return 0
+
+
+def _print_table(rows: list[tuple[Any, ...]]) -> None:
+    cells = [[printable(v).replace("\n", "\\n") for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
 class _Api:
@@ -136,11 +225,11 @@ class _Api:
         try:
             response = requests.get(self.base + path, params=params, headers=self.headers, timeout=30)
         except requests.RequestException as exc:
-            raise SystemExit(f"runlink: cannot reach the tracker at {self.base}: {exc}") from None
+            raise SystemExit(printable(f"runlink: cannot reach the tracker at {self.base}: {exc}")) from None
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
-            raise SystemExit(f"runlink: tracker answered {response.status_code}: {response.text[:500]}")
+            raise SystemExit(printable(f"runlink: tracker answered {response.status_code}: {response.text[:500]}"))
         return response.json()
 
 
@@ -159,9 +248,7 @@ def _runs_list(args: argparse.Namespace) -> int:
     for run in items:
         rows.append((run["dag_id"], run["run_id"] or "-", run["logical_date"] or "-", run["state"] or "-",
                      run["start_date"] or "-", run["end_date"] or "-", run["id"]))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+    _print_table(rows)
     return 0
 
 
@@ -173,8 +260,8 @@ def _runs_show(args: argparse.Namespace) -> int:
     else:
         tree = api.get(f"/api/v1/dag-runs/{page['items'][0]['id']}") if page["items"] else None
     if tree is None:
-        print(f"runlink: no DAG run of {args.dag_id}" + (f" with run id {args.run_id}" if args.run_id else ""),
-              file=sys.stderr)
+        print(printable(f"runlink: no DAG run of {args.dag_id}" + (f" with run id {args.run_id}" if args.run_id
+                                                                    else "")), file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(tree, indent=2))

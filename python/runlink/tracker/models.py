@@ -60,6 +60,10 @@ tokens = Table(
     Column("scope", String(16), nullable=False),
     Column("name", String(200)),
     Column("created_at", String(INSTANT), nullable=False),
+    # token lifecycle (migration 0010): a revoked or expired token is refused; last use is kept to the minute
+    Column("expires_at", String(INSTANT)),
+    Column("revoked_at", String(INSTANT)),
+    Column("last_used_at", String(INSTANT)),
 )
 
 #: every stored event, as received. Unique by `id`, enforced by ingest's dedupe under the write lock and looked up

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,6 +25,26 @@ from runlink.masking import mask_event
 
 MAX_SCHEMA_FIELDS = 1000
 MAX_COLUMN_STATS = 1000
+
+
+def restrict_database_files(database_url: str) -> None:
+    """A SQLite database, its WAL, shared memory and lock files readable by their owner only (0600).
+
+    The file is created 0600 before SQLite opens it, because SQLite gives the WAL and -shm files it creates
+    later the mode of the database file; files a previous version left wider are tightened."""
+    if not database_url.startswith("sqlite:///") or database_url == "sqlite:///:memory:":
+        return
+    path = Path(database_url[len("sqlite:///"):].split("?", 1)[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError:
+        return
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        try:
+            os.chmod(path.with_name(path.name + suffix), 0o600)
+        except FileNotFoundError:
+            continue
 
 
 def _cap_dataset(ds: dict[str, Any]) -> None:
@@ -165,6 +187,39 @@ class GuardMiddleware:
             return message
 
         await self.app(scope, capped_receive, send)
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def host_name(header: str | None) -> str | None:
+    """The name part of a Host header, lowercased, without the port (`[::1]:8686` -> `[::1]`)."""
+    if not header:
+        return None
+    header = header.strip().lower()
+    if header.startswith("["):
+        end = header.find("]")
+        return header[:end + 1] if end > 0 else None
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostGuardMiddleware:
+    """Pure ASGI: 400 for a request whose Host header is not an allowed name.
+
+    With `--open` reads need no token, so a web page that re-points its own DNS name at 127.0.0.1 (DNS
+    rebinding) could read everything and post the UI's forms; its requests carry that foreign name as Host."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(a.strip().lower() for a in allowed)
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] == "http" and host_name(_header(scope, b"host")) not in self.allowed:
+            await _send_json(send, 400, {"detail": "Host not allowed: this tracker answers only to "
+                                                   + ", ".join(sorted(self.allowed)) + " (--allowed-host)"})
+            return
+        await self.app(scope, receive, send)
 
 
 async def _send_json(send: Callable[[Any], Awaitable[None]], status: int, body: dict[str, Any],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,14 @@ def normalize_db_url(url: str) -> str:
     return url
 
 
+def _env_seconds(name: str, default: float) -> float:
+    """A duration from the environment; an unset, empty or unreadable value gives the default."""
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
 @dataclass(frozen=True)
 class TrackerSettings:
     """Everything `create_app` needs; built by `runlink server` from its flags."""
@@ -23,6 +32,9 @@ class TrackerSettings:
     home: Path = field(default_factory=default_home)
     db_url: str | None = None
     open_reads: bool = False
+    #: Host header names served besides the loopback ones when `open_reads` (DNS rebinding); non-empty also
+    #: restricts a tracker without --open to these names (security.HostGuardMiddleware)
+    allowed_hosts: tuple[str, ...] = ()
     max_body_bytes: int = 16 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_events: int = 10000
@@ -33,6 +45,9 @@ class TrackerSettings:
     max_api_body_bytes: int = 1024 * 1024
     #: export stored events as OpenLineage: file:///path.jsonl, a path, or an http(s) URL (openlineage_export.py)
     openlineage_export: str | None = None
+    #: seconds an OpenLineage event waits for its parent run before it is listed as unlinked (never dropped)
+    openlineage_pending_ttl_s: float = field(default_factory=lambda: _env_seconds(
+        "RUNLINK_OPENLINEAGE_PENDING_TTL_S", 6 * 3600.0))
     #: batches one worker process handles at once (0 = no limit). With several workers, 1: a batch that holds
     #: the database write lock then never waits for the GIL behind another batch's parsing in its process,
     #: which kept the lock held ~2.5x its CPU time; the other workers parse meanwhile.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from runlink.tracker.alerts import rules as alert_rules
@@ -103,12 +103,13 @@ def patch_rule(request: Request, pk: str, body: RulePatch) -> JSONBody:
     return JSONBody(rule)
 
 
-@router.delete("/alert-rules/{pk}", status_code=204, dependencies=[Depends(require("admin"))])
-def delete_rule(request: Request, pk: str) -> JSONBody:
+@router.delete("/alert-rules/{pk}", status_code=204, response_class=Response, dependencies=[Depends(require("admin"))])
+def delete_rule(request: Request, pk: str) -> Response:
+    """204 with no body at all (a body on a 204 desynchronizes the next request on a keep-alive connection)."""
     with request.app.state.db.write() as conn:
         if not alert_rules.delete_rule(conn, pk):
             raise HTTPException(404, "rule not found")
-    return JSONBody(None, status_code=204)
+    return Response(status_code=204)
 
 
 @router.get("/alerts", dependencies=[Depends(require("read"))])

@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,7 +27,15 @@ from runlink.context import ContextError
 from runlink.tracker import ui_queries
 from runlink.tracker.alerts import engine
 from runlink.tracker.alerts import rules as alert_rules
-from runlink.tracker.auth import hash_token, require, scope_of
+from runlink.tracker.auth import (
+    TokenError,
+    check_unknown_token_rate,
+    hash_token,
+    list_tokens,
+    require,
+    revoke_token,
+    scope_of,
+)
 from runlink.tracker.ingest import instant
 from runlink.tracker.routes import JSONBody
 from runlink.tracker.ui import fragments
@@ -95,6 +103,15 @@ def fmt_ts(value: str | None) -> str:
     return value[:19].replace("T", " ")
 
 
+def is_web_link(url: Any) -> bool:
+    """Only http(s) URLs become links: a producer's `javascript:` or `data:` URL is shown as text."""
+    if not isinstance(url, str):
+        return False
+    parsed = urlsplit(url.strip())
+    return parsed.scheme.lower() in ("http", "https") and bool(parsed.netloc) and url == url.strip() \
+        and not any(ord(c) < 32 for c in url)
+
+
 def state_class(state: str | None) -> str:
     return "st-" + re.sub(r"[^a-z_]", "", (state or "unknown").lower())
 
@@ -103,7 +120,7 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(UI_DIR / "templates")), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(dur=fmt_duration, bytes=fmt_bytes, num=fmt_num, ts=fmt_ts, stc=state_class,
-                       urlq=lambda v: quote(str(v), safe=""))
+                       urlq=lambda v: quote(str(v), safe=""), weblink=is_web_link)
     env.globals.update(version=__version__, urlencode=urlencode, kinds=alert_rules.KINDS, math=math,
                        fragments=fragments)
     return env
@@ -228,6 +245,9 @@ async def login(request: Request) -> Response:
     token = str(form.get("token") or "").strip()
     scope = None
     if token:
+        cache = request.app.state.tokens
+        if cache.cached(token) is None:
+            check_unknown_token_rate(cache, request)  # guessing tokens here costs a lookup each: limited
         with request.app.state.db.read() as conn:
             scope = scope_of(conn, token)
     if scope not in ("read", "admin"):
@@ -433,6 +453,36 @@ def page_alerts(conn: Any, session: sessions.Session, error: str | None = None, 
                 dag_id: str | None = None, task_id: str | None = None) -> dict[str, Any]:
     return {"view": data_alerts(conn), "nav": "alerts", "error": error,
             "prefill": {"kind": kind or "task_failed", "dag_id": dag_id or "", "task_id": task_id or ""}}
+
+
+@html_router.get("/ui/tokens")
+@page("tokens.html")
+def page_tokens(conn: Any, session: sessions.Session, error: str | None = None) -> dict[str, Any]:
+    """Admin sessions only (not `--open`: a tokenless local visitor must not manage tokens)."""
+    if session.scope != "admin":
+        raise HTTPException(403, "managing tokens needs an admin token (log in with one)")
+    return {"tokens": list_tokens(conn), "nav": "tokens", "error": error}
+
+
+@html_router.post("/ui/tokens/{name}/revoke")
+async def form_revoke_token(request: Request, name: str) -> Response:
+    """Revoke a token; revoking the session's own token ends this session too (back to the login page)."""
+    form = await request.form()
+    try:
+        session = await run_in_threadpool(ui_session, request)
+    except LoginRequired:
+        return RedirectResponse("/ui/login?next=/ui/tokens", status_code=303)
+    _check_csrf(request, session, form)
+    if session.scope != "admin":
+        raise HTTPException(403, "managing tokens needs an admin token (log in with one)")
+    try:
+        with request.app.state.db.write() as conn:
+            revoke_token(conn, name)
+    except TokenError as exc:
+        if "no live token" in str(exc):
+            raise HTTPException(404, str(exc)) from None
+        return _finish(request, RedirectResponse("/ui/tokens?" + urlencode({"error": str(exc)}), status_code=303))
+    return _finish(request, RedirectResponse("/ui/tokens", status_code=303))
 
 
 # ---------------------------------------------------------------- HTML forms (alerts)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Column, Connection, String, Table, delete, select
 
-from runlink.tracker.models import INSTANT, metadata
+from runlink.tracker.models import INSTANT, metadata, tokens
 
 COOKIE = "runlink_session"
 LOGIN_COOKIE = "runlink_login"
@@ -99,11 +99,27 @@ def create(conn: Connection, scope: str, token_hash: str | None) -> tuple[str, S
 
 
 def lookup(conn: Connection, sid: str) -> Session | None:
-    row = conn.execute(select(ui_sessions.c.scope, ui_sessions.c.csrf, ui_sessions.c.expires_at)
-                       .where(ui_sessions.c.id_hash == _hash(sid))).first()
-    if row is None or row.expires_at < _stamp(datetime.now(timezone.utc)):
+    """The live session of this id: not expired, and its token (if it has one) still live, so a revoked,
+    expired or deleted token ends its sessions at once (checked on every page, which queries anyway)."""
+    row = conn.execute(
+        select(ui_sessions.c.scope, ui_sessions.c.csrf, ui_sessions.c.expires_at, ui_sessions.c.token_hash,
+               tokens.c.token_hash.label("live_hash"), tokens.c.revoked_at, tokens.c.expires_at.label("token_expiry"))
+        .select_from(ui_sessions.outerjoin(tokens, tokens.c.token_hash == ui_sessions.c.token_hash))
+        .where(ui_sessions.c.id_hash == _hash(sid))).first()
+    now = _stamp(datetime.now(timezone.utc))  # the same spelling as auth's format_instant: comparable text
+    if row is None or row.expires_at < now:
+        return None
+    if row.token_hash is not None and (row.live_hash is None or row.revoked_at is not None
+                                       or (row.token_expiry is not None and row.token_expiry <= now)):
         return None
     return Session(scope=row.scope, csrf=row.csrf)
+
+
+def end_sessions_of(conn: Connection, token_hashes: list[str]) -> int:
+    """Delete the UI sessions logged in with these tokens (their revocation); returns how many."""
+    if not token_hashes:
+        return 0
+    return conn.execute(delete(ui_sessions).where(ui_sessions.c.token_hash.in_(token_hashes))).rowcount or 0
 
 
 def destroy(conn: Connection, sid: str) -> None:
