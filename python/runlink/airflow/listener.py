@@ -278,11 +278,12 @@ def _end(attempt: _Attempt | None, state: str, error: Any, ti: Any = None) -> No
             _ended.popitem(last=False)
     settings = _settings()
     ti = attempt.ti
-    end = datetime.now(timezone.utc)
+    start, end, duration = _attempt_times(attempt)
     payload: dict[str, Any] = {
         "state": state,
+        "start_date": _iso(start),
         "end_date": _iso(end),
-        "duration_s": round(time.monotonic() - attempt.started, 6),
+        "duration_s": duration,
         "operator": _operator_name(attempt.task),
         "error": capture.error_of(error),
     }
@@ -295,6 +296,33 @@ def _end(attempt: _Attempt | None, state: str, error: Any, ti: Any = None) -> No
             _emit("log", {**part, "seq": index}, attempt.raw)
     del ti
     _flush(settings.flush_timeout_s)
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def _attempt_times(attempt: _Attempt) -> tuple[datetime, datetime, float]:
+    """The attempt's start, end and duration as Airflow records them (TI.start_date, TI.end_date, TI.duration =
+    end - start), so the plugin and the syncer agree.
+
+    Airflow's start_date is set when the try became running, before the task process parsed the DAG file; the
+    listener's running hook comes after that (seconds later on a loaded machine), so timing from the hook measured
+    a fraction of Airflow's duration. Airflow sets end_date before the success/failure hooks (3.x and 2.11); where
+    it has not yet (a skip or deferral seen inside execute()), or holds an older try's value, it is now.
+    """
+    ti = attempt.ti
+    now = datetime.now(timezone.utc)
+    start = _aware(getattr(ti, "start_date", None))
+    end = _aware(getattr(ti, "end_date", None))
+    if end is not None and end < (start or attempt.start_wall):
+        end = None
+    if start is None:
+        return attempt.start_wall, end or now, round(time.monotonic() - attempt.started, 6)
+    end = end or now
+    return start, end, round((end - start).total_seconds(), 6)
 
 
 def _guarded(fn: Any, *args: Any) -> None:

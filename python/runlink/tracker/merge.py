@@ -8,6 +8,10 @@ row (the tracker's "any arrival order gives the same tree" rests on this):
   (the syncer) wins the final state, and a late `start` never overwrites an `end`.
 - `EARLIEST` fields keep the smallest value, `LATEST` fields the largest (instants are stored in one
   sortable spelling).
+- `AIRFLOW_TIMES` (an attempt's or a run's start, end and duration): the highest source rank that reported a
+  value wins first, then the rule above (the later event for `duration_s`). Airflow's own record, as the syncer
+  reads it, is the final word on them; an agent's nearby clock reading cannot push an end later or a start
+  earlier than Airflow's.
 - any other field: non-null wins; between two non-null values the later event wins (time, then event id).
 """
 
@@ -35,6 +39,7 @@ TERMINAL_STATES = frozenset(
 SOURCE_RANK = {"syncer": 3, "airflow": 2}
 EARLIEST = frozenset({"start_date", "start_time", "submission_time"})
 LATEST = frozenset({"end_date", "end_time", "completion_time"})
+AIRFLOW_TIMES = frozenset({"start_date", "end_date", "duration_s"})
 
 
 def is_terminal(state: str | None) -> bool:
@@ -72,17 +77,18 @@ class Merged:
 
 
 def _candidate_key(name: str, value: Any, fact: Fact) -> tuple:
+    rank = source_rank(fact.agent) if name in AIRFLOW_TIMES else 0
     stamp = (fact.time, fact.event_id)
     if name == "state":
         return state_key(str(value), fact.agent, fact.time, fact.event_id)
     if name in EARLIEST or name in LATEST:
-        return (str(value), stamp)  # compared by value; `_better` picks the direction
-    return stamp
+        return (rank, str(value), stamp)  # compared by value; `_better` picks the direction
+    return (rank, stamp)
 
 
 def _better(name: str, new: tuple, old: tuple) -> bool:
     if name in EARLIEST:
-        return new < old
+        return new[0] > old[0] or (new[0] == old[0] and new[1:] < old[1:])
     return new > old
 
 
