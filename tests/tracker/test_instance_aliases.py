@@ -62,6 +62,8 @@ def test_an_alias_relinks_stored_events_and_later_ones(tracker, unique) -> None:
     assert sorted(m["key"] for m in attempt["metrics"]) == ["after_alias", "before_alias"]
     instance = tracker.get_json(f"/api/v1/airflow-instances/prod-{unique}")
     assert instance["aliases"] == [databand]
+    listed = {i["uid"]: i for i in tracker.get_json("/api/v1/views/instances")["items"]}
+    assert databand not in listed and listed[prod]["aliases"] == [databand] and listed[prod]["dags"] == 1
 
 
 def test_alias_mistakes_are_refused_with_the_field(tracker, unique) -> None:

@@ -114,7 +114,12 @@ def instances_view(conn: Connection) -> dict[str, Any]:
             continue
         by_uid.setdefault(uid, {"uid": uid, "first_seen": None})
         by_uid[uid].update({k: v for k, v in item.items() if k in
-                            ("name", "url", "last_sync_at", "last_success_at", "lag_s", "last_error")}, source="syncer")
+                            ("name", "url", "last_sync_at", "last_success_at", "lag_s", "last_error", "aliases")},
+                           source="syncer")
+        for alias in item.get("aliases") or ():  # an alias uid is the instance, not an instance of its own
+            seen = (by_uid.pop(alias, None) or {}).get("first_seen")
+            if seen and (by_uid[uid]["first_seen"] is None or seen < by_uid[uid]["first_seen"]):
+                by_uid[uid]["first_seen"] = seen
     dag_counts = dict(conn.execute(select(dags.c.uid, func.count()).group_by(dags.c.uid)).all())
     run_stats = {r[0]: (r[1], r[2]) for r in conn.execute(
         select(dag_runs.c.uid, func.count(), func.max(dag_runs.c.sort_key)).group_by(dag_runs.c.uid)).all()}
@@ -151,7 +156,7 @@ def instances_view(conn: Connection) -> dict[str, Any]:
 
 def _syncer_instances(conn: Connection) -> list[dict[str, Any]]:
     """Registered instances (the syncer's `airflow_instances` registry, when that module is present), flattened:
-    name, url, last_sync_at, last_success_at, lag_s, last_error. Credentials never appear."""
+    name, url, aliases, last_sync_at, last_success_at, lag_s, last_error. Credentials never appear."""
     try:
         from runlink.tracker import airflow_instances
     except ImportError:
@@ -164,7 +169,8 @@ def _syncer_instances(conn: Connection) -> list[dict[str, Any]]:
     for item in items:
         sync = item.get("sync_state") or {}
         out.append({"uid": item.get("uid"), "name": item.get("name"), "url": item.get("url"),
-                    "last_sync_at": sync.get("last_sync_at"), "last_success_at": sync.get("last_success_at"),
+                    "aliases": item.get("aliases") or [], "last_sync_at": sync.get("last_sync_at"),
+                    "last_success_at": sync.get("last_success_at"),
                     "lag_s": sync.get("lag_s"), "last_error": sync.get("last_error")})
     return out
 
