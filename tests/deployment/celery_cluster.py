@@ -20,6 +20,7 @@ from typing import Any
 from airflow_standalone import Standalone, airflow_version, free_port
 
 REDIS_DEADLINE_S = 30.0
+STOP_GRACE_S = 15.0
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "celery worker")
 
 
@@ -92,24 +93,34 @@ class CeleryAirflow(Standalone):
         return super().wait_for(what, all_alive_then_check, deadline_s)
 
     def stop(self) -> None:
-        for process in reversed(list(self.components.values())):
-            _stop_group(process)
+        """Every component's group gets SIGTERM at once, then SIGKILL after a shared grace period."""
+        _stop_groups(list(self.components.values()))
         if self.redis is not None:
             self.redis.stop()
 
 
-def _stop_group(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _stop_groups(processes: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in running:
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=30)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    _stop_groups([process])
 
 
 def start_celery_airflow(home: Path, dags: Path, metadata_url: str, python: str, *,
