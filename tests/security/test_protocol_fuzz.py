@@ -189,7 +189,8 @@ def _get(node: Any, path: tuple) -> Any:
 
 def _put_free(event: dict[str, Any], value: Any) -> dict[str, Any]:
     """`value` at the type's free-JSON place (params, conf, column stats, a task's extra key)."""
-    where = FREE_JSON_AT.get(event["type"])
+    type_ = event.get("type")
+    where = FREE_JSON_AT.get(type_) if isinstance(type_, str) else None  # a mutation may have replaced the type
     if where is None or not isinstance(event.get("payload"), dict):
         return event
     payload = dict(event["payload"])
