@@ -2,12 +2,25 @@
 
 `emit()` is an O(1) append to a bounded in-memory queue (full -> the event is dropped and counted); it
 never blocks and never raises. One daemon thread completes and validates events, batches them (count,
-bytes and time bounds), gzips and POSTs them with retries (exponential backoff + jitter) on connection
-errors, timeouts, 429 and 5xx. While the tracker is down, batches go to the disk spool and are replayed,
-oldest first, once it answers again (spool files of earlier processes included). `flush(timeout)` waits at
-most `timeout`: requests made under a flush get a timeout shorter than what is left of it, and whatever is
-still in memory when it runs out is spooled. Counters (sent, dropped, spooled, replayed, send errors) are
-reported as an `agent_health` event at flush and exit.
+bytes and time bounds), gzips and POSTs them. What an answer means:
+
+- 2xx: delivered. A 4xx other than 429 (the batch can never be accepted as it is): never retried, moved to the
+  spool's quarantine folder with the reason (401/403 too: a fixed token can `runlink spool requeue` it).
+- no answer (connection refused, timeout): the tracker is down; the batch is spooled at once, and so is what
+  follows until a probe gets through (backoff), so a burst while it is down goes to disk instead of the
+  in-memory queue filling behind retries.
+- 429: retried with backoff (Retry-After), then spooled.
+- 5xx: retried a little, then spooled with the count of 5xx answers in the file's name. A spooled batch that
+  keeps getting 5xx while the tracker takes other batches is set aside (the next files replay meanwhile) and,
+  after `QUARANTINE_AFTER` 5xx answers over all processes, quarantined: one poisoned batch never blocks the
+  spool. 5xx for different batches in a row means the tracker itself is failing: treated as down, not counted.
+
+Spooled batches (earlier processes' too) are replayed oldest first once the tracker answers, by the sender in
+the background and by the exit flush within its budget, so a short process after an outage delivers what
+earlier ones spooled. The spool is one folder per tracker URL. `flush(timeout)` waits at most `timeout`:
+requests made under a flush get a timeout shorter than what is left of it, and whatever is still in memory when
+it runs out is spooled. Counters (sent, dropped, spooled, replayed, quarantined, send errors) are reported as an
+`agent_health` event at flush and exit.
 """
 
 from __future__ import annotations
@@ -31,17 +44,25 @@ from runlink import config as config_mod
 from runlink.config import Config
 from runlink.context import format_instant
 from runlink.protocol.events import ProtocolError, make_event, validate_event
-from runlink.spool import Spool
+from runlink.spool import Claim, Spool, spool_key
 from runlink.transports import HttpTransport, Outcome, Transport
 
 log = logging.getLogger("runlink")
 
 #: counters reported in agent_health (payload key -> attribute)
-COUNTERS = ("sent", "dropped", "spooled", "replayed", "send_errors")
+COUNTERS = ("sent", "dropped", "spooled", "replayed", "quarantined", "send_errors")
+#: 5xx answers (over all processes) after which a batch is quarantined instead of spooled again
+QUARANTINE_AFTER = 5
+#: 5xx answers a live batch gets in memory before it is spooled (the queue must not wait long behind it)
+LIVE_5XX_TRIES = 3
 
 
 class _Marker(threading.Event):
     """Put into the queue by `flush`: set once everything queued before it was sent or spooled."""
+
+
+class _DrainMarker(_Marker):
+    """The exit flush's second marker: set once the spool was replayed, or the flush budget ran out."""
 
 
 class _InFlight:
@@ -87,12 +108,27 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+def _without_nul(value: Any) -> Any:
+    """NUL (U+0000) in strings and keys becomes U+FFFD: the tracker refuses NUL (PostgreSQL cannot store it),
+    and one NUL in a log line must not get the whole batch refused."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {_without_nul(str(k)): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _dumps(event: Mapping[str, Any]) -> bytes:
     try:
         text = json.dumps(event, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError):
         text = json.dumps(_json_safe(event), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return text.encode("utf-8")
+    if "\\u0000" in text:  # rare: a NUL somewhere (or a literal backslash-u0000, which this leaves as it is)
+        text = json.dumps(_without_nul(_json_safe(event)), separators=(",", ":"), allow_nan=False,
+                          ensure_ascii=False)
+    return text.encode("utf-8", "replace")  # a lone surrogate becomes "?" instead of failing the batch
 
 
 class NoopClient:
@@ -140,7 +176,9 @@ class Client:
         self.config = config
         self.pid = os.getpid()
         self._transport = transport
-        self._spool = spool if spool is not None else Spool(config.spool_dir, config.spool_max_bytes)
+        self._spool = spool if spool is not None else Spool(config.spool_dir / spool_key(config.url),
+                                                              config.spool_max_bytes)
+        self.quarantine_after = QUARANTINE_AFTER
         self._queue: deque[Any] = deque()
         self._max = max(1, int(config.queue_size))
         self._wake_at = max(1, int(config.batch_size))
@@ -148,7 +186,7 @@ class Client:
         self._backoff_max = backoff_max_s
         self._spool_check_interval = spool_check_interval_s
 
-        self.sent = self.dropped = self.spooled = self.replayed = self.send_errors = 0
+        self.sent = self.dropped = self.spooled = self.replayed = self.quarantined = self.send_errors = 0
         self.invalid = 0
         self._health_sent = 0
         self._health_spooled = 0
@@ -167,6 +205,9 @@ class Client:
 
         self._down_until = 0.0
         self._down_delay = 0.0
+        self._last_5xx: object | None = None  # the batch that got the last 5xx, until any batch gets through
+        self._deferred: dict[str, float] = {}  # spool file key -> not before (monotonic): set aside after a 5xx
+        self._drain_until: float | None = None  # set while the exit flush replays the spool
         self._replay_blocked = False
         self._spool_dirty = True  # check the spool (earlier processes may have left files) at start
         self._next_spool_check = 0.0
@@ -251,6 +292,8 @@ class Client:
             try:
                 self._interrupt.set()
                 done = self._wait_marker(deadline)
+                if done and reason == "exit":  # replay what this and earlier processes spooled, within the budget
+                    self._wait_marker(deadline, drain=True)
                 if done and self._report_health(reason):
                     done = self._wait_marker(deadline)
                 if not done:
@@ -270,8 +313,8 @@ class Client:
             self._log_once("flush-error", "runlink flush failed: %s", exc)
             return False
 
-    def _wait_marker(self, deadline: float) -> bool:
-        marker = _Marker()
+    def _wait_marker(self, deadline: float, drain: bool = False) -> bool:
+        marker = _DrainMarker() if drain else _Marker()
         self._queue.append(marker)  # past the bound on purpose: a flush is never dropped
         self._wake.set()
         thread = self._thread
@@ -291,7 +334,7 @@ class Client:
     def _report_health(self, reason: str) -> bool:
         """Queue an agent_health event when the counters changed since the last report."""
         snapshot = (self.sent - self._health_sent, self.dropped, self.spooled - self._health_spooled,
-                    self.replayed, self.send_errors)
+                    self.replayed, self.quarantined, self.send_errors)
         if not any(snapshot) or snapshot == self._last_report:
             return False
         self._last_report = snapshot
@@ -302,6 +345,7 @@ class Client:
             "events_dropped": self.dropped,
             "events_spooled": self.spooled,
             "events_replayed": self.replayed,
+            "events_quarantined": self.quarantined,
             "queue_size": self.queue_size(),
             "send_errors": self.send_errors,
             "reason": reason,
@@ -361,6 +405,8 @@ class Client:
                 for batch in self._build_batches(items):
                     self._deliver(*batch)
                 items = []
+                if isinstance(item, _DrainMarker):
+                    self._drain_spool()
                 item.set()
                 continue
             items.append(item)
@@ -439,7 +485,7 @@ class Client:
         return timeout
 
     def _deliver(self, body: bytes, count: int, health: int = 0) -> None:
-        """Send one batch (retrying), or spool it when the tracker is down or the flush budget is short."""
+        """Send one batch, or spool it (tracker down, flush budget short) or quarantine it (refused, poisoned)."""
         if time.monotonic() < self._down_until:
             self._to_spool(body, count, health)
             return
@@ -447,12 +493,12 @@ class Client:
         inflight = _InFlight(body, count, health)
         self._inflight = inflight
         try:
-            attempt = 0
+            attempt = fivexx = 0
             while True:
                 timeout = self._request_timeout()
                 if timeout is None:
                     if inflight.take():
-                        self._to_spool(body, count, health)
+                        self._to_spool(body, count, health, fivexx)
                     return
                 result = self._transport.send(body, timeout)  # type: ignore[union-attr]
                 if result.outcome is Outcome.OK:
@@ -466,15 +512,33 @@ class Client:
                     self.send_errors += 1
                 if result.outcome is Outcome.REJECTED:
                     if inflight.take():
-                        with self._count_lock:
-                            self.dropped += count
-                    self._log_rejection(result.status, result.message, count)
+                        self._to_quarantine(None, body, count, result.status, result.message, fivexx)
+                    return
+                if result.status is None:  # unreachable: spool now, do not hold the queue with retries
+                    self._mark_down(result.message or "no answer")
+                    if inflight.take():
+                        self._to_spool(body, count, health, fivexx)
                     return
                 attempt += 1
-                if probing or attempt > self.config.max_retries or self._deadline is not None:
-                    self._mark_down(result.message or f"HTTP {result.status}")
+                if result.status != 429:
+                    if not self._count_5xx(inflight, probing):  # several batches fail: the tracker is failing
+                        self._mark_down(result.message or f"HTTP {result.status}")
+                        if inflight.take():
+                            self._to_spool(body, count, health, fivexx)
+                        return
+                    fivexx += 1
+                    if fivexx >= self.quarantine_after:
+                        if inflight.take():
+                            self._to_quarantine(None, body, count, result.status, result.message, fivexx)
+                        return
+                    if fivexx >= LIVE_5XX_TRIES or self._deadline is not None:
+                        if inflight.take():
+                            self._to_spool(body, count, health, fivexx)
+                        return
+                elif probing or attempt > self.config.max_retries or self._deadline is not None:
+                    self._mark_down(result.message or "HTTP 429")
                     if inflight.take():
-                        self._to_spool(body, count, health)
+                        self._to_spool(body, count, health, fivexx)
                     return
                 delay = min(self._backoff_max, self._backoff_base * (2 ** (attempt - 1)))
                 delay *= random.uniform(0.5, 1.5)
@@ -484,7 +548,17 @@ class Client:
         finally:
             self._inflight = None
 
+    def _count_5xx(self, batch: object, probing: bool) -> bool:
+        """Whether a 5xx counts against this batch: not while the tracker is marked down, and not when the
+        previous 5xx was another batch's with nothing accepted in between (then the tracker is failing, not the
+        batch)."""
+        if probing or (self._last_5xx is not None and self._last_5xx != batch):
+            return False
+        self._last_5xx = batch
+        return True
+
     def _mark_up(self) -> None:
+        self._last_5xx = None
         if self._down_delay:
             log.info("runlink: the tracker at %s answers again", self.config.url)
             self._logged.discard("down")
@@ -501,12 +575,32 @@ class Client:
         hint = " (check RUNLINK_TOKEN / $RUNLINK_HOME/token)" if status in (401, 403) else ""
         self._log_once(
             f"reject-{status}",
-            "runlink: the tracker rejected %d events with HTTP %s%s: %s (not retried; dropped)",
+            "runlink: the tracker rejected %d events with HTTP %s%s: %s (not retried; quarantined: "
+            "see `runlink spool quarantine`)",
             count, status, hint, _mask(message, self.config.token),
         )
 
-    def _to_spool(self, body: bytes, count: int, health: int = 0) -> None:
-        if self._spool.write(body, count):
+    def _to_quarantine(self, claim: Claim | None, body: bytes, count: int, status: int | None, message: str,
+                       fivexx: int) -> None:
+        """Set a batch aside with why: never retried on its own, shown by `runlink spool quarantine`."""
+        reason = {"status": status, "message": _mask(message, self.config.token)[:2000], "attempts": fivexx,
+                  "tracker": self.config.url}
+        stored = self._spool.quarantine(claim, reason) if claim is not None else \
+            self._spool.quarantine_body(body, count, reason)
+        with self._count_lock:
+            if stored:
+                self.quarantined += count
+            else:
+                self.dropped += count
+        if status is not None and 400 <= status < 500:
+            self._log_rejection(status, message, count)
+        else:
+            self._log_once("quarantine", "runlink: a batch of %d events got %d server errors (last: HTTP %s: %s): "
+                           "quarantined, see `runlink spool quarantine`", count, fivexx, status,
+                           _mask(message, self.config.token))
+
+    def _to_spool(self, body: bytes, count: int, health: int = 0, attempts: int = 0) -> None:
+        if self._spool.write(body, count, attempts):
             with self._count_lock:
                 self.spooled += count
                 self._health_spooled += health
@@ -516,23 +610,35 @@ class Client:
                 self.dropped += count
 
     def _replay_one(self) -> bool:
-        """Replay the oldest spool file when the tracker is up and nothing live waits. True if one was sent."""
+        """Replay the oldest spool file when the tracker is up and nothing live waits. True if one was handled
+        (sent, set aside or quarantined) and the next may follow."""
         now = time.monotonic()
-        if self._replay_blocked or self._deadline is not None or now < self._down_until:
+        draining = self._drain_until is not None
+        if self._replay_blocked or (self._deadline is not None and not draining) or now < self._down_until:
             return False
-        if not self._spool_dirty and now < self._next_spool_check:
+        if not draining and not self._spool_dirty and now < self._next_spool_check:
             return False
-        claim = self._spool.claim_oldest()
+        timeout = float(self.config.request_timeout_s)
+        if draining:
+            timeout = min(timeout, self._drain_until - now)  # type: ignore[operator]
+            if timeout < 0.05:
+                return False
+        deferred = self._deferred
+        if deferred:
+            for key in [k for k, until in deferred.items() if until <= now]:
+                del deferred[key]
+        claim = self._spool.claim_oldest(skip=set(deferred))
         if claim is None:
             self._spool_dirty = False
-            self._next_spool_check = now + self._spool_check_interval
+            self._next_spool_check = now + (min(deferred.values()) - now if deferred else self._spool_check_interval)
             return False
         try:
             body = claim.read()
         except OSError:
             self._spool.release(claim)
             return False
-        result = self._transport.send(body, float(self.config.request_timeout_s))  # type: ignore[union-attr]
+        probing = self._down_delay > 0
+        result = self._transport.send(body, timeout)  # type: ignore[union-attr]
         if result.outcome is Outcome.OK:
             self._spool.done(claim)
             with self._count_lock:
@@ -542,19 +648,38 @@ class Client:
         with self._count_lock:
             self.send_errors += 1
         if result.outcome is Outcome.RETRY:
-            self._spool.release(claim)
-            self._mark_down(result.message or f"HTTP {result.status}")
-            return False
+            if result.status is None or result.status == 429 or not self._count_5xx(claim.key, probing):
+                self._spool.release(claim)  # the tracker is down or failing: not this batch's fault
+                self._mark_down(result.message or f"HTTP {result.status}")
+                return False
+            attempts = claim.attempts + 1
+            if attempts >= self.quarantine_after:
+                self._to_quarantine(claim, b"", claim.events, result.status, result.message, attempts)
+                return True
+            self._spool.release(claim, attempts)
+            # set aside for a while: the files behind it replay meanwhile, so it never blocks the spool
+            self._deferred[claim.key] = now + min(self._backoff_max, 0.5 * 2 ** attempts)
+            return True
         if result.status in (401, 403):
             self._spool.release(claim)  # a process with a valid token will replay it
             self._replay_blocked = True
             self._log_rejection(result.status, result.message, claim.events)
             return False
-        self._spool.done(claim)  # 400/413/422: this file can never be accepted
-        with self._count_lock:
-            self.dropped += claim.events
-        self._log_rejection(result.status, result.message, claim.events)
+        self._to_quarantine(claim, b"", claim.events, result.status, result.message, claim.attempts)
         return True
+
+    def _drain_spool(self) -> None:
+        """The exit flush: replay spool files until none is left or the flush budget (less its reserve) is."""
+        deadline = self._deadline
+        if deadline is None:
+            return
+        self._drain_until = deadline - self._reserve
+        self._spool_dirty = True
+        try:
+            while self._replay_one():
+                pass
+        finally:
+            self._drain_until = None
 
     def _log_once(self, key: str, message: str, *args: Any) -> None:
         if key in self._logged:

@@ -17,7 +17,7 @@ from runlink import delivery, sdk
 from runlink.config import Config
 from runlink.delivery import Client, NoopClient
 from runlink.protocol import make_event
-from runlink.spool import Spool
+from runlink.spool import Spool, spool_key
 
 from .helpers import HangingServer, RecordingServer, free_port, wait_until
 
@@ -27,6 +27,11 @@ def _config(url: str, home: Path, **changes: object) -> Config:
                 request_timeout_s=5.0)
     base.update(changes)
     return Config(**base)  # type: ignore[arg-type]
+
+
+def _spool_dir(home: Path, url: str) -> Path:
+    """The spool folder of one tracker URL (batches for one tracker never go to another)."""
+    return home / "spool" / spool_key(url)
 
 
 def _metric(i: int) -> dict:
@@ -109,11 +114,15 @@ def test_4xx_is_not_retried_and_is_logged_without_the_token(server: RecordingSer
     client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
     with caplog.at_level(logging.DEBUG):
         client.emit(_metric(1))
-        wait_until(lambda: client.dropped == 1, timeout=10)
+        wait_until(lambda: client.quarantined == 1, timeout=10)
         assert client.flush(5)
     with_metric = [r for r in server.requests if any(e["type"] == "metric" for e in r["events"])]
     assert [r["status"] for r in with_metric] == [401]  # tried once, never again
-    assert client.send_errors == 1 and client.spooled == 0
+    assert client.send_errors == 1 and client.spooled == 0 and client.dropped == 0
+    # kept, not lost: in the quarantine folder with the reason (a fixed token can requeue it)
+    (kept,) = client._spool.quarantined()
+    assert kept.events == 1 and kept.reason["status"] == 401
+    assert "tok-SECRET-123" not in kept.path.with_name(kept.path.name + ".reason.json").read_text()
     assert "HTTP 401" in caplog.text and "RUNLINK_TOKEN" in caplog.text
     assert "tok-SECRET-123" not in caplog.text
     assert "tok-SECRET-123" not in repr(client) and "tok-SECRET-123" not in repr(client.config)
@@ -153,7 +162,7 @@ def test_flush_is_bounded_against_a_hanging_tracker(hanging: HangingServer, clea
     elapsed = time.monotonic() - start
     assert 1.4 < elapsed < 2.5, elapsed
     # the in-flight batch and the queue were spooled by the flush itself
-    assert Spool(clean_env / "spool", 10**9).pending_events() >= 100
+    assert Spool(_spool_dir(clean_env, hanging.url), 10**9).pending_events() >= 100
 
 
 def test_tracker_down_spools_then_the_same_client_replays_when_it_is_back(clean_env: Path) -> None:
@@ -167,7 +176,7 @@ def test_tracker_down_spools_then_the_same_client_replays_when_it_is_back(clean_
     try:
         wait_until(lambda: {f"m{i}" for i in range(50)} <= {e["payload"].get("key") for e in
                                                              server.accepted_events()}, timeout=15)
-        wait_until(lambda: os.listdir(clean_env / "spool") == [], timeout=5)
+        wait_until(lambda: os.listdir(_spool_dir(clean_env, server.url)) == [], timeout=5)
         assert client.replayed >= 50
     finally:
         server.stop()
@@ -185,12 +194,12 @@ def test_a_later_process_replays_the_spool_of_an_earlier_one(child_env: dict, cl
     env = dict(child_env, RUNLINK_URL=f"http://127.0.0.1:{port}", RUNLINK_TOKEN="t", AIRFLOW_CTX_DAG_ID="d")
     done = subprocess.run([sys.executable, "-c", CHILD_DOWN], env=env, timeout=60, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    spool = Spool(clean_env / "spool", 10**9)
+    spool = Spool(_spool_dir(clean_env, f"http://127.0.0.1:{port}"), 10**9)
     assert spool.pending_events() >= 200  # the metrics (and the agent_health report) are on disk
     server = RecordingServer(port)
     try:
         client = Client(_config(server.url, clean_env))
-        wait_until(lambda: os.listdir(clean_env / "spool") == [], timeout=15)  # claimed files gone too
+        wait_until(lambda: os.listdir(spool.directory) == [], timeout=15)  # claimed files gone too
         keys = {e["payload"].get("key") for e in server.accepted_events() if e["type"] == "metric"}
         assert keys == {f"m{i}" for i in range(200)}
         health = [e for e in server.accepted_events() if e["type"] == "agent_health"]
@@ -289,7 +298,8 @@ def test_spool_bound_counts_drops_when_the_tracker_is_down(clean_env: Path) -> N
     assert counters["spooled"] > 0 and counters["dropped"] > 0
     # every event is accounted for: the 1000 logs and the agent_health report the flush added
     assert counters["spooled"] + counters["dropped"] == 1000 + 1
-    assert Spool(clean_env / "spool", 10**9).size_bytes() <= 3000
+    assert client._spool.directory.parent == clean_env / "spool"
+    assert Spool(client._spool.directory, 10**9).size_bytes() <= 3000
 
 
 def test_unwritable_spool_counts_drops_and_never_raises(clean_env: Path) -> None:

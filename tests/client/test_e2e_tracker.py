@@ -19,7 +19,7 @@ from typing import Any
 
 from runlink.config import Config
 from runlink.delivery import Client
-from runlink.spool import Spool
+from runlink.spool import Spool, spool_key
 
 from .helpers import HangingServer, TrackerProcess, free_port, wait_until
 
@@ -62,7 +62,7 @@ def test_a_tracker_down_while_logging_then_up_on_the_same_port_loses_nothing(chi
     # 1. A whole task process runs and exits while nothing listens on the port.
     elapsed, done = _run_child(env, "child_", 300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    spool = Spool(clean_env / "spool", 10**9)
+    spool = Spool(clean_env / "spool" / spool_key(f"http://127.0.0.1:{port}"), 10**9)
     assert spool.pending_events() >= 300
 
     # 2. This process keeps logging while the tracker is still down.
@@ -92,7 +92,7 @@ def test_a_tracker_down_while_logging_then_up_on_the_same_port_loses_nothing(chi
         wait_until(all_metrics, timeout=60, interval=0.2)
         attempts, _ = _attempt_metrics(lambda p, **q: tracker.get_json(p, token, **q), dag_id)
         assert len(attempts) == 1 and attempts[0]["task_id"] == "t"
-        wait_until(lambda: not [n for n in os.listdir(clean_env / "spool")], timeout=30)
+        wait_until(lambda: not [n for n in os.listdir(spool.directory)], timeout=30)
         assert client.replayed >= 500
     finally:
         tracker.stop()
@@ -111,7 +111,7 @@ def test_b_hanging_tracker_child_exits_within_the_flush_bound(child_env: dict) -
         assert hanging.connections, "the child never reached the hanging tracker"
         # the process takes the bound plus its own start-up (measured with tracking off) plus a margin
         assert elapsed < bound + baseline + 1.5, f"exit took {elapsed:.2f}s (bound {bound}s, start-up {baseline:.2f}s)"
-        spool = Spool(Path(child_env["RUNLINK_HOME"]) / "spool", 10**9)
+        spool = Spool(Path(child_env["RUNLINK_HOME"]) / "spool" / spool_key(hanging.url), 10**9)
         assert spool.pending_events() >= 2000  # what could not be sent in time is on disk
     finally:
         hanging.stop()
