@@ -46,7 +46,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
-        status = self.server.next_status()
+        try:
+            events = json.loads(body)["events"]
+        except Exception:
+            events = None
+        status = self.server.next_status(events)
         request = {"path": self.path, "headers": dict(self.headers), "status": status, "raw_bytes": len(raw),
                    "body_bytes": len(body)}
         try:
@@ -75,6 +79,8 @@ class RecordingServer(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.statuses: deque[int] = deque(statuses or [])
         self.default_status = 202
+        #: answers by content when it returns a status (a poisoned batch gets 500 while others pass)
+        self.status_for: Callable[[list[dict[str, Any]] | None], int | None] | None = None
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
@@ -86,7 +92,11 @@ class RecordingServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def next_status(self) -> int:
+    def next_status(self, events: list[dict[str, Any]] | None = None) -> int:
+        if self.status_for is not None:
+            status = self.status_for(events)
+            if status is not None:
+                return status
         with self.lock:
             return self.statuses.popleft() if self.statuses else self.default_status
 
