@@ -85,7 +85,28 @@ def client_for(api: TrackerApi, name: str, home: Path) -> tuple[AirflowClient, I
         raise LookupError(f"no Airflow instance named {name!r} in the tracker (runlink airflow add {name} ...)")
     creds, url = credentials_for(config, home)
     api_version = config.get("api_version") or "auto"
+    adopt_reported_uid(api, config, url)
     return make_client(url, creds, api_version), Instance(name=name, uid=config["uid"])
+
+
+def adopt_reported_uid(api: TrackerApi, config: dict[str, Any], url: str) -> str | None:
+    """When the instance reports (at /runlink/instance) a uid it was not registered under, as after a registration
+    made before runlink[airflow] ran on its API server, add that uid as an alias of the instance, so the plugin's
+    events and the syncer's join one run tree. Returns the alias added, if any."""
+    from runlink.airflow.identity import ask_endpoint
+
+    reported = ask_endpoint(url)
+    if not reported or reported == config["uid"] or reported in (config.get("aliases") or ()):
+        return None
+    try:
+        api.add_alias(config["name"], reported)
+    except TrackerError as exc:
+        log.warning("runlink monitor: %s reports uid %s, registered as %s; could not add it as an alias (%s): "
+                    "run `runlink airflow alias %s %s`", config["name"], reported, config["uid"], exc,
+                    config["name"], reported)
+        return None
+    log.info("runlink monitor: %s reports uid %s: added as an alias of %s", config["name"], reported, config["uid"])
+    return reported
 
 
 def open_cache(home: Path, api: TrackerApi, client: AirflowClient, instance: Instance) -> DagCache:
