@@ -1,5 +1,12 @@
 package dev.runlink.spark;
 
+import dev.runlink.spark.context.Ids;
+import dev.runlink.spark.context.Settings;
+import dev.runlink.spark.delivery.Delivery;
+import dev.runlink.spark.delivery.HttpTransport;
+import dev.runlink.spark.delivery.Transport;
+import dev.runlink.spark.protocol.Event;
+import dev.runlink.spark.protocol.Json;
 import java.lang.management.ManagementFactory;
 import java.net.InetAddress;
 import java.util.Collections;
@@ -43,7 +50,7 @@ final class Agent {
         return AGENTS.computeIfAbsent(settings.deliveryKey(), key -> {
             try {
                 return new Agent(settings, new HttpTransport(settings.eventsUrl(), settings.token,
-                    settings.connectTimeoutMs, settings.readTimeoutMs));
+                    "runlink-jvm/" + VERSION, settings.connectTimeoutMs, settings.readTimeoutMs));
             } catch (java.io.IOException e) {
                 throw new IllegalArgumentException("runlink: bad tracker URL " + settings.url, e);
             }

@@ -1,5 +1,6 @@
 package dev.runlink.spark;
 
+import dev.runlink.spark.protocol.Json;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;

@@ -1,5 +1,12 @@
 package dev.runlink.spark;
 
+import dev.runlink.spark.context.Ids;
+import dev.runlink.spark.context.Settings;
+import dev.runlink.spark.delivery.Once;
+import dev.runlink.spark.plan.PlanInspector;
+import dev.runlink.spark.plan.Reflect;
+import dev.runlink.spark.protocol.Event;
+import dev.runlink.spark.protocol.Json;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.spark.SparkConf;
@@ -109,10 +116,10 @@ public class RunlinkQueryListener implements QueryExecutionListener {
             p.put("duration_ms", durationMs);
             p.put("success", error == null);
             p.put("error", PlanInspector.error(error));
-            p.put("inputs", plan.inputs);
-            p.put("outputs", plan.outputs);
-            p.put("plan_summary", plan.planSummary);
-            p.put("plan_truncated", plan.planTruncated);
+            p.put("inputs", plan.inputs());
+            p.put("outputs", plan.outputs());
+            p.put("plan_summary", plan.planSummary());
+            p.put("plan_truncated", plan.planTruncated());
             p.put("callsite", execution == null ? null : execution.callsite());
             p.put("listener", "jvm");
             agent.emit(new Event(Ids.randomEventId(), "sql_query", time, settings.context, Json.cap(appId, 255),

@@ -1,5 +1,12 @@
 package dev.runlink.spark;
 
+import dev.runlink.spark.context.ContextNormalizer;
+import dev.runlink.spark.context.Ids;
+import dev.runlink.spark.context.Settings;
+import dev.runlink.spark.delivery.Once;
+import dev.runlink.spark.plan.Reflect;
+import dev.runlink.spark.protocol.Event;
+import dev.runlink.spark.protocol.Json;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;

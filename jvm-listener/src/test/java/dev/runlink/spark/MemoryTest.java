@@ -2,6 +2,7 @@ package dev.runlink.spark;
 
 import static org.junit.Assert.assertTrue;
 
+import dev.runlink.spark.delivery.Transport;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;

@@ -2,6 +2,8 @@ package dev.runlink.spark;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.runlink.spark.context.Settings;
+import dev.runlink.spark.delivery.Transport;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.File;
@@ -16,9 +18,12 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.zip.GZIPInputStream;
 
-/** Shared by the tests: repo paths (passed by Gradle), settings, a recording transport, condition waits. */
-final class TestSupport {
-    static final ObjectMapper JSON = new ObjectMapper();
+/**
+ * Shared by the tests of every package: repo paths (passed by Gradle), settings, a recording transport,
+ * condition waits.
+ */
+public final class TestSupport {
+    public static final ObjectMapper JSON = new ObjectMapper();
 
     private TestSupport() {}
 
@@ -36,11 +41,11 @@ final class TestSupport {
         return dir;
     }
 
-    static JsonNode vectors(String name) throws IOException {
+    public static JsonNode vectors(String name) throws IOException {
         return JSON.readTree(new File(repo(), "tests/vectors/" + name));
     }
 
-    static Settings settings(String... keyValues) {
+    public static Settings settings(String... keyValues) {
         Map<String, String> conf = new HashMap<>();
         for (int i = 0; i < keyValues.length; i += 2) {
             conf.put(keyValues[i], keyValues[i + 1]);
@@ -48,7 +53,7 @@ final class TestSupport {
         return Settings.resolve(conf, Collections.<String, String>emptyMap());
     }
 
-    static byte[] gunzip(byte[] body) throws IOException {
+    public static byte[] gunzip(byte[] body) throws IOException {
         try (InputStream in = new GZIPInputStream(new ByteArrayInputStream(body))) {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             byte[] buf = new byte[8192];
@@ -61,7 +66,7 @@ final class TestSupport {
     }
 
     /** Waits for a condition with a deadline (no fixed sleeps): fails the test when it does not come. */
-    static void await(String what, long timeoutMs, BooleanSupplier condition) throws InterruptedException {
+    public static void await(String what, long timeoutMs, BooleanSupplier condition) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > deadline) {

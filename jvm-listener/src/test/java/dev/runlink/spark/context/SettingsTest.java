@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.context;
 
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;

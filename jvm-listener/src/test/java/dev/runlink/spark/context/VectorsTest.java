@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.context;
 
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertNull;
@@ -6,6 +6,8 @@ import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.runlink.spark.TestSupport;
+import dev.runlink.spark.protocol.Json;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.Test;

@@ -1,5 +1,6 @@
-package dev.runlink.spark;
+package dev.runlink.spark.plan;
 
+import dev.runlink.spark.protocol.Json;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.util.ArrayDeque;
@@ -17,7 +18,7 @@ import java.util.Set;
  * names only: these classes differ between Spark 3.5 and 4.x, so nothing here links against them. Runs on the
  * agent's worker thread, never on Spark's, with caps on the nodes walked and on the sizes reported.
  */
-final class PlanInspector {
+public final class PlanInspector {
     static final int MAX_NODES = 20_000;
     static final int MAX_DATASETS = 100;
     static final int MAX_SCHEMA_FIELDS = 200;
@@ -30,10 +31,10 @@ final class PlanInspector {
         "CreateTableAsSelectExec", "AtomicCreateTableAsSelectExec", "ReplaceTableAsSelectExec",
         "AtomicReplaceTableAsSelectExec", "WriteToDataSourceV2Exec");
 
-    final List<Map<String, Object>> inputs = new ArrayList<>();
-    final List<Map<String, Object>> outputs = new ArrayList<>();
-    String planSummary;
-    boolean planTruncated;
+    private final List<Map<String, Object>> inputs = new ArrayList<>();
+    private final List<Map<String, Object>> outputs = new ArrayList<>();
+    private String planSummary;
+    private boolean planTruncated;
     private final Map<String, Map<String, Object>> inputsByKey = new LinkedHashMap<>();
     private final List<Object> v2WriteExecs = new ArrayList<>();
     private int visited;
@@ -41,7 +42,7 @@ final class PlanInspector {
     private PlanInspector() {}
 
     /** Walks {@code queryExecution}; never throws (what cannot be read stays out of the report). */
-    static PlanInspector inspect(Object queryExecution, int maxPlanChars) {
+    public static PlanInspector inspect(Object queryExecution, int maxPlanChars) {
         PlanInspector report = new PlanInspector();
         Object physical = Reflect.call(queryExecution, "executedPlan");
         if (physical != null) {
@@ -56,6 +57,26 @@ final class PlanInspector {
         report.inputs.addAll(report.inputsByKey.values());
         report.summarize(physical != null ? physical : logical, maxPlanChars);
         return report;
+    }
+
+    /** The datasets read, one per source (scans of the same source add up), at most MAX_DATASETS. */
+    public List<Map<String, Object>> inputs() {
+        return inputs;
+    }
+
+    /** The datasets written, at most MAX_DATASETS. */
+    public List<Map<String, Object>> outputs() {
+        return outputs;
+    }
+
+    /** The plan's text cut to maxPlanChars; null without a plan or with maxPlanChars 0. */
+    public String planSummary() {
+        return planSummary;
+    }
+
+    /** Whether {@link #planSummary} was cut. */
+    public boolean planTruncated() {
+        return planTruncated;
     }
 
     // ---- physical plan
@@ -468,7 +489,7 @@ final class PlanInspector {
         planSummary = Json.cap(text, maxChars);
     }
 
-    static Map<String, Object> error(Throwable error) {
+    public static Map<String, Object> error(Throwable error) {
         if (error == null) {
             return null;
         }

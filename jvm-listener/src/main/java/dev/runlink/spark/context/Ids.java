@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.context;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;

@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.delivery;
 
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
@@ -6,6 +6,11 @@ import static org.junit.Assert.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.sun.net.httpserver.HttpServer;
+import dev.runlink.spark.TestSupport;
+import dev.runlink.spark.context.Ids;
+import dev.runlink.spark.context.Settings;
+import dev.runlink.spark.protocol.Event;
+import dev.runlink.spark.protocol.Json;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -141,8 +146,8 @@ public class DeliveryTest {
 
     private Delivery httpDelivery(String url, String... conf) throws IOException {
         Settings s = TestSupport.settings(conf);
-        return delivery(new HttpTransport(url + "/api/v1/events", "t0ken", s.connectTimeoutMs, s.readTimeoutMs),
-            conf);
+        return delivery(new HttpTransport(url + "/api/v1/events", "t0ken", "runlink-jvm/test", s.connectTimeoutMs,
+            s.readTimeoutMs), conf);
     }
 
     @Test

@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.context;
 
 /** A context value that cannot be understood (python: runlink.context.ContextError). */
 public final class ContextException extends IllegalArgumentException {

@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.plan;
 
 import java.util.Arrays;
 import java.util.Collections;
@@ -389,7 +389,7 @@ public final class FakePlans {
     }
 
     /** A parquet join written back as parquet, the Spark 3.4+ command shape with adaptive execution. */
-    static QueryExecution v1Write() {
+    public static QueryExecution v1Write() {
         Object scanA = new FileSourceScanExec("file:/data/a", 100);
         Object scanB = new FileSourceScanExec("file:/data/a", 50); // same source scanned twice
         Object join = new AdaptiveSparkPlanExec(new WholeStageCodegenExec(new SortMergeJoinExec(scanA, scanB)));
@@ -397,12 +397,12 @@ public final class FakePlans {
         return new QueryExecution(new CommandResultExec(write), new CommandResult(new Node()));
     }
 
-    static QueryExecution v2Append() {
+    public static QueryExecution v2Append() {
         Object exec = new AppendDataExec(new FileSourceScanExec("file:/data/in", 7));
         return new QueryExecution(new CommandResultExec(exec), new CommandResult(new AppendData()));
     }
 
-    static QueryExecution failedBeforePlanning() {
+    public static QueryExecution failedBeforePlanning() {
         return new QueryExecution(null, new Node(new DataSourceV2Relation()));
     }
 }

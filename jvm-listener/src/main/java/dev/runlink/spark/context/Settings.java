@@ -1,5 +1,6 @@
-package dev.runlink.spark;
+package dev.runlink.spark.context;
 
+import dev.runlink.spark.protocol.Json;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -33,7 +34,7 @@ public final class Settings {
 
     public final String url;
     /** Secret: never logged. */
-    final String token;
+    public final String token;
     public final boolean tracking;
     /** Raw Airflow context (keys dag_id, execution_date, ...), empty outside Airflow. */
     public final Map<String, String> context;
@@ -93,7 +94,7 @@ public final class Settings {
     }
 
     /** Identity of the delivery channel: listeners in one JVM with equal keys share one sender. */
-    String deliveryKey() {
+    public String deliveryKey() {
         return url + "\n" + Objects.hashCode(token) + "\n" + tracking;
     }
 

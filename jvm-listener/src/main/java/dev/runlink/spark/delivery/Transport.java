@@ -1,16 +1,17 @@
-package dev.runlink.spark;
+package dev.runlink.spark.delivery;
 
 import java.io.IOException;
 
 /** Posts one gzip-compressed JSON batch; connection errors and timeouts are IOExceptions. */
-interface Transport {
+public interface Transport {
     Response post(byte[] gzippedBatch) throws IOException;
 
+    /** The tracker's answer: its status and the head of its body (a 422 names the bad event there). */
     final class Response {
-        final int status;
-        final String body;
+        public final int status;
+        public final String body;
 
-        Response(int status, String body) {
+        public Response(int status, String body) {
             this.status = status;
             this.body = body;
         }

@@ -1,20 +1,21 @@
-package dev.runlink.spark;
+package dev.runlink.spark.protocol;
 
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /** One protocol-v1 event, immutable; built cheaply on Spark's thread, serialized by the sender. */
-final class Event {
-    final String id;
-    final String type;
-    final String time;
-    final Map<String, String> context;
-    final String appId;
-    final String attemptId;
-    final Map<String, Object> payload;
+public final class Event {
+    /** The event type, for the sender's messages about an event it drops. */
+    public final String type;
+    private final String id;
+    private final String time;
+    private final Map<String, String> context;
+    private final String appId;
+    private final String attemptId;
+    private final Map<String, Object> payload;
 
-    Event(String id, String type, String time, Map<String, String> context, String appId, String attemptId,
+    public Event(String id, String type, String time, Map<String, String> context, String appId, String attemptId,
           Map<String, Object> payload) {
         this.id = id;
         this.type = type;
@@ -26,7 +27,7 @@ final class Event {
     }
 
     /** The wire form; {@code source} is shared by all events of this JVM. */
-    Map<String, Object> toWire(Map<String, Object> source) {
+    public Map<String, Object> toWire(Map<String, Object> source) {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("v", 1);
         out.put("id", id);

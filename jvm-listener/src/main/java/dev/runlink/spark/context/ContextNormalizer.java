@@ -1,5 +1,6 @@
-package dev.runlink.spark;
+package dev.runlink.spark.context;
 
+import dev.runlink.spark.protocol.Json;
 import java.time.DateTimeException;
 import java.time.LocalDate;
 import java.time.LocalDateTime;
@@ -106,7 +107,7 @@ public final class ContextNormalizer {
     }
 
     /** Python's int(text), falling back to an integral float ("3.0"); null for anything else. */
-    static Long intOrNull(Object value) {
+    public static Long intOrNull(Object value) {
         String text = clean(value);
         if (text == null) {
             return null;

@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.delivery;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -8,18 +8,24 @@ import java.net.HttpURLConnection;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
 
-/** POST /api/v1/events with java.net only; connect and read timeouts bound a hanging tracker. */
-final class HttpTransport implements Transport {
+/**
+ * POST /api/v1/events with java.net only; connect and read timeouts bound a hanging tracker. The caller names
+ * itself in {@code userAgent} ({@code runlink-jvm/<version>}).
+ */
+public final class HttpTransport implements Transport {
     private static final int MAX_BODY = 64 * 1024;
 
     private final URL url;
     private final String token;
+    private final String userAgent;
     private final int connectTimeoutMs;
     private final int readTimeoutMs;
 
-    HttpTransport(String eventsUrl, String token, int connectTimeoutMs, int readTimeoutMs) throws IOException {
+    public HttpTransport(String eventsUrl, String token, String userAgent, int connectTimeoutMs, int readTimeoutMs)
+            throws IOException {
         this.url = new URL(eventsUrl);
         this.token = token;
+        this.userAgent = userAgent;
         this.connectTimeoutMs = connectTimeoutMs;
         this.readTimeoutMs = readTimeoutMs;
     }
@@ -36,7 +42,7 @@ final class HttpTransport implements Transport {
             conn.setFixedLengthStreamingMode(gzippedBatch.length);
             conn.setRequestProperty("Content-Type", "application/json");
             conn.setRequestProperty("Content-Encoding", "gzip");
-            conn.setRequestProperty("User-Agent", "runlink-jvm/" + Agent.VERSION);
+            conn.setRequestProperty("User-Agent", userAgent);
             if (token != null) {
                 conn.setRequestProperty("Authorization", "Bearer " + token);
             }

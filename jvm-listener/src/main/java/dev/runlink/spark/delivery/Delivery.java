@@ -1,6 +1,9 @@
-package dev.runlink.spark;
+package dev.runlink.spark.delivery;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.runlink.spark.context.Settings;
+import dev.runlink.spark.protocol.Event;
+import dev.runlink.spark.protocol.Json;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -23,7 +26,7 @@ import org.slf4j.LoggerFactory;
  * queue (full: the event is dropped and counted); one daemon thread batches (count, bytes, time), gzips, POSTs,
  * retries with capped exponential backoff, and keeps failed batches in a bounded retry buffer.
  */
-final class Delivery {
+public final class Delivery {
     private static final Logger LOG = LoggerFactory.getLogger(Delivery.class);
     private static final Object FLUSH = new Object(); // wakes an idle sender
     private static final long IDLE_WAIT_MS = 1_000;
@@ -63,7 +66,7 @@ final class Delivery {
     private final Once rejected = new Once();
     private final Once failed = new Once();
 
-    Delivery(Transport transport, String target, Settings s, Supplier<Map<String, Object>> source) {
+    public Delivery(Transport transport, String target, Settings s, Supplier<Map<String, Object>> source) {
         this.transport = transport;
         this.target = target;
         this.batchSize = s.batchSize;
@@ -80,7 +83,7 @@ final class Delivery {
     }
 
     /** Never blocks, never throws: a full queue (or a closed sender) drops the event and counts it. */
-    boolean offer(Event event) {
+    public boolean offer(Event event) {
         if (closed || !queue.offer(event)) {
             dropped.incrementAndGet();
             return false;
@@ -94,7 +97,7 @@ final class Delivery {
      * application's end, for the whole bound). Returns true when all was delivered; false at the deadline, or as
      * soon as an attempt fails (a down tracker does not cost the full timeout).
      */
-    boolean flush(long timeoutMs) {
+    public boolean flush(long timeoutMs) {
         if (failing) {
             timeoutMs = Math.min(timeoutMs, failingFlushTimeoutMs);
         }
@@ -120,7 +123,7 @@ final class Delivery {
     }
 
     /** Stops the sender thread (tests, and a JVM that discards this channel). Pending events are abandoned. */
-    void close() {
+    public void close() {
         closed = true;
         synchronized (flushLock) {
             flushLock.notifyAll();
@@ -128,28 +131,28 @@ final class Delivery {
         thread.interrupt();
     }
 
-    long sent() {
+    public long sent() {
         return sent.get();
     }
 
-    long dropped() {
+    public long dropped() {
         return dropped.get();
     }
 
-    long sendErrors() {
+    public long sendErrors() {
         return sendErrors.get();
     }
 
     /** Events accepted but not yet delivered (queued, being sent, or waiting for a retry). */
-    long pending() {
+    public long pending() {
         return queue.size() + retrySize + inFlight;
     }
 
-    String target() {
+    public String target() {
         return target;
     }
 
-    int queueSize() {
+    public int queueSize() {
         return queue.size();
     }
 

@@ -1,13 +1,13 @@
-package dev.runlink.spark;
+package dev.runlink.spark.delivery;
 
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 
 /** Logs a warning the first time only: a failing tracker must not flood the driver log. */
-final class Once {
+public final class Once {
     private final AtomicBoolean done = new AtomicBoolean();
 
-    void warn(Logger log, String message, Throwable error) {
+    public void warn(Logger log, String message, Throwable error) {
         if (done.compareAndSet(false, true)) {
             if (error == null) {
                 log.warn(message);

@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.plan;
 
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
@@ -10,9 +10,10 @@ import java.util.concurrent.ConcurrentMap;
 
 /**
  * By-name access to Spark and Scala members whose signatures differ between Spark 3.5 (Scala 2.12) and 4.x
- * (Scala 2.13): linking against them would fail with a LinkageError on the other version.
+ * (Scala 2.13): linking against them would fail with a LinkageError on the other version. The plan walk reads
+ * everything this way; the listeners read the few event members that differ (e.g. {@code stageIds()}).
  */
-final class Reflect {
+public final class Reflect {
     private static final Method MISSING;
     private static final ConcurrentMap<Class<?>, ConcurrentMap<String, Method>> METHODS = new ConcurrentHashMap<>();
 
@@ -63,7 +64,7 @@ final class Reflect {
     }
 
     /** target.name(), or null when the member does not exist or throws. */
-    static Object call(Object target, String name) {
+    public static Object call(Object target, String name) {
         if (target == null) {
             return null;
         }
@@ -79,7 +80,7 @@ final class Reflect {
     }
 
     /** Like {@link #call} but unwraps a scala.Option. */
-    static Object get(Object target, String name) {
+    public static Object get(Object target, String name) {
         return option(call(target, name));
     }
 
@@ -96,7 +97,7 @@ final class Reflect {
     }
 
     /** Static no-argument method of a class looked up by name (Scala objects' static forwarders), or null. */
-    static Object callStatic(String className, String name) {
+    public static Object callStatic(String className, String name) {
         try {
             Class<?> type = Class.forName(className, true, Reflect.class.getClassLoader());
             Method m = type.getMethod(name);
@@ -106,18 +107,18 @@ final class Reflect {
         }
     }
 
-    static String string(Object target, String name) {
+    public static String string(Object target, String name) {
         Object value = get(target, name);
         return value == null ? null : value.toString();
     }
 
-    static Long number(Object target, String name) {
+    public static Long number(Object target, String name) {
         Object value = get(target, name);
         return value instanceof Number ? ((Number) value).longValue() : null;
     }
 
     /** The value of a scala.Option (null for None); any other value as is. */
-    static Object option(Object value) {
+    public static Object option(Object value) {
         if (value instanceof scala.Option) {
             scala.Option<?> opt = (scala.Option<?>) value;
             return opt.isDefined() ? opt.get() : null;
@@ -126,7 +127,7 @@ final class Reflect {
     }
 
     /** The elements of a Scala collection (2.12 or 2.13), a Java collection or an array, at most {@code cap}. */
-    static List<Object> list(Object collection, int cap) {
+    public static List<Object> list(Object collection, int cap) {
         if (collection == null) {
             return Collections.emptyList();
         }

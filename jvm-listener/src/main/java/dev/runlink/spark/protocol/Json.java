@@ -1,4 +1,4 @@
-package dev.runlink.spark;
+package dev.runlink.spark.protocol;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -8,18 +8,18 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 
 /** JSON through the Jackson that Spark ships (no runtime dependency of our own), and wire timestamps. */
-final class Json {
-    static final ObjectMapper MAPPER = new ObjectMapper();
+public final class Json {
+    public static final ObjectMapper MAPPER = new ObjectMapper();
     private static final DateTimeFormatter INSTANT = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'");
 
     private Json() {}
 
-    static byte[] bytes(Object value) throws IOException {
+    public static byte[] bytes(Object value) throws IOException {
         return MAPPER.writeValueAsBytes(value);
     }
 
     /** The wire spelling of an instant: UTC, microseconds, Z (python: context.format_instant). */
-    static String formatInstant(LocalDateTime utc) {
+    public static String formatInstant(LocalDateTime utc) {
         if (utc.getYear() < 1000 || utc.getYear() > 9999) {
             return INSTANT.format(utc);
         }
@@ -42,16 +42,16 @@ final class Json {
         }
     }
 
-    static String formatEpochMillis(long millis) {
+    public static String formatEpochMillis(long millis) {
         return formatInstant(LocalDateTime.ofInstant(Instant.ofEpochMilli(millis), ZoneOffset.UTC));
     }
 
-    static String now() {
+    public static String now() {
         return formatInstant(LocalDateTime.ofInstant(Instant.now(), ZoneOffset.UTC));
     }
 
     /** Cuts a string to the schema's maxLength (counted in code points, as JSON Schema does). */
-    static String cap(String text, int maxChars) {
+    public static String cap(String text, int maxChars) {
         if (text == null || text.length() <= maxChars) {
             return text;
         }
