@@ -54,4 +54,13 @@ if [ "${RUNLINK_AIRFLOW2_SYNCER:-1}" = 1 ]; then
   RUNLINK_SYNCER_AIRFLOW_PYTHON="$(pwd)/$VENV/bin/python" PYTEST_ADDOPTS="${addopts//.xml/-syncer.xml}" \
     .venv/bin/python -m pytest -q -p no:cacheprovider -m airflow tests/syncer "$@" || rc=$?
 fi
+# One deployment, one run tree on a real Airflow 2.11 standalone (plugin + syncer, registered without --uid): the
+# same tests as on Airflow 3; the CeleryExecutor leg skips on 2.11 and says why. RUNLINK_AIRFLOW2_DEPLOYMENT=0 skips.
+if [ "${RUNLINK_AIRFLOW2_DEPLOYMENT:-1}" = 1 ]; then
+  echo "test-airflow2: tests/deployment against Airflow 2.11"
+  addopts=${PYTEST_ADDOPTS:-}
+  RUNLINK_SYNCER_AIRFLOW_PYTHON="$(pwd)/$VENV/bin/python" PYTEST_ADDOPTS="${addopts//.xml/-deployment.xml}" \
+    .venv/bin/python -m pytest -q -p no:cacheprovider -rs -m airflow tests/deployment/test_deployment_e2e.py "$@" \
+    || rc=$?
+fi
 exit $rc

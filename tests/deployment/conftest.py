@@ -7,7 +7,7 @@ one `runlink monitor --once`.
 - `celery`: CeleryExecutor, a real Redis broker and separate api-server, scheduler, dag-processor and
   celery worker processes on a PostgreSQL metadata database (Airflow 3).
 
-The `deployment` fixture is parametrized over both at session scope, so pytest stops one before it starts the
+`deployment_session` is parametrized over both at session scope, so pytest stops one before it starts the
 other (two Airflows at once would not fit a 2-core machine). Each phase's wall time is kept in `timings`.
 """
 
@@ -68,8 +68,10 @@ def _start(kind: str, home: Path, env: dict[str, str], request: pytest.FixtureRe
 
 
 @pytest.fixture(scope="session", params=["standalone", "celery"])
-def deployment(request: pytest.FixtureRequest, tracker_factory: Any,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment_session(request: pytest.FixtureRequest, tracker_factory: Any,
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment | str]:
+    """The deployment, or why it could not be made (a string): a set-up failure is kept, not raised, so the
+    rerun of a failed test (scripts/test.sh --reruns 1) does not start Airflow once more per test."""
     kind = request.param
     from airflow_standalone import airflow_version
 
@@ -82,9 +84,10 @@ def deployment(request: pytest.FixtureRequest, tracker_factory: Any,
     began = time.monotonic()
     tracker = tracker_factory(backend="sqlite")
     home = tmp_path_factory.mktemp(f"airflow-{kind}")
-    airflow = _start(kind, home, airflow_env(tracker.url, tracker.make_token("ingest"), home), request)
-    timings["start"] = time.monotonic() - began
+    airflow: Standalone | None = None
     try:
+        airflow = _start(kind, home, airflow_env(tracker.url, tracker.make_token("ingest"), home), request)
+        timings["start"] = time.monotonic() - began
         mark = time.monotonic()
         airflow.wait_dag(DAG_ID)
         run_id = airflow.trigger(DAG_ID, LOGICAL_DATE, RUN_ID)
@@ -98,13 +101,26 @@ def deployment(request: pytest.FixtureRequest, tracker_factory: Any,
         mark = time.monotonic()
         missing = wait_for_evidence(tracker, truth)
         timings["evidence"] = time.monotonic() - mark
-        yield Deployment(kind=kind, airflow=airflow, tracker=tracker, run_id=run_id, state=state,
-                         registered=registered, monitor=monitor, truth=truth, missing=missing, timings=timings)
+        made: Deployment | str = Deployment(kind=kind, airflow=airflow, tracker=tracker, run_id=run_id, state=state,
+                                            registered=registered, monitor=monitor, truth=truth, missing=missing,
+                                            timings=timings)
+    except Exception as exc:  # noqa: BLE001 - reported by every test of this deployment
+        made = f"the {kind} deployment could not be set up: {type(exc).__name__}: {exc}"[:20000]
+    try:
+        yield made
     finally:
         sys.stderr.write(f"\n[deployment {kind}] uids reported per component: {uids_reported(tracker)}")
         mark = time.monotonic()
-        airflow.stop()
+        if airflow is not None:
+            airflow.stop()
         timings["stop"] = time.monotonic() - mark
         total = time.monotonic() - began
         sys.stderr.write(f"\n[deployment {kind}] wall times (s): "
                          + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()) + f", total {total:.1f}\n")
+
+
+@pytest.fixture
+def deployment(deployment_session: Deployment | str) -> Deployment:
+    if isinstance(deployment_session, str):
+        pytest.fail(deployment_session, pytrace=False)
+    return deployment_session
