@@ -10,10 +10,12 @@ bytes and time bounds), gzips and POSTs them. What an answer means:
   follows until a probe gets through (backoff), so a burst while it is down goes to disk instead of the
   in-memory queue filling behind retries.
 - 429: retried with backoff (Retry-After), then spooled.
-- 5xx: retried a little, then spooled with the count of 5xx answers in the file's name. A spooled batch that
-  keeps getting 5xx while the tracker takes other batches is set aside (the next files replay meanwhile) and,
-  after `QUARANTINE_AFTER` 5xx answers over all processes, quarantined: one poisoned batch never blocks the
-  spool. 5xx for different batches in a row means the tracker itself is failing: treated as down, not counted.
+- 5xx: retried a little, then spooled with its count of failed rounds in the file's name. A round (a send with
+  its in-memory retries, or one replay) that ends in 5xx counts against the batch when the tracker took other
+  batches since its previous counted round (the first one in a process always counts); the batch is then set
+  aside with a backoff (the files behind it replay meanwhile) and, after `QUARANTINE_AFTER` counted rounds over
+  all processes, quarantined: one poisoned batch never blocks the spool. 5xx for different batches in a row
+  means the tracker itself is failing: treated as down, nothing counted.
 
 Spooled batches (earlier processes' too) are replayed oldest first once the tracker answers, by the sender in
 the background and by the exit flush within its budget, so a short process after an outage delivers what
@@ -35,6 +37,7 @@ import random
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -51,9 +54,9 @@ log = logging.getLogger("runlink")
 
 #: counters reported in agent_health (payload key -> attribute)
 COUNTERS = ("sent", "dropped", "spooled", "replayed", "quarantined", "send_errors")
-#: 5xx answers (over all processes) after which a batch is quarantined instead of spooled again
-QUARANTINE_AFTER = 5
-#: 5xx answers a live batch gets in memory before it is spooled (the queue must not wait long behind it)
+#: counted 5xx rounds (over all processes) after which a batch is quarantined instead of spooled again
+QUARANTINE_AFTER = 3
+#: 5xx answers a live batch gets in memory (one round) before it is spooled (the queue must not wait behind it)
 LIVE_5XX_TRIES = 3
 
 
@@ -179,6 +182,8 @@ class Client:
         self._spool = spool if spool is not None else Spool(config.spool_dir / spool_key(config.url),
                                                               config.spool_max_bytes)
         self.quarantine_after = QUARANTINE_AFTER
+        self._contexts_ok: dict[int, Mapping[str, Any]] = {}
+        self._source = make_event("metric", {})["source"]
         self._queue: deque[Any] = deque()
         self._max = max(1, int(config.queue_size))
         self._wake_at = max(1, int(config.batch_size))
@@ -206,6 +211,8 @@ class Client:
         self._down_until = 0.0
         self._down_delay = 0.0
         self._last_5xx: object | None = None  # the batch that got the last 5xx, until any batch gets through
+        self._accepted_seq = 0  # batches the tracker took so far (a 5xx round counts only if some passed since)
+        self._counted: dict[object, int] = {}  # batch -> _accepted_seq at its last counted 5xx round
         self._deferred: dict[str, float] = {}  # spool file key -> not before (monotonic): set aside after a 5xx
         self._drain_until: float | None = None  # set while the exit flush replays the spool
         self._replay_blocked = False
@@ -422,6 +429,10 @@ class Client:
         try:
             if isinstance(item, tuple):
                 type_, payload, ts, context, spark = item
+                if type_ == "metric" and spark is None:
+                    event = self._metric_event(payload, ts, context)
+                    if event is not None:
+                        return event
                 if type_ == "metric":
                     payload = {"key": str(payload["key"]), "value": _json_safe(payload.get("value"))}
                 moment = datetime.fromtimestamp(ts, timezone.utc)
@@ -436,6 +447,51 @@ class Client:
                 self.dropped += 1
             self._log_once("invalid", "runlink dropped an invalid event (not sent; counted): %s", exc)
             return None
+
+    def _metric_event(self, payload: Mapping[str, Any], ts: float, context: Mapping[str, Any] | None
+                      ) -> dict[str, Any] | None:
+        """The SDK's metric as an event without a schema pass (about half the sender's time per metric): its
+        shape is built here, so checking the key and value bounds and the context (once) is the same check.
+        None: take the general path (validated) instead."""
+        key = payload.get("key")
+        value = payload.get("value")
+        if type(key) is not str or not 0 < len(key) <= 1000:  # noqa: E721 - exact types only, str subclasses
+            return None
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return None
+        elif kind is str:
+            if len(value) > 65536:
+                return None
+        elif not (value is None or kind is bool or kind is int):
+            return None
+        if context is not None and not self._context_checked(context):
+            return None
+        seconds = int(ts)
+        event: dict[str, Any] = {
+            "v": 1, "id": str(uuid.uuid4()), "type": "metric",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((ts - seconds) * 1e6):06d}Z",
+            "source": self._source, "payload": {"key": key, "value": value},
+        }
+        if context:
+            event["context"] = context
+        return event
+
+    def _context_checked(self, context: Mapping[str, Any]) -> bool:
+        """Whether this context object passed the schema (checked once per object: the SDK reuses one)."""
+        known = self._contexts_ok
+        entry = known.get(id(context))
+        if entry is not None and entry is context:
+            return True
+        try:
+            validate_event(make_event("metric", {"key": "k", "value": 1}, context=context))
+        except ProtocolError:
+            return False
+        if len(known) > 64:
+            known.clear()
+        known[id(context)] = context  # the reference keeps the id from being reused
+        return True
 
     def _build_batches(self, items: Iterable[Any]) -> list[tuple[bytes, int, int]]:
         """Validate, serialize and cut into gzip bodies bounded by count and bytes."""
@@ -493,12 +549,12 @@ class Client:
         inflight = _InFlight(body, count, health)
         self._inflight = inflight
         try:
-            attempt = fivexx = 0
+            attempt = fivexx = rounds = 0
             while True:
                 timeout = self._request_timeout()
                 if timeout is None:
                     if inflight.take():
-                        self._to_spool(body, count, health, fivexx)
+                        self._to_spool(body, count, health, rounds, inflight)
                     return
                 result = self._transport.send(body, timeout)  # type: ignore[union-attr]
                 if result.outcome is Outcome.OK:
@@ -512,33 +568,35 @@ class Client:
                     self.send_errors += 1
                 if result.outcome is Outcome.REJECTED:
                     if inflight.take():
-                        self._to_quarantine(None, body, count, result.status, result.message, fivexx)
+                        self._to_quarantine(None, body, count, result.status, result.message, rounds)
                     return
                 if result.status is None:  # unreachable: spool now, do not hold the queue with retries
                     self._mark_down(result.message or "no answer")
                     if inflight.take():
-                        self._to_spool(body, count, health, fivexx)
+                        self._to_spool(body, count, health, rounds)
                     return
                 attempt += 1
                 if result.status != 429:
-                    if not self._count_5xx(inflight, probing):  # several batches fail: the tracker is failing
+                    counted = self._count_5xx(inflight, probing)
+                    if counted is None:  # several batches fail in a row: the tracker is failing, not this batch
                         self._mark_down(result.message or f"HTTP {result.status}")
                         if inflight.take():
-                            self._to_spool(body, count, health, fivexx)
+                            self._to_spool(body, count, health, rounds)
                         return
+                    rounds += counted
                     fivexx += 1
-                    if fivexx >= self.quarantine_after:
+                    if rounds >= self.quarantine_after:
                         if inflight.take():
-                            self._to_quarantine(None, body, count, result.status, result.message, fivexx)
+                            self._to_quarantine(None, body, count, result.status, result.message, rounds)
                         return
                     if fivexx >= LIVE_5XX_TRIES or self._deadline is not None:
                         if inflight.take():
-                            self._to_spool(body, count, health, fivexx)
+                            self._to_spool(body, count, health, rounds, inflight)
                         return
                 elif probing or attempt > self.config.max_retries or self._deadline is not None:
                     self._mark_down(result.message or "HTTP 429")
                     if inflight.take():
-                        self._to_spool(body, count, health, fivexx)
+                        self._to_spool(body, count, health, rounds)
                     return
                 delay = min(self._backoff_max, self._backoff_base * (2 ** (attempt - 1)))
                 delay *= random.uniform(0.5, 1.5)
@@ -548,17 +606,21 @@ class Client:
         finally:
             self._inflight = None
 
-    def _count_5xx(self, batch: object, probing: bool) -> bool:
-        """Whether a 5xx counts against this batch: not while the tracker is marked down, and not when the
-        previous 5xx was another batch's with nothing accepted in between (then the tracker is failing, not the
-        batch)."""
+    def _count_5xx(self, batch: object, probing: bool) -> bool | None:
+        """Whether a 5xx counts against this batch (one more failed round). None: the tracker is failing (it is
+        marked down, or the previous 5xx was another batch's with nothing accepted in between). False: this
+        batch's previous counted round was after the last accepted batch (its retries are one round)."""
         if probing or (self._last_5xx is not None and self._last_5xx != batch):
-            return False
+            return None
         self._last_5xx = batch
+        if self._counted.get(batch) == self._accepted_seq:
+            return False
+        self._counted[batch] = self._accepted_seq
         return True
 
     def _mark_up(self) -> None:
         self._last_5xx = None
+        self._accepted_seq += 1
         if self._down_delay:
             log.info("runlink: the tracker at %s answers again", self.config.url)
             self._logged.discard("down")
@@ -599,8 +661,21 @@ class Client:
                            "quarantined, see `runlink spool quarantine`", count, fivexx, status,
                            _mask(message, self.config.token))
 
-    def _to_spool(self, body: bytes, count: int, health: int = 0, attempts: int = 0) -> None:
-        if self._spool.write(body, count, attempts):
+    def _to_spool(self, body: bytes, count: int, health: int = 0, attempts: int = 0,
+                  failed: _InFlight | None = None) -> None:
+        """Write a batch to the spool. `failed`: it ends a 5xx round; its file inherits the round's bookkeeping
+        and is set aside for a while (the exit drain does not hit it again at once)."""
+        written = self._spool.write(body, count, attempts)
+        if failed is not None:
+            seq = self._counted.pop(failed, None)
+            key = self._spool.last_key if written else None
+            if key is not None:
+                if seq is not None:
+                    self._counted[key] = seq
+                if self._last_5xx is failed:
+                    self._last_5xx = key
+                self._deferred[key] = time.monotonic() + min(self._backoff_max, 0.5 * 2 ** max(1, attempts))
+        if written:
             with self._count_lock:
                 self.spooled += count
                 self._health_spooled += health
@@ -641,6 +716,7 @@ class Client:
         result = self._transport.send(body, timeout)  # type: ignore[union-attr]
         if result.outcome is Outcome.OK:
             self._spool.done(claim)
+            self._counted.pop(claim.key, None)
             with self._count_lock:
                 self.replayed += claim.events
             self._mark_up()
@@ -648,12 +724,14 @@ class Client:
         with self._count_lock:
             self.send_errors += 1
         if result.outcome is Outcome.RETRY:
-            if result.status is None or result.status == 429 or not self._count_5xx(claim.key, probing):
+            counted = None if result.status is None or result.status == 429 else self._count_5xx(claim.key, probing)
+            if counted is None:
                 self._spool.release(claim)  # the tracker is down or failing: not this batch's fault
                 self._mark_down(result.message or f"HTTP {result.status}")
                 return False
-            attempts = claim.attempts + 1
+            attempts = claim.attempts + counted
             if attempts >= self.quarantine_after:
+                self._counted.pop(claim.key, None)
                 self._to_quarantine(claim, b"", claim.events, result.status, result.message, attempts)
                 return True
             self._spool.release(claim, attempts)

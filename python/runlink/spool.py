@@ -119,6 +119,7 @@ class Spool:
         self._size_at = 0.0
         self._candidates: list[Path] = []
         self._warned: set[str] = set()
+        self.last_key: str | None = None  #: the key of the last file `write` stored
 
     def __repr__(self) -> str:
         return f"Spool({str(self.directory)!r}, max_bytes={self.max_bytes})"
@@ -155,6 +156,7 @@ class Spool:
             name = f"{time.time_ns():020d}-{pid}-{next(self._seq)}-n{events}{tried}{SUFFIX}"
             self._write_file(self.directory / name, body)
             self._size += len(body)
+            self.last_key = batch_key(name)
             return True
         except OSError as exc:
             self._warn("error", "runlink cannot spool to %s (%s): dropping events (counted)", self.directory, exc)

@@ -143,8 +143,12 @@ class FaultyProxy:
     """A reverse proxy (stdlib asyncio) in front of a real tracker: each request waits `delay_s`, and a share
     `error_rate` of them is answered 500 without reaching the tracker. Connection: close per request."""
 
-    def __init__(self, upstream_port: int, delay_s: float, error_rate: float, seed: int = 7) -> None:
+    def __init__(self, upstream_port: int, delay_s: float, error_rate: float, seed: int = 7,
+                 fails: Any = None) -> None:
         self.upstream_port, self.delay_s, self.error_rate = upstream_port, delay_s, error_rate
+        #: `fails(body) -> bool`: a batch the "tracker" always answers 500 (a poisoned batch)
+        self.fails = fails
+        self.poisoned = 0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests = self.errors = 0
@@ -176,7 +180,9 @@ class FaultyProxy:
             body = await reader.readexactly(length) if length else b""
             self.requests += 1
             await asyncio.sleep(self.delay_s)
-            if self._random.random() < self.error_rate:
+            poisoned = self.fails is not None and self.fails(body)
+            self.poisoned += poisoned
+            if poisoned or self._random.random() < self.error_rate:
                 self.errors += 1
                 writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
                              b"error")
