@@ -98,7 +98,9 @@ def test_a_4xx_on_replay_is_quarantined_with_its_reason_and_the_cli_requeues_it(
     wait_until(lambda: client.quarantined == 1, timeout=10)
     assert spool.pending() == []
     assert len([r for r in server.requests if r["status"] == 422]) == 1  # tried once: a 4xx is never retried
-    client.close(2)
+    assert client.close(5)
+    health = [e for e in server.accepted_events() if e["type"] == "agent_health"]
+    assert health and health[-1]["payload"]["events_quarantined"] == 1  # the count reaches the tracker
 
     cli = [sys.executable, "-m", "runlink", "spool"]
     env = dict(child_env, RUNLINK_URL=server.url)

@@ -122,3 +122,29 @@ def _stages(detail: Any) -> list[dict[str, Any]]:
 
     walk(detail)
     return found
+
+
+def test_openlineage_events_that_translate_to_unstorable_values_are_a_422(tracker: Any) -> None:
+    """The OpenLineage route stores through the same ingest: a Spark SQL run's rowCount past int64 is a 422
+    naming the OpenLineage event (index 1), not a 500; nothing of the request is stored."""
+    import requests
+
+    app_run, sql_run = str(uuid.uuid4()), str(uuid.uuid4())
+    app_id = f"app-ol-{app_run[:8]}"
+    app = {"eventType": "START", "eventTime": "2026-01-01T00:00:00+00:00", "producer": "test",
+           "run": {"runId": app_run, "facets": {"spark_applicationDetails": {"applicationId": app_id}}},
+           "job": {"namespace": "n", "name": "ol_app",
+                   "facets": {"jobType": {"integration": "SPARK", "jobType": "APPLICATION"}}}}
+    query = {"eventType": "COMPLETE", "eventTime": "2026-01-01T00:00:05+00:00", "producer": "test",
+             "run": {"runId": sql_run, "facets": {"parent": {"run": {"runId": app_run},
+                                                             "job": {"namespace": "n", "name": "ol_app"}}}},
+             "job": {"namespace": "n", "name": "ol_app.save",
+                     "facets": {"jobType": {"integration": "SPARK", "jobType": "SQL_JOB"}}},
+             "outputs": [{"namespace": "file", "name": "/o",
+                          "outputFacets": {"outputStatistics": {"rowCount": 2**64 - 1}}}]}
+    response = requests.post(tracker.url + "/api/v1/lineage", json=[app, query], headers=tracker.headers(),
+                             timeout=60)
+    assert response.status_code == 422, (response.status_code, response.text[:500])
+    detail = response.json()["detail"]
+    assert detail["index"] == 1 and detail["field"].endswith("rows"), detail
+    assert tracker.get(f"/api/v1/spark-apps/{_app_pk(app_id)}").status_code == 404  # nothing stored
