@@ -164,7 +164,7 @@ class Tracker:
 
 
 def start_tracker(home: Path, db_url: str, backend: str, *, open_reads: bool = False,
-                  extra_args: Sequence[str] = ()) -> Tracker:
+                  extra_args: Sequence[str] = (), extra_env: dict[str, str] | None = None) -> Tracker:
     """Start `python -m runlink server` and wait (bounded) until /healthz answers."""
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "server.log"
@@ -174,7 +174,7 @@ def start_tracker(home: Path, db_url: str, backend: str, *, open_reads: bool = F
                 "--home", str(home), "--db", db_url, *extra_args]
         if open_reads:
             args.append("--open")
-        env = {**os.environ, "RUNLINK_HOME": str(home), "PYTHONPATH": str(ROOT / "python")}
+        env = {**os.environ, "RUNLINK_HOME": str(home), "PYTHONPATH": str(ROOT / "python"), **(extra_env or {})}
         with open(log_path, "ab") as log:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
         url = f"http://127.0.0.1:{port}"
@@ -205,7 +205,7 @@ def tracker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     databases: list[str] = []
 
     def factory(backend: str = "sqlite", db_url: str | None = None, open_reads: bool = False,
-                extra_args: Sequence[str] = ()) -> Tracker:
+                extra_args: Sequence[str] = (), extra_env: dict[str, str] | None = None) -> Tracker:
         home = tmp_path_factory.mktemp(f"runlink-home-{backend}")
         if db_url is None:
             if backend == "postgresql":
@@ -215,7 +215,8 @@ def tracker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 db_url = f"sqlite:///{home / 'runlink.db'}"
         elif db_url.startswith("postgresql"):
             backend = "postgresql"
-        tracker = start_tracker(home, db_url, backend, open_reads=open_reads, extra_args=extra_args)
+        tracker = start_tracker(home, db_url, backend, open_reads=open_reads, extra_args=extra_args,
+                                extra_env=extra_env)
         started.append(tracker)
         return tracker
 

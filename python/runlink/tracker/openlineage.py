@@ -33,11 +33,15 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, MetaData, String, Table, Text, delete, select
+from sqlalchemy import Column, Connection, Index, MetaData, String, Table, Text, delete, select, update
 
 from runlink import __version__, ids
+from runlink.context import ContextError, format_instant, normalize
+from runlink.masking import mask_text
 from runlink.protocol import ProtocolError
 from runlink.protocol.events import now_iso
+from runlink.tracker import openlineage_links
+from runlink.tracker.models import dataset_ops
 
 AGENT = "openlineage"
 MAX_PLAN_CHARS = 1048576  # payload.sql_query.plan_summary maxLength
@@ -45,6 +49,8 @@ MAX_SCHEMA_FIELDS = 1000
 MAX_DATASETS = 1000  # payload.sql_query inputs/outputs maxItems
 
 _meta = MetaData()
+#: every OpenLineage run seen: what it resolved to (Airflow context, Spark app) and, for child runs (a Spark
+#: application, a dbt or openlineage-python job under an Airflow task), its state, times and error
 ol_runs = Table(
     "openlineage_runs", _meta,
     Column("run_id", String(64), primary_key=True),
@@ -57,16 +63,58 @@ ol_runs = Table(
     Column("spark_attempt_id", String(64)),
     Column("started_at", String(40)),
     Column("updated_at", String(40), nullable=False),
+    Column("root_run_id", String(64)),
+    Column("parent_job_namespace", String(1000)),
+    Column("parent_job_name", String(1000)),
+    Column("context_id", String(36)),  # contexts.id the run is shown under (its parent attempt or DAG run)
+    Column("state", String(16)),
+    Column("state_stamp", String(80)),  # "terminal?|instant|eventType": the highest wins, in any order
+    Column("ended_at", String(40)),
+    Column("error_message", Text),
+    Column("error_stack", Text),
+    Column("error_stamp", String(80)),
+    Index("ix_openlineage_runs_parent", "parent_run_id"),
+    Index("ix_openlineage_runs_context", "context_id"),
 )
+#: events waiting for their parent run; `status` pending -> unlinked after the TTL (still linked if it arrives)
 ol_pending = Table(
     "openlineage_pending", _meta,
     Column("id", String(128), primary_key=True),
     Column("waiting_on", String(64), nullable=False),
     Column("raw", Text, nullable=False),
     Column("received_at", String(40), nullable=False),
+    Column("run_id", String(64)),
+    Column("event_type", String(16)),
+    Column("event_time", String(40)),
+    Column("job_namespace", String(1000)),
+    Column("job_name", String(1000)),
+    Column("parent_job_namespace", String(1000)),
+    Column("parent_job_name", String(1000)),
+    Column("root_run_id", String(64)),
+    Column("root_job_name", String(1000)),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("unlinked_at", String(40)),
+    Index("ix_openlineage_pending_waiting", "waiting_on"),
+    Index("ix_openlineage_pending_status", "status", "received_at"),
+)
+#: one dataset per (OpenLineage run, dataset, direction): every event's view of it (`facts`, by stamp) and their
+#: merge (non-null wins, the later event wins), which is what the dataset_ops row `op_id` holds
+ol_datasets = Table(
+    "openlineage_datasets", _meta,
+    Column("op_id", String(128), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("facts", Text, nullable=False),
+    Column("merged", Text, nullable=False),
+    Index("ix_openlineage_datasets_run", "run_id"),
 )
 
 _TERMINAL = {"COMPLETE": "success", "FAIL": "failed", "ABORT": "failed"}
+_CHILD_STATE = {"START": "running", "RUNNING": "running", "COMPLETE": "success", "FAIL": "failed",
+                "ABORT": "aborted"}
+_RUN_FIELDS = ("kind", "job_namespace", "job_name", "parent_run_id", "spark_app_id", "spark_attempt_id", "started_at",
+               "root_run_id", "parent_job_namespace", "parent_job_name", "context_id", "state", "state_stamp",
+               "ended_at", "error_message", "error_stack", "error_stamp")
 
 
 def _cut(value: Any, limit: int) -> str | None:
@@ -148,6 +196,63 @@ def _parent_run_id(event: dict[str, Any]) -> str | None:
     parent = _dict(_facets(event["run"]).get("parent"))
     run_id = _dict(parent.get("run")).get("runId")
     return run_id if isinstance(run_id, str) and 0 < len(run_id) <= 64 else None
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def parent_facet(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The ParentRunFacet as flat fields: run_id, namespace, name, root_run_id, root_namespace, root_name."""
+    parent = _dict(_facets(event["run"]).get("parent"))
+    run_id = _parent_run_id(event)
+    if run_id is None:
+        return None
+    job = _dict(parent.get("job"))
+    root = _dict(parent.get("root"))
+    root_run = _text(_dict(root.get("run")).get("runId"), 64)
+    return {"run_id": run_id, "namespace": _text(job.get("namespace"), 1000), "name": _text(job.get("name"), 1000),
+            "root_run_id": root_run, "root_namespace": _text(_dict(root.get("job")).get("namespace"), 1000),
+            "root_name": _text(_dict(root.get("job")).get("name"), 1000)}
+
+
+def _instant(text: str) -> str:
+    """An OpenLineage eventTime in the tracker's one spelling (check_run_event made sure it parses)."""
+    moment = _parse_time(text)
+    return format_instant(moment) if moment else text[:40]
+
+
+def _stamp(ol: dict[str, Any]) -> str:
+    """Orders one run's events the same way in any arrival order: a terminal event beats a running one, then the
+    later event, then the type name."""
+    event_type = str(ol.get("eventType") or "OTHER").upper()[:16]
+    return f"{1 if event_type in _TERMINAL else 0}|{_instant(ol['eventTime'])}|{event_type}"
+
+
+def context_pk(raw: dict[str, Any] | None) -> str | None:
+    """contexts.id of a raw runlink context (None when it names no DAG)."""
+    if not raw:
+        return None
+    try:
+        ctx = normalize(raw)
+    except ContextError:
+        return None
+    return ids.context_id(ctx) if ctx.dag_id else None
+
+
+def _dataset_key(ds: dict[str, Any]) -> str:
+    for key in ("uri", "path", "table"):
+        if ds.get(key):
+            return f"{key}:{ds[key]}"
+    return f"name:{ds.get('name') or 'unknown'}"
+
+
+def merge_dataset_facts(facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One dataset from every event's view of it: non-null wins, the later event (stamp) wins between two."""
+    merged: dict[str, Any] = {}
+    for stamp in sorted(facts):
+        merged.update({k: v for k, v in facts[stamp].items() if v is not None})
+    return merged
 
 
 def airflow_context(event: dict[str, Any], *, task: bool) -> dict[str, Any] | None:
@@ -256,6 +361,9 @@ class Translator:
         self.dirty: set[str] = set()
         self.ignored = 0
         self.pending = 0
+        self.children = 0  # events recorded on a child run linked under an attempt or DAG run
+        self.linked_pending = 0  # waiting events this request linked
+        self.dataset_merges: dict[str, tuple[dict[str, Any], str]] = {}  # dataset_ops id -> (merged, first time)
 
     # -- the run map
     def run(self, run_id: str | None) -> dict[str, Any] | None:
@@ -271,9 +379,8 @@ class Translator:
         """Merge fields (non-null wins) into the run map entry of `run_id`."""
         entry = self.run(run_id)
         if entry is None:
-            entry = {"run_id": run_id, "kind": fields.get("kind", "other"), "job_namespace": None, "job_name": None,
-                     "parent_run_id": None, "context": None, "spark_app_id": None, "spark_attempt_id": None,
-                     "started_at": None, "_new": True}
+            entry = {"run_id": run_id, "context": None, "_new": True, **{k: None for k in _RUN_FIELDS},
+                     "kind": fields.get("kind", "other")}
             self.runs[run_id] = entry
         for key, value in fields.items():
             if value is not None:
@@ -286,8 +393,7 @@ class Translator:
         for run_id in sorted(self.dirty):
             entry = self.runs[run_id]
             assert entry is not None
-            values = {k: entry[k] for k in ("kind", "job_namespace", "job_name", "parent_run_id", "spark_app_id",
-                                            "spark_attempt_id", "started_at")}
+            values = {k: entry[k] for k in _RUN_FIELDS}
             values["context"] = orjson.dumps(entry["context"]).decode() if entry["context"] else None
             values["updated_at"] = now
             if entry["_new"]:
@@ -316,8 +422,89 @@ class Translator:
         return event
 
     def _dataset_events(self, ol: dict[str, Any], context: dict | None, spark: dict | None) -> list[dict]:
+        """One `dataset` event per (run, dataset, direction), whichever of the run's events lists it: its id is
+        fixed, and what each event says about it is merged (after the store, `apply_dataset_merges`)."""
         inputs, outputs = _datasets(ol)
-        return [self._event(ol, f"ds{n}", "dataset", ds, context, spark) for n, ds in enumerate(inputs + outputs)]
+        run_id = ol["run"]["runId"]
+        stamp = _stamp(ol)
+        out: list[dict] = []
+        seen: set[str] = set()
+        for ds in inputs + outputs:
+            op_id = ol_event_id(run_id, "DATASET", "", f"{ds['operation']}|{_dataset_key(ds)}")
+            if op_id in seen:
+                continue
+            seen.add(op_id)
+            merged, first = self._merge_dataset(op_id, run_id, ds, stamp)
+            out.append(self._event(ol, "dataset", "dataset", merged, context, spark, event_id=op_id))
+            self.dataset_merges[op_id] = (merged, first)
+        return out
+
+    def _merge_dataset(self, op_id: str, run_id: str, ds: dict[str, Any], stamp: str) -> tuple[dict[str, Any], str]:
+        row = self.conn.execute(select(ol_datasets.c.facts).where(ol_datasets.c.op_id == op_id)).first()
+        facts = orjson.loads(row.facts) if row else {}
+        facts[stamp] = ds
+        merged = merge_dataset_facts(facts)
+        values = {"facts": orjson.dumps(facts).decode(), "merged": orjson.dumps(merged).decode()}
+        if row is None:
+            self.conn.execute(ol_datasets.insert().values(op_id=op_id, run_id=run_id, direction=ds["operation"],
+                                                          **values))
+        else:
+            self.conn.execute(ol_datasets.update().where(ol_datasets.c.op_id == op_id).values(**values))
+        return merged, min(s.split("|")[1] for s in facts)
+
+    def apply_dataset_merges(self) -> None:
+        """After ingest stored the dataset events: their dataset_ops rows hold the merge of every event's view
+        (the first stored event may have come from START, without COMPLETE's statistics)."""
+        for op_id, (merged, first) in sorted(self.dataset_merges.items()):
+            schema = merged.get("schema")
+            self.conn.execute(update(dataset_ops).where(dataset_ops.c.id == op_id).values(
+                format=merged.get("format"), rows=merged.get("rows"), bytes=merged.get("bytes"),
+                files=merged.get("files"), schema=orjson.dumps(schema).decode() if schema is not None else None,
+                schema_truncated=merged.get("schema_truncated"), time=first))
+        self.dataset_merges.clear()
+
+    def _record(self, ol: dict[str, Any], run_id: str, link: tuple[dict[str, Any], str] | None) -> None:
+        """A child run's job, state, times and error (merged by stamp: any order, replays change nothing)."""
+        facet = parent_facet(ol) or {}
+        entry = self.remember(run_id, job_namespace=_cut(ol["job"].get("namespace"), 1000),
+                              job_name=_cut(ol["job"]["name"], 1000), parent_run_id=facet.get("run_id"),
+                              root_run_id=facet.get("root_run_id"), parent_job_namespace=facet.get("namespace"),
+                              parent_job_name=facet.get("name"))
+        if link is not None:
+            entry["context"], entry["context_id"] = link
+        event_type = str(ol.get("eventType") or "OTHER").upper()
+        stamp, when = _stamp(ol), _instant(ol["eventTime"])
+        if event_type in _CHILD_STATE and (entry["state_stamp"] is None or stamp > entry["state_stamp"]):
+            entry["state"], entry["state_stamp"] = _CHILD_STATE[event_type], stamp
+        if event_type in ("START", "RUNNING") and (entry["started_at"] is None or when < entry["started_at"]):
+            entry["started_at"] = when
+        if event_type in _TERMINAL and (entry["ended_at"] is None or when > entry["ended_at"]):
+            entry["ended_at"] = when
+        error = _dict(_facets(ol["run"]).get("errorMessage"))
+        if error and (entry["error_stamp"] is None or stamp > entry["error_stamp"]):
+            message, stack = error.get("message"), error.get("stackTrace")
+            entry["error_message"] = mask_text(message[:65536]) if isinstance(message, str) else None
+            entry["error_stack"] = mask_text(stack[:262144]) if isinstance(stack, str) else None
+            entry["error_stamp"] = stamp
+
+    def _link(self, facet: dict[str, Any] | None) -> tuple[dict[str, Any], str] | None:
+        """(raw context, contexts.id) a child files under: its parent's, known from OpenLineage events or found by
+        the provider's run ids among the attempts and DAG runs runlink knows."""
+        if facet is None:
+            return None
+        known = self.run(facet["run_id"])
+        if known is not None and known.get("context"):
+            pk = context_pk(known["context"])
+            if pk is not None:
+                return known["context"], pk
+        found = openlineage_links.find_parent(self.conn, facet)
+        if found is None:
+            return None
+        if found.level == "task" or facet.get("name") == found.context.get("dag_id"):
+            # the parent run itself: later events (and its other children) find it in the run map
+            self.remember(facet["run_id"], kind="airflow_task" if found.level == "task" else "airflow_dag",
+                          job_namespace=facet.get("namespace"), job_name=facet.get("name"), context=found.context)
+        return found.context, found.context_id
 
     def translate(self, ol: dict[str, Any]) -> list[dict[str, Any]]:
         kind = classify(ol)
@@ -380,10 +567,6 @@ class Translator:
         self.ignored += 1
         return []
 
-    def _parent_context(self, parent: str | None) -> dict[str, Any] | None:
-        entry = self.run(parent)
-        return entry.get("context") if entry else None
-
     def _spark_app(self, ol: dict[str, Any], run_id: str) -> list[dict]:
         details = _dict(_facets(ol["run"]).get("spark_applicationDetails"))
         known = self.run(run_id)
@@ -392,10 +575,15 @@ class Translator:
             return self._spark_sql(ol, run_id)  # no application id: treat it like a SQL-level event
         app_id = app_id[:255]
         parent = _parent_run_id(ol)
-        ctx = self._parent_context(parent)
+        facet = parent_facet(ol)
+        link = self._link(facet)
+        ctx = link[0] if link else None
         self.remember(run_id, kind="spark_app", job_namespace=_cut(ol["job"].get("namespace"), 1000),
                       job_name=_cut(ol["job"]["name"], 1000), parent_run_id=parent, spark_app_id=app_id,
                       context=ctx)
+        self._record(ol, run_id, link)
+        if link is None and parent is not None:
+            self._wait(ol, parent)  # tracked as a run of its own meanwhile; listed until its parent is known
         spark = {"app_id": app_id}
         event_type = str(ol.get("eventType") or "OTHER").upper()
         engine = _dict(_facets(ol["run"]).get("processing_engine"))
@@ -457,23 +645,39 @@ class Translator:
         return [self._event(ol, "sql", "sql_query", payload, ctx, spark, event_id=event_id)]
 
     def _other(self, ol: dict[str, Any], run_id: str) -> list[dict]:
-        """A generic run (a script using openlineage-python): its datasets go under its parent's context."""
-        parent = _parent_run_id(ol)
-        entry = self.run(parent)
-        if entry is None:
-            if parent is None or not (ol.get("inputs") or ol.get("outputs")):
-                self.ignored += 1
-                return []
-            return self._wait(ol, parent)
+        """A child run (dbt, an openlineage-python job...): recorded under its parent's attempt or DAG run with its
+        job, state, times, error and datasets; it waits while its parent is unknown."""
+        facet = parent_facet(ol)
+        if facet is None:
+            self.ignored += 1
+            return []
+        known = self.run(run_id)
+        link = self._link(facet)
+        if link is None:
+            if known is None or known.get("kind") != "spark_app":
+                self.remember(run_id, kind="other")
+            return self._wait(ol, facet["run_id"])
+        self._record(ol, run_id, link)
+        self.children += 1
+        entry = self.run(facet["run_id"]) or {}
         spark = {"app_id": entry["spark_app_id"]} if entry.get("spark_app_id") else None
-        return self._dataset_events(ol, entry.get("context"), spark)
+        out = self._dataset_events(ol, link[0], spark)
+        if known is None or known.get("context") != link[0]:
+            out += self._resolve_children(run_id, link[0])  # grandchildren that waited on this run
+        return out
 
     def _wait(self, ol: dict[str, Any], parent: str) -> list[dict]:
         pending_id = ol_event_id(ol["run"]["runId"], str(ol.get("eventType") or "OTHER"), ol["eventTime"], "pending")
         exists = self.conn.execute(select(ol_pending.c.id).where(ol_pending.c.id == pending_id)).first()
         if exists is None:
-            self.conn.execute(ol_pending.insert().values(id=pending_id, waiting_on=parent,
-                                                         raw=orjson.dumps(ol).decode(), received_at=now_iso()))
+            facet = parent_facet(ol) or {}
+            self.conn.execute(ol_pending.insert().values(
+                id=pending_id, waiting_on=parent, raw=orjson.dumps(ol).decode(), received_at=now_iso(),
+                run_id=ol["run"]["runId"], event_type=_cut(ol.get("eventType") or "OTHER", 16),
+                event_time=_instant(ol["eventTime"]), job_namespace=_cut(ol["job"].get("namespace"), 1000),
+                job_name=_cut(ol["job"]["name"], 1000), parent_job_namespace=facet.get("namespace"),
+                parent_job_name=facet.get("name"), root_run_id=facet.get("root_run_id"),
+                root_job_name=facet.get("root_name"), status="pending"))
         self.pending += 1
         return []
 
@@ -484,6 +688,7 @@ class Translator:
         if not rows:
             return []
         self.conn.execute(delete(ol_pending).where(ol_pending.c.id.in_([r.id for r in rows])))
+        self.linked_pending += len(rows)
         out: list[dict] = []
         for row in rows:
             out += self.translate(orjson.loads(row.raw))
@@ -534,3 +739,45 @@ def translate_all(conn: Connection, ol_events: Iterable[Any]) -> tuple[list[dict
         origin += [index] * len(derived)
     translator.flush_runs()
     return out, origin, translator
+
+
+def retry_pending(conn: Connection, rows: Iterable[Any]) -> tuple[list[dict], Translator]:
+    """Try again to link waiting events (rows of openlineage_pending: id, waiting_on, raw): their parent may now
+    be known to runlink. Returns the protocol events of the ones that linked."""
+    translator = Translator(conn)
+    out: list[dict] = []
+    for waiting_on in sorted({r.waiting_on for r in rows}):
+        raw = next(r.raw for r in rows if r.waiting_on == waiting_on)
+        link = translator._link(parent_facet(orjson.loads(raw)))
+        if link is not None:
+            out += translator._resolve_children(waiting_on, link[0])
+    translator.flush_runs()
+    return out, translator
+
+
+def child_runs(conn: Connection, context_pks: list[str]) -> list[dict[str, Any]]:
+    """The OpenLineage child runs filed under these contexts (an attempt's or a DAG run's), with their merged
+    datasets, ordered by start: what the run tree shows under the attempt."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(context_pks), 900):
+        chunk = context_pks[start:start + 900]
+        rows = conn.execute(select(ol_runs).where(ol_runs.c.context_id.in_(chunk),
+                                                  ol_runs.c.kind.in_(("other", "spark_app")))).mappings().all()
+        out += [dict(r) for r in rows]
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    run_ids = [r["run_id"] for r in out]
+    for start in range(0, len(run_ids), 900):
+        for row in conn.execute(select(ol_datasets.c.run_id, ol_datasets.c.merged)
+                                .where(ol_datasets.c.run_id.in_(run_ids[start:start + 900]))
+                                .order_by(ol_datasets.c.direction, ol_datasets.c.op_id)):
+            by_run.setdefault(row.run_id, []).append(orjson.loads(row.merged))
+    children = []
+    for row in sorted(out, key=lambda r: (r["started_at"] or r["ended_at"] or "", r["run_id"])):
+        error = {"message": row["error_message"], "stack_trace": row["error_stack"]} \
+            if row["error_message"] or row["error_stack"] else None
+        children.append({"run_id": row["run_id"], "kind": row["kind"], "job_namespace": row["job_namespace"],
+                         "job_name": row["job_name"], "state": row["state"], "start_time": row["started_at"],
+                         "end_time": row["ended_at"], "error": error, "parent_run_id": row["parent_run_id"],
+                         "root_run_id": row["root_run_id"], "context_id": row["context_id"],
+                         "spark_app_id": row["spark_app_id"], "datasets": by_run.get(row["run_id"], [])})
+    return children

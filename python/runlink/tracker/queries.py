@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table, and_, or_, select
 
+from runlink.tracker import openlineage
 from runlink.tracker.models import (
     STAGE_METRICS,
     contexts,
@@ -280,7 +281,7 @@ def _log_tail(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _attempt_dict(row: dict[str, Any]) -> dict[str, Any]:
     _decode(row, "error", "params")
     _bools(row, "placeholder")
-    row.update(metrics=[], datasets=[], spark_apps=[], log=None)
+    row.update(metrics=[], datasets=[], spark_apps=[], log=None, openlineage_runs=[])
     return row
 
 
@@ -306,6 +307,8 @@ def _children(conn: Connection, ctx_rows: list[dict[str, Any]], owner_of_ctx: di
     apps = spark_apps_full(conn, _in(conn, spark_apps, "context_id", ctx_pks, "start_time", "id"), raw_json=raw_json)
     for app in apps:
         owner_of_ctx[app["context_id"]]["spark_apps"].append(app)
+    for child in openlineage.child_runs(conn, ctx_pks):  # OpenLineage-only children (dbt, Spark, scripts)
+        owner_of_ctx[child["context_id"]].setdefault("openlineage_runs", []).append(child)
 
 
 def run_tree(conn: Connection, pk: str, *, raw_json: bool = False) -> dict[str, Any] | None:
@@ -316,7 +319,7 @@ def run_tree(conn: Connection, pk: str, *, raw_json: bool = False) -> dict[str, 
         return None
     run = _bools(_decode(runs[0], "conf"), "placeholder", "ambiguous", "synthetic")
     run.pop("sort_key", None)
-    run.update(metrics=[], datasets=[], spark_apps=[], log=None)
+    run.update(metrics=[], datasets=[], spark_apps=[], log=None, openlineage_runs=[])
     attempts = [
         _attempt_dict(a)
         for a in _rows(

@@ -2,22 +2,31 @@
 
 The body is one RunEvent or an array of them; they are translated (tracker/openlineage.py) into protocol v1 events
 and stored by the same ingest as /api/v1/events, in one transaction: same validation, same dedupe, same hooks.
+
+GET /api/v1/lineage/pending and /api/v1/lineage/unlinked list the events still waiting for their parent run
+(openlineage_pending.py). After every stored batch (either route) the waiting events that name one of its DAGs are
+tried again: a child whose parent attempt runlink has just learned of is linked then.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from runlink.protocol import ProtocolError, validate_batch
-from runlink.tracker import ingest, openlineage, security
+from runlink.tracker import ingest, openlineage, openlineage_pending, security
 from runlink.tracker.auth import require
 from runlink.tracker.routes import JSONBody
 from runlink.tracker.routes.events import _decompress, handle_batch, run_ingest_hooks
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 REQUEST_BODY = {
     "required": True,
@@ -73,27 +82,82 @@ def _process(state: Any, body: bytes, encoding: str) -> dict[str, int]:
     if len(ol_events) > settings.max_events:
         raise HTTPException(422, {"message": f"at most {settings.max_events} events per request", "index": None,
                                   "field": None})
-    prepared = None
     try:
         with state.db.write() as conn:
             derived, origin, translator = openlineage.translate_all(conn, ol_events)
-            accepted = duplicates = 0
-            if derived:
-                security.sanitize(derived)
-                try:
-                    events = validate_batch({"events": derived}, max_events=max(settings.max_events, len(derived)))
-                    prepared = ingest.prepare(events)
-                except ProtocolError as exc:
-                    where = origin[exc.index] if exc.index is not None and exc.index < len(origin) else None
-                    raise ProtocolError(f"OpenLineage event {where}: {exc}", where, exc.field) from None
-                accepted, duplicates = ingest.store(conn, prepared)
+            accepted, duplicates, prepared = _store(conn, derived, origin, settings.max_events)
+            translator.apply_dataset_merges()
+            openlineage_pending.expire(conn, settings.openlineage_pending_ttl_s)
     except ProtocolError as exc:
         state.telemetry.events_rejected.inc(len(ol_events))
         raise HTTPException(422, exc.to_dict()) from None
     if accepted and prepared is not None:
         run_ingest_hooks(state, prepared)
     return {"accepted": accepted, "duplicates": duplicates, "ignored": translator.ignored,
-            "pending": translator.pending}
+            "pending": translator.pending, "children": translator.children, "linked": translator.linked_pending}
+
+
+def _store(conn: Connection, derived: list[dict], origin: list[int] | None,
+           max_events: int) -> tuple[int, int, ingest.Prepared | None]:
+    """Validate and store translated events in the caller's transaction; a bad one names its OpenLineage event."""
+    if not derived:
+        return 0, 0, None
+    security.sanitize(derived)
+    try:
+        events = validate_batch({"events": derived}, max_events=max(max_events, len(derived)))
+        prepared = ingest.prepare(events)
+    except ProtocolError as exc:
+        where = origin[exc.index] if origin and exc.index is not None and exc.index < len(origin) else None
+        raise ProtocolError(f"OpenLineage event {where}: {exc}", where, exc.field) from None
+    accepted, duplicates = ingest.store(conn, prepared)
+    return accepted, duplicates, prepared
+
+
+def link_waiting(state: Any, dag_ids: set[str] | None) -> int:
+    """Retry the waiting events naming `dag_ids` (None: every pending one), then expire the old ones; returns
+    how many linked. Runs in its own write transaction."""
+    prepared = None
+    with state.db.write() as conn:
+        linked = 0
+        if openlineage_pending.any_waiting(conn):
+            rows = openlineage_pending.waiting_rows(conn, dag_ids, None if dag_ids is not None else "pending")
+            if rows:
+                derived, translator = openlineage.retry_pending(conn, rows)
+                _, _, prepared = _store(conn, derived, None, state.settings.max_events)
+                translator.apply_dataset_merges()
+                linked = translator.linked_pending
+            openlineage_pending.expire(conn, state.settings.openlineage_pending_ttl_s)
+    if prepared is not None:
+        run_ingest_hooks(state, prepared)
+    return linked
+
+
+class WaitingLinker:
+    """Ingest hook: a stored batch may carry the attempt or DAG run a waiting OpenLineage child names."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.inside = threading.local()
+
+    def after_ingest(self, prepared: ingest.Prepared) -> None:
+        if getattr(self.inside, "busy", False):
+            return  # the events this hook itself stores
+        dag_ids = {c.dag_id for c in prepared.contexts if c is not None and c.dag_id
+                   and not c.dag_id.startswith("spark:")}
+        if not dag_ids:
+            return
+        self.inside.busy = True
+        try:
+            link_waiting(self.state, dag_ids)
+        except Exception:  # noqa: BLE001 - the batch is stored; a failed retry is retried by the next sweep
+            log.exception("linking waiting OpenLineage events failed")
+        finally:
+            self.inside.busy = False
+
+
+def install(app: FastAPI) -> None:
+    """Register the waiting-event linker as an ingest hook."""
+    app.state.ingest_hooks = [*getattr(app.state, "ingest_hooks", []), WaitingLinker(app.state).after_ingest]
 
 
 @router.post(
@@ -106,3 +170,24 @@ def _process(state: Any, body: bytes, encoding: str) -> dict[str, int]:
 async def post_lineage(request: Request) -> JSONBody:
     """Translate OpenLineage RunEvents into runlink events and store them like /api/v1/events does."""
     return await handle_batch(request, _process, status_code=200)
+
+
+def _waiting(request: Request, status: str, limit: int) -> dict[str, Any]:
+    state = request.app.state
+    link_waiting(state, None)
+    with state.db.read() as conn:
+        return {"status": status, "items": openlineage_pending.listing(conn, status, limit),
+                "counts": openlineage_pending.counts(conn, state.settings.openlineage_pending_ttl_s),
+                "ttl_s": state.settings.openlineage_pending_ttl_s}
+
+
+@router.get("/api/v1/lineage/pending", dependencies=[Depends(require("read"))], response_class=JSONBody)
+async def list_pending(request: Request, limit: int = Query(100, ge=1, le=1000)) -> JSONBody:
+    """OpenLineage events waiting for their parent run (younger than the TTL), oldest first, with both counts."""
+    return JSONBody(await run_in_threadpool(_waiting, request, "pending", limit))
+
+
+@router.get("/api/v1/lineage/unlinked", dependencies=[Depends(require("read"))], response_class=JSONBody)
+async def list_unlinked(request: Request, limit: int = Query(100, ge=1, le=1000)) -> JSONBody:
+    """OpenLineage events whose parent stayed unknown past the TTL (kept: linked if it still arrives)."""
+    return JSONBody(await run_in_threadpool(_waiting, request, "unlinked", limit))
