@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "runlink.airflow.commands",  # demo (Airflow plugin part)
     "runlink.airflow.monitor_commands",  # monitor, airflow add|list
     "runlink.tracker.alert_commands",  # alerts
+    "runlink.tracker.lineage_commands",  # lineage pending|unlinked
     "runlink.spool_commands",  # spool status|quarantine|requeue
 )
 

@@ -26,6 +26,14 @@ _LISTED = (ol_pending.c.id, ol_pending.c.status, ol_pending.c.run_id, ol_pending
            ol_pending.c.root_job_name, ol_pending.c.received_at, ol_pending.c.unlinked_at)
 
 
+def default_ttl_s() -> float:
+    """The TTL as this process's settings read it (env RUNLINK_OPENLINEAGE_PENDING_TTL_S), for pages without
+    the app's settings at hand."""
+    from runlink.tracker.settings import TrackerSettings
+
+    return TrackerSettings().openlineage_pending_ttl_s
+
+
 def _cutoff(ttl_s: float, now: datetime | None = None) -> str:
     return format_instant((now or datetime.now(timezone.utc)) - timedelta(seconds=ttl_s))
 

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runlink import __version__
 from runlink.context import ContextError
-from runlink.tracker import ui_queries
+from runlink.tracker import openlineage_pending, ui_queries
 from runlink.tracker.alerts import engine
 from runlink.tracker.alerts import rules as alert_rules
 from runlink.tracker.auth import (
@@ -390,7 +390,8 @@ def _call(request: Request, fn, session: sessions.Session, kwargs: dict[str, Any
 @html_router.get("/ui/instances")
 @page("instances.html")
 def page_instances(conn: Any, session: sessions.Session) -> dict[str, Any]:
-    return {"view": ui_queries.instances_view(conn), "nav": "instances"}
+    return {"view": ui_queries.instances_view(conn), "nav": "instances",
+            "lineage_waiting": openlineage_pending.counts(conn, openlineage_pending.default_ttl_s())}
 
 
 @html_router.get("/ui/dags")

@@ -1,0 +1,48 @@
+"""`runlink lineage pending|unlinked`: the OpenLineage events still waiting for their parent run.
+
+Why a CLI: a child job (openlineage-spark, dbt, a script) whose parent never reached runlink is otherwise silent;
+this lists what waits (pending) and what gave up waiting (unlinked, after the tracker's TTL), from any machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    lineage = subparsers.add_parser("lineage", help="OpenLineage events waiting for their parent run")
+    sub = lineage.add_subparsers(dest="lineage_command", metavar="ACTION")
+    for status, help_text in (("pending", "events whose parent run is not known yet (younger than the TTL)"),
+                              ("unlinked", "events whose parent stayed unknown past the TTL (kept, never dropped)")):
+        parser = sub.add_parser(status, help=help_text)
+        parser.add_argument("--limit", type=int, default=100)
+        parser.add_argument("--json", action="store_true")
+        parser.add_argument("--url", help="tracker URL (default RUNLINK_URL)")
+        parser.set_defaults(handler=_list, status=status)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from runlink.tracker.commands import _Api
+    from runlink.tracker.render import printable
+
+    body = _Api(args.url).get(f"/api/v1/lineage/{args.status}", limit=max(1, min(args.limit, 1000)))
+    if body is None:
+        raise SystemExit("runlink: this tracker has no OpenLineage waiting list (older version)")
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    counts = body["counts"]
+    print(f"{counts['pending']} pending, {counts['unlinked']} unlinked (unlinked after {body['ttl_s']:g} s)")
+    items = body["items"]
+    if not items:
+        return 0
+    rows = [("RECEIVED", "EVENT", "JOB", "PARENT JOB", "PARENT RUN ID")]
+    for item in items:
+        job = f"{item['job_namespace'] or ''}/{item['job_name'] or ''}"
+        parent = f"{item['parent_job_namespace'] or ''}/{item['parent_job_name'] or ''}"
+        rows.append(tuple(printable(v) for v in (item["received_at"], item["event_type"] or "-", job, parent,
+                                                 item["parent_run_id"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
