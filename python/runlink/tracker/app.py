@@ -131,6 +131,9 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
             spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
             spec.setdefault("components", {}).setdefault("schemas", {}).update(protocol_components())
             spec["components"]["schemas"]["OpenLineageRunEvent"] = lineage.RUN_EVENT_SCHEMA
+            from runlink.tracker.openapi_doc import document
+
+            document(spec)  # a response schema for every route, and the error shape runlink answers with
             app.openapi_schema = spec
         return app.openapi_schema
 
