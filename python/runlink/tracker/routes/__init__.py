@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 
 
-class JSONBody(Response):
-    """orjson-encoded JSON (the run tree is large: the standard encoder would dominate its latency)."""
+class JSONBody(JSONResponse):
+    """orjson-encoded JSON (the run tree is large: the standard encoder would dominate its latency). A
+    JSONResponse, so the OpenAPI document gives routes their response models (not `type: string`)."""
 
     media_type = "application/json"
 
