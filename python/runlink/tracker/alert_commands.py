@@ -17,6 +17,8 @@ import json
 import sys
 from typing import Any
 
+from runlink.tracker.render import printable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     alerts = subparsers.add_parser("alerts", help="alert rules and alerts (tracker API)")
@@ -109,7 +111,7 @@ def _rules(args: argparse.Namespace) -> int:
         scope = f"{r['instance'] or '*'}/{r['dag_id'] or '*'}" + (f"/{r['task_id']}" if r["task_id"] else "")
         params = " ".join(f"{k}={v}" for k, v in sorted(r["params"].items()))
         state = "on " if r["enabled"] else "off"
-        print(f"{r['id']}  {state} {r['kind']:13} {scope:30} {params:30} {r['name']}")
+        print(printable(f"{r['id']}  {state} {r['kind']:13} {scope:30} {params:30} {r['name']}"))
     return 0
 
 
@@ -149,7 +151,7 @@ def _list(args: argparse.Namespace) -> int:
     for a in items:
         sent = ",".join(f"{d['channel']}:{d['status']}" for d in a["deliveries"]) or "-"
         when = a["resolved_at"] if a["state"] == "resolved" else a["opened_at"]
-        print(f"{a['id']}  {a['state']:8} {when[:19]}  {a['title']}  [{a['rule_name'] or '?'}; {sent}]")
+        print(printable(f"{a['id']}  {a['state']:8} {when[:19]}  {a['title']}  [{a['rule_name'] or '?'}; {sent}]"))
     return 0
 
 
