@@ -111,6 +111,9 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined] # what json.dumps(ensure_ascii=False) uses
+
+
 def _without_nul(value: Any) -> Any:
     """NUL (U+0000) in strings and keys becomes U+FFFD: the tracker refuses NUL (PostgreSQL cannot store it),
     and one NUL in a log line must not get the whole batch refused."""
@@ -182,8 +185,8 @@ class Client:
         self._spool = spool if spool is not None else Spool(config.spool_dir / spool_key(config.url),
                                                               config.spool_max_bytes)
         self.quarantine_after = QUARANTINE_AFTER
-        self._contexts_ok: dict[int, Mapping[str, Any]] = {}
-        self._source = make_event("metric", {})["source"]
+        self._contexts_ok: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._source_json = json.dumps(make_event("metric", {})["source"], separators=(",", ":"), ensure_ascii=False)
         self._queue: deque[Any] = deque()
         self._max = max(1, int(config.queue_size))
         self._wake_at = max(1, int(config.batch_size))
@@ -424,7 +427,7 @@ class Client:
         for batch in self._build_batches(items):
             self._deliver(*batch)
 
-    def _complete(self, item: Any) -> dict[str, Any] | None:
+    def _complete(self, item: Any) -> dict[str, Any] | bytes | None:
         """A queued item as a valid protocol event, or None (dropped, counted, logged once)."""
         try:
             if isinstance(item, tuple):
@@ -449,48 +452,64 @@ class Client:
             return None
 
     def _metric_event(self, payload: Mapping[str, Any], ts: float, context: Mapping[str, Any] | None
-                      ) -> dict[str, Any] | None:
-        """The SDK's metric as an event without a schema pass (about half the sender's time per metric): its
-        shape is built here, so checking the key and value bounds and the context (once) is the same check.
-        None: take the general path (validated) instead."""
+                      ) -> bytes | None:
+        """The SDK's metric as a serialized event, without a schema pass or a json.dumps of the whole event (most
+        of the sender's time per metric: a burst while the tracker is down must reach the spool as fast as it is
+        logged). Its shape is built here, so checking the key and value bounds and the context (once per context
+        object) is the schema's check. None: take the general path (validated) instead."""
         key = payload.get("key")
         value = payload.get("value")
-        if type(key) is not str or not 0 < len(key) <= 1000:  # noqa: E721 - exact types only, str subclasses
+        if type(key) is not str or not 0 < len(key) <= 1000 or "\x00" in key:  # noqa: E721 - exact str
             return None
         kind = type(value)
         if kind is float:
             if not math.isfinite(value):
                 return None
+            text = float.__repr__(value)
         elif kind is str:
-            if len(value) > 65536:
+            if len(value) > 65536 or "\x00" in value:
                 return None
-        elif not (value is None or kind is bool or kind is int):
+            text = _encode_string(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int:
+            text = int.__repr__(value)
+        elif value is None:
+            text = "null"
+        else:
             return None
-        if context is not None and not self._context_checked(context):
-            return None
-        seconds = int(ts)
-        event: dict[str, Any] = {
-            "v": 1, "id": str(uuid.uuid4()), "type": "metric",
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((ts - seconds) * 1e6):06d}Z",
-            "source": self._source, "payload": {"key": key, "value": value},
-        }
+        context_json = ""
         if context:
-            event["context"] = context
-        return event
+            context_json = self._context_json(context)
+            if context_json is None:
+                return None
+        seconds = int(ts)
+        instant = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((ts - seconds) * 1e6):06d}Z"
+        return (f'{{"v":1,"id":"{uuid.uuid4()}","type":"metric","time":"{instant}","source":{self._source_json},'
+                f'"payload":{{"key":{_encode_string(key)},"value":{text}}}{context_json}}}').encode("utf-8", "replace")
 
-    def _context_checked(self, context: Mapping[str, Any]) -> bool:
-        """Whether this context object passed the schema (checked once per object: the SDK reuses one)."""
+    def _context_json(self, context: Mapping[str, Any]) -> str | None:
+        """`,"context":{...}` for a context object that passed the schema (once per object: the SDK reuses one)."""
         known = self._contexts_ok
         entry = known.get(id(context))
-        if entry is not None and entry is context:
-            return True
+        if entry is not None and entry[0] is context:
+            return entry[1]
+        if not self._context_checked(context):
+            return None
+        text = ',"context":' + json.dumps(dict(context), separators=(",", ":"), ensure_ascii=False)
+        if "\\u0000" in text:
+            return None
+        if len(known) > 64:
+            known.clear()
+        known[id(context)] = (context, text)  # the reference keeps the id from being reused
+        return text
+
+    @staticmethod
+    def _context_checked(context: Mapping[str, Any]) -> bool:
         try:
             validate_event(make_event("metric", {"key": "k", "value": 1}, context=context))
         except ProtocolError:
             return False
-        if len(known) > 64:
-            known.clear()
-        known[id(context)] = context  # the reference keeps the id from being reused
         return True
 
     def _build_batches(self, items: Iterable[Any]) -> list[tuple[bytes, int, int]]:
@@ -506,20 +525,23 @@ class Client:
             event = self._complete(item)
             if event is None:
                 continue
-            data = _dumps(event)
+            if isinstance(event, bytes):  # an SDK metric, serialized by _metric_event
+                data, is_health = event, False
+            else:
+                data, is_health = _dumps(event), event.get("type") == "agent_health"
             if len(data) + overhead > limit_bytes:
                 with self._count_lock:
                     self.dropped += 1
                 self._log_once(
-                    "too-big", "runlink dropped a %s event of %d bytes (over the %d-byte batch bound)",
-                    event.get("type"), len(data), limit_bytes,
+                    "too-big", "runlink dropped an event of %d bytes (over the %d-byte batch bound)",
+                    len(data), limit_bytes,
                 )
                 continue
             if parts and (len(parts) >= limit_count or size + len(data) + 1 > limit_bytes):
                 batches.append((self._body(parts), len(parts), health))
                 parts, size, health = [], overhead, 0
             parts.append(data)
-            health += event.get("type") == "agent_health"
+            health += is_health
             size += len(data) + 1
         if parts:
             batches.append((self._body(parts), len(parts), health))
