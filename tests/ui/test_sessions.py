@@ -99,6 +99,34 @@ def test_logout_invalidates_the_session(server: Any) -> None:
     assert response.status_code == 303 and response.headers["location"].startswith("/ui/login")
 
 
+def test_revoked_or_expired_token_ends_its_sessions(server: Any, unique: str) -> None:
+    """The session is tied to its token: revoking the token (API) or its expiry ends the session at once,
+    and the cookie then gets the login page."""
+    import time
+
+    created = requests.post(server.url + "/api/v1/tokens", json={"scope": "read", "name": f"s-{unique}"},
+                            headers=server.headers(), timeout=30).json()
+    session, response = login(server.url, created["token"])
+    assert response.status_code == 303
+    assert session.get(server.url + "/ui/dags", allow_redirects=False, timeout=30).status_code == 200
+    assert requests.delete(f"{server.url}/api/v1/tokens/s-{unique}", headers=server.headers(),
+                           timeout=30).status_code == 200
+    page = session.get(server.url + "/ui/dags", timeout=30)
+    assert page.url.startswith(server.url + "/ui/login") and 'name="token"' in page.text
+
+    short = requests.post(server.url + "/api/v1/tokens", json={"scope": "read", "expires": "3s"},
+                          headers=server.headers(), timeout=30).json()
+    session, response = login(server.url, short["token"])
+    assert response.status_code == 303
+    assert session.get(server.url + "/ui/dags", allow_redirects=False, timeout=30).status_code == 200
+    deadline = time.monotonic() + 10
+    status = 200
+    while time.monotonic() < deadline and status == 200:
+        status = session.get(server.url + "/ui/dags", allow_redirects=False, timeout=30).status_code
+        time.sleep(0.1)  # polling interval; the condition is the session ending with its token's expiry
+    assert status == 303
+
+
 def test_open_mode_needs_no_login(tracker_factory: Any) -> None:
     open_server = tracker_factory(backend="sqlite", open_reads=True)
     session = requests.Session()
