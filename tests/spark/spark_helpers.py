@@ -18,6 +18,33 @@ APPS = HERE / "apps"
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 SUBMIT_TIMEOUT_S = 420
 
+#: tracker stage metric -> Spark REST StageData field
+REST_METRICS = {
+    "executor_run_time_ms": "executorRunTime",
+    "executor_cpu_time_ns": "executorCpuTime",
+    "executor_deserialize_time_ms": "executorDeserializeTime",
+    "executor_deserialize_cpu_time_ns": "executorDeserializeCpuTime",
+    "result_size_bytes": "resultSize",
+    "jvm_gc_time_ms": "jvmGcTime",
+    "result_serialization_time_ms": "resultSerializationTime",
+    "input_bytes": "inputBytes",
+    "input_records": "inputRecords",
+    "output_bytes": "outputBytes",
+    "output_records": "outputRecords",
+    "shuffle_read_bytes": "shuffleReadBytes",
+    "shuffle_read_records": "shuffleReadRecords",
+    "shuffle_remote_bytes_read": "shuffleRemoteBytesRead",
+    "shuffle_local_bytes_read": "shuffleLocalBytesRead",
+    "shuffle_fetch_wait_ms": "shuffleFetchWaitTime",
+    "shuffle_write_bytes": "shuffleWriteBytes",
+    "shuffle_write_records": "shuffleWriteRecords",
+    "shuffle_write_time_ns": "shuffleWriteTime",
+    "memory_spilled_bytes": "memoryBytesSpilled",
+    "disk_spilled_bytes": "diskBytesSpilled",
+    "peak_execution_memory_bytes": "peakExecutionMemory",
+}
+REST_STAGE_FIELDS = {"num_tasks": "numTasks", "failed_tasks": "numFailedTasks", "killed_tasks": "numKilledTasks"}
+
 
 def jar_or_skip() -> str:
     from runlink.spark.conf import ListenerJarMissing, listener_jar
@@ -85,3 +112,19 @@ def callsite_lines(app: str) -> dict[str, int]:
         if "# CALLSITE:" in line:
             marks[line.split("# CALLSITE:")[1].strip()] = number
     return marks
+
+
+def assert_stages_match_rest(app: dict, rest_stages: list[dict]) -> list[dict]:
+    """Every stage Spark ran (COMPLETE or FAILED in its REST status API) is in the tracker's `app` with the same
+    metrics, task counts and status, and no other; returns those REST stages. Shared by the Spark end-to-end
+    tests and the compatibility matrix's contract test (tests/contract), which runs it on every Spark version."""
+    ours = {(s["stage_id"], s["attempt_id"]): s for s in app["stages"]}
+    ran = [s for s in rest_stages if s["status"] in ("COMPLETE", "FAILED")]
+    assert set(ours) == {(s["stageId"], s["attemptId"]) for s in ran}
+    for stage in ran:
+        mine = ours[(stage["stageId"], stage["attemptId"])]
+        expected = {k: stage[v] for k, v in REST_METRICS.items()}
+        assert mine["metrics"] == expected, (stage["stageId"], stage["name"])
+        assert {k: mine[k] for k in REST_STAGE_FIELDS} == {k: stage[v] for k, v in REST_STAGE_FIELDS.items()}
+        assert mine["status"] == ("succeeded" if stage["status"] == "COMPLETE" else "failed")
+    return ran

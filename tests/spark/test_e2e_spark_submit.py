@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from spark_helpers import (
+    assert_stages_match_rest,
     callsite_lines,
     clean_env,
     jar_or_skip,
@@ -29,34 +30,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
 
 APP = "etl_app.py"
 LOGICAL = "2026-11-22T10:00:00+00:00"
-
-#: tracker stage metric -> Spark REST StageData field
-REST_METRICS = {
-    "executor_run_time_ms": "executorRunTime",
-    "executor_cpu_time_ns": "executorCpuTime",
-    "executor_deserialize_time_ms": "executorDeserializeTime",
-    "executor_deserialize_cpu_time_ns": "executorDeserializeCpuTime",
-    "result_size_bytes": "resultSize",
-    "jvm_gc_time_ms": "jvmGcTime",
-    "result_serialization_time_ms": "resultSerializationTime",
-    "input_bytes": "inputBytes",
-    "input_records": "inputRecords",
-    "output_bytes": "outputBytes",
-    "output_records": "outputRecords",
-    "shuffle_read_bytes": "shuffleReadBytes",
-    "shuffle_read_records": "shuffleReadRecords",
-    "shuffle_remote_bytes_read": "shuffleRemoteBytesRead",
-    "shuffle_local_bytes_read": "shuffleLocalBytesRead",
-    "shuffle_fetch_wait_ms": "shuffleFetchWaitTime",
-    "shuffle_write_bytes": "shuffleWriteBytes",
-    "shuffle_write_records": "shuffleWriteRecords",
-    "shuffle_write_time_ns": "shuffleWriteTime",
-    "memory_spilled_bytes": "memoryBytesSpilled",
-    "disk_spilled_bytes": "diskBytesSpilled",
-    "peak_execution_memory_bytes": "peakExecutionMemory",
-}
-REST_STAGE_FIELDS = {"num_tasks": "numTasks", "failed_tasks": "numFailedTasks", "killed_tasks": "numKilledTasks"}
-
 
 def airflow_ctx(dag_id: str, task_id: str = "spark_etl", execution_date: str = LOGICAL,
                 run_id: str | None = "scheduled__2026-11-22T10:00:00+00:00", try_number: str = "1") -> dict[str, str]:
@@ -94,15 +67,7 @@ def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_e
     assert attempt["task_id"] == task_id
 
     # stages: the same set and the same metrics as Spark's REST status API
-    ours = {(s["stage_id"], s["attempt_id"]): s for s in app["stages"]}
-    ran = [s for s in rest["stages"] if s["status"] in ("COMPLETE", "FAILED")]
-    assert set(ours) == {(s["stageId"], s["attemptId"]) for s in ran}
-    for stage in ran:
-        mine = ours[(stage["stageId"], stage["attemptId"])]
-        expected = {k: stage[v] for k, v in REST_METRICS.items()}
-        assert mine["metrics"] == expected, (stage["stageId"], stage["name"])
-        assert {k: mine[k] for k in REST_STAGE_FIELDS} == {k: stage[v] for k, v in REST_STAGE_FIELDS.items()}
-        assert mine["status"] == ("succeeded" if stage["status"] == "COMPLETE" else "failed")
+    ran = assert_stages_match_rest(app, rest["stages"])
     assert sum(1 for s in ran if s["status"] == "FAILED") == 1
 
     # jobs: all of them, one failed with its error
