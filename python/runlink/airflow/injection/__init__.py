@@ -23,6 +23,21 @@ INJECTORS: dict[str, str] = {
     "DatabricksSubmitRunOperator": "runlink.airflow.injection.databricks:inject_submit_run",
     "DatabricksRunNowOperator": "runlink.airflow.injection.databricks:inject_run_now",
     "DataprocSubmitJobOperator": "runlink.airflow.injection.google:inject_dataproc_submit_job",
+    "DataprocCreateBatchOperator": "runlink.airflow.injection.google:inject_dataproc_create_batch",
+    "DataprocInstantiateInlineWorkflowTemplateOperator":
+        "runlink.airflow.injection.google:inject_dataproc_inline_template",
+    "EmrServerlessStartJobOperator": "runlink.airflow.injection.amazon:inject_emr_serverless",
+    "EmrContainerOperator": "runlink.airflow.injection.amazon:inject_emr_containers",
+    "GlueJobOperator": "runlink.airflow.injection.amazon:inject_glue",
+    "LivyOperator": "runlink.airflow.injection.livy:inject_livy",
+    "SparkKubernetesOperator": "runlink.airflow.injection.kubernetes:inject_spark_kubernetes",
+    "KubernetesPodOperator": "runlink.airflow.injection.kubernetes:inject_pod",
+    "SparkJDBCOperator": "runlink.airflow.injection.spark:inject_spark_jdbc",
+    "SparkSqlOperator": "runlink.airflow.injection.spark:inject_spark_sql",
+    "PySparkOperator": "runlink.airflow.injection.spark:inject_pyspark",
+    "DatabricksNotebookOperator": "runlink.airflow.injection.databricks:inject_task_operator",
+    "DatabricksTaskOperator": "runlink.airflow.injection.databricks:inject_task_operator",
+    "_CreateDatabricksWorkflowOperator": "runlink.airflow.injection.databricks:inject_workflow_launch",
 }
 
 
@@ -40,6 +55,7 @@ def apply(task: Any, raw: dict[str, str], settings: Any) -> Undo:
     from runlink.airflow.injection.environment import inject_environment
 
     undo = Undo()
+    _mask_token_in_task_logs()
     try:
         inject_environment(raw, undo)
     except Exception:  # noqa: BLE001 - injection is best effort, the task runs anyway
@@ -51,3 +67,19 @@ def apply(task: Any, raw: dict[str, str], settings: Any) -> Undo:
     except Exception:  # noqa: BLE001
         log.warning("runlink: could not inject the context into %s", type(task).__name__, exc_info=True)
     return undo
+
+
+def _mask_token_in_task_logs() -> None:
+    """Operators log the request they send (LivyHook, the Databricks workflow launch, the pod spec at debug):
+    Airflow's secrets masker hides the token there, as it hides connection passwords."""
+    from runlink.config import load
+
+    token = load().token
+    if not token:
+        return
+    for module in ("airflow.sdk.log", "airflow.utils.log.secrets_masker"):
+        try:
+            __import__(module, fromlist=["mask_secret"]).mask_secret(token, "RUNLINK_TOKEN")
+            return
+        except Exception:  # noqa: BLE001 - older or newer Airflow: try the next location
+            continue

@@ -7,16 +7,26 @@ cannot change their conf per run: notebook tasks get the context as `base_parame
 `dbutils.widgets`), and the listener has to be installed on the cluster once (README, Databricks guide).
 
 Run now: the job's clusters are defined in the job; `spark_submit_params` get `--conf` arguments.
+
+DatabricksNotebookOperator / DatabricksTaskOperator on their own: `new_cluster` as above, notebook parameters
+(`notebook_params`, `task_config.notebook_task.base_parameters`) get the context, a `spark_submit_task` gets
+`--conf` arguments. In a DatabricksWorkflowTaskGroup the group's `launch` task submits the whole job: its
+`job_clusters` get the launch attempt's conf (a job cluster serves several tasks: its application is linked to
+the launch attempt), and each task's notebook parameters get the context of the Airflow task it stands for
+(no try number: the tracker takes that task's latest attempt).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from runlink.airflow.injection.base import Undo, copied
 from runlink.airflow.injection.environment import _context_env
 from runlink.airflow.sparkconf import inject_submit_args, parse_conf_args, remote_spark_conf
 from runlink.context import to_env
+
+log = logging.getLogger("runlink.airflow")
 
 
 def _inject_cluster(cluster: Any, raw: dict[str, str], remote_jar: str | None) -> None:
@@ -87,3 +97,62 @@ def inject_run_now(task: Any, raw: dict[str, str], settings: Any, undo: Undo) ->
     named = getattr(task, "spark_submit_params", None)
     if isinstance(named, list) and named:
         undo.set_attr(task, "spark_submit_params", _with_conf_args(copied(named), raw, settings.remote_jar))
+
+
+def _with_context_params(params: Any, raw: dict[str, str]) -> Any:
+    if params is not None and not isinstance(params, dict):
+        return params
+    params = dict(params or {})
+    for name, value in to_env(raw).items():
+        params.setdefault(name, value)
+    return params
+
+
+def _inject_task_config(config: dict[str, Any], raw: dict[str, str], remote_jar: str | None) -> dict[str, Any]:
+    notebook = config.get("notebook_task")
+    if isinstance(notebook, dict):
+        notebook["base_parameters"] = _with_context_params(notebook.get("base_parameters"), raw)
+    submit = config.get("spark_submit_task")
+    if isinstance(submit, dict):
+        submit["parameters"] = _with_conf_args(submit.get("parameters"), raw, remote_jar)
+    if "new_cluster" in config:
+        _inject_cluster(config["new_cluster"], raw, remote_jar)
+    return config
+
+
+def inject_task_operator(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
+    """DatabricksNotebookOperator and DatabricksTaskOperator run on their own (outside a workflow group)."""
+    if getattr(task, "_databricks_workflow_task_group", None) is not None:
+        return  # the group's launch task submitted it, with this task's context (inject_workflow_launch)
+    _inject_task_fields(task, raw, settings.remote_jar, undo)
+
+
+def _inject_task_fields(task: Any, raw: dict[str, str], remote_jar: str | None, undo: Undo) -> None:
+    if isinstance(getattr(task, "notebook_params", None), dict):
+        undo.set_attr(task, "notebook_params", _with_context_params(copied(task.notebook_params), raw))
+    if isinstance(getattr(task, "task_config", None), dict):
+        undo.set_attr(task, "task_config", _inject_task_config(copied(task.task_config), raw, remote_jar))
+    cluster = getattr(task, "new_cluster", None)
+    if isinstance(cluster, dict) and cluster:
+        cluster = copied(cluster)
+        _inject_cluster(cluster, raw, remote_jar)
+        undo.set_attr(task, "new_cluster", cluster)
+
+
+def inject_workflow_launch(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
+    """The `launch` task of a DatabricksWorkflowTaskGroup (_CreateDatabricksWorkflowOperator)."""
+    clusters = getattr(task, "job_clusters", None)
+    if isinstance(clusters, list):
+        clusters = copied(clusters)
+        for job_cluster in clusters:
+            if isinstance(job_cluster, dict):
+                _inject_cluster(job_cluster.get("new_cluster"), raw, settings.remote_jar)
+        undo.set_attr(task, "job_clusters", clusters)
+    members = getattr(task, "tasks_to_convert", None)
+    if not isinstance(members, dict):
+        return
+    for task_id, member in members.items():
+        # that task's own context; its try number is not known yet: the tracker takes its latest attempt
+        member_raw = {k: v for k, v in raw.items() if k not in ("task_id", "try_number", "map_index")}
+        member_raw["task_id"] = str(getattr(member, "task_id", task_id))
+        _inject_task_fields(member, member_raw, settings.remote_jar, undo)
