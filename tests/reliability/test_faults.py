@@ -98,9 +98,11 @@ def test_tracker_slow_and_failing_job_stays_within_bounds(tmp_path: Path) -> Non
         counters = producer_result(start_producer(proxy.url, tracker.token, tmp_path / "client", tag, n,
                                                   seconds=1.0, flush_s=flush_s))
         wall = time.monotonic() - started
-        # a later process on the same machine (same RUNLINK_HOME), tracker reachable: replays the spool
+        # a later process on the same machine (same RUNLINK_HOME), tracker reachable at the same URL (the spool
+        # is kept per tracker URL: the proxy stops failing): replays the spool
+        proxy.delay_s, proxy.error_rate = 0.0, 0.0
         replay_tag = tag + "r"
-        replay = producer_result(start_producer(tracker.url, tracker.token, tmp_path / "client", replay_tag, 20,
+        replay = producer_result(start_producer(proxy.url, tracker.token, tmp_path / "client", replay_tag, 20,
                                                 seconds=5.0, flush_s=60))
         counts = wait_counts(tracker.db_url, tag, n - counters["dropped"])
     finally:
