@@ -1,4 +1,5 @@
-"""The Airflow plugin (entry point `airflow.plugins`): the listener, the Jinja macros and `/runlink/instance`.
+"""The Airflow plugin (entry point `airflow.plugins`): the listener, the Jinja macros, `/runlink/instance` and the
+"runlink" extra link on every task instance (`runlink.airflow.extra_link`).
 
 Macros, for templated fields of any operator (same content as the Python helpers):
 `{{ macros.runlink.context_env(ti) }}` (a dict), `{{ macros.runlink.spark_conf(ti) }}` (a dict),
@@ -14,6 +15,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 import airflow
 from runlink.airflow import instance_endpoint
+from runlink.airflow.extra_link import RunlinkAttemptLink
 from runlink.airflow.listener import listener
 
 _AIRFLOW_3 = int(airflow.__version__.split(".")[0]) >= 3
@@ -46,6 +48,7 @@ class RunlinkPlugin(AirflowPlugin):
     name = "runlink"
     listeners = [listener]
     macros = [context_env, spark_conf, spark_conf_args]
+    global_operator_extra_links = [RunlinkAttemptLink()]
     if _AIRFLOW_3:
         fastapi_apps = [{"app": instance_endpoint.fastapi_app(), "url_prefix": "/runlink", "name": "runlink"}]
     else:

@@ -7,10 +7,12 @@ here, because the page needs states and durations, not every child row.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import orjson
 from sqlalchemy import Connection, case, func, select
@@ -412,6 +414,7 @@ def task_attempt_view(conn: Connection, pk: str) -> dict[str, Any] | None:
                         .order_by(dag_runs.c.sort_key.desc(), task_attempts.c.try_number.desc()).limit(30))
     history.reverse()
     attempt["history"] = history
+    attempt["airflow_links"] = airflow_links(conn, run, attempt)
     previous = [h["duration_s"] for h in history if h["id"] != pk and h["state"] == "success"
                 and h["duration_s"] is not None]
     attempt["history_median_s"] = _median(previous)
@@ -433,7 +436,98 @@ def spark_summary(app: dict[str, Any]) -> dict[str, Any]:
         "executor_run_time_ms": sum(s["metrics"].get("executor_run_time_ms") or 0 for s in stages),
         "spilled_bytes": sum((s["metrics"].get("memory_spilled_bytes") or 0)
                              + (s["metrics"].get("disk_spilled_bytes") or 0) for s in stages),
+        **spark_ui_links(app),
     }
+
+
+# ---------------------------------------------------------------- links out (Airflow, Spark UI, History Server)
+
+#: Spark conf keys naming a History Server: Spark's own (YARN links to it; documented as `host:port`, no scheme)
+#: and runlink's, for other cluster managers (a full URL)
+HISTORY_SERVER_KEYS = ("spark.runlink.historyServerUrl", "spark.yarn.historyServer.address")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*(?::\d{1,5})?$")
+
+
+def _web_base(value: Any) -> str | None:
+    """An http(s) base URL or None: anything else (javascript:, file:, a bare host) never becomes a link."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip().rstrip("/")
+    if not value.lower().startswith(("http://", "https://")) or any(ord(c) < 32 or c in "\"<>" for c in value):
+        return None
+    return value
+
+
+def spark_ui_links(app: dict[str, Any]) -> dict[str, str | None]:
+    """The live Spark UI (the app's `ui_url`, while it runs) and the History Server page of the app when its conf
+    names one; only http(s) URLs."""
+    conf = app.get("conf") if isinstance(app.get("conf"), dict) else {}
+    named = [str(conf[k]).strip() for k in HISTORY_SERVER_KEYS if conf.get(k)]
+    named = [f"http://{v}" if _HOST_PORT.match(v) else v for v in named]
+    history = next((_web_base(v) for v in named if _web_base(v)), None)
+    history_url = None
+    if history and app.get("app_id"):
+        history_url = f"{history}/history/{quote(str(app['app_id']), safe='')}/"
+        if app.get("attempt_id"):
+            history_url += f"{quote(str(app['attempt_id']), safe='')}/"
+    return {"spark_ui_url": _web_base(app.get("ui_url")), "history_url": history_url}
+
+
+def airflow_links(conn: Connection, run: dict[str, Any], attempt: dict[str, Any]) -> dict[str, str] | None:
+    """Airflow's task log and grid for this attempt, when its instance is registered with a URL (`runlink airflow
+    add`): Airflow 3 (`/dags/<dag>/runs/<run>/tasks/<task>`) or 2.x (`/dags/<dag>/grid?...`, api_version v1)."""
+    if not run.get("uid") or not run.get("dag_id") or not run.get("run_id"):
+        return None
+    try:
+        from runlink.tracker.airflow_instances import airflow_instances, instance_aliases
+    except ImportError:
+        return None
+    try:
+        owner = conn.execute(select(instance_aliases.c.uid).where(instance_aliases.c.alias == run["uid"])).scalar()
+        row = conn.execute(select(airflow_instances.c.url, airflow_instances.c.api_version)
+                           .where(airflow_instances.c.uid.in_([run["uid"], owner or run["uid"]]))
+                           .order_by(airflow_instances.c.id).limit(1)).first()
+    except Exception:  # noqa: BLE001 - no registry table on an older database
+        return None
+    base = _web_base(row.url) if row is not None else None
+    if base is None:
+        return None
+    dag, run_id, task = (quote(str(run["dag_id"]), safe=""), quote(str(run["run_id"]), safe=""),
+                         quote(str(attempt["task_id"]), safe=""))
+    map_index = attempt.get("map_index") if attempt.get("map_index") is not None else -1
+    if row.api_version == "v1":
+        grid = f"{base}/dags/{dag}/grid?" + urlencode({"dag_run_id": run["run_id"]})
+        log_query = {"dag_run_id": run["run_id"], "task_id": attempt["task_id"], "tab": "logs"}
+        if map_index >= 0:
+            log_query["map_index"] = map_index
+        return {"log": f"{base}/dags/{dag}/grid?" + urlencode(log_query), "grid": grid}
+    task_path = f"{base}/dags/{dag}/runs/{run_id}/tasks/{task}" + (f"/mapped/{map_index}" if map_index >= 0 else "")
+    log = task_path + (f"?try_number={attempt['try_number']}" if attempt.get("try_number") else "")
+    return {"log": log, "grid": f"{base}/dags/{dag}/runs/{run_id}"}
+
+
+def attempt_by_context(conn: Connection, dag_id: str, dag_run_id: str, task_id: str, try_number: int | None,
+                       map_index: int, uid: str | None = None) -> str | None:
+    """The tracker id of the attempt Airflow names (try None = the latest); `uid`, when given, picks the instance
+    (or an instance it is an alias of) among DAG runs sharing the dag_id and run_id."""
+    stmt = (select(task_attempts.c.id, dag_runs.c.uid)
+            .join(dag_runs, dag_runs.c.id == task_attempts.c.run_pk)
+            .where(dag_runs.c.dag_id == dag_id, dag_runs.c.run_id == dag_run_id,
+                   task_attempts.c.task_id == task_id, task_attempts.c.map_index == map_index))
+    if try_number is not None:
+        stmt = stmt.where(task_attempts.c.try_number == try_number)
+    rows = conn.execute(stmt.order_by(task_attempts.c.try_number.desc(), task_attempts.c.id)).all()
+    if uid and len({r.uid for r in rows}) > 1:
+        owners = {uid}
+        try:
+            from runlink.tracker.airflow_instances import instance_aliases
+
+            owners |= {r[0] for r in conn.execute(select(instance_aliases.c.uid)
+                                                  .where(instance_aliases.c.alias == uid))}
+        except ImportError:
+            pass
+        rows = [r for r in rows if r.uid in owners]
+    return rows[0].id if rows else None
 
 
 # ---------------------------------------------------------------- a Spark application
@@ -463,6 +557,7 @@ def spark_app_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     app = queries.spark_app(conn, pk)
     if app is None:
         return None
+    app.update(spark_ui_links(app))
     app["conf"] = mask_secrets(app.get("conf"))
     cores = sum((e.get("cores") or 0) for e in app.get("executors", [])) or None
     times = [parse_instant(app.get("start_time"))]

@@ -424,6 +424,16 @@ def page_task_attempt(conn: Any, session: sessions.Session, pk: str) -> dict[str
     return {"view": _found(ui_queries.task_attempt_view(conn, pk), "task attempt"), "nav": "dags"}
 
 
+@html_router.get("/ui/attempt")
+@page("error.html")
+def page_attempt_by_context(conn: Any, session: sessions.Session, dag_id: str, dag_run_id: str, task_id: str,
+                            try_number: int | None = None, map_index: int = -1,
+                            uid: str | None = None) -> RedirectResponse:
+    """The Airflow UI's "runlink" extra link: Airflow names the attempt, the tracker finds its page."""
+    pk = ui_queries.attempt_by_context(conn, dag_id, dag_run_id, task_id, try_number, map_index, _empty(uid))
+    return RedirectResponse(f"/ui/task-attempts/{quote(_found(pk, 'task attempt'), safe='')}", status_code=303)
+
+
 @html_router.get("/ui/spark-apps/{pk}")
 @page("spark_app.html")
 def page_spark_app(conn: Any, session: sessions.Session, pk: str) -> dict[str, Any]:
