@@ -19,6 +19,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): "public", ("GET", "/docs"): "public", ("GET", "/docs/oauth2-redirect"): "public",
     ("GET", "/redoc"): "public", ("GET", "/healthz"): "public", ("GET", "/metrics"): "public",
     ("POST", "/api/v1/events"): "ingest", ("POST", "/api/v1/lineage"): "ingest",
+    ("GET", "/api/v1/lineage/pending"): "read", ("GET", "/api/v1/lineage/unlinked"): "read",
     ("GET", "/api/v1/dag-runs"): "read", ("GET", "/api/v1/dag-runs/{run_pk}"): "read",
     ("GET", "/api/v1/task-attempts/{attempt_pk}"): "read", ("GET", "/api/v1/spark-apps/{app_pk}"): "read",
     ("POST", "/api/v1/tokens"): "admin", ("GET", "/api/v1/tokens"): "admin", ("DELETE", "/api/v1/tokens/{name}"): "admin",

@@ -706,6 +706,7 @@ class Translator:
             if child.get("context") == ctx:
                 continue
             child["context"] = ctx
+            child["context_id"] = context_pk(ctx)
             self.dirty.add(child_id)
             link_id = str(uuid.uuid5(ids.NAMESPACE, f"openlineage-link:{child_id}|{run_id}|{orjson.dumps(ctx)}"))
             out.append({"v": 1, "id": link_id, "type": "agent_health", "time": now_iso(),

@@ -55,8 +55,10 @@ RUN_EVENT_SCHEMA: dict[str, Any] = {
     },
 }
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Translated and stored: `accepted`, `duplicates`, `ignored` (not mappable, or not a "
-                         "RunEvent), `pending` (waiting for their parent run)"},
+    200: {"description": "Translated and stored: `accepted` and `duplicates` (runlink events), `ignored` (not "
+                         "mappable, or not a RunEvent), `pending` (waiting for their parent run: GET "
+                         "/api/v1/lineage/pending), `children` (events recorded on a child run under its parent "
+                         "attempt or DAG run), `linked` (waiting events this request linked)"},
     400: {"description": "Body is not JSON, or not valid gzip"},
     401: {"description": "Missing or invalid token"},
     403: {"description": "Token scope does not allow ingest"},
