@@ -52,6 +52,9 @@ def airflow_env(tracker_url: str, token: str, home: Path) -> dict[str, str]:
         "SPARK_CONF_DIR": str(HERE / "spark-conf"),
         "DEPLOYMENT_TEST_JOB": str(HERE / "jobs" / "tiny_spark.py"),
         "PYTHONPATH": str(ROOT / "python"),
+        # Airflow 3 task processes call the API server's execution API at start; on a loaded 2-core machine its
+        # single worker can take longer than the 5 s default, and the task then fails while still queued
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     }
 
 
@@ -147,6 +150,12 @@ def diagnosis(deployment: Any) -> str:
             f"\ndistinct uids of the tracker's runs of {DAG_ID}: {sorted({str(r.get('uid')) for r in runs})}"
             f"\nruns listed: {json.dumps([(r.get('uid'), r.get('run_id'), r.get('state')) for r in runs])}"
             f"\n`runlink airflow add` said: {deployment.registered!r}")
+
+
+def airflow_errors(airflow: Standalone, limit: int = 12) -> str:
+    """Airflow's own error lines (a task failing before it ran shows there, not in the task's log)."""
+    lines = [line for line in airflow.log().splitlines() if "[error" in line or "Error:" in line]
+    return "\n".join(line[:400] for line in lines[-limit:])
 
 
 def wait_for_evidence(tracker: Any, airflow_truth: dict[tuple[str, int], dict[str, Any]]) -> list[str]:

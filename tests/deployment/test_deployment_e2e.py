@@ -16,6 +16,7 @@ from deployment_checks import (
     DAG_ID,
     EXPECTED_FINAL,
     TIME_TOLERANCE_S,
+    airflow_errors,
     diagnosis,
     instant,
     tracker_attempts,
@@ -31,7 +32,7 @@ def test_airflow_ran_every_outcome(deployment: Any) -> None:
     """The premise: Airflow itself ended the run with every outcome the DAG is made of."""
     got = {(task, tries, t["state"]) for (task, tries), t in deployment.truth.items()}
     assert deployment.state == "failed"
-    assert EXPECTED_FINAL <= got, got
+    assert EXPECTED_FINAL <= got, f"{got}\nAirflow's errors:\n{airflow_errors(deployment.airflow)}"
     assert deployment.truth[("flaky", 1)]["state"] in ("failed", "up_for_retry"), deployment.truth
 
 
