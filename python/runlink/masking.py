@@ -32,15 +32,19 @@ SECRET_KEY = re.compile(rf"(?i)(?:{_SECRET_WORDS})")
 _SHORT_SECRET_KEY = re.compile(r"(?i)^(?:.*[-_.])?(?:pwd|pw|sig|sas)$")
 
 _TOKEN_PATTERNS = (
-    re.compile(r"rl_[A-Za-z0-9_\-]{16,}"),  # runlink tokens
+    # runlink tokens: rl_ + 43 random url-safe characters; mixed case is required so that identifiers such as
+    # a dag id `rl_daily_export_v2` (all lower case) are not taken for one
+    re.compile(r"(?<![A-Za-z0-9_\-])rl_(?=[A-Za-z0-9_\-]*[A-Z])(?=[A-Za-z0-9_\-]*[a-z])[A-Za-z0-9_\-]{20,}"),
     re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA|ABIA|ACCA)[A-Z0-9]{16}\b"),  # AWS access key ids
     re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"),  # Google API keys
     re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"),  # GitHub
     re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),  # Slack
     re.compile(r"\beyJ[A-Za-z0-9_\-]{6,}\.eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*"),  # JWTs
 )
-#: `Authorization: Bearer xyz`, `Basic xyz`
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9_\-.=+/~]{8,}")
+#: `Authorization: Bearer xyz`, `Basic xyz`, `token 0a1b...` (`token` only before a long value with a digit, so
+#: "invalid token received" stays readable)
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9_\-.=+/~]{8,}"
+                          r"|\b(token)(\s+)(?=[A-Za-z_\-.=+/~]*[0-9])[A-Za-z0-9_\-.=+/~]{16,}")
 #: `password=x`, `"token": "x"`, `--password x`? (not the last: too ambiguous), `?X-Amz-Signature=x&sig=y`
 _ASSIGN = re.compile(
     r"(?P<key>[A-Za-z0-9_.\-]*(?:" + _SECRET_WORDS + r")[A-Za-z0-9_.\-]*"
@@ -108,7 +112,7 @@ def _mask(text: str) -> str:
         text = _URL_TOKEN_USER.sub(lambda m: m.group(1) + MASK + "@", text)
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(MASK, text)
-    text = _AUTH_SCHEME.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    text = _AUTH_SCHEME.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + MASK, text)
     if "=" in text or ":" in text:
         text = _ASSIGN.sub(_assign, text)
     return text

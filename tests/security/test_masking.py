@@ -42,7 +42,9 @@ INSTANT = "2026-01-01T00:00:00Z"
     ("login failed: password=hunter2 for bob", "hunter2", "for bob"),
     ('{"api_key": "k-123 456", "user": "bob"}', "k-123 456", '"user": "bob"'),
     ("curl -H 'Authorization: Bearer abcdefghijklmnopqrstu' x", "abcdefghijklmnopqrstu", "curl"),
+    ("git push with token ghx0123456789abcdefXYZ now", "ghx0123456789abcdefXYZ", "now"),
     ("--conf spark.runlink.token=rl_ABCDEFGHIJKLMNOPQRSTUVWX job.py", "ABCDEFGHIJKLMNOPQRSTUVWX", "job.py"),
+    ("echo rl_Qx7_kP2mZ9-aB4cD8eF1gH5iJ3kL6mN0oP > token", "Qx7_kP2mZ9-aB4cD8eF1gH5iJ3kL6mN0oP", "> token"),
     ("postgresql://airflow:pgpass@db:5432/airflow", "pgpass", "airflow:***@db"),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretbody\n-----END RSA PRIVATE KEY-----", "MIIEsecretbody", "BEGIN"),
     ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sgnature_part", "eyJzdWIiOiIxMjM0In0", "jwt"),
@@ -55,6 +57,8 @@ def test_mask_text_cuts_the_secret_and_keeps_the_rest(text: str, secret: str, ke
 
 
 @pytest.mark.parametrize("text", ["collect at /opt/jobs/etl.py:42", "design=blue", "author: me", "state=running",
+                                  "rl_test_python_client_rides_th0", "dag rl_daily_export_v2_for_finance",
+                                  "invalid token received from the server",
                                   "http://host:8080/path", "count at NativeMethodAccessorImpl.java:0",
                                   "s3a://bucket/path/part-0000.parquet", "key_count=3"])
 def test_ordinary_text_is_kept(text: str) -> None:
@@ -63,10 +67,10 @@ def test_ordinary_text_is_kept(text: str) -> None:
 
 def test_mask_value_by_key_name_and_in_keys() -> None:
     value = {"env": {"AWS_SECRET_ACCESS_KEY": "abc", "HOME": "/root", "max_tokens": 512, "DB_PASSWORD": ""},
-             "rl_ABCDEFGHIJKLMNOPQRSTUV": 1, "cmds": ["run --password=x1y2", ("token: t0k3n",)], "ok": True}
+             "rl_ABCDEFGHIJKLMNOPQRSTUVwx": 1, "cmds": ["run --password=x1y2", ("token: t0k3n",)], "ok": True}
     masked = mask_value(value)
     assert masked["env"] == {"AWS_SECRET_ACCESS_KEY": MASK, "HOME": "/root", "max_tokens": 512, "DB_PASSWORD": ""}
-    assert MASK in masked and "rl_ABCDEFGHIJKLMNOPQRSTUV" not in masked
+    assert MASK in masked and "rl_ABCDEFGHIJKLMNOPQRSTUVwx" not in masked
     assert masked["cmds"] == ["run --password=***", ["token: ***"]] and masked["ok"] is True
     assert is_secret_key("X-Amz-Signature") and is_secret_key("sig") and not is_secret_key("design")
 
@@ -76,8 +80,12 @@ def test_mask_event_metric_keeps_counts_and_hides_secret_values() -> None:
     assert mask_event(secret)["payload"] == {"key": "db_password", "value": MASK}
     count = {"type": "metric", "payload": {"key": "tokens_processed", "value": 5}}
     assert mask_event(count)["payload"] == {"key": "tokens_processed", "value": 5}
-    keyed = {"type": "metric", "payload": {"key": "rows rl_ABCDEFGHIJKLMNOPQRSTUV", "value": 1}}
+    keyed = {"type": "metric", "payload": {"key": "rows rl_ABCDEFGHIJKLMNOPQRSTUVwxyz", "value": 1}}
     assert "rl_ABCDEF" not in mask_event(keyed)["payload"]["key"]
+    from runlink.tracker.auth import new_token
+
+    for _ in range(200):  # real tokens are always recognized
+        assert mask_text(f"token {new_token()} end") == "token *** end"
 
 
 def test_deep_nesting_is_never_kept_unmasked() -> None:
