@@ -108,3 +108,19 @@ def test_child_without_parent_facet_or_with_a_foreign_parent(tracker: Any, uniqu
     assert _post_lineage(tracker, foreign)["pending"] == 1
     listed = tracker.get_json("/api/v1/lineage/pending", limit=1000)["items"]
     assert [i["job_name"] for i in listed if i["run_id"] == foreign["run"]["runId"]] == ["clean_events"]
+
+
+def test_two_instances_with_the_same_attempt_leave_the_child_pending(tracker: Any, unique: str) -> None:
+    """The provider's ids carry no instance: when two Airflow instances have the attempt, runlink never guesses."""
+    dag_id = f"ola_{unique}"
+    for uid in ("airflow-east", "airflow-west"):
+        events = _attempt_events(dag_id)
+        for event in events:
+            event["context"]["uid"] = uid
+            event["id"] += uid
+        assert tracker.post_events(events).status_code == 202
+    child = _child(dag_id, str(uuid.uuid4()), "COMPLETE", "2026-04-02T06:34:30Z")
+    answer = _post_lineage(tracker, child)
+    assert answer["pending"] == 1 and answer["children"] == 0
+    listed = tracker.get_json("/api/v1/lineage/pending", limit=1000)["items"]
+    assert [i["event_type"] for i in listed if i["run_id"] == child["run"]["runId"]] == ["COMPLETE"]
