@@ -120,6 +120,8 @@ class Spool:
         self._candidates: list[Path] = []
         self._warned: set[str] = set()
         self.last_key: str | None = None  #: the key of the last file `write` stored
+        self._quarantine_size: int | None = None
+        self._quarantine_size_at = 0.0
 
     def __repr__(self) -> str:
         return f"Spool({str(self.directory)!r}, max_bytes={self.max_bytes})"
@@ -274,8 +276,11 @@ class Spool:
         the disk refused (the caller counts a drop)."""
         try:
             self._mkdir(self.quarantine_dir)
-            used = sum(q.path.stat().st_size for q in self.quarantined())
-            if used + len(body) > self.max_bytes:
+            now = time.monotonic()
+            if self._quarantine_size is None or now - self._quarantine_size_at > self.RESCAN_S:
+                self._quarantine_size = Spool(self.quarantine_dir, 0).size_bytes()  # a scan per batch is O(files)
+                self._quarantine_size_at = now
+            if self._quarantine_size + len(body) > self.max_bytes:
                 self._warn("quarantine-full", "runlink quarantine %s is full (%d bytes max): dropping events",
                            self.quarantine_dir, self.max_bytes)
                 return False
@@ -283,6 +288,7 @@ class Spool:
             target = self.quarantine_dir / name
             self._write_file(target.with_name(name + REASON_SUFFIX), _reason_json(reason, events))
             self._write_file(target, body)
+            self._quarantine_size += len(body)
             return True
         except OSError as exc:
             self._warn("quarantine", "runlink cannot quarantine to %s (%s)", self.quarantine_dir, exc)
