@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 MASK = "***"
@@ -85,17 +84,21 @@ def mask_text(text: str) -> str:
     if len(text) < 4:
         return text
     if len(text) <= _CACHED_CHARS:
-        return _mask_short(text)
+        cached = _TEXTS.get(text)
+        if cached is None:
+            if len(_TEXTS) >= _CACHE_ENTRIES:
+                _TEXTS.clear()
+            cached = _TEXTS[text] = _mask(text)
+        return cached
     return _mask(text)
 
 
+#: short strings repeat (dag and task ids, hosts, states, stage names, conf and metric names): masked once each;
+#: plain dicts (a lookup is ~4x cheaper than functools.lru_cache's), emptied when full
 _CACHED_CHARS = 256
-
-
-@lru_cache(maxsize=16384)
-def _mask_short(text: str) -> str:
-    """Short strings repeat (dag and task ids, hosts, states, stage names): masked once each."""
-    return _mask(text)
+_CACHE_ENTRIES = 16384
+_TEXTS: dict[str, str] = {}
+_KEYS: dict[str, tuple[str, bool]] = {}
 
 
 def _mask(text: str) -> str:
@@ -118,10 +121,14 @@ def _mask(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=16384)
 def _key(key: str) -> tuple[str, bool]:
-    """A mapping key masked as text, and whether it names a secret (keys repeat: conf names, stage metrics)."""
-    return mask_text(key), is_secret_key(key)
+    """A mapping key masked as text, and whether it names a secret."""
+    found = _KEYS.get(key)
+    if found is None:
+        if len(_KEYS) >= _CACHE_ENTRIES:
+            _KEYS.clear()
+        found = _KEYS[key] = (mask_text(key), is_secret_key(key))
+    return found
 
 
 def mask_value(value: Any, _depth: int = 0) -> Any:
@@ -145,13 +152,14 @@ def mask_value(value: Any, _depth: int = 0) -> Any:
     if kind is list:
         return [mask_value(v, _depth + 1) if type(v) not in _SCALARS else v for v in value]
     out = {}
+    keys = _KEYS
     for key, item in value.items():
         secret = False
         if type(key) is str:
-            key, secret = _key(key)
+            key, secret = keys.get(key) or _key(key)
         item_kind = type(item)
         if item_kind is str:
-            out[key] = MASK if secret and item and item != MASK else mask_text(item)
+            out[key] = MASK if secret and item and item != MASK else (_TEXTS.get(item) or mask_text(item))
         elif item_kind in _SCALARS:
             out[key] = item
         else:
@@ -175,15 +183,30 @@ def mask_metric(key: str, value: Any) -> tuple[str, Any]:
 _EVENT_PARTS = ("payload", "context", "source", "spark")
 
 
+#: payload members the protocol closes to integers (`stage_metrics`: fixed names, integer values; anything else
+#: is refused by validation, so never stored): the hottest event type skips walking them
+_INTEGER_ONLY = {"spark_stage.completed": "metrics"}
+
+
 def mask_event(event: dict[str, Any]) -> dict[str, Any]:
     """Mask one protocol event in place (every string of its payload, context, source and Spark ref)."""
+    kind = event.get("type")
     for part in _EVENT_PARTS:
         value = event.get(part)
-        if isinstance(value, dict):
-            if part == "payload" and event.get("type") == "metric" and "key" in value:
+        if type(value) is not dict:
+            continue
+        if part == "payload":
+            if kind == "metric" and "key" in value:
                 value = dict(value)
                 value["key"], value["value"] = mask_metric(value["key"], value.get("value"))
-            event[part] = mask_value(value)
+            skip = _INTEGER_ONLY.get(kind) if type(kind) is str else None
+            kept = value.get(skip) if skip else None
+            if type(kept) is dict:  # validation (right after masking, before storage) refuses other names/types
+                masked = mask_value({k: v for k, v in value.items() if k != skip})
+                masked[skip] = kept
+                event[part] = masked
+                continue
+        event[part] = mask_value(value)
     return event
 
 
