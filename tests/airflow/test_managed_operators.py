@@ -356,8 +356,9 @@ def test_spark_sql_real_and_spark_jdbc_payload(airflow_tracker, monkeypatch) -> 
                         lambda self, cmd: commands.append(original(self, cmd)) or commands[-1])
     monkeypatch.setattr(SparkJDBCHook, "submit_jdbc_job",
                         lambda self: jdbc.append(self._build_spark_submit_command("spark_jdbc_script.py")))
-    monkeypatch.setenv("AIRFLOW_CONN_JDBC_LOCAL", json.dumps({"conn_type": "jdbc", "host": "jdbc:postgresql://db/x",
-                                                               "login": "u", "password": "p"}))
+    monkeypatch.setenv("AIRFLOW_CONN_JDBC_LOCAL", json.dumps({
+        "conn_type": "jdbc", "host": "db.example", "port": 5432, "schema": "x", "login": "u", "password": "p",
+        "extra": {"conn_prefix": "jdbc:postgresql://"}}))
     monkeypatch.setenv("RUNLINK_FLUSH_TIMEOUT", "30")
     dag_run = _run("managed_spark_sql", "apache-airflow-providers-apache-spark")
     assert _state(dag_run) == "success", _task_states(dag_run)
