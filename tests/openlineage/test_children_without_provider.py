@@ -36,8 +36,9 @@ from openlineage.client.facet_v2 import error_message_run, parent_run
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
 spec = json.loads(sys.argv[1])
-dag_run = SimpleNamespace(dag_id=spec["dag_id"], logical_date=datetime.fromisoformat(spec["logical_date"]),
-                          run_after=datetime.fromisoformat(spec["logical_date"]), clear_number=0, conf={},
+logical = datetime.fromisoformat(spec["logical_date"]) if spec["logical_date"] else None
+dag_run = SimpleNamespace(dag_id=spec["dag_id"], logical_date=logical,
+                          run_after=datetime.fromisoformat(spec["run_after"]), clear_number=0, conf={},
                           run_id=spec["run_id"])
 ti = SimpleNamespace(dag_id=spec["dag_id"], task_id=spec["task_id"], try_number=spec["try_number"], map_index=-1,
                      dag_run=dag_run, logical_date=dag_run.logical_date,
@@ -72,11 +73,14 @@ client.close()
 
 
 def run_child_job(tracker: Any, dag_id: str, *, events: tuple[str, ...], child_run: str,
-                  ids_only: bool = False) -> dict[str, str]:
-    """The child job's process: the provider's macros for (dag_id, transform, try 1, T0), then the client's events."""
+                  ids_only: bool = False, logical_date: str | None = T0,
+                  run_id: str = "scheduled__2026-03-01T10:00:00+00:00") -> dict[str, str]:
+    """The child job's process: the provider's macros for (dag_id, transform, try 1, T0), then the client's events.
+    Without a logical date (an Airflow 3 manual run) the provider uses run_after, the time in the run id."""
     pytest.importorskip("airflow.providers.openlineage")
-    spec = {"dag_id": dag_id, "task_id": "transform", "try_number": 1, "logical_date": T0,
-            "run_id": "scheduled__2026-03-01T10:00:00+00:00", "url": tracker.url, "token": tracker.token,
+    spec = {"dag_id": dag_id, "task_id": "transform", "try_number": 1, "logical_date": logical_date,
+            "run_after": logical_date or run_id.split("__", 1)[1],
+            "run_id": run_id, "url": tracker.url, "token": tracker.token,
             "job_name": f"models.orders_daily_{dag_id}", "events": list(events), "child_run": child_run,
             "ids_only": ids_only}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OPENLINEAGE"))}
@@ -88,10 +92,12 @@ def run_child_job(tracker: Any, dag_id: str, *, events: tuple[str, ...], child_r
     return json.loads(line[4:])
 
 
-def runlink_attempt(tracker: Any, dag_id: str) -> None:
+def runlink_attempt(tracker: Any, dag_id: str, *, logical_date: str | None = T0,
+                    run_id: str = "scheduled__2026-03-01T10:00:00+00:00") -> None:
     """What runlink's own Airflow plugin reports for the task (no OpenLineage at all)."""
-    ctx = {"dag_id": dag_id, "task_id": "transform", "try_number": "1", "logical_date": T0,
-           "dag_run_id": "scheduled__2026-03-01T10:00:00+00:00"}
+    ctx = {"dag_id": dag_id, "task_id": "transform", "try_number": "1", "dag_run_id": run_id}
+    if logical_date:
+        ctx["logical_date"] = logical_date
     events = [make_event("task_attempt.start", {"state": "running", "start_date": "2026-03-01T10:00:01Z"},
                          context=ctx, agent="airflow", time="2026-03-01T10:00:01Z"),
               make_event("task_attempt.end", {"state": "success", "end_date": "2026-03-01T10:00:30Z"},
@@ -206,4 +212,15 @@ def test_unknown_parent_expires_to_unlinked_and_still_links(tracker_factory: Any
     assert cli.splitlines()[0].startswith("0 pending, 2 unlinked") and cli.count(ids["parent"]) == 2
     # never dropped: the parent arriving late still links them
     runlink_attempt(tracker, dag_id)
+    check_child(tracker, dag_id, child_run, ids)
+
+
+def test_child_of_a_run_without_logical_date(tracker: Any, unique: str) -> None:
+    """Airflow 3 runs may have no logical date: the provider's ids then use run_after (the time in the run id)."""
+    dag_id = f"olr_{unique}"
+    child_run = "01890000-0000-7000-8000-" + unique.ljust(12, "3")[:12]
+    run_id = "manual__2026-03-01T10:00:07.123456+00:00"
+    runlink_attempt(tracker, dag_id, logical_date=None, run_id=run_id)
+    ids = run_child_job(tracker, dag_id, events=("START", "FAIL"), child_run=child_run, logical_date=None,
+                        run_id=run_id)
     check_child(tracker, dag_id, child_run, ids)

@@ -72,7 +72,8 @@ def _candidate_runs(conn: Connection, dag_ids: set[str], millis: int) -> list[An
     stmt = select(*_RUN_COLS).where(
         dag_runs.c.dag_id.in_(sorted(dag_ids)),
         or_(and_(dag_runs.c.sort_key >= low, dag_runs.c.sort_key < high),
-            and_(dag_runs.c.logical_date.is_(None), dag_runs.c.sort_key >= low, dag_runs.c.sort_key < late)))
+            and_(dag_runs.c.logical_date.is_(None), or_(and_(dag_runs.c.sort_key >= low, dag_runs.c.sort_key < late),
+                                                        dag_runs.c.sort_key == ""))))
     return [r for r in conn.execute(stmt).all() if not r.synthetic and _run_instants(r, millis)]
 
 
