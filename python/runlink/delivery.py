@@ -638,6 +638,9 @@ class Client:
                 self._interrupt.wait(delay)  # a flush cuts the wait short (then we spool)
         finally:
             self._inflight = None
+            self._counted.pop(inflight, None)  # the batch left memory: its bookkeeping (and body) must too
+            if self._last_5xx is inflight:
+                self._last_5xx = "a live batch"  # still "another batch got the last 5xx", without its body
 
     def _count_5xx(self, batch: object, probing: bool) -> bool | None:
         """Whether a 5xx counts against this batch (one more failed round). None: the tracker is failing (it is
