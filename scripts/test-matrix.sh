@@ -70,6 +70,9 @@ venv_for() {  # venv_for NAME PYTHON 'pip args' ['pip args' ...]: a cached venv 
         "$dir/bin/pip" install -q $step >&2 || exit 1
       done
       touch "$dir/.runlink-matrix-ready"
+      for stale in "$CACHE/venv-$name"-*; do  # this leg's environments for what it installed before
+        [ "$stale" = "$dir" ] || [ "$stale" = "$dir.lock" ] || rm -rf "$stale"
+      done
     fi
   ) 9>"$dir.lock" || return 1
   echo "$dir"
@@ -144,10 +147,11 @@ airflow_leg() {  # airflow_leg 3.0
   t0=$(date +%s)
   python=$(find_python 3.11) || { skip_leg "airflow $minor" "no Python 3.11 on this machine"; return 0; }
   # pyspark-client (pulled by the Spark provider) overwrites pyspark's Python files: pyspark is reinstalled last
+  # (then once more with its dependencies: py4j)
   venv=$(venv_for "airflow-$minor" "$python" \
     "apache-airflow==$minor.* apache-airflow-providers-apache-spark pytest>=8 pytest-timeout>=2.3 \
      pytest-rerunfailures>=14 requests>=2.31 fastjsonschema>=2.19 setuptools>=69 wheel" \
-    "--force-reinstall --no-deps pyspark==4.2.0") \
+    "--force-reinstall --no-deps pyspark==4.2.0" "pyspark==4.2.0") \
     || { status=1; summary+=("matrix: airflow $minor: FAILED: could not build its venv"); return 0; }
   # runlink itself, editable from THIS clone (its entry points register the plugin): redone when the clone moved
   local want_editable
@@ -190,7 +194,8 @@ python_leg() {  # python_leg 3.12
   selected python "$minor" || return 0
   t0=$(date +%s)
   python=$(find_python "$minor") || { skip_leg "python $minor" "no Python $minor interpreter on this machine"; return 0; }
-  venv=$(venv_for "python-$minor" "$python" "pytest>=8 pytest-timeout>=2.3 pytest-rerunfailures>=14") \
+  # pandas (and numpy): test tools for log_dataframe's pandas path, not runlink dependencies
+  venv=$(venv_for "python-$minor" "$python" "pytest>=8 pytest-timeout>=2.3 pytest-rerunfailures>=14 pandas>=2") \
     || { status=1; summary+=("matrix: python $minor: FAILED: could not build its venv"); return 0; }
   build_wheel || { status=1; summary+=("matrix: python $minor: FAILED: the wheel did not build"); return 0; }
   wheel=$(ls "$WHEEL_DIR"/runlink-*.whl)
