@@ -105,7 +105,8 @@ def format_instant(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    # the year by hand: glibc's %Y gives "1" for year 1, and the spelling must stay sortable text (years 1-9999)
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.%f") + "Z"
 
 
 def parse_logical_date(value: object) -> tuple[str | None, str | None]:

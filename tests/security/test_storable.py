@@ -101,6 +101,21 @@ def test_values_at_the_edges_of_the_columns_are_stored(tracker: Any) -> None:
     assert any(s["stage_id"] == 2**31 - 1 for s in _stages(detail)), str(detail)[:2000]
 
 
+def test_huge_float_metric_values_are_stored_and_read_back(tracker: Any) -> None:
+    """An integral float past 2^64 (1e20, -1e300) is a valid metric value: stored, and the run tree that shows it
+    reads back (it used to be turned into a 300-digit int that the JSON writer refused: a 500 on every read)."""
+    dag_id = f"floats-{uuid.uuid4().hex[:8]}"
+    context = {**CTX, "dag_id": dag_id}
+    events = [_ev("metric", {"key": f"m{n}", "value": value}, context=context)
+              for n, value in enumerate([1e20, -1e300, 2.0**53, 3.0])]
+    response = tracker.post_events(events)
+    assert response.status_code == 202, response.text[:500]
+    (run,) = tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]
+    tree = tracker.get_json(f"/api/v1/dag-runs/{run['id']}")
+    values = {m["key"]: m["value"] for a in tree["task_attempts"] for m in a["metrics"]}
+    assert values == {"m0": 1e20, "m1": -1e300, "m2": 2.0**53, "m3": 3}, values
+
+
 def _app_pk(app_id: str) -> str:
     from runlink import ids
 
@@ -148,3 +163,42 @@ def test_openlineage_events_that_translate_to_unstorable_values_are_a_422(tracke
     detail = response.json()["detail"]
     assert detail["index"] == 1 and detail["field"].endswith("rows"), detail
     assert tracker.get(f"/api/v1/spark-apps/{_app_pk(app_id)}").status_code == 404  # nothing stored
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_extreme_but_storable_values_read_back_in_the_api_and_the_ui(tracker_factory: Any, backend: str) -> None:
+    """Years 1 and 9999, negative counts and int64 edges, a -1e300 metric: stored, and every page that shows them
+    answers 200 (year 1 was stored as "1-01-01...", unsortable and unparsable: the DAG run page failed)."""
+    from runlink import ids
+
+    tracker = tracker_factory(backend=backend, open_reads=True)
+    app = {"app_id": f"app-extreme-{uuid.uuid4().hex[:8]}"}
+    dag_id = f"extreme-{uuid.uuid4().hex[:8]}"
+    ctx = {"dag_id": dag_id, "execution_date": "9999-12-31T23:59:59Z", "task_id": "t", "try_number": "1"}
+    events = [
+        _ev("spark_stage.completed", {"stage_id": -5, "attempt_id": -1, "status": "failed", "num_tasks": -3,
+                                      "failed_tasks": -(2**31), "submission_time": "9999-12-31T23:59:59Z",
+                                      "completion_time": "0001-01-01T00:00:00Z",
+                                      "metrics": {"executor_run_time_ms": -(2**63), "input_bytes": 2**63 - 1,
+                                                  "peak_execution_memory_bytes": -1}},
+            spark=app, context=ctx, time="0001-01-01T00:00:00Z"),
+        _ev("spark_job.start", {"job_id": -(2**31), "stage_ids": [-5]}, spark=app, context=ctx),
+        _ev("task_attempt.end", {"state": "failed", "start_date": "9999-12-31T23:59:59Z",
+                                 "end_date": "0001-01-01T00:00:00Z", "duration_s": -1e300, "pid": -1,
+                                 "max_tries": -(2**31)}, context=ctx),
+        _ev("dataset", {"operation": "read", "path": "/x", "rows": -(2**63), "bytes": 2**63 - 1}, context=ctx),
+        _ev("metric", {"key": "m", "value": -1e300}, context=ctx),
+    ]
+    response = tracker.post_events(events)
+    assert response.status_code == 202, response.text[:500]
+    (run,) = tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]
+    tree = tracker.get_json(f"/api/v1/dag-runs/{run['id']}")
+    app_pk = ids.spark_app_id(app["app_id"], None)
+    pages = [f"/api/v1/spark-apps/{app_pk}", f"/ui/spark-apps/{app_pk}", f"/ui/dag-runs/{run['id']}",
+             f"/ui/dags/{dag_id}", "/ui/dags", "/ui",
+             *(f"/ui/task-attempts/{a['id']}" for a in tree["task_attempts"])]
+    for page in pages:
+        answer = tracker.get(page)
+        assert answer.status_code == 200, (page, answer.status_code, answer.text[:300], tracker.log()[-2000:])
+    attempt = tree["task_attempts"][0]
+    assert attempt["end_date"] == "0001-01-01T00:00:00.000000Z", attempt  # stored sortable, zero-padded

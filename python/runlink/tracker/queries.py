@@ -243,8 +243,8 @@ def _metric(row: dict[str, Any]) -> dict[str, Any]:
     kind = row["value_type"]
     if kind == "num":
         value: Any = row["value_num"]
-        if value is not None and float(value).is_integer():
-            value = int(value)
+        if value is not None and float(value).is_integer() and abs(value) < 2**53:  # 1e300 stays a float: as an
+            value = int(value)  # int it has 301 digits, which no JSON writer (orjson) takes: a 500 on every read
     elif kind == "bool":
         value = bool(row["value_num"])
     elif kind == "str":
