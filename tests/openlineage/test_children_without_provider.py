@@ -128,18 +128,23 @@ def runlink_cli(tracker: Any, *args: str) -> str:
     return done.stdout
 
 
-def ui_waiting_counts(tracker: Any) -> tuple[int, int]:
-    """(pending, unlinked) as the instances page of the web UI shows them, after a token login."""
+def ui_page(tracker: Any, path: str) -> str:
+    """A web UI page's HTML, after a token login."""
     session = requests.Session()
     csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
     assert csrf is not None
-    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1),
-                                                  "next": "/ui/instances"}, timeout=30)
-    page = session.get(tracker.url + "/ui/instances", timeout=30)
+    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
+                 timeout=30)
+    page = session.get(tracker.url + path, timeout=30)
     assert page.status_code == 200, page.text[:500]
-    found = re.search(r'id="openlineage-waiting">[^<]*<strong>(\d+)</strong> pending, <strong>(\d+)</strong>',
-                      page.text)
-    assert found is not None, page.text[-2000:]
+    return page.text
+
+
+def ui_waiting_counts(tracker: Any) -> tuple[int, int]:
+    """(pending, unlinked) as the instances page of the web UI shows them."""
+    page = ui_page(tracker, "/ui/instances")
+    found = re.search(r'id="openlineage-waiting">[^<]*<strong>(\d+)</strong> pending, <strong>(\d+)</strong>', page)
+    assert found is not None, page[-2000:]
     return int(found.group(1)), int(found.group(2))
 
 
@@ -167,6 +172,9 @@ def test_child_of_runlink_only_task_lands_under_its_attempt(tracker: Any, unique
     runlink_attempt(tracker, dag_id)
     ids = run_child_job(tracker, dag_id, events=("START", "FAIL"), child_run=child_run)
     check_child(tracker, dag_id, child_run, ids)
+    html = ui_page(tracker, f"/ui/task-attempts/{attempt_of(tracker, dag_id)['id']}")
+    table = html[html.index('id="openlineage-runs"'):]
+    assert f"models.orders_daily_{dag_id}" in table and "relation orders_daily" in table and child_run in table
     # a replay (the client retrying both events) changes nothing
     run_child_job(tracker, dag_id, events=("START", "FAIL"), child_run=child_run)
     check_child(tracker, dag_id, child_run, ids)
