@@ -104,3 +104,29 @@ def test_unreadable_input_left_alone() -> None:
     task = k8s.SparkKubernetesOperator(task_id="sk", application_file="::: not yaml :::")
     apply(task, RAW, SETTINGS)()
     assert task.application_file == "::: not yaml :::" and task.template_spec is None
+
+
+def test_pod_env_keeps_secrets_and_bulk_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RUNLINK_TOKEN from a Kubernetes Secret, or tracker settings maybe in an `env_from` source, are never
+    shadowed by an explicit `env` entry (which would win over both)."""
+    pod = pytest.importorskip("airflow.providers.cncf.kubernetes.operators.pod")
+    from airflow.providers.cncf.kubernetes.secret import Secret
+    from kubernetes.client import models as k8s
+
+    monkeypatch.setenv("RUNLINK_TOKEN", "test-token-value")
+    monkeypatch.setenv("RUNLINK_URL", "http://tracker.example:8686")
+    plain = pod.KubernetesPodOperator(task_id="p", image="i")
+    apply(plain, RAW, SETTINGS)
+    assert {"RUNLINK_TOKEN", "RUNLINK_URL"} <= {e.name for e in plain.env_vars}  # the control case
+
+    task = pod.KubernetesPodOperator(task_id="p", image="i", secrets=[Secret("env", "RUNLINK_TOKEN", "rl", "token")])
+    apply(task, RAW, SETTINGS)
+    names = {e["name"] if isinstance(e, dict) else e.name for e in
+             (task.env_vars if isinstance(task.env_vars, list) else [{"name": k} for k in task.env_vars])}
+    assert "RUNLINK_TOKEN" not in names and "RUNLINK_URL" in names and "AIRFLOW_CTX_TASK_ID" in names
+
+    source = k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name="runlink"))
+    task = pod.KubernetesPodOperator(task_id="p", image="i", env_from=[source])
+    apply(task, RAW, SETTINGS)
+    names = {e.name for e in task.env_vars}
+    assert not names & {"RUNLINK_URL", "RUNLINK_TOKEN"} and "AIRFLOW_CTX_DAG_RUN_ID" in names

@@ -3,7 +3,8 @@
 - KubernetesPodOperator: the pod's main container gets the context (`AIRFLOW_CTX_*`) and the tracker settings
   (`RUNLINK_URL`, `RUNLINK_TOKEN`) in its `env`; runlink's Python agent and the JVM listener read both, so a
   Spark driver or a Python job in the image reports under the task attempt. A variable the user set (in
-  `env_vars`) is never replaced.
+  `env_vars` or as a `Secret`) is never replaced; with `env_from` / `configmaps` (which may carry the tracker
+  settings) only the context is added.
 - SparkKubernetesOperator (the Spark operator's SparkApplication): `spec.sparkConf` gets the remote conf
   (context and tracker keys; with `[runlink] remote_jar`, e.g. `local:///opt/spark/jars/...` baked in the image or
   an s3:// copy, the listeners too, and the jar in `spec.deps.jars`), `spec.driver.env` the context and tracker
@@ -32,13 +33,27 @@ def _env_name(item: Any) -> str | None:
     return item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
 
 
+def _pod_env_for(task: Any, raw: dict[str, str]) -> dict[str, str]:
+    """The variables to add: none a `Secret` of the operator already sets, and no tracker settings when the pod
+    takes variables in bulk (`env_from`, `configmaps`): they may hold RUNLINK_URL / RUNLINK_TOKEN, and an explicit
+    `env` entry would win over them."""
+    env = _pod_env(raw)
+    for secret in getattr(task, "secrets", None) or []:
+        if getattr(secret, "deploy_type", None) == "env":
+            env.pop(str(getattr(secret, "deploy_target", "")), None)
+    if getattr(task, "env_from", None) or getattr(task, "configmaps", None):
+        for name in ("RUNLINK_URL", "RUNLINK_TOKEN", "RUNLINK_TRACKING"):
+            env.pop(name, None)
+    return env
+
+
 def inject_pod(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
     from kubernetes.client import models as k8s
 
     env_vars = getattr(task, "env_vars", None)
     if isinstance(env_vars, dict):
         env = dict(env_vars)
-        for name, value in _pod_env(raw).items():
+        for name, value in _pod_env_for(task, raw).items():
             env.setdefault(name, value)
         undo.set_attr(task, "env_vars", env)
         return
@@ -47,7 +62,7 @@ def inject_pod(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> Non
         return
     env_list = list(env_vars or [])  # V1EnvVar objects are not changed, only the list is new
     taken = {_env_name(item) for item in env_list}
-    for name, value in _pod_env(raw).items():
+    for name, value in _pod_env_for(task, raw).items():
         if name not in taken:
             env_list.append(k8s.V1EnvVar(name=name, value=value))
     undo.set_attr(task, "env_vars", env_list)
