@@ -28,6 +28,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/airflow-instances/{name}/syncer-config"): "admin",
     ("GET", "/api/v1/airflow-instances/{name}/sync-state"): "any",
     ("PUT", "/api/v1/airflow-instances/{name}/sync-state"): "ingest_or_admin",
+    ("POST", "/api/v1/airflow-instances/{name}/aliases"): "admin",
+    ("DELETE", "/api/v1/airflow-instances/{name}/aliases/{alias}"): "admin",
     ("GET", "/api/v1/views/instances"): "read", ("GET", "/api/v1/views/dags"): "read",
     ("GET", "/api/v1/views/dags/{dag_id}"): "read", ("GET", "/api/v1/views/dag-runs/{pk}"): "read",
     ("GET", "/api/v1/views/task-attempts/{pk}"): "read", ("GET", "/api/v1/views/spark-apps/{pk}"): "read",
