@@ -2,7 +2,7 @@
 
 Every agent (Airflow listener, child process, Spark driver) sends the context raw; the tracker
 normalizes it with `normalize()` and links on the result. The JVM listener implements the same
-rules (`dev.runlink.spark.ContextNormalizer`); `tests/vectors/context_normalization.json` keeps
+rules (`dev.runlink.spark.context.ContextNormalizer`); `tests/vectors/context_normalization.json` keeps
 both equal.
 """
 

@@ -1,6 +1,6 @@
 """Deterministic ids (uuid5), computed the same way in Python and in the JVM listener.
 
-`tests/vectors/ids.json` holds the shared vectors; `dev.runlink.spark.Ids` must agree.
+`tests/vectors/ids.json` holds the shared vectors; `dev.runlink.spark.context.Ids` must agree.
 """
 
 from __future__ import annotations
