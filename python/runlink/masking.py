@@ -30,34 +30,42 @@ SECRET_KEY = re.compile(rf"(?i)(?:{_SECRET_WORDS})")
 #: short key names that are secrets only as a whole name (`pwd=`, `?sig=`), never as part of a word ("design")
 _SHORT_SECRET_KEY = re.compile(r"(?i)^(?:.*[-_.])?(?:pwd|pw|sig|sas)$")
 
+# Every repetition below is bounded and every pattern starts at a boundary (a lookbehind that fails inside a run
+# of the same characters): log text is up to 1 MiB, and an unbounded `[a-z.]*` before a literal backtracks
+# quadratically (20 KB of "a.a.a." took 109 s). tests/security/test_masking.py times hostile inputs.
+_W = r"A-Za-z0-9_\-"  # url-safe token characters
 _TOKEN_PATTERNS = (
     # runlink tokens: rl_ + 43 random url-safe characters; mixed case is required so that identifiers such as
     # a dag id `rl_daily_export_v2` (all lower case) are not taken for one
-    re.compile(r"(?<![A-Za-z0-9_\-])rl_(?=[A-Za-z0-9_\-]*[A-Z])(?=[A-Za-z0-9_\-]*[a-z])[A-Za-z0-9_\-]{20,}"),
-    re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA|ABIA|ACCA)[A-Z0-9]{16}\b"),  # AWS access key ids
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"),  # Google API keys
-    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"),  # GitHub
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),  # Slack
-    re.compile(r"\beyJ[A-Za-z0-9_\-]{6,}\.eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*"),  # JWTs
+    re.compile(rf"(?<![{_W}])rl_(?=[{_W}]{{0,300}}[A-Z])(?=[{_W}]{{0,300}}[a-z])[{_W}]{{20,300}}"),
+    re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),  # AWS
+    re.compile(rf"(?<![{_W}])AIza[{_W}]{{35}}(?![{_W}])"),  # Google API keys
+    re.compile(r"(?<![A-Za-z0-9_])(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{30,255})"),
+    re.compile(r"(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9\-]{10,255}"),  # Slack
+    re.compile(rf"(?<![{_W}])eyJ[{_W}]{{6,4000}}\.eyJ[{_W}]{{6,8000}}\.[{_W}]{{0,4000}}"),  # JWTs
 )
 #: `Authorization: Bearer xyz`, `Basic xyz`, `token 0a1b...` (`token` only before a long value with a digit, so
 #: "invalid token received" stays readable)
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9_\-.=+/~]{8,}"
-                          r"|\b(token)(\s+)(?=[A-Za-z_\-.=+/~]*[0-9])[A-Za-z0-9_\-.=+/~]{16,}")
-#: `password=x`, `"token": "x"`, `--password x`? (not the last: too ambiguous), `?X-Amz-Signature=x&sig=y`
+_AUTH_SCHEME = re.compile(r"(?i)(?<![A-Za-z0-9_])(bearer|basic)([ \t]{1,8})[A-Za-z0-9_\-.=+/~]{8,4000}"
+                          r"|(?<![A-Za-z0-9_])(token)([ \t]{1,8})(?=[A-Za-z_\-.=+/~]{0,64}[0-9])"
+                          r"[A-Za-z0-9_\-.=+/~]{16,4000}")
+#: `password=x`, `"token": "x"`, `?X-Amz-Signature=x&sig=y`; the key starts at a boundary and is at most ~200
+#: characters, a quoted value is at most 4000 (an unclosed quote falls back to the unquoted form)
+_KEY_CHARS = r"A-Za-z0-9_.\-"
 _ASSIGN = re.compile(
-    r"(?P<key>[A-Za-z0-9_.\-]*(?:" + _SECRET_WORDS + r")[A-Za-z0-9_.\-]*"
+    rf"(?P<key>(?<![{_KEY_CHARS}])[{_KEY_CHARS}]{{0,100}}?(?:" + _SECRET_WORDS + rf")[{_KEY_CHARS}]{{0,100}}"
     r"|(?<![A-Za-z0-9])(?:pwd|pw|sig|sas)(?![A-Za-z0-9])"
     r"|(?<=[?&;])(?:key|code|pass))"
-    r"(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&'\"}\])<>]+)",
+    r"(?P<sep>[\"']?[ \t]{0,8}[=:][ \t]{0,8})"
+    r"(?P<value>\"[^\"\n]{0,4000}\"|'[^'\n]{0,4000}'|[^\s,;&'\"}\])<>]{1,4000})",
     re.IGNORECASE,
 )
-#: scheme://user:password@ and scheme://<long token>@
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s:@?#]*):([^\s@]+)@")
-_URL_TOKEN_USER = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([A-Za-z0-9_\-.~]{20,})@")
-_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-                          re.DOTALL)
+#: scheme://user:password@ and scheme://<long token>@ (schemes are short; userinfo has no space, / or @)
+_SCHEME = r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]{0,30}://)"
+_URL_USERINFO = re.compile(_SCHEME + r"([^/\s:@?#]{0,256}):([^\s@]{1,512})@")
+_URL_TOKEN_USER = re.compile(_SCHEME + r"([A-Za-z0-9_\-.~]{20,512})@")
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----.*?"
+                          r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)", re.DOTALL)
 #: a cheap superset of every pattern above, matched on the lowered text: most strings (stage names, paths,
 #: states) skip the real work (a loop of `in` is ~10x faster than one case-insensitive alternation)
 _TRIGGERS = ("rl_", "bearer", "basic", "token", "pass", "pw", "secret", "api", "key", "credential", "sig", "sas",

@@ -88,6 +88,22 @@ def test_mask_event_metric_keeps_counts_and_hides_secret_values() -> None:
         assert mask_text(f"token {new_token()} end") == "token *** end"
 
 
+@pytest.mark.parametrize("hostile", [
+    "a." * 500_000 + "://", "a" * 1_000_000 + " token", "token" * 200_000, 'password="' * 100_000,
+    "eyJaaaaaaa." * 90_000, "rl_" + "aB" * 500_000, "s3a://" + "u" * 500_000 + ":" + "p" * 500_000 + " @",
+    "bearer" + " " * 1_000_000, "passwordpassword" * 60_000 + "=", "x:" * 500_000,
+    "-----BEGIN PRIVATE KEY-----" * 30_000,
+    "https://h/?" + "sig=1&" * 150_000,
+], ids=lambda text: repr(text[:14]))
+def test_hostile_text_is_masked_in_linear_time(hostile: str) -> None:
+    """Log text is up to 1 MiB: no pattern may backtrack quadratically (the tracker masks on every ingest)."""
+    import time
+
+    started = time.process_time()
+    mask_text(hostile)
+    assert time.process_time() - started < 3.0
+
+
 def test_deep_nesting_is_never_kept_unmasked() -> None:
     node: dict[str, Any] = {}
     root = node
