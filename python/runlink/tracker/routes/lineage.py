@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
+from runlink.masking import mask_value
 from runlink.protocol import ProtocolError, validate_batch
 from runlink.tracker import ingest, openlineage, openlineage_pending, security
 from runlink.tracker.auth import require
@@ -78,7 +79,8 @@ def _process(state: Any, body: bytes, encoding: str) -> dict[str, int]:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HTTPException(400, f"body is not JSON: {exc}") from None
-    ol_events = openlineage.parse_payload(parsed)
+    # masked before anything is stored (pending raw events, dataset facts, runs): runlink.masking, one module
+    ol_events = [mask_value(e) for e in openlineage.parse_payload(parsed)]
     if not ol_events:
         raise HTTPException(422, {"message": "no OpenLineage event in the body", "index": None, "field": None})
     if len(ol_events) > settings.max_events:
