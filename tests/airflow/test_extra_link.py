@@ -192,3 +192,20 @@ class _same:
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+
+def test_spark_app_links_only_http() -> None:
+    """Spark UI and History Server links of an app: from its `ui_url` and the History Server its conf names
+    (Spark documents `spark.yarn.historyServer.address` as host:port); anything but http(s) stays text."""
+    from runlink.tracker.ui_queries import spark_ui_links
+
+    app = {"app_id": "application_1_0001", "attempt_id": "1", "ui_url": "http://driver:4040",
+           "conf": {"spark.yarn.historyServer.address": "history.example:18080"}}
+    assert spark_ui_links(app) == {"spark_ui_url": "http://driver:4040",
+                                   "history_url": "http://history.example:18080/history/application_1_0001/1/"}
+    app = {"app_id": "local-1", "ui_url": "javascript:alert(1)",
+           "conf": {"spark.runlink.historyServerUrl": "https://shs.example/spark/"}}
+    assert spark_ui_links(app) == {"spark_ui_url": None, "history_url": "https://shs.example/spark/history/local-1/"}
+    for hostile in ("javascript:alert(1)", 'h"><script>', "file:///etc/passwd", "data:text/html,x"):
+        links = spark_ui_links({"app_id": "a", "ui_url": hostile, "conf": {"spark.runlink.historyServerUrl": hostile}})
+        assert links == {"spark_ui_url": None, "history_url": None}, hostile
