@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/alerts/evaluate"): "admin",
     ("GET", "/"): "public", ("GET", "/ui/"): "public", ("GET", "/ui"): "public", ("GET", "/ui/login"): "public",
     ("POST", "/ui/login"): "ui_login", ("POST", "/ui/logout"): "ui_session_form",
+    ("GET", "/ui/attempt"): "ui_redirect",
     ("GET", "/ui/instances"): "ui_page", ("GET", "/ui/dags"): "ui_page", ("GET", "/ui/dags/{dag_id}"): "ui_page",
     ("GET", "/ui/dag-runs/{pk}"): "ui_page", ("GET", "/ui/task-attempts/{pk}"): "ui_page",
     ("GET", "/ui/spark-apps/{pk}"): "ui_page", ("GET", "/ui/spark-apps/{pk}/stages/{stage_id}/{attempt_id}"): "ui_page",
@@ -154,6 +155,8 @@ def test_ui_routes_enforce_sessions_and_csrf(scoped: tuple[Any, dict[str, str | 
                     ok = status in (302, 303, 307)
                 elif rule == "ui_admin_page" and scope != "admin":
                     ok = status == 403
+                elif rule == "ui_redirect":  # to the attempt the query names, else 404
+                    ok = status in (303, 404)
                 else:
                     ok = status in (200, 404)
                 if not ok:

@@ -366,6 +366,27 @@ def check_unknown_token_rate(cache: TokenCache, request: Request) -> None:
         raise TooManyUnknownTokens(wait)
 
 
+async def token_scope(request: Request) -> str:
+    """The scope of the request's bearer token; 401 when it has none or it is unknown, revoked or expired.
+
+    Async, so a known token is checked on the event loop (no thread hand-off per request); an unknown one is
+    rate limited per client address before its database lookup."""
+    state = request.app.state
+    token = bearer(request)
+    if token is None:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    cache: TokenCache = state.tokens
+    if cache.due():
+        await cache.revalidate_async(state.db.read)
+    scope = cache.cached(token)
+    if scope is None:
+        check_unknown_token_rate(cache, request)
+        scope = await run_in_threadpool(cache.lookup, state.db.read, token)
+    if not scope:
+        raise HTTPException(401, "invalid, revoked or expired token", headers={"WWW-Authenticate": "Bearer"})
+    return scope
+
+
 def require(need: str):
     """A FastAPI dependency: 401 without a valid token, 403 with a token of the wrong scope.
 
@@ -373,22 +394,10 @@ def require(need: str):
     """
 
     async def dependency(request: Request) -> str | None:
-        # async, so a known token is checked on the event loop: no thread hand-off per request
-        state = request.app.state
         token = bearer(request)
-        if token is None:
-            if need == "read" and state.settings.open_reads:
-                return None
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        cache: TokenCache = state.tokens
-        if cache.due():
-            await cache.revalidate_async(state.db.read)
-        scope = cache.cached(token)
-        if scope is None:
-            check_unknown_token_rate(cache, request)
-            scope = await run_in_threadpool(cache.lookup, state.db.read, token)
-        if not scope:
-            raise HTTPException(401, "invalid, revoked or expired token", headers={"WWW-Authenticate": "Bearer"})
+        if token is None and need == "read" and request.app.state.settings.open_reads:
+            return None
+        scope = await token_scope(request)
         if not allowed(scope, need):
             raise HTTPException(403, f"a {scope} token cannot do this (needs {need})")
         return scope

@@ -14,29 +14,22 @@ from pydantic import BaseModel, Field
 from runlink.context import ContextError
 from runlink.tracker import airflow_instances as registry
 from runlink.tracker import relink
-from runlink.tracker.auth import bearer, require
+from runlink.tracker.auth import bearer, require, token_scope
 from runlink.tracker.ingest import instant
 from runlink.tracker.routes import JSONBody
 
 router = APIRouter(prefix="/api/v1/airflow-instances", default_response_class=JSONBody)
 
 
-def any_scope(request: Request) -> str | None:
+async def any_scope(request: Request) -> str | None:
     """Read, ingest or admin: a syncer holding an ingest token must read its instance and watermark."""
-    state = request.app.state
-    token = bearer(request)
-    if token is None:
-        if state.settings.open_reads:
-            return None
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    scope = state.tokens.lookup(state.db.read, token)
-    if scope is None:
-        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
-    return scope
+    if bearer(request) is None and request.app.state.settings.open_reads:
+        return None
+    return await token_scope(request)
 
 
-def ingest_or_admin(request: Request) -> str:
-    scope = any_scope(request)
+async def ingest_or_admin(request: Request) -> str:
+    scope = await any_scope(request)
     if scope not in ("ingest", "admin"):
         raise HTTPException(403, f"a {scope} token cannot do this (needs ingest or admin)")
     return scope

@@ -426,11 +426,13 @@ def page_task_attempt(conn: Any, session: sessions.Session, pk: str) -> dict[str
 
 @html_router.get("/ui/attempt")
 @page("error.html")
-def page_attempt_by_context(conn: Any, session: sessions.Session, dag_id: str, dag_run_id: str, task_id: str,
-                            try_number: int | None = None, map_index: int = -1,
+def page_attempt_by_context(conn: Any, session: sessions.Session, dag_id: str = "", dag_run_id: str = "",
+                            task_id: str = "", try_number: int | None = None, map_index: int = -1,
                             uid: str | None = None) -> RedirectResponse:
-    """The Airflow UI's "runlink" extra link: Airflow names the attempt, the tracker finds its page."""
-    pk = ui_queries.attempt_by_context(conn, dag_id, dag_run_id, task_id, try_number, map_index, _empty(uid))
+    """The Airflow UI's "runlink" extra link: Airflow names the attempt, the tracker finds its page (the login
+    comes first, so the names are optional here and a link missing one is a 404, like an unknown attempt)."""
+    pk = (ui_queries.attempt_by_context(conn, dag_id, dag_run_id, task_id, try_number, map_index, _empty(uid))
+          if dag_id and dag_run_id and task_id else None)
     return RedirectResponse(f"/ui/task-attempts/{quote(_found(pk, 'task attempt'), safe='')}", status_code=303)
 
 
