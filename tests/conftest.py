@@ -97,6 +97,22 @@ def pg_url() -> Iterator[str]:
     drop_database(url)
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A migrated tracker database for in-process tests of ingest and queries (hypothesis tries many orders):
+    a SQLite file per module, or the session's PostgreSQL database."""
+    from runlink.tracker.db import Database, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tracker.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    db = Database(url)
+    upgrade(db.engine)
+    yield db
+    db.dispose()
+
+
 # ------------------------------------------------------------------ the tracker process
 
 @dataclass

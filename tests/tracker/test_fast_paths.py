@@ -7,25 +7,11 @@
 from __future__ import annotations
 
 import orjson
-import pytest
 from builders import event, full_run
 from sqlalchemy import text
 
-from conftest import BACKENDS
 from runlink.tracker import ingest, queries
-from runlink.tracker.db import Database, upgrade
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def database(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('fast') / 'fast.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    db = Database(url)
-    upgrade(db.engine)
-    yield db
-    db.dispose()
+from runlink.tracker.db import Database
 
 
 def _store(db: Database, batch: list[dict]) -> tuple[int, int]:

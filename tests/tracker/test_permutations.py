@@ -13,9 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from conftest import BACKENDS
 from runlink.tracker import ingest, queries
-from runlink.tracker.db import Database, upgrade
+from runlink.tracker.db import Database
 from runlink.tracker.models import metadata
 
 DAG = "perm"
@@ -45,18 +44,6 @@ def _events() -> list[dict]:
 
 
 EVENTS = _events()
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def database(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('perm') / 'perm.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    db = Database(url)
-    upgrade(db.engine)
-    yield db
-    db.dispose()
 
 
 def _reset(db: Database) -> None:
