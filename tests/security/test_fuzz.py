@@ -20,6 +20,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from security.json_paths import json_paths, replace_at
+
 EXAMPLES = int(os.environ.get("RUNLINK_FUZZ_EXAMPLES", "10"))
 FIGURES: dict[str, Any] = {}
 
@@ -90,32 +92,13 @@ _OL_TEMPLATE = {"eventType": "COMPLETE", "eventTime": "2026-01-01T00:00:00+00:00
                              "outputFacets": {"outputStatistics": {"rowCount": 1}}}]}
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*prefix, index))
-    return out
-
-
-def _replace(node: Any, path: tuple, value: Any) -> Any:
-    if not path:
-        return value
-    copy = dict(node) if isinstance(node, dict) else list(node)
-    copy[path[0]] = _replace(copy[path[0]], path[1:], value)
-    return copy
-
-
 @st.composite
 def _mutated(draw: Any, template: Any) -> Any:
     doc = template
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(doc)
+        paths = json_paths(doc)
         path = draw(st.sampled_from(paths))
-        doc = _replace(doc, path, draw(_JSON))
+        doc = replace_at(doc, path, draw(_JSON))
     return doc
 
 

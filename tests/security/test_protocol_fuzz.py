@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from runlink import ids
 from runlink.context import ContextError, normalize
 from runlink.protocol import load_schema
+from security.json_paths import json_paths, replace_at
 
 EXAMPLES = int(os.environ.get("RUNLINK_PROTOCOL_FUZZ_EXAMPLES", "200"))
 SCHEMA = load_schema()
@@ -135,25 +136,6 @@ def _nest(depth: int, as_list: bool) -> Any:
 DEPTHS = [60, 62, 63, 64, 65, 200, 254, 256, 600]
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*prefix, index))
-    return out
-
-
-def _replace(node: Any, path: tuple, value: Any) -> Any:
-    if not path:
-        return value
-    copy = dict(node) if isinstance(node, dict) else list(node)
-    copy[path[0]] = _replace(copy[path[0]], path[1:], value)
-    return copy
-
-
 INSTANT_KEYS = frozenset({"time", "execution_date", "logical_date", "start_date", "end_date", "data_interval_start",
                           "data_interval_end", "start_time", "end_time", "submission_time", "completion_time",
                           "next_run_date"})
@@ -166,7 +148,7 @@ FREE_JSON_AT = {"task_attempt.start": ("params",), "task_attempt.end": ("params"
 def _leaves(event: dict[str, Any], kind: str) -> list[tuple]:
     """Paths of the values a mutation of `kind` aims at (never the envelope's id or version)."""
     out = []
-    for path in _paths(event):
+    for path in json_paths(event):
         if not path or path[0] in ("id", "v"):
             continue
         value = _get(event, path)
@@ -221,7 +203,7 @@ def mutated_event(draw: Any) -> dict[str, Any]:
         path = draw(st.sampled_from(paths))
         value = {"int": st.sampled_from(EDGE_INTEGERS), "instant": st.sampled_from(EDGE_INSTANTS),
                  "text": st.sampled_from(CONTROL_TEXT), "wrong": _FREE_JSON}[kind]
-        event = _replace(event, path, draw(value))
+        event = replace_at(event, path, draw(value))
     return event
 
 
