@@ -6,7 +6,6 @@ process group and log file and is stopped by killing its group. Readiness is pol
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_standalone import Standalone, airflow_version, free_port
+from airflow_standalone import Standalone, airflow_version, free_port, prepare_home
 
 REDIS_DEADLINE_S = 30.0
 STOP_GRACE_S = 15.0
@@ -127,13 +126,7 @@ def start_celery_airflow(home: Path, dags: Path, metadata_url: str, python: str,
                          env: Mapping[str, str] | None = None) -> CeleryAirflow:
     """Migrate the metadata database, then start each component in its own process group (Airflow 3 only)."""
     version = airflow_version(python)
-    home.mkdir(parents=True, exist_ok=True)
-    dags_folder = home / "dags"
-    dags_folder.mkdir(exist_ok=True)
-    for path in dags.glob("*.py"):
-        shutil.copy(path, dags_folder / path.name)
-    username, password = "admin", "celery-" + os.urandom(6).hex()
-    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({username: password}))
+    dags_folder, username, password = prepare_home(home, dags)
     redis_server = start_redis(home)
     port = free_port()
     bin_dir = str(Path(python).parent)

@@ -162,6 +162,20 @@ class Standalone:
                 self.process.wait(timeout=30)
 
 
+def prepare_home(home: Path, dags: Path | None) -> tuple[Path, str, str]:
+    """An AIRFLOW_HOME with the DAG files of `dags` copied in and a known admin password for Airflow 3's simple
+    auth manager (it keeps the passwords of existing users). Returns (dags folder, username, password)."""
+    home.mkdir(parents=True, exist_ok=True)
+    dags_folder = home / "dags"
+    dags_folder.mkdir(exist_ok=True)
+    if dags is not None:
+        for path in dags.glob("*.py"):
+            shutil.copy(path, dags_folder / path.name)
+    username, password = "admin", "test-" + os.urandom(6).hex()
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({username: password}))
+    return dags_folder, username, password
+
+
 def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | None = None,
                      sql_alchemy_conn: str | None = None, parallelism: int = 4,
                      python: str | None = None) -> Standalone:
@@ -169,15 +183,7 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
     Airflow of `python` (default: `airflow_python()`)."""
     python = python or airflow_python()
     version = airflow_version(python)
-    home.mkdir(parents=True, exist_ok=True)
-    dags_folder = home / "dags"
-    dags_folder.mkdir(exist_ok=True)
-    if dags is not None:
-        for path in dags.glob("*.py"):
-            shutil.copy(path, dags_folder / path.name)
-    username, password = "admin", "syncer-" + os.urandom(6).hex()
-    # the simple auth manager keeps passwords of existing users: a known one for the test
-    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({username: password}))
+    dags_folder, username, password = prepare_home(home, dags)
     port = free_port()
     bin_dir = str(Path(python).parent)
     full_env = {
