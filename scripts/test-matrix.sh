@@ -142,9 +142,9 @@ PY
 
 # ---------------------------------------------------------------- Airflow 3.0
 # Airflow 3.0 declares no upper bounds on its API stack, and today's releases break its in-process execution API
-# (dag.test(): "Remote server returned validation error"); Airflow's own constraints file (on GitHub, not reachable
-# here) pins these, at the versions of the 3.0 days:
-AIRFLOW_30_PINS="fastapi==0.116.* starlette<0.48 cadwyn==5.4.* pydantic==2.11.* httpx==0.28.*"
+# (dag.test(): "Remote server returned validation error") and its JWT login (PyJWT 2.11+: "Issuer (iss) must be a
+# string"); Airflow's own constraints file (on GitHub, not reachable here) pins these, at the versions of 3.0's days:
+AIRFLOW_30_PINS="fastapi==0.116.* starlette<0.48 cadwyn==5.4.* pydantic==2.11.* httpx==0.28.* pyjwt==2.10.*"
 
 airflow_leg() {  # airflow_leg 3.0
   local minor=$1 python venv t0 version
