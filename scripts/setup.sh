@@ -24,6 +24,9 @@ fi
 
 stamp=.venv/.runlink-installed
 want=$(cat pyproject.toml scripts/constraints.txt | sha1sum | cut -c1-12)
+# shellcheck source=scripts/venv-cache.sh
+. scripts/venv-cache.sh
+cached_venv .venv main "$want" "$PY"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
@@ -37,6 +40,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --force-reinstall --no-deps -c scripts/constraints.txt pyspark
   echo "$want" > "$stamp"
 fi
+editable_here .venv
 .venv/bin/python - <<'PY'
 import os, pyspark
 jars = os.path.join(os.path.dirname(pyspark.__file__), "jars")

@@ -3,7 +3,8 @@
 # (Airflow 3).
 # Airflow 2.11 needs SQLAlchemy 1.4 while the tracker needs 2.x, so the tracker the tests talk to runs from
 # the main .venv (RUNLINK_SERVER_PYTHON); runlink itself is installed here without the server extra.
-# The venv is installed once and re-installed only when this script or pyproject.toml change (stamp file).
+# The venv is installed once (outside the clone: scripts/venv-cache.sh) and re-installed only when this script or
+# pyproject.toml change (stamp file).
 # RUNLINK_AIRFLOW2_CLOUD=0 leaves out the amazon/databricks/google providers (about 150 packages): their tests
 # are then skipped, and say so.
 set -euo pipefail
@@ -14,6 +15,9 @@ VENV=.venv-airflow2
 CLOUD=${RUNLINK_AIRFLOW2_CLOUD:-1}
 stamp=$VENV/.runlink-installed
 want=$( (cat pyproject.toml scripts/test-airflow2.sh; echo "cloud=$CLOUD") | sha1sum | cut -c1-12)
+# shellcheck source=scripts/venv-cache.sh
+. scripts/venv-cache.sh
+cached_venv $VENV airflow2 "$want" "$PY"
 if [ ! -x $VENV/bin/python ]; then
   "$PY" -m venv $VENV
 fi
@@ -32,6 +36,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   $VENV/bin/pip install -q --force-reinstall --no-deps "pyspark==4.2.0"
   echo "$want" > "$stamp"
 fi
+editable_here $VENV
 $VENV/bin/python - <<'PY'
 import os, pyspark, airflow
 jars = os.path.join(os.path.dirname(pyspark.__file__), "jars")

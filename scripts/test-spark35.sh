@@ -9,6 +9,9 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 VENV=.venv-spark35
 stamp=$VENV/.runlink-installed
 want=$( (cat pyproject.toml scripts/constraints.txt; echo "pyspark==3.5.*") | sha1sum | cut -c1-12)
+# shellcheck source=scripts/venv-cache.sh
+. scripts/venv-cache.sh
+cached_venv "$VENV" spark35 "$want" "$PY"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
@@ -21,6 +24,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     pytest pytest-timeout requests chispa "pandas<3" pyarrow jinja2  # jinja2: the tracker UI needs it (not yet in the server extra)
   echo "$want" > "$stamp"
 fi
+editable_here "$VENV"
 "$VENV/bin/python" - <<'PY'
 import os, pyspark
 assert pyspark.__version__.startswith("3.5."), pyspark.__version__
