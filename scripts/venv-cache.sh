@@ -31,7 +31,7 @@ editable_here() {
   local venv=$1 root
   root=$(pwd)
   if [ "$(cat "$venv/.runlink-editable-root" 2>/dev/null)" != "$root" ]; then
-    "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" || return 1
+    "$venv/bin/pip" install -q --no-deps -e "$root" || return 1
     echo "$root" > "$venv/.runlink-editable-root"
   fi
 }
