@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runlink.spool import Spool, spool_key
+from runlink.terminal import one_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,11 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=_status)
     quarantine.set_defaults(handler=_quarantine)
     requeue.set_defaults(handler=_requeue)
-
-
-def _printable(value: Any) -> str:
-    """Control characters escaped: reasons hold text a server sent."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -87,7 +83,7 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"{'TRACKER FOLDER':<40} {'PENDING':>16} {'QUARANTINED':>16}")
     for row in rows:
-        print(f"{_printable(row['key']):<40} {row['pending_batches']:>5} ({row['pending_events']:>7} ev) "
+        print(f"{one_line(row['key']):<40} {row['pending_batches']:>5} ({row['pending_events']:>7} ev) "
               f"{row['quarantined_batches']:>5} ({row['quarantined_events']:>7} ev)")
     if legacy["batches"]:
         print(f"{'(no tracker: older runlink)':<40} {legacy['batches']:>5} ({legacy['events']:>7} ev)")
@@ -114,9 +110,9 @@ def _quarantine(args: argparse.Namespace) -> int:
         print("no quarantined batches")
         return 0
     for item in items:
-        print(f"{_printable(item['folder'])}/{_printable(item['file'])}: {item['events']} events, "
+        print(f"{one_line(item['folder'])}/{one_line(item['file'])}: {item['events']} events, "
               f"HTTP {item['status']} after {item['attempts']} server errors, at {item['quarantined_at']}: "
-              f"{_printable(item['message'] or '')[:300]}")
+              f"{one_line(item['message'] or '')[:300]}")
     return 0
 
 
@@ -130,11 +126,11 @@ def _requeue(args: argparse.Namespace) -> int:
         wanted = set(args.names)
         missing = wanted - {q.path.name for q in items}
         if missing:
-            print(f"runlink spool requeue: not quarantined for {_printable(url)}: "
-                  f"{_printable(', '.join(sorted(missing)))}", file=sys.stderr)
+            print(f"runlink spool requeue: not quarantined for {one_line(url)}: "
+                  f"{one_line(', '.join(sorted(missing)))}", file=sys.stderr)
             return 1
         items = [q for q in items if q.path.name in wanted]
     moved = sum(spool.requeue(q) for q in items)
-    print(f"requeued {moved} batches ({sum(q.events for q in items)} events) for {_printable(url)}: "
+    print(f"requeued {moved} batches ({sum(q.events for q in items)} events) for {one_line(url)}: "
           "the next runlink process replays them")
     return 0 if moved == len(items) else 1

@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+from runlink.terminal import one_line, printable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     existing = getattr(subparsers, "_name_parser_map", {})
@@ -140,7 +142,7 @@ def _alias(args: argparse.Namespace) -> int:
     finally:
         api.close()
     aliases = ", ".join(view["aliases"]) or "none"
-    print(f"{view['name']}: uid {view['uid']}, aliases {aliases}")
+    print(printable(f"{view['name']}: uid {view['uid']}, aliases {aliases}"))
     return 0
 
 
@@ -159,8 +161,8 @@ def _list(args: argparse.Namespace) -> int:
     for item in items:
         s = item["sync_state"]
         lag = "" if s["lag_s"] is None else f"{s['lag_s']:.0f}"
-        print(f"{item['name']:<20} {item['uid']:<24} {item['api_version']:<4} {item['credentials']:<10} "
-              f"{s['last_success_at'] or '-':<28} {lag:>8}  {s['last_error'] or item['url']}")
+        print(one_line(f"{item['name']:<20} {item['uid']:<24} {item['api_version']:<4} {item['credentials']:<10} "
+                       f"{s['last_success_at'] or '-':<28} {lag:>8}  {s['last_error'] or item['url']}"))
     return 0
 
 

@@ -17,7 +17,7 @@ import json
 import sys
 from typing import Any
 
-from runlink.tracker.render import printable
+from runlink.terminal import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

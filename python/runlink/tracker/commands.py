@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runlink.tracker.render import printable
+from runlink.terminal import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

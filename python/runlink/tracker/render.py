@@ -1,19 +1,10 @@
-"""A DAG-run tree (the API's JSON) as readable text for `runlink runs show`; `printable` for every CLI value."""
+"""A DAG-run tree (the API's JSON) as readable text for `runlink runs show`, control characters escaped."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-#: C0/C1 control characters but tab and newline, and the bidi overrides (text that reorders what is shown)
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: Any) -> str:
-    """Text safe for a terminal: control characters (ANSI escapes, carriage returns, backspaces, bidi overrides)
-    shown as escapes (`\\x1b`) instead of acting on the terminal. CLI values come from producers: dag ids,
-    errors, metric keys."""
-    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), str(text))
+from runlink.terminal import printable
 
 
 def _span(node: dict[str, Any], start: str = "start_date", end: str = "end_date") -> str:
