@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from runlink.instants import format_instant
+
 #: The environment variables Airflow sets in a task process, and their key in a raw context.
 ENV_KEYS: dict[str, str] = {
     "AIRFLOW_CTX_DAG_ID": "dag_id",
@@ -98,15 +100,6 @@ def _int_or_none(value: object) -> int | None:
         except ValueError:
             return None
         return int(as_float) if as_float.is_integer() else None
-
-
-def format_instant(moment: datetime) -> str:
-    """UTC, microseconds, `Z`: the one spelling of an instant on the wire and in storage."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
-    # the year by hand: glibc's %Y gives "1" for year 1, and the spelling must stay sortable text (years 1-9999)
-    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.%f") + "Z"
 
 
 def parse_logical_date(value: object) -> tuple[str | None, str | None]:

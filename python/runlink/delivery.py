@@ -45,7 +45,7 @@ from typing import Any
 
 from runlink import config as config_mod
 from runlink.config import Config
-from runlink.context import format_instant
+from runlink.instants import format_instant
 from runlink.protocol.events import ProtocolError, load_schema, make_event, validate_event
 from runlink.spool import Claim, Spool, spool_key
 from runlink.transports import HttpTransport, Outcome, Transport

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from runlink.context import format_instant
+from runlink.instants import format_instant
 from runlink.protocol.events import make_event
 from runlink.tracker import merge
 

@@ -100,7 +100,7 @@ def _flush(timeout: float) -> None:
 def _iso(value: Any) -> str | None:
     if value is None:
         return None
-    from runlink.context import format_instant
+    from runlink.instants import format_instant
 
     if isinstance(value, datetime):
         return format_instant(value)

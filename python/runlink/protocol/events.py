@@ -13,8 +13,8 @@ from typing import Any
 
 import fastjsonschema
 
-from runlink.context import format_instant
 from runlink.ids import random_event_id
+from runlink.instants import format_instant
 
 PROTOCOL_VERSION = 1
 

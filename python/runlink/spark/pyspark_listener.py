@@ -348,7 +348,7 @@ class PySparkQueryListener:
     ) -> dict[str, Any]:
         from datetime import datetime, timezone
 
-        from runlink.context import format_instant
+        from runlink.instants import format_instant
         from runlink.protocol.events import make_event
 
         payload: dict[str, Any] = {

@@ -228,7 +228,7 @@ def _report_app(sc: Any, conf_map: dict[str, str], spark_ref: dict[str, Any], co
     from datetime import datetime, timezone
 
     from runlink import ids
-    from runlink.context import format_instant
+    from runlink.instants import format_instant
     from runlink.protocol.events import make_event
 
     listener = result.listener

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, String, Table, Text, select
 
-from runlink.context import format_instant
+from runlink.instants import format_instant
 from runlink.tracker.models import INSTANT, metadata
 
 API_VERSIONS = ("v1", "v2", "auto")

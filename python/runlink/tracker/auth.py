@@ -24,7 +24,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy import Connection, select, update
 from starlette.concurrency import run_in_threadpool
 
-from runlink.context import format_instant
+from runlink.instants import format_instant, parse_instant
 from runlink.tracker.models import tokens
 from runlink.tracker.security import TokenBuckets
 
@@ -67,12 +67,9 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
             return now + timedelta(seconds=seconds)
         except OverflowError:
             raise TokenError(f"expiry {text!r} is too far away") from None
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise TokenError(f"expiry {text!r} is neither a duration (30d, 12h, 90m) nor an ISO-8601 instant") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+    when = parse_instant(text)
+    if when is None:
+        raise TokenError(f"expiry {text!r} is neither a duration (30d, 12h, 90m) nor an ISO-8601 instant")
     if when <= now:
         raise TokenError(f"expiry {text!r} is in the past")
     return when
@@ -81,10 +78,8 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
 def _epoch(instant: str | None) -> float | None:
     if not instant:
         return None
-    try:
-        return datetime.fromisoformat(instant.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0  # unparsable: treat as expired (fail closed)
+    moment = parse_instant(instant)
+    return moment.timestamp() if moment else 0.0  # unparsable: treat as expired (fail closed)
 
 
 def _valid(revoked_at: str | None, expires_at: str | None, now: float) -> bool:

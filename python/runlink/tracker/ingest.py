@@ -14,7 +14,6 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from hashlib import blake2b
 from typing import Any
 
@@ -23,7 +22,8 @@ import zstandard
 from sqlalchemy import Connection
 
 from runlink import ids
-from runlink.context import ContextError, NormalizedContext, format_instant, normalize, parse_logical_date
+from runlink.context import ContextError, NormalizedContext, normalize, parse_logical_date
+from runlink.instants import now_instant
 from runlink.protocol import ProtocolError
 from runlink.tracker import relink, storable
 from runlink.tracker.merge import stamp as make_stamp
@@ -120,10 +120,6 @@ class Prepared:
     hashes: dict[str, int] = field(default_factory=dict)  # event id -> id_hash
 
 
-def now() -> str:
-    return format_instant(datetime.now(timezone.utc))
-
-
 _PAYLOAD_INSTANTS = ("start_date", "end_date", "data_interval_start", "data_interval_end", "start_time", "end_time",
                      "submission_time", "completion_time", "next_run_date")
 
@@ -199,8 +195,8 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
                 storable.check_context(ctx.try_number, ctx.map_index, index)
         ctxs.append(ctx)
         ctx_pks.append(ctx_pk)
-    return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now(), context_pks=ctx_pks,
-                    first=first, hashes=hashes)
+    return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now_instant(),
+                    context_pks=ctx_pks, first=first, hashes=hashes)
 
 
 def id_hash(event_id: str) -> int:

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Column, Connection, Index, MetaData, String, Table, Text, delete, select, update
 
 from runlink import __version__, ids
-from runlink.context import ContextError, format_instant, normalize
+from runlink.context import ContextError, normalize
+from runlink.instants import format_instant, parse_instant
 from runlink.masking import mask_text
 from runlink.protocol import ProtocolError
 from runlink.protocol.events import now_iso
@@ -139,15 +139,6 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def check_run_event(event: Any, index: int) -> bool:
     """True for a RunEvent to translate, False for other OpenLineage events (Job/DatasetEvent: no run).
 
@@ -165,7 +156,7 @@ def check_run_event(event: Any, index: int) -> bool:
     job = event.get("job")
     if not isinstance(job, dict) or not isinstance(job.get("name"), str) or not job["name"]:
         raise ProtocolError(f"event {index}: job.name: required", index, "job.name")
-    if not isinstance(event.get("eventTime"), str) or _parse_time(event["eventTime"]) is None:
+    if not isinstance(event.get("eventTime"), str) or parse_instant(event["eventTime"]) is None:
         raise ProtocolError(f"event {index}: eventTime: an ISO-8601 instant is required", index, "eventTime")
     event_type = event.get("eventType", "OTHER")
     if event_type is not None and not isinstance(event_type, str):
@@ -218,7 +209,7 @@ def parent_facet(event: dict[str, Any]) -> dict[str, Any] | None:
 
 def _instant(text: str) -> str:
     """An OpenLineage eventTime in the tracker's one spelling (check_run_event made sure it parses)."""
-    moment = _parse_time(text)
+    moment = parse_instant(text)
     return format_instant(moment) if moment else text[:40]
 
 
@@ -556,7 +547,7 @@ class Translator:
                    "data_interval_end": dag_run.get("data_interval_end"),
                    "conf": dag_run.get("conf") if isinstance(dag_run.get("conf"), dict) else None}
         for key in ("data_interval_start", "data_interval_end"):
-            if _parse_time(payload[key]) is None:
+            if parse_instant(payload[key]) is None:
                 payload[key] = None
         if event_type in ("START", "RUNNING"):
             return [self._event(ol, "dag", "dag_run.start",
@@ -623,8 +614,8 @@ class Translator:
         spark = {"app_id": app_run["spark_app_id"]}
         ctx = app_run.get("context")
         run_f = _facets(ol["run"])
-        started = _parse_time((known or {}).get("started_at") or (self.runs.get(run_id) or {}).get("started_at"))
-        ended = _parse_time(ol["eventTime"])
+        started = parse_instant((known or {}).get("started_at") or (self.runs.get(run_id) or {}).get("started_at"))
+        ended = parse_instant(ol["eventTime"])
         duration = (ended - started).total_seconds() * 1000 if started and ended and ended >= started else None
         plan = run_f.get("spark.logicalPlan")
         plan_text = orjson.dumps(plan).decode() if plan is not None else None

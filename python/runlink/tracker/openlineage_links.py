@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select
 
 from runlink import ids
-from runlink.context import format_instant, normalize
+from runlink.context import normalize
+from runlink.instants import format_instant, parse_instant
 from runlink.tracker import openlineage_ids
 from runlink.tracker.models import contexts, dag_runs, task_attempts
 
@@ -38,16 +39,6 @@ class Link:
     target: str  # task_attempts.id or dag_runs.id
 
 
-def _instant(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _ms_bounds(millis: int) -> tuple[str, str]:
     start = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
     start = start.replace(microsecond=(start.microsecond // 1000) * 1000)
@@ -58,11 +49,11 @@ def _run_instants(run: Any, millis: int) -> list[datetime]:
     """The instants the provider may have used for this run (logical date, else run_after) in that ms."""
     found: list[datetime] = []
     if run.logical_date:
-        found.append(_instant(run.logical_date))  # type: ignore[arg-type]
+        found.append(parse_instant(run.logical_date))  # type: ignore[arg-type]
     else:
         run_id = run.run_id or ""
-        found += [_instant(run_id.split("__", 1)[1]) if "__" in run_id else None,
-                  _instant(run.data_interval_end), _instant(run.data_interval_start)]
+        found += [parse_instant(run_id.split("__", 1)[1]) if "__" in run_id else None,
+                  parse_instant(run.data_interval_end), parse_instant(run.data_interval_start)]
     return [m for m in found if m is not None and int(m.timestamp() * 1000) == millis]
 
 

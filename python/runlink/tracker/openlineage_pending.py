@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select, update
 
-from runlink.context import format_instant
+from runlink.instants import format_instant
 from runlink.tracker.openlineage import ol_pending
 
 STATUSES = ("pending", "unlinked")

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from sqlalchemy import Connection, case, func, select
 
+from runlink.instants import parse_instant, seconds_between
 from runlink.masking import mask_value
 from runlink.tracker import queries
 from runlink.tracker.models import (
@@ -32,43 +33,14 @@ from runlink.tracker.models import (
     state_events,
     task_attempts,
 )
+from runlink.tracker.states import FAILED, error_text
 
-TERMINAL_OK = ("success", "succeeded", "skipped")
-FAILED = ("failed", "upstream_failed", "error")
 HISTORY_RUNS = 30
 GRID_RUNS = 25
 
 
 
 # ---------------------------------------------------------------- helpers
-
-def parse_instant(value: str | None) -> datetime | None:
-    """Stored instants are `2026-11-22T10:00:00.000000Z`; anything unparsable is None (never raises)."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def seconds_between(start: str | None, end: str | None) -> float | None:
-    a, b = parse_instant(start), parse_instant(end)
-    if a is None or b is None:
-        return None
-    return max(0.0, (b - a).total_seconds())
-
-
-def now_instant() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def mask_secrets(value: Any) -> Any:
-    """What a page shows of params and conf, masked by the one masking module (runlink.masking).
-
-    Ingest already masked what is stored; rows stored before the masking module existed are masked here."""
-    return mask_value(value)
-
 
 def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:  # noqa: ANN001
     result = conn.execute(stmt)
@@ -83,21 +55,6 @@ def _median(values: Iterable[float]) -> float | None:
 
 def _run_duration(run: dict[str, Any]) -> float | None:
     return seconds_between(run.get("start_date"), run.get("end_date"))
-
-
-def _error_text(raw: Any) -> str | None:
-    """A stored error (JSON text or dict) as one line for tables."""
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        try:
-            raw = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw[:300]
-    if isinstance(raw, dict):
-        text = ": ".join(p for p in (raw.get("type"), raw.get("message")) if p)
-        return text[:300] or None
-    return str(raw)[:300]
 
 
 # ---------------------------------------------------------------- instances
@@ -330,7 +287,7 @@ def dag_run_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     if not found:
         return None
     run = found[0]
-    run["conf"] = mask_secrets(_loads(run.get("conf")))
+    run["conf"] = mask_value(_loads(run.get("conf")))
     run.pop("sort_key", None)
     run["duration_s"] = _run_duration(run)
     attempts = _rows(conn, select(*(task_attempts.c[c] for c in _ATTEMPT_COLS)).where(task_attempts.c.run_pk == pk)
@@ -364,7 +321,7 @@ def dag_run_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     summary: dict[str, int] = {}
     for a in attempts:
         a["placeholder"] = bool(a["placeholder"])
-        a["error"] = _error_text(a["error"])
+        a["error"] = error_text(a["error"])
         a["tries"] = tries[(a["task_id"], a["map_index"])]
         a["spark_apps"] = apps_by_attempt.get(a["id"], [])
         s = parse_instant(a["start_date"])
@@ -392,7 +349,7 @@ def task_attempt_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     attempt = queries.task_attempt(conn, pk)
     if attempt is None:
         return None
-    attempt["params"] = mask_secrets(attempt.get("params"))
+    attempt["params"] = mask_value(attempt.get("params"))
     attempt.pop("source_code", None) if attempt.get("source_code") and len(attempt["source_code"]) > 200_000 else None
     apps = attempt.pop("spark_apps", [])
     attempt["spark_apps"] = [spark_summary(a) for a in apps]
@@ -558,7 +515,7 @@ def spark_app_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     if app is None:
         return None
     app.update(spark_ui_links(app))
-    app["conf"] = mask_secrets(app.get("conf"))
+    app["conf"] = mask_value(app.get("conf"))
     cores = sum((e.get("cores") or 0) for e in app.get("executors", [])) or None
     times = [parse_instant(app.get("start_time"))]
     for s in app["stages"]:
@@ -619,7 +576,7 @@ def spark_app_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     job_lanes = _lanes(app["jobs"])
     for query in app["queries"]:
         if isinstance(query.get("error"), (dict, str)):
-            query["error_text"] = _error_text(query["error"])
+            query["error_text"] = error_text(query["error"])
     failures = (
         [{"kind": "job", "id": j["job_id"], "error": j.get("failure_reason")} for j in app["jobs"]
          if j.get("result") == "failed"]
@@ -732,5 +689,5 @@ def executor_hosts(conn: Connection, app_pk: str) -> list[str]:
 
 __all__ = [
     "dag_run_view", "dag_view", "dags_view", "dataset_view", "datasets_view", "filter_options", "instances_view",
-    "mask_secrets", "spark_app_view", "task_attempt_view",
+    "spark_app_view", "task_attempt_view",
 ]

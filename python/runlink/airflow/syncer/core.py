@@ -20,6 +20,7 @@ from runlink.airflow.syncer import dag_cache, records, watermark
 from runlink.airflow.syncer.dag_cache import DagCache
 from runlink.airflow.syncer.rest import AirflowClient
 from runlink.airflow.syncer.tracker_api import EventSink, TrackerApi
+from runlink.instants import now_instant
 
 log = logging.getLogger("runlink.syncer")
 
@@ -130,7 +131,7 @@ def sync_cycle(
     `cache` (what earlier cycles delivered about each DAG) spares the structure requests of unchanged DAGs; it is
     updated (and saved) only when the cycle was delivered. Without one every DAG's structure is fetched."""
     started = time.monotonic()
-    cycle_start = watermark.now_instant()
+    cycle_start = now_instant()
     state = api.sync_state(instance.name)
     if state is None:
         raise LookupError(f"no Airflow instance named {instance.name!r} in the tracker (runlink airflow add ...)")
@@ -234,7 +235,7 @@ def sync_cycle(
         result.airflow_requests = client.requests_made - requests_before
         result.seconds = round(time.monotonic() - started, 3)
     report = {
-        "last_sync_at": watermark.now_instant(),
+        "last_sync_at": now_instant(),
         "events_sent": result.accepted,
         "cycle": {k: v for k, v in result.as_dict().items() if k not in ("extra",)},
     }

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import requests
 
 from runlink.airflow.syncer.watermark import parse as watermark_parse
-from runlink.context import format_instant
+from runlink.instants import format_instant
 
 log = logging.getLogger("runlink.syncer")
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from runlink.context import format_instant, parse_logical_date
+from runlink.context import parse_logical_date
+from runlink.instants import format_instant
 
 DEFAULT_OVERLAP_S = 120.0
-
-
-def now_instant() -> str:
-    return format_instant(datetime.now(timezone.utc))
 
 
 def parse(value: str) -> datetime:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select, update
 
+from runlink.instants import now_instant, parse_instant, seconds_between
 from runlink.tracker.alerts import rules as rules_mod
 from runlink.tracker.alerts.models import alert_notifications, alerts
 from runlink.tracker.models import (
@@ -35,7 +36,7 @@ from runlink.tracker.models import (
     sql_queries,
     task_attempts,
 )
-from runlink.tracker.ui_queries import FAILED, _error_text, now_instant, parse_instant, seconds_between
+from runlink.tracker.states import FAILED, error_text
 
 TASK_KINDS = ("task_failed", "spark_failed", "duration", "metric")
 RUNNING = ("running", "queued", "scheduled", "deferred", "restarting", "up_for_reschedule", None)
@@ -174,7 +175,7 @@ def _task_failed(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Outc
     retries = rule["params"].get("include_retries")
     failing = state in FAILED or (retries and state == "up_for_retry")
     if failing:
-        error = _error_text(latest["error"]) or "no error message"
+        error = error_text(latest["error"]) or "no error message"
         return Outcome(rule, s.key, True, ref=latest["id"],
                        title=f"Task failed: {s.label} (try {latest['try_number']})",
                        message=f"{s.label} in run {latest['run_id']} ended {state}: {error}", links=_links(latest, s))
@@ -203,7 +204,7 @@ def _spark_failed(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Out
                            .where(sql_queries.c.spark_app_pk.in_(pks), sql_queries.c.success.is_(False)))
     if jobs or failed_queries:
         first = jobs[0] if jobs else None
-        reason = (first["failure_reason"] if first else _error_text(failed_queries[0]["error"])) or "no reason"
+        reason = (first["failure_reason"] if first else error_text(failed_queries[0]["error"])) or "no reason"
         app_pk = first["spark_app_pk"] if first else failed_queries[0]["spark_app_pk"]
         links = {**_links(latest, s), "spark_app": app_pk}
         return Outcome(rule, s.key, True, ref=latest["id"], value=float(len(jobs) + len(failed_queries)),

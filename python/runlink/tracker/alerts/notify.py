@@ -20,8 +20,8 @@ import orjson
 import requests
 from sqlalchemy import Connection, select, update
 
+from runlink.instants import now_instant
 from runlink.tracker.alerts.models import alert_notifications
-from runlink.tracker.ui_queries import now_instant
 
 log = logging.getLogger("runlink.alerts")
 

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, select, update
 
+from runlink.instants import now_instant
 from runlink.tracker.alerts.models import alert_notifications, alert_rules, alerts
-from runlink.tracker.ui_queries import now_instant
 
 #: kind -> (what it watches, parameter names). Subjects: a task (dag, task, map index), a DAG, a dataset.
 KINDS: dict[str, dict[str, Any]] = {

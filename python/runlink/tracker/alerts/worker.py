@@ -211,7 +211,7 @@ class AlertWorker:
             return 5.0
         if due is None:
             return 30.0
-        from runlink.tracker.ui_queries import parse_instant
+        from runlink.instants import parse_instant
 
         when = parse_instant(due)
         if when is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from runlink.context import format_instant
+from runlink.instants import format_instant
 from runlink.tracker.auth import SCOPES, TokenError, create_token, list_tokens, parse_expiry, require, revoke_token
 from runlink.tracker.routes import JSONBody
 
