@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from runlink.cli.runs import _Api
     from runlink.terminal import printable
-    from runlink.tracker.commands import _Api
 
     body = _Api(args.url).get(f"/api/v1/lineage/{args.status}", limit=max(1, min(args.limit, 1000)))
     if body is None:

@@ -266,7 +266,7 @@ def _runs_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(tree, indent=2))
     else:
-        from runlink.tracker.render import render_tree
+        from runlink.cli.render import render_tree
 
         print(render_tree(tree))
     return 0

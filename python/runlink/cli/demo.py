@@ -372,6 +372,8 @@ def _run(args: argparse.Namespace, home: Path, tracker: _Tracker, deadline: floa
 
 
 def _where_to_look(tracker: _Tracker, home: Path, tree: dict | None, run_id: str) -> None:
+    import runlink.airflow.example_dags as examples
+
     url = tracker.url
     prefix = "" if url == "http://127.0.0.1:8686" else f"RUNLINK_URL={url} "
     print("Where to look:")
@@ -385,5 +387,5 @@ def _where_to_look(tracker: _Tracker, home: Path, tree: dict | None, run_id: str
     print(f"  the tree in a terminal   {prefix}runlink runs show {DEMO_DAG_ID} '{run_id}'   (--json for JSON)")
     if tree:
         print(f"  the tree as JSON         {url}/api/v1/dag-runs/{tree['id']}")
-    print(f"  the DAG                  {Path(__file__).resolve().parent / 'example_dags' / 'runlink_demo.py'}")
+    print(f"  the DAG                  {Path(examples.__file__).resolve().parent / 'runlink_demo.py'}")
     print(flush=True)

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 
 #: modules exposing `register(subparsers)`; a part that is not installed (extra missing) is skipped.
 COMMAND_MODULES = (
-    "runlink.tracker.commands",  # server, token, runs
-    "runlink.spark.commands",  # spark-conf
-    "runlink.airflow.commands",  # demo (Airflow plugin part)
-    "runlink.airflow.monitor_commands",  # monitor, airflow add|list
-    "runlink.tracker.alert_commands",  # alerts
-    "runlink.tracker.lineage_commands",  # lineage pending|unlinked
-    "runlink.spool_commands",  # spool status|quarantine|requeue
+    "runlink.cli.runs",  # server, token, runs
+    "runlink.cli.spark",  # spark-conf
+    "runlink.cli.demo",  # demo (Airflow plugin part)
+    "runlink.cli.monitor",  # monitor, airflow add|list
+    "runlink.cli.alerts",  # alerts
+    "runlink.cli.lineage",  # lineage pending|unlinked
+    "runlink.cli.spool",  # spool status|quarantine|requeue
 )
 
 
