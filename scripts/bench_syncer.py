@@ -175,11 +175,11 @@ def main() -> int:
         tracker = start_tracker(tracker_home, f"sqlite:///{tracker_home / 'runlink.db'}", "sqlite")
         os.environ["AIRFLOW_BENCH_PASSWORD"] = standalone.password
         from runlink.airflow.monitor import Monitor
-        from runlink.airflow.syncer.tracker_api import TrackerApi
+        from runlink.api_client import TrackerClient
         from runlink.config import load
 
         config = load(url=tracker.url, token=tracker.token, home=str(tracker_home))
-        api = TrackerApi(config)
+        api = TrackerClient.from_config(config)
         api.create_instance({"name": "bench", "url": standalone.url, "uid": "bench-uid", "api_version": "v2",
                              "auth_kind": "password", "username": standalone.username,
                              "secret_ref": "env:AIRFLOW_BENCH_PASSWORD"})

@@ -1,4 +1,4 @@
-"""The tracker as the syncer sees it: a synchronous event sink and the instance registry (watermark, health).
+"""The tracker as the syncer sees it: a synchronous event sink over the one API client (`runlink.api_client`).
 
 Why synchronous and not the process-wide asynchronous `Client`: a syncer is not a user task, it can wait; and it
 may advance the watermark only after the tracker acknowledged every event of the cycle. The asynchronous client
@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-import requests
-
+from runlink.api_client import TrackerClient, TrackerError
 from runlink.config import Config
 
-log = logging.getLogger("runlink.syncer")
+__all__ = ["EventSink", "SinkCounters", "TrackerApi", "TrackerClient", "TrackerError"]
 
 
-class TrackerError(RuntimeError):
-    """The tracker refused or could not be reached (after retries)."""
+def TrackerApi(config: Config) -> TrackerClient:  # noqa: N802 -- the name the CLI's monitor commands still call
+    """The API client for a loaded configuration (transitional: callers move to `TrackerClient.from_config`)."""
+    return TrackerClient.from_config(config)
 
 
 @dataclass
@@ -35,82 +32,11 @@ class SinkCounters:
     duplicates: int = 0
 
 
-class TrackerApi:
-    """HTTP calls to the tracker with the configured token (never logged)."""
-
-    def __init__(self, config: Config, timeout_s: float = 60.0, retries: int = 5) -> None:
-        self.url = config.url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.session = requests.Session()
-        if config.token:
-            self.session.headers["Authorization"] = f"Bearer {config.token}"
-
-    def __repr__(self) -> str:
-        return f"TrackerApi(url={self.url!r})"
-
-    def close(self) -> None:
-        self.session.close()
-
-    def request(self, method: str, path: str, *, json_body: Any = None, data: bytes | None = None,
-                headers: dict[str, str] | None = None, allow_404: bool = False) -> Any:
-        delay = 0.2
-        for attempt in range(self.retries + 1):
-            try:
-                response = self.session.request(method, self.url + path, json=json_body, data=data,
-                                                headers=headers, timeout=self.timeout_s)
-            except requests.RequestException as exc:
-                if attempt == self.retries:
-                    raise TrackerError(f"{method} {path}: {type(exc).__name__}") from None
-                time.sleep(delay)  # backoff before retrying a request that failed
-                delay = min(delay * 2, 10.0)
-                continue
-            if response.status_code == 404 and allow_404:
-                return None
-            if response.status_code == 429 or response.status_code >= 500:
-                if attempt == self.retries:
-                    raise TrackerError(f"{method} {path}: HTTP {response.status_code}")
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            if response.status_code >= 400:
-                raise TrackerError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
-            return response.json() if response.content else None
-        raise TrackerError(f"{method} {path}: no answer")
-
-    # -- registry --------------------------------------------------------------------------------------
-    def instance(self, name: str) -> dict[str, Any] | None:
-        return self.request("GET", f"/api/v1/airflow-instances/{name}", allow_404=True)
-
-    def syncer_config(self, name: str) -> dict[str, Any] | None:
-        """Public view + reference + sealed secret (admin tokens only; an ingest token gets 403)."""
-        return self.request("GET", f"/api/v1/airflow-instances/{name}/syncer-config", allow_404=True)
-
-    def instances(self) -> list[dict[str, Any]]:
-        return self.request("GET", "/api/v1/airflow-instances")["items"]
-
-    def create_instance(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/api/v1/airflow-instances", json_body=body)
-
-    def add_alias(self, name: str, uid: str) -> dict[str, Any]:
-        """Another uid of the instance `name`; returns the instance's public view (with its aliases)."""
-        return self.request("POST", f"/api/v1/airflow-instances/{name}/aliases", json_body={"uid": uid})
-
-    def remove_alias(self, name: str, uid: str) -> dict[str, Any]:
-        return self.request("DELETE", f"/api/v1/airflow-instances/{name}/aliases/{quote(uid, safe='')}")
-
-    def sync_state(self, name: str) -> dict[str, Any] | None:
-        return self.request("GET", f"/api/v1/airflow-instances/{name}/sync-state", allow_404=True)
-
-    def put_sync_state(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PUT", f"/api/v1/airflow-instances/{name}/sync-state", json_body=body)
-
-
 class EventSink:
     """Collects events into bounded batches and POSTs each one synchronously (gzip), counting what the tracker
     accepted as new and what it already had."""
 
-    def __init__(self, api: TrackerApi, max_events: int = 500, max_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, api: TrackerClient, max_events: int = 500, max_bytes: int = 4 * 1024 * 1024) -> None:
         self.api = api
         self.max_events = max_events
         self.max_bytes = max_bytes
