@@ -18,7 +18,7 @@ from typing import Any
 from runlink.airflow.syncer.core import CycleResult, Instance, sync_cycle
 from runlink.airflow.syncer.dag_cache import DagCache
 from runlink.airflow.syncer.rest import AirflowClient, Credentials, make_client
-from runlink.airflow.syncer.tracker_api import TrackerApi, TrackerError
+from runlink.api_client import TrackerClient, TrackerError
 from runlink.config import Config, load
 
 log = logging.getLogger("runlink.syncer")
@@ -79,7 +79,7 @@ def credentials_for(config: dict[str, Any], home: Path) -> tuple[Credentials, st
     return Credentials(username=config.get("username"), password=secret), url
 
 
-def client_for(api: TrackerApi, name: str, home: Path) -> tuple[AirflowClient, Instance]:
+def client_for(api: TrackerClient, name: str, home: Path) -> tuple[AirflowClient, Instance]:
     config = api.syncer_config(name)
     if config is None:
         raise LookupError(f"no Airflow instance named {name!r} in the tracker (runlink airflow add {name} ...)")
@@ -89,7 +89,7 @@ def client_for(api: TrackerApi, name: str, home: Path) -> tuple[AirflowClient, I
     return make_client(url, creds, api_version), Instance(name=name, uid=config["uid"])
 
 
-def adopt_reported_uid(api: TrackerApi, config: dict[str, Any], url: str) -> str | None:
+def adopt_reported_uid(api: TrackerClient, config: dict[str, Any], url: str) -> str | None:
     """When the instance reports (at /runlink/instance) a uid it was not registered under, as after a registration
     made before runlink[airflow] ran on its API server, add that uid as an alias of the instance, so the plugin's
     events and the syncer's join one run tree. Returns the alias added, if any."""
@@ -109,7 +109,7 @@ def adopt_reported_uid(api: TrackerApi, config: dict[str, Any], url: str) -> str
     return reported
 
 
-def open_cache(home: Path, api: TrackerApi, client: AirflowClient, instance: Instance) -> DagCache:
+def open_cache(home: Path, api: TrackerClient, client: AirflowClient, instance: Instance) -> DagCache:
     """The DAG cache of this tracker + instance + Airflow (a cache of another one is not used)."""
     return DagCache.open(home, f"{api.url}|{instance.name}|{instance.uid}|{client.url}|{client.version}",
                          instance.name)
@@ -121,7 +121,7 @@ class Monitor:
     def __init__(self, config: Config | None = None, names: Sequence[str] = (), *, since: str | None = None,
                  logs: bool = False, progress: bool = False, overlap_s: float | None = None) -> None:
         self.config = config or load()
-        self.api = TrackerApi(self.config)
+        self.api = TrackerClient.from_config(self.config)
         self.names = list(names)
         self.since = since
         self.logs = logs
@@ -203,7 +203,7 @@ def sync_from_airflow(name: str, uid: str | None = None, conn_id: str | None = N
     conn_id = conn_id or CONN_PREFIX + name
     creds, url = _from_reference(f"airflow-conn:{conn_id}", auth_kind, None)
     config = load()
-    api = TrackerApi(config)
+    api = TrackerClient.from_config(config)
     try:
         registered = api.instance(name)
         if registered is None:

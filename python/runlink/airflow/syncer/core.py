@@ -19,7 +19,8 @@ from typing import Any
 from runlink.airflow.syncer import dag_cache, records, watermark
 from runlink.airflow.syncer.dag_cache import DagCache
 from runlink.airflow.syncer.rest import AirflowClient
-from runlink.airflow.syncer.tracker_api import EventSink, TrackerApi
+from runlink.airflow.syncer.tracker_api import EventSink
+from runlink.api_client import TrackerClient
 from runlink.instants import now_instant
 
 log = logging.getLogger("runlink.syncer")
@@ -114,7 +115,7 @@ def _attempts(client: AirflowClient, ti: dict[str, Any]) -> Iterator[dict[str, A
 
 def sync_cycle(
     client: AirflowClient,
-    api: TrackerApi,
+    api: TrackerClient,
     instance: Instance,
     *,
     since: str | None = None,
