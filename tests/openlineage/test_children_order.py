@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from runlink.protocol.events import make_event
-from runlink.tracker import openlineage_ids
+from runlink.tracker.openlineage import ids as openlineage_ids
 
 NAMESPACE = "prod-airflow"
 LOGICAL = datetime(2026, 4, 2, 6, 30, 0, 250000, tzinfo=timezone.utc)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from runlink.tracker import openlineage_ids
+from runlink.tracker.openlineage import ids as openlineage_ids
 
 NAMESPACES = ["default", "prod-airflow", "airflow://scheduler.example:8080", "ns with spaces", "é-ns"]
 DAG_IDS = ["etl", "my.dotted.dag", "dag_with-dash_1", "x" * 200]

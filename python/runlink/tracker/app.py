@@ -72,7 +72,7 @@ def app_from_env() -> FastAPI:
 
 def _install_guards(app: FastAPI, settings: TrackerSettings) -> None:
     """Per-token rate limits and body caps (security.py); the OpenLineage exporter as an ingest hook."""
-    from runlink.openlineage_export import Exporter
+    from runlink.tracker.openlineage.export import Exporter
     from runlink.tracker.security import LOCAL_HOSTS, GuardMiddleware, HostGuardMiddleware, TokenBuckets
 
     buckets = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst) \

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table, and_, or_, select
 
-from runlink.tracker import openlineage
 from runlink.tracker.models import (
     STAGE_METRICS,
     contexts,
@@ -27,6 +26,7 @@ from runlink.tracker.models import (
     sql_queries,
     task_attempts,
 )
+from runlink.tracker.openlineage.children import child_runs
 
 LOG_TAIL_BYTES = 64 * 1024
 _loads = orjson.loads
@@ -307,7 +307,7 @@ def _children(conn: Connection, ctx_rows: list[dict[str, Any]], owner_of_ctx: di
     apps = spark_apps_full(conn, _in(conn, spark_apps, "context_id", ctx_pks, "start_time", "id"), raw_json=raw_json)
     for app in apps:
         owner_of_ctx[app["context_id"]]["spark_apps"].append(app)
-    for child in openlineage.child_runs(conn, ctx_pks):  # OpenLineage-only children (dbt, Spark, scripts)
+    for child in child_runs(conn, ctx_pks):  # OpenLineage-only children (dbt, Spark, scripts)
         owner_of_ctx[child["context_id"]].setdefault("openlineage_runs", []).append(child)
 
 

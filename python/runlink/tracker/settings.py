@@ -43,7 +43,7 @@ class TrackerSettings:
     rate_limit_burst: int = 1000
     #: body cap of every route but the bulk ones (events, lineage), which use max_body_bytes
     max_api_body_bytes: int = 1024 * 1024
-    #: export stored events as OpenLineage: file:///path.jsonl, a path, or an http(s) URL (openlineage_export.py)
+    #: export stored events as OpenLineage: file:///path.jsonl, a path, or an http(s) URL (openlineage/export.py)
     openlineage_export: str | None = None
     #: seconds an OpenLineage event waits for its parent run before it is listed as unlinked (never dropped)
     openlineage_pending_ttl_s: float = field(default_factory=lambda: _env_seconds(

@@ -1,10 +1,10 @@
 """POST /api/v1/lineage: OpenLineage RunEvents (the path OpenLineage's HTTP transport calls by default).
 
-The body is one RunEvent or an array of them; they are translated (tracker/openlineage.py) into protocol v1 events
+The body is one RunEvent or an array of them; they are translated (openlineage/receive.py) into protocol v1 events
 and stored by the same ingest as /api/v1/events, in one transaction: same validation, same dedupe, same hooks.
 
 GET /api/v1/lineage/pending and /api/v1/lineage/unlinked list the events still waiting for their parent run
-(openlineage_pending.py). After every stored batch (either route) the waiting events that name one of its DAGs are
+(openlineage/pending.py). After every stored batch (either route) the waiting events that name one of its DAGs are
 tried again: a child whose parent attempt runlink has just learned of is linked then.
 """
 
@@ -21,8 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from runlink.masking import mask_value
 from runlink.protocol import ProtocolError, validate_batch
-from runlink.tracker import ingest, openlineage, openlineage_pending, security
+from runlink.tracker import ingest, security
 from runlink.tracker.auth import require
+from runlink.tracker.openlineage import pending as openlineage_pending
+from runlink.tracker.openlineage import receive as openlineage
 from runlink.tracker.routes import JSONBody
 from runlink.tracker.routes.events import _decompress, handle_batch, run_ingest_hooks
 

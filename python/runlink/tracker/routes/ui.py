@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runlink import __version__
 from runlink.context import ContextError
-from runlink.tracker import openlineage_pending, ui_queries
+from runlink.tracker import ui_queries
 from runlink.tracker.alerts import engine
 from runlink.tracker.alerts import rules as alert_rules
 from runlink.tracker.auth import (
@@ -37,6 +37,7 @@ from runlink.tracker.auth import (
     scope_of,
 )
 from runlink.tracker.ingest import instant
+from runlink.tracker.openlineage import pending as openlineage_pending
 from runlink.tracker.routes import JSONBody
 from runlink.tracker.ui import fragments
 from runlink.tracker.ui import session as sessions

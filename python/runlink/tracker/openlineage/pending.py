@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, or_, select, update
 
 from runlink.instants import format_instant
-from runlink.tracker.openlineage import ol_pending
+from runlink.tracker.openlineage.tables import ol_pending
 
 STATUSES = ("pending", "unlinked")
 #: rows retried per sweep (oldest first): a listing never turns into an unbounded job

@@ -1,7 +1,7 @@
 """Find the task attempt or DAG run an OpenLineage parent/root facet names by the provider's own run ids.
 
 Why: a child job (openlineage-spark, dbt, an openlineage-python script) knows its Airflow parent only as the
-provider's deterministic run id. The tracker recomputes those ids (openlineage_ids.py) for the runs and attempts it
+provider's deterministic run id. The tracker recomputes those ids (ids.py) for the runs and attempts it
 already has and links the child to the one that matches, even when the provider never sent anything to runlink.
 
 Cost: a provider id is a UUIDv7 whose timestamp is the run's logical date in ms, and the parent job name is
@@ -20,8 +20,8 @@ from sqlalchemy import Connection, and_, or_, select
 from runlink import ids
 from runlink.context import normalize
 from runlink.instants import format_instant, parse_instant
-from runlink.tracker import openlineage_ids
 from runlink.tracker.models import contexts, dag_runs, task_attempts
+from runlink.tracker.openlineage import ids as provider_ids
 
 #: a DAG run without a logical date (Airflow 3) is keyed by run_after; it starts at most this long after it
 RUN_AFTER_WINDOW = timedelta(days=2)
@@ -95,8 +95,8 @@ def _run_context(run: Any) -> tuple[dict[str, Any], str]:
 
 def find_task_attempt(conn: Connection, run_id: str, namespace: str, job_name: str) -> Link | None:
     """The one attempt whose provider task run id is `run_id` (job name "<dag_id>.<task_id>"), else None."""
-    millis = openlineage_ids.uuid7_millis(run_id)
-    splits = openlineage_ids.job_name_splits(job_name)
+    millis = provider_ids.uuid7_millis(run_id)
+    splits = provider_ids.job_name_splits(job_name)
     if millis is None or not splits:
         return None
     tasks_of: dict[str, set[str]] = {}
@@ -116,7 +116,7 @@ def find_task_attempt(conn: Connection, run_id: str, namespace: str, job_name: s
         if attempt.task_id not in tasks_of[run.dag_id]:
             continue
         for moment in _run_instants(run, millis):
-            if run_id in openlineage_ids.task_run_ids(namespace, run.dag_id, attempt.task_id, attempt.try_number,
+            if run_id in provider_ids.task_run_ids(namespace, run.dag_id, attempt.task_id, attempt.try_number,
                                                       moment, attempt.map_index):
                 matches.append((attempt, run))
                 break
@@ -129,11 +129,11 @@ def find_task_attempt(conn: Connection, run_id: str, namespace: str, job_name: s
 
 def find_dag_run(conn: Connection, run_id: str, namespace: str, dag_id: str) -> Link | None:
     """The one DAG run whose provider run id is `run_id` (job name = dag_id), else None."""
-    millis = openlineage_ids.uuid7_millis(run_id)
+    millis = provider_ids.uuid7_millis(run_id)
     if millis is None or not dag_id:
         return None
     matches = [run for run in _candidate_runs(conn, {dag_id}, millis)
-               if any(run_id in openlineage_ids.dag_run_ids(namespace, run.dag_id, moment)
+               if any(run_id in provider_ids.dag_run_ids(namespace, run.dag_id, moment)
                       for moment in _run_instants(run, millis))]
     if len(matches) != 1:
         return None

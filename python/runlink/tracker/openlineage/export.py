@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from runlink import __version__, ids
 
-log = logging.getLogger("runlink.openlineage_export")
+log = logging.getLogger(__name__)
 
 PRODUCER = f"https://runlink.dev/runlink/{__version__}"
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
