@@ -1,38 +1,29 @@
-"""`runlink` command line. Each part registers its own subcommands; heavy imports happen inside handlers."""
+"""`runlink` command line: one module per command group, each exposing `register(subparsers)`.
+
+The CLI sits above both the agent and the tracker, and runs on Spark drivers and Airflow workers where the
+tracker is not installed: command modules import nothing heavy at module level, their handlers do."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-#: modules exposing `register(subparsers)`; a part that is not installed (extra missing) is skipped.
-COMMAND_MODULES = (
-    "runlink.cli.runs",  # server, token, runs
-    "runlink.cli.spark",  # spark-conf
-    "runlink.cli.demo",  # demo (Airflow plugin part)
-    "runlink.cli.monitor",  # monitor, airflow add|list
-    "runlink.cli.alerts",  # alerts
-    "runlink.cli.lineage",  # lineage pending|unlinked
-    "runlink.cli.spool",  # spool status|quarantine|requeue
-)
+from runlink.cli import airflow, alerts, demo, lineage, monitor, runs, server, spark, spool, tokens
+from runlink.terminal import printable
+
+#: in the order `runlink --help` lists them
+COMMAND_GROUPS = (server, tokens, runs, spark, demo, airflow, monitor, alerts, lineage, spool)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runlink", description="Airflow + Spark run tracker")
     from runlink import __version__
 
+    parser = argparse.ArgumentParser(prog="runlink", description="Airflow + Spark run tracker")
     parser.add_argument("--version", action="version", version=f"runlink {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("runlink"):
-                continue
-            raise
-        module.register(subparsers)
+    for group in COMMAND_GROUPS:
+        group.register(subparsers)
     return parser
 
 
@@ -40,13 +31,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
+    if handler is None:  # `runlink` or `runlink GROUP` without an action
+        getattr(args, "group_parser", parser).print_help()
         return 2
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        message = _tracker_failure(exc)
+        if message is None:
+            raise
+        print(f"runlink: {printable(message)}", file=sys.stderr)
+        return 1
+
+
+def _tracker_failure(exc: Exception) -> str | None:
+    """One line for a failure to talk to the tracker (unreachable, refused, not the API); None for a bug."""
+    from runlink.airflow.syncer.tracker_api import TrackerError
+
+    if isinstance(exc, TrackerError):
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

@@ -14,48 +14,48 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
+from runlink.cli.options import add_group, add_url_option
 from runlink.terminal import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    alerts = subparsers.add_parser("alerts", help="alert rules and alerts (tracker API)")
-    sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION")
+    sub = add_group(subparsers, "alerts", "alert rules and alerts (tracker API)")
 
     def add(name: str, help_: str, handler) -> argparse.ArgumentParser:  # noqa: ANN001
         parser = sub.add_parser(name, help=help_)
-        parser.add_argument("--url", help="tracker URL (default RUNLINK_URL)")
+        add_url_option(parser)
         parser.set_defaults(handler=handler)
         return parser
 
     add("kinds", "rule kinds and their parameters", _kinds)
     rules = add("rules", "list rules", _rules)
-    rules.add_argument("--json", action="store_true")
+    rules.add_argument("--json", action="store_true", help="machine-readable output")
     create = add("add", "create a rule (evaluated at once)", _add)
-    create.add_argument("name")
+    create.add_argument("name", help="the rule's name (shown in alerts and notifications)")
     create.add_argument("--kind", required=True,
-                        choices=("task_failed", "spark_failed", "duration", "metric", "dataset_rows", "dag_missing"))
-    create.add_argument("--dag-id")
-    create.add_argument("--task-id")
-    create.add_argument("--instance")
+                        choices=("task_failed", "spark_failed", "duration", "metric", "dataset_rows", "dag_missing"),
+                        help="what the rule watches (`runlink alerts kinds` lists them with their parameters)")
+    create.add_argument("--dag-id", help="DAG id or glob (etl_*); default: every DAG")
+    create.add_argument("--task-id", help="only this task (default: every task)")
+    create.add_argument("--instance", help="only this Airflow instance's uid (default: every instance)")
     create.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="e.g. max_s=600, k=2, n=10, key=rows, min=1, change_pct=50, dataset=db.t, grace_s=900")
     create.add_argument("--webhook", help="Slack-compatible incoming webhook URL")
     create.add_argument("--email", help="comma-separated addresses (the tracker needs RUNLINK_SMTP_HOST)")
-    create.add_argument("--disabled", action="store_true")
+    create.add_argument("--disabled", action="store_true", help="create the rule switched off")
     for action in ("enable", "disable", "delete"):
         parser = add(action, f"{action} a rule", _change)
-        parser.add_argument("rule_id")
+        parser.add_argument("rule_id", help="the rule's id (`runlink alerts rules`)")
         parser.set_defaults(action=action)
     listing = add("list", "list alerts, newest first", _list)
-    listing.add_argument("--state", choices=("open", "resolved"))
-    listing.add_argument("--dag-id")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--state", choices=("open", "resolved"), help="only open or only resolved alerts")
+    listing.add_argument("--dag-id", help="only this DAG's alerts")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     resolve = add("resolve", "resolve an alert by hand", _resolve)
-    resolve.add_argument("alert_id")
-    resolve.add_argument("--note")
+    resolve.add_argument("alert_id", help="the alert's id (`runlink alerts list`)")
+    resolve.add_argument("--note", help="why it is resolved (kept with the alert)")
     add("evaluate", "re-check every rule now (and missing runs)", _evaluate)
 
 
@@ -165,7 +165,3 @@ def _evaluate(args: argparse.Namespace) -> int:
     counts = _Api(args.url).call("POST", "/api/v1/alerts/evaluate")
     print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing changed")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

@@ -8,24 +8,26 @@ from __future__ import annotations
 import argparse
 import json
 
+from runlink.cli.options import add_group, add_url_option, positive_int
+from runlink.cli.tables import print_table
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    lineage = subparsers.add_parser("lineage", help="OpenLineage events waiting for their parent run")
-    sub = lineage.add_subparsers(dest="lineage_command", metavar="ACTION")
+    sub = add_group(subparsers, "lineage", "OpenLineage events waiting for their parent run")
     for status, help_text in (("pending", "events whose parent run is not known yet (younger than the TTL)"),
                               ("unlinked", "events whose parent stayed unknown past the TTL (kept, never dropped)")):
         parser = sub.add_parser(status, help=help_text)
-        parser.add_argument("--limit", type=int, default=100)
-        parser.add_argument("--json", action="store_true")
-        parser.add_argument("--url", help="tracker URL (default RUNLINK_URL)")
+        parser.add_argument("--limit", type=positive_int, default=100,
+                            help="at most this many events (default 100, 1000 at most)")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        add_url_option(parser)
         parser.set_defaults(handler=_list, status=status)
 
 
 def _list(args: argparse.Namespace) -> int:
     from runlink.cli.runs import _Api
-    from runlink.terminal import printable
 
-    body = _Api(args.url).get(f"/api/v1/lineage/{args.status}", limit=max(1, min(args.limit, 1000)))
+    body = _Api(args.url).get(f"/api/v1/lineage/{args.status}", limit=min(args.limit, 1000))
     if body is None:
         raise SystemExit("runlink: this tracker has no OpenLineage waiting list (older version)")
     if args.json:
@@ -40,9 +42,6 @@ def _list(args: argparse.Namespace) -> int:
     for item in items:
         job = f"{item['job_namespace'] or ''}/{item['job_name'] or ''}"
         parent = f"{item['parent_job_namespace'] or ''}/{item['parent_job_name'] or ''}"
-        rows.append(tuple(printable(v) for v in (item["received_at"], item["event_type"] or "-", job, parent,
-                                                 item["parent_run_id"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        rows.append((item["received_at"], item["event_type"] or "-", job, parent, item["parent_run_id"]))
+    print_table(rows)
     return 0

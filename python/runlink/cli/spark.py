@@ -13,6 +13,8 @@ import json
 import shlex
 import sys
 
+from runlink.cli.options import add_url_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -24,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "a local driver reads RUNLINK_TOKEN itself."
         ),
     )
-    parser.add_argument("--format", choices=("args", "json", "properties"), default="args")
-    parser.add_argument("--url", help="tracker URL (default: RUNLINK_URL, then http://127.0.0.1:8686)")
+    parser.add_argument("--format", choices=("args", "json", "properties"), default="args",
+                        help="spark-submit --conf arguments (default), a JSON object, or spark-defaults.conf lines")
+    add_url_option(parser)
     parser.add_argument("--jar-uri", help="where the driver finds the jar (s3://..., gs://..., dbfs:/...)")
     parser.add_argument(
         "--conf", dest="existing", action="append", default=[], metavar="KEY=VALUE",
