@@ -2,38 +2,24 @@
 
 The Spark part owns the conf itself (`runlink.spark.conf(context=..., existing=...)`); this module adds what only
 the Airflow side knows: the remote jar location for drivers on EMR / Dataproc / Databricks, and a merge that never
-overwrites the user's values. A minimal built-in fallback keeps the plugin working when the Spark part is absent.
+overwrites the user's values. The listener names, the list keys and `append_list` are the Spark part's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from runlink.context import to_env
-
-SPARK_LISTENER = "dev.runlink.spark.RunlinkSparkListener"
-QUERY_LISTENER = "dev.runlink.spark.RunlinkQueryListener"
-JAR_NAME = "runlink-spark-listener.jar"
-#: keys whose values are comma-separated lists: runlink appends to them instead of leaving them alone
-LIST_KEYS = ("spark.jars", "spark.extraListeners", "spark.sql.queryExecutionListeners")
+from runlink.spark.conf import JAR_NAME, LIST_KEYS, ListenerJarMissing, append_list, jars_dir, listener_jar
 
 
 def local_jar() -> str:
+    """The listener jar on this machine, or where it would be when not built (callers check that it exists)."""
     try:
-        from runlink.spark import listener_jar
-
-        return str(listener_jar())
-    except Exception:  # noqa: BLE001 - the Spark part may be missing or older
-        return str(Path(__file__).resolve().parent.parent / "jars" / JAR_NAME)
-
-
-def append_list(existing: str | None, item: str) -> str:
-    parts = [p.strip() for p in (existing or "").split(",") if p.strip()]
-    if item not in parts:
-        parts.append(item)
-    return ",".join(parts)
+        return listener_jar()
+    except ListenerJarMissing:
+        return str(jars_dir() / JAR_NAME)
 
 
 def build_spark_conf(

@@ -7,7 +7,7 @@ installed. The rule everywhere: never overwrite what the user set; list-valued k
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from runlink import config as _config
@@ -54,18 +54,19 @@ def listener_jar() -> str:
     return str(path)
 
 
-def _split(value: object) -> list[str]:
+def split_list(value: object) -> list[str]:
+    """The entries of a comma-separated Spark list value (None or blank entries: none)."""
     if value is None:
         return []
     return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
-def append_list(existing: object, item: str, same=None) -> str:
+def append_list(existing: object, item: str, same: Callable[[str, str], bool] | None = None) -> str:
     """`existing` (a comma-separated Spark list) with `item` appended unless already there.
 
     `same(a, b)` decides equality (jars compare by file name, so a jar given as a remote URI counts).
     """
-    parts = _split(existing)
+    parts = split_list(existing)
     same = same or (lambda a, b: a == b)
     if not any(same(part, item) for part in parts):
         parts.append(item)
@@ -145,7 +146,7 @@ def conf(
 
 def is_tracking_conf(spark_conf: Mapping[str, str]) -> bool:
     """True when a conf already registers runlink's JVM listener (so nothing must be added at runtime)."""
-    return SPARK_LISTENER in _split(spark_conf.get("spark.extraListeners"))
+    return SPARK_LISTENER in split_list(spark_conf.get("spark.extraListeners"))
 
 
 def redact(conf_map: Mapping[str, str]) -> dict[str, str]:

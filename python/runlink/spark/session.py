@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlink.spark.conf import BRIDGE, QUERY_LISTENER, SPARK_LISTENER, _split
+from runlink.spark.conf import BRIDGE, QUERY_LISTENER, SPARK_LISTENER, split_list
 
 log = logging.getLogger("runlink.spark")
 
@@ -133,8 +133,8 @@ def _attach(spark: Any, sc: Any, result: Tracking) -> None:
     jvm = sc._jvm
     jsession = spark._jsparkSession
 
-    extra = _split(conf_map.get("spark.extraListeners"))
-    query = _split(conf_map.get("spark.sql.queryExecutionListeners"))
+    extra = split_list(conf_map.get("spark.extraListeners"))
+    query = split_list(conf_map.get("spark.sql.queryExecutionListeners"))
     loadable = _class_loadable(jvm, SPARK_LISTENER)
     if SPARK_LISTENER in extra:
         result.jvm_listener = True

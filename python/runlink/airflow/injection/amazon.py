@@ -23,7 +23,8 @@ import shlex
 from typing import Any
 
 from runlink.airflow.injection.base import Undo, copied
-from runlink.airflow.sparkconf import LIST_KEYS, append_list, inject_submit_args, parse_conf_args, remote_spark_conf
+from runlink.airflow.sparkconf import inject_submit_args, parse_conf_args, remote_spark_conf
+from runlink.spark.conf import LIST_KEYS, append_list
 
 log = logging.getLogger("runlink.airflow")
 

@@ -20,8 +20,9 @@ import tempfile
 from pathlib import Path
 
 from runlink.airflow.injection.base import Undo
-from runlink.airflow.sparkconf import LIST_KEYS, build_spark_conf, local_jar
+from runlink.airflow.sparkconf import build_spark_conf, local_jar
 from runlink.context import to_env
+from runlink.spark.conf import LIST_KEYS
 
 _PROPERTY = re.compile(r"^\s*([^#!\s=:][^\s=:]*)\s*[=:\s]\s*(.*)$")
 

@@ -17,7 +17,8 @@ import logging
 from typing import Any
 
 from runlink.airflow.injection.base import Undo, copied
-from runlink.airflow.sparkconf import LIST_KEYS, remote_spark_conf
+from runlink.airflow.sparkconf import remote_spark_conf
+from runlink.spark.conf import LIST_KEYS
 
 log = logging.getLogger("runlink.airflow")
 

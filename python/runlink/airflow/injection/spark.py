@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from runlink.airflow.injection.base import Undo, copied
-from runlink.airflow.sparkconf import LIST_KEYS, append_list, build_spark_conf, local_jar
+from runlink.airflow.sparkconf import build_spark_conf, local_jar
+from runlink.spark.conf import LIST_KEYS, append_list
 
 log = logging.getLogger("runlink.airflow")
 
