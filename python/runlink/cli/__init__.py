@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _tracker_failure(exc: Exception) -> str | None:
     """One line for a failure to talk to the tracker (unreachable, refused, not the API); None for a bug."""
-    from runlink.airflow.syncer.tracker_api import TrackerError
+    from runlink.api_client import TrackerError
 
     if isinstance(exc, TrackerError):
         return str(exc)

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from runlink.cli.options import URL_HELP, add_group, add_url_option
+from runlink.cli.options import URL_HELP, add_group, add_url_option, tracker_client
 from runlink.terminal import one_line, printable
 
 
@@ -63,9 +63,6 @@ def _env_secret(var: str) -> str:
 def _add(args: argparse.Namespace) -> int:
     from runlink.airflow.identity import ENDPOINT_PATH, ask_endpoint
     from runlink.airflow.syncer.rest import detect_version
-    from runlink.airflow.syncer.tracker_api import TrackerApi, TrackerError
-    from runlink.config import load
-
     body: dict = {"name": args.name, "url": args.url, "uid": args.uid, "username": args.username}
     if args.no_auth:
         body["auth_kind"] = "none"
@@ -87,14 +84,8 @@ def _add(args: argparse.Namespace) -> int:
             print(f"runlink: warning: {args.url.rstrip('/')}{ENDPOINT_PATH} did not answer a uid (is runlink[airflow] "
                   f"installed on the API server?); registering uid {args.name!r}: pin the real one with --uid, or "
                   f"add it later with `runlink airflow alias {args.name} UID`", file=sys.stderr)
-    api = TrackerApi(load(url=args.tracker_url))
-    try:
+    with tracker_client(args.tracker_url) as api:
         view = api.create_instance({k: v for k, v in body.items() if v is not None})
-    except TrackerError as exc:
-        print(f"runlink: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        api.close()
     origin = "learned from the instance" if learned else ("pinned" if args.uid else "the name")
     print(f"registered {view['name']} (uid {view['uid']}: {origin}; API {view['api_version']}, "
           f"credentials {view['credentials']})")
@@ -102,31 +93,16 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _alias(args: argparse.Namespace) -> int:
-    from runlink.airflow.syncer.tracker_api import TrackerApi, TrackerError
-    from runlink.config import load
-
-    api = TrackerApi(load(url=args.url))
-    try:
+    with tracker_client(args.url) as api:
         view = api.remove_alias(args.name, args.uid) if args.remove else api.add_alias(args.name, args.uid)
-    except TrackerError as exc:
-        print(f"runlink: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        api.close()
     aliases = ", ".join(view["aliases"]) or "none"
     print(printable(f"{view['name']}: uid {view['uid']}, aliases {aliases}"))
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from runlink.airflow.syncer.tracker_api import TrackerApi
-    from runlink.config import load
-
-    api = TrackerApi(load(url=args.url))
-    try:
+    with tracker_client(args.url) as api:
         items = api.instances()
-    finally:
-        api.close()
     if args.json:
         print(json.dumps(items, indent=2))
         return 0

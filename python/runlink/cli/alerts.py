@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from runlink.cli.options import add_group, add_url_option
+from runlink.cli.options import add_group, add_url_option, tracker_client
 from runlink.terminal import printable
 
 
@@ -59,30 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("evaluate", "re-check every rule now (and missing runs)", _evaluate)
 
 
-class _Api:
-    """requests against the tracker with the configured token (never printed)."""
-
-    def __init__(self, url: str | None) -> None:
-        from runlink import config
-
-        cfg = config.load(url=url)
-        self.base = cfg.url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        import requests
-
-        try:
-            response = requests.request(method, self.base + path, headers=self.headers, timeout=60, **kwargs)
-        except requests.RequestException as exc:
-            raise SystemExit(f"runlink: cannot reach the tracker at {self.base}: {exc}") from None
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text[:500]
-            raise SystemExit(f"runlink: tracker answered {response.status_code}: {detail}")
-        return response.json() if response.content else None
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    with tracker_client(args.url) as api:
+        return api.request(method, path, **kwargs)
 
 
 def _value(text: str) -> Any:
@@ -95,13 +74,13 @@ def _value(text: str) -> Any:
 
 
 def _kinds(args: argparse.Namespace) -> int:
-    for kind, spec in _Api(args.url).call("GET", "/api/v1/alert-rules/kinds").items():
+    for kind, spec in _call(args, "GET", "/api/v1/alert-rules/kinds").items():
         print(f"{kind:14} {spec['label']}" + (f"  params: {', '.join(spec['params'])}" if spec["params"] else ""))
     return 0
 
 
 def _rules(args: argparse.Namespace) -> int:
-    items = _Api(args.url).call("GET", "/api/v1/alert-rules")["items"]
+    items = _call(args, "GET", "/api/v1/alert-rules")["items"]
     if args.json:
         print(json.dumps(items, indent=2))
         return 0
@@ -125,24 +104,23 @@ def _add(args: argparse.Namespace) -> int:
     body = {"name": args.name, "kind": args.kind, "dag_id": args.dag_id, "task_id": args.task_id,
             "instance": args.instance, "params": params, "webhook_url": args.webhook, "email_to": args.email,
             "enabled": not args.disabled}
-    rule = _Api(args.url).call("POST", "/api/v1/alert-rules", json=body)
+    rule = _call(args, "POST", "/api/v1/alert-rules", json=body)
     print(rule["id"])
     return 0
 
 
 def _change(args: argparse.Namespace) -> int:
-    api = _Api(args.url)
     if args.action == "delete":
-        api.call("DELETE", f"/api/v1/alert-rules/{args.rule_id}")
+        _call(args, "DELETE", f"/api/v1/alert-rules/{args.rule_id}")
     else:
-        api.call("PATCH", f"/api/v1/alert-rules/{args.rule_id}", json={"enabled": args.action == "enable"})
+        _call(args, "PATCH", f"/api/v1/alert-rules/{args.rule_id}", json={"enabled": args.action == "enable"})
     print(f"{args.action}d {args.rule_id}")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("state", args.state), ("dag_id", args.dag_id)) if v}
-    items = _Api(args.url).call("GET", "/api/v1/alerts", params=params)["items"]
+    items = _call(args, "GET", "/api/v1/alerts", params=params)["items"]
     if args.json:
         print(json.dumps(items, indent=2))
         return 0
@@ -156,12 +134,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    alert = _Api(args.url).call("POST", f"/api/v1/alerts/{args.alert_id}/resolve", json={"note": args.note})
+    alert = _call(args, "POST", f"/api/v1/alerts/{args.alert_id}/resolve", json={"note": args.note})
     print(f"{alert['id']} {alert['state']}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    counts = _Api(args.url).call("POST", "/api/v1/alerts/evaluate")
+    counts = _call(args, "POST", "/api/v1/alerts/evaluate")
     print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing changed")
     return 0

@@ -27,7 +27,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runlink.api_client import TrackerClient
 
 DEMO_DAG_ID = "runlink_demo"
 DEMO_TASKS = ("spark_submit", "bash_spark_submit", "session_in_task", "fails")
@@ -72,31 +75,34 @@ class _Tracker:
     log_path: Path | None = None
 
 
-def _get(url: str, path: str, token: str | None, timeout: float = 10, **params: Any) -> Any:
-    import requests
+def _client(url: str, token: str | None, timeout: float = 10) -> TrackerClient:
+    """A client that asks once: the demo polls on its own deadline."""
+    from runlink.api_client import TrackerClient
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return requests.get(url + path, params=params, headers=headers, timeout=timeout)
+    return TrackerClient(url, token, timeout_s=timeout, retries=0)
 
 
 def _healthy(url: str) -> bool:
-    import requests
+    from runlink.api_client import TrackerError
 
     try:
-        response = _get(url, "/healthz", None, timeout=2)
-        return response.status_code == 200 and response.json().get("status") == "ok"
-    except (requests.RequestException, ValueError):
+        with _client(url, None, timeout=2) as api:
+            body = api.get("/healthz")
+    except TrackerError:
         return False
+    return isinstance(body, dict) and body.get("status") == "ok"
 
 
 def _open_reads(url: str) -> bool:
     """Whether reads need no token (a tracker started with --open): then the UI needs no login."""
-    import requests
+    from runlink.api_client import TrackerError
 
     try:
-        return _get(url, "/api/v1/dag-runs", None, limit=1).status_code == 200
-    except requests.RequestException:
+        with _client(url, None) as api:
+            api.get("/api/v1/dag-runs", limit=1)
+    except TrackerError:
         return False
+    return True
 
 
 def _server_python() -> str:
@@ -110,13 +116,18 @@ def _start_tracker(url: str, home: Path, deadline: float) -> _Tracker:
     from urllib.parse import urlparse
 
     from runlink import config
+    from runlink.api_client import TrackerError
 
     if _healthy(url):
         token = config.env_value("RUNLINK_TOKEN") or config.read_token_file(home)
-        status = _get(url, "/api/v1/dag-runs", token, limit=1).status_code
-        if status in (401, 403):
-            raise SystemExit(f"runlink demo: a tracker runs at {url} but does not accept the token of {home} "
-                             f"(HTTP {status}); set RUNLINK_TOKEN, or use another port: --url http://127.0.0.1:PORT")
+        try:
+            with _client(url, token) as api:
+                api.get("/api/v1/dag-runs", limit=1)
+        except TrackerError as exc:
+            if exc.status in (401, 403):
+                raise SystemExit(f"runlink demo: a tracker runs at {url} but does not accept the token of {home} "
+                                 f"(HTTP {exc.status}); set RUNLINK_TOKEN, or use another port: "
+                                 "--url http://127.0.0.1:PORT") from None
         _say(f"using the tracker already running at {url}")
         return _Tracker(url, token, _open_reads(url), None)
     parsed = urlparse(url)
@@ -230,14 +241,15 @@ def _run_dag(env: dict[str, str], dags: Path, airflow_home: Path, deadline: floa
 
 
 def _tree(tracker: _Tracker, run_id: str) -> dict | None:
-    import requests
+    from runlink.api_client import TrackerError
 
     try:
-        page = _get(tracker.url, "/api/v1/dag-runs", tracker.token, dag_id=DEMO_DAG_ID, run_id=run_id).json()
-        if not page.get("items"):
-            return None
-        return _get(tracker.url, f"/api/v1/dag-runs/{page['items'][0]['id']}", tracker.token).json()
-    except (requests.RequestException, ValueError):
+        with _client(tracker.url, tracker.token) as api:
+            page = api.get("/api/v1/dag-runs", dag_id=DEMO_DAG_ID, run_id=run_id)
+            if not page.get("items"):
+                return None
+            return api.get(f"/api/v1/dag-runs/{page['items'][0]['id']}")
+    except TrackerError:
         return None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runlink.cli.options import add_group, add_url_option, positive_int
+from runlink.cli.options import add_group, add_url_option, positive_int, tracker_client
 from runlink.cli.tables import print_table
 
 
@@ -25,9 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from runlink.cli.runs import _Api
-
-    body = _Api(args.url).get(f"/api/v1/lineage/{args.status}", limit=min(args.limit, 1000))
+    with tracker_client(args.url) as api:
+        body = api.get(f"/api/v1/lineage/{args.status}", allow_404=True, limit=min(args.limit, 1000))
     if body is None:
         raise SystemExit("runlink: this tracker has no OpenLineage waiting list (older version)")
     if args.json:

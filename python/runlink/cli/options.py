@@ -1,9 +1,14 @@
 """Argparse pieces every command group shares, so each option is spelled and checked one way: the tracker URL
-option, counts that must be positive, and a group that answers a bare `runlink GROUP` with its own help."""
+option (and the API client it names), counts that must be positive, and a group that answers a bare
+`runlink GROUP` with its own help."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runlink.api_client import TrackerClient
 
 URL_HELP = "tracker URL (default: RUNLINK_URL, then http://127.0.0.1:8686)"
 
@@ -14,6 +19,13 @@ def add_url_option(parser: argparse.ArgumentParser, *, legacy_tracker: bool = Fa
     parser.add_argument("--url", dest="url", help=help_text)
     if legacy_tracker:
         parser.add_argument("--tracker", dest="url", help=argparse.SUPPRESS)
+
+
+def tracker_client(url: str | None) -> TrackerClient:
+    """The API client of the tracker `--url` names (else the configured one); no retries: a person is waiting."""
+    from runlink.api_client import TrackerClient
+
+    return TrackerClient.configured(url, retries=0)
 
 
 def positive_int(text: str) -> int:

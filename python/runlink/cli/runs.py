@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
-from runlink.cli.options import add_group, add_url_option, positive_int
+from runlink.cli.options import add_group, add_url_option, positive_int, tracker_client
 from runlink.cli.tables import print_table
 from runlink.terminal import printable
 
@@ -34,35 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=_runs_show)
 
 
-class _Api:
-    """A tiny HTTP client for the read API (the CLI runs where the tracker may be remote)."""
-
-    def __init__(self, url: str | None) -> None:
-        from runlink import config
-
-        cfg = config.load(url=url)
-        self.base = cfg.url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
-
-    def get(self, path: str, **params: Any) -> Any:
-        import requests
-
-        params = {k: v for k, v in params.items() if v is not None}
-        try:
-            response = requests.get(self.base + path, params=params, headers=self.headers, timeout=30)
-        except requests.RequestException as exc:
-            raise SystemExit(printable(f"runlink: cannot reach the tracker at {self.base}: {exc}")) from None
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise SystemExit(printable(f"runlink: tracker answered {response.status_code}: {response.text[:500]}"))
-        return response.json()
-
-
 def _runs_list(args: argparse.Namespace) -> int:
-    api = _Api(args.url)
-    page = api.get("/api/v1/dag-runs", dag_id=args.dag_id, state=args.state, instance=args.instance,
-                   limit=min(args.limit, 500))
+    with tracker_client(args.url) as api:
+        page = api.get("/api/v1/dag-runs", dag_id=args.dag_id, state=args.state, instance=args.instance,
+                       limit=min(args.limit, 500))
     items = page["items"]
     if args.json:
         print(json.dumps(items, indent=2))
@@ -79,12 +53,14 @@ def _runs_list(args: argparse.Namespace) -> int:
 
 
 def _runs_show(args: argparse.Namespace) -> int:
-    api = _Api(args.url)
-    page = api.get("/api/v1/dag-runs", dag_id=args.dag_id, run_id=args.run_id, limit=1)
-    if not page["items"] and args.run_id:
-        tree = api.get(f"/api/v1/dag-runs/{args.run_id}")  # a tracker id works too
-    else:
-        tree = api.get(f"/api/v1/dag-runs/{page['items'][0]['id']}") if page["items"] else None
+    with tracker_client(args.url) as api:
+        page = api.get("/api/v1/dag-runs", dag_id=args.dag_id, run_id=args.run_id, limit=1)
+        if not page["items"] and args.run_id:
+            tree = api.get(f"/api/v1/dag-runs/{args.run_id}", allow_404=True)  # a tracker id works too
+        elif page["items"]:
+            tree = api.get(f"/api/v1/dag-runs/{page['items'][0]['id']}", allow_404=True)
+        else:
+            tree = None
     if tree is None:
         print(printable(f"runlink: no DAG run of {args.dag_id}" + (f" with run id {args.run_id}" if args.run_id
                                                                     else "")), file=sys.stderr)
