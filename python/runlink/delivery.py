@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -369,17 +369,21 @@ class Client:
         if inflight is not None and inflight.take():
             self._to_spool(inflight.body, inflight.events, inflight.health)
         items = []
-        while True:
-            try:
-                item = self._queue.popleft()
-            except IndexError:
-                break
+        for item in self._taken():
             if isinstance(item, _Marker):
                 item.set()
             else:
                 items.append(item)
         for batch in self._build_batches(items):
             self._to_spool(*batch)
+
+    def _taken(self) -> Iterator[Any]:
+        """Items taken off the queue, oldest first, until it is empty (producers may append meanwhile)."""
+        while True:
+            try:
+                yield self._queue.popleft()
+            except IndexError:
+                return
 
     # -- the sender thread -----------------------------------------------------------------------------
 
@@ -406,11 +410,7 @@ class Client:
     def _send_queued(self) -> None:
         """Drain the queue in batches until it is empty or only a flush marker remained."""
         items: list[Any] = []
-        while True:
-            try:
-                item = self._queue.popleft()
-            except IndexError:
-                break
+        for item in self._taken():
             if isinstance(item, _Marker):
                 for batch in self._build_batches(items):
                     self._deliver(*batch)
