@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return settings.instance_uid
     if name in __all__:
-        from runlink.airflow import helpers
+        from runlink.airflow import task_context
 
-        return getattr(helpers, name)
+        return getattr(task_context, name)
     raise AttributeError(name)

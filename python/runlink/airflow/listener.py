@@ -151,7 +151,7 @@ def _resumed(ti: Any) -> bool:
 
 def _start(ti: Any) -> None:
     from runlink.airflow import capture
-    from runlink.airflow.helpers import raw_context
+    from runlink.airflow.task_context import raw_context
 
     task = getattr(ti, "task", None)
     if not _tracked(ti, task):
@@ -258,7 +258,7 @@ def _end(attempt: _Attempt | None, state: str, error: Any, ti: Any = None) -> No
         with _lock:
             if _ended.get(_key(ti)) == state:
                 return
-        from runlink.airflow.helpers import raw_context
+        from runlink.airflow.task_context import raw_context
 
         raw = raw_context(ti, uid=_settings().uid)
         payload = {
@@ -368,12 +368,12 @@ NEVER_RAN_STATES = frozenset({"skipped", "upstream_failed", "removed"})
 
 
 def _run_context(dag_run: Any, uid: str) -> dict[str, str]:
-    from runlink.airflow.helpers import _isoformat
+    from runlink.airflow.task_context import isoformat_text
 
     raw = {"dag_id": getattr(dag_run, "dag_id", None), "dag_run_id": getattr(dag_run, "run_id", None), "uid": uid}
     logical = getattr(dag_run, "logical_date", None)
     if logical is not None:
-        raw["execution_date"] = _isoformat(logical)
+        raw["execution_date"] = isoformat_text(logical)
     return {k: str(v) for k, v in raw.items() if v is not None}
 
 

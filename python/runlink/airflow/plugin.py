@@ -23,14 +23,14 @@ _AIRFLOW_3 = int(airflow.__version__.split(".")[0]) >= 3
 
 def context_env(ti: Any) -> dict[str, str]:
     """AIRFLOW_CTX_* and the tracker settings for a child process of the task `ti`."""
-    from runlink.airflow.helpers import context_env as _context_env
+    from runlink.airflow.task_context import context_env as _context_env
 
     return _context_env(ti)
 
 
 def spark_conf(ti: Any) -> dict[str, str]:
     """The listener conf (jar, listeners, spark.env.* context, tracker) for a driver started by `ti`."""
-    from runlink.airflow.helpers import spark_conf as _spark_conf
+    from runlink.airflow.task_context import spark_conf as _spark_conf
 
     return _spark_conf(ti)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from runlink.airflow.helpers import context_env_names
 from runlink.airflow.injection.base import Undo, copied
+from runlink.airflow.task_context import context_env_names
 
 
 def inject_bash(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:

@@ -28,7 +28,7 @@ _PROPERTY = re.compile(r"^\s*([^#!\s=:][^\s=:]*)\s*[=:\s]\s*(.*)$")
 
 
 def _context_env(raw: dict[str, str]) -> dict[str, str]:
-    from runlink.airflow.helpers import tracker_env
+    from runlink.airflow.task_context import tracker_env
 
     env = to_env(raw)
     if "execution_date" in raw:

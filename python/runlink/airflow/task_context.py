@@ -14,7 +14,8 @@ from typing import Any
 from runlink.context import ENV_KEYS, to_env
 
 
-def _isoformat(value: Any) -> str | None:
+def isoformat_text(value: Any) -> str | None:
+    """A date (datetime, pendulum, or anything with isoformat) as ISO text; other values as str."""
     if value is None:
         return None
     if isinstance(value, datetime) or hasattr(value, "isoformat"):
@@ -78,7 +79,7 @@ def raw_context(source: Any, uid: str | None = None) -> dict[str, str]:
         "uid": uid,
     }
     if logical is not None:
-        raw["execution_date"] = _isoformat(logical)
+        raw["execution_date"] = isoformat_text(logical)
     return {k: str(v) for k, v in raw.items() if v is not None and str(v) != ""}
 
 
