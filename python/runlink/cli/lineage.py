@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from runlink.cli.options import add_group, add_url_option, positive_int, tracker_client
 from runlink.cli.tables import print_table
@@ -28,7 +29,8 @@ def _list(args: argparse.Namespace) -> int:
     with tracker_client(args.url) as api:
         body = api.get(f"/api/v1/lineage/{args.status}", allow_404=True, limit=min(args.limit, 1000))
     if body is None:
-        raise SystemExit("runlink: this tracker has no OpenLineage waiting list (older version)")
+        print("runlink: this tracker has no OpenLineage waiting list (older version)", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
