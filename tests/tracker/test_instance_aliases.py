@@ -10,7 +10,7 @@ import sys
 import requests
 from builders import event
 
-from conftest import ROOT
+from support.tracker import ROOT
 
 TS = "2026-11-21T00:00:00+00:00"
 RUN = "scheduled__2026-11-21T00:00:00+00:00"

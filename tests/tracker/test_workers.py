@@ -7,7 +7,6 @@ import concurrent.futures
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import requests
 from builders import full_run
 
-from conftest import ROOT, start_tracker
+from support.tracker import ROOT, Tracker, start_tracker
 
 pytestmark = pytest.mark.skipif(not hasattr(__import__("socket"), "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
 
@@ -29,8 +28,7 @@ def _children(pid: int) -> set[int]:
 
 
 def test_connections_spread_over_workers_and_sigterm_stops_them(tmp_path: Path) -> None:
-    tracker = start_tracker(tmp_path / "home", f"sqlite:///{tmp_path / 'home' / 'runlink.db'}", "sqlite",
-                            extra_args=["--workers", "2"])
+    tracker = start_tracker(tmp_path / "home", workers=2)
     try:
         children = _children(tracker.process.pid)  # the workers (and multiprocessing's resource tracker)
 
@@ -52,10 +50,9 @@ def test_connections_spread_over_workers_and_sigterm_stops_them(tmp_path: Path) 
             assert len(page["items"]) == 1, page
 
         # a second tracker on the same port is refused instead of silently sharing its connections
-        port = tracker.url.rsplit(":", 1)[1]
-        second = subprocess.run([sys.executable, "-m", "runlink", "server", "--port", port, "--workers", "2",
-                                 "--home", str(tmp_path / "other")], capture_output=True, text=True, timeout=120,
-                                cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+        second = subprocess.run(Tracker(tmp_path / "other", port=tracker.port, workers=2).command(),
+                                capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                                env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
         assert second.returncode != 0 and "already in use" in second.stderr + second.stdout
     finally:
         tracker.process.send_signal(signal.SIGTERM)
