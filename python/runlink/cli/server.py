@@ -89,10 +89,10 @@ def _server(args: argparse.Namespace) -> int:
     os.environ[SETTINGS_ENV] = json.dumps({**asdict(settings), "home": str(settings.home)})
     print(f"runlink tracker on http://{args.host}:{args.port} (db: {backend}, {args.workers} workers, "
           f"token file: {settings.token_path})", flush=True)
-    from runlink.tracker import supervisor as workers
+    from runlink.tracker import supervisor
 
-    if workers.reuseport_supported():
-        return workers.serve("runlink.tracker.app:app_from_env", args.host, args.port, args.workers, args.log_level)
+    if supervisor.reuseport_supported():
+        return supervisor.serve("runlink.tracker.app:app_from_env", args.host, args.port, args.workers, args.log_level)
     uvicorn.run("runlink.tracker.app:app_from_env", factory=True, workers=args.workers, host=args.host,
                 port=args.port, log_level=args.log_level, access_log=False)
     return 0
