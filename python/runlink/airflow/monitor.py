@@ -20,6 +20,7 @@ from runlink.airflow.syncer.dag_cache import DagCache
 from runlink.airflow.syncer.rest import AirflowClient, Credentials, make_client
 from runlink.api_client import TrackerClient, TrackerError
 from runlink.config import Config, load
+from runlink.sealing import unseal
 
 log = logging.getLogger("runlink.syncer")
 
@@ -71,8 +72,6 @@ def credentials_for(config: dict[str, Any], home: Path) -> tuple[Credentials, st
     sealed = config.get("secret_sealed")
     if not sealed:
         raise LookupError(f"instance {config['name']!r} has no credentials")
-    from runlink.tracker.airflow_instances import unseal
-
     secret = unseal(home, sealed)
     if kind == "token":
         return Credentials(token=secret), url

@@ -1,9 +1,10 @@
 """Registered Airflow instances: where each one is, how to log in, and the health of its syncer.
 
-Credentials are secrets. A literal secret is stored encrypted (Fernet, key in `$RUNLINK_HOME/secret.key`, mode
-0600, made on first use); a reference (`env:VAR`, `airflow-conn:ID`) is stored as is and resolved by the syncer
-in its own process. Nothing here returns a secret in clear: the public view says "set"/"not set", and the
-sealed (still encrypted) form goes only to admin callers, for a monitor that holds the same key file.
+Credentials are secrets. A literal secret is stored encrypted (`runlink.sealing`: Fernet, key in
+`$RUNLINK_HOME/secret.key`, mode 0600, made on first use); a reference (`env:VAR`, `airflow-conn:ID`) is stored
+as is and resolved by the syncer in its own process. Nothing here returns a secret in clear: the public view says
+"set"/"not set", and the sealed (still encrypted) form goes only to admin callers, for a monitor that holds the
+same key file.
 
 The watermark (the `updated_at` instant up to which the syncer has delivered everything) lives here, so a
 monitor can restart anywhere and continue where the last one stopped.
@@ -11,7 +12,6 @@ monitor can restart anywhere and continue where the last one stopped.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, String, Table, Text, select
 
 from runlink.instants import format_instant
+from runlink.sealing import seal
 from runlink.tracker.models import INSTANT, metadata
 
 API_VERSIONS = ("v1", "v2", "auto")
@@ -75,54 +76,6 @@ class InstanceError(ValueError):
 
 def _now() -> str:
     return format_instant(datetime.now(timezone.utc))
-
-
-# ------------------------------------------------------------------ encryption at rest
-
-def key_path(home: Path) -> Path:
-    return home / "secret.key"
-
-
-def load_key(home: Path, create: bool = True) -> bytes | None:
-    """The Fernet key of this tracker home; created (0600 from the start) when missing and `create`."""
-    from cryptography.fernet import Fernet
-
-    path = key_path(home)
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        if not create:
-            return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker made it first
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
-
-
-def seal(home: Path, secret: str) -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet(load_key(home)).encrypt(secret.encode("utf-8")).decode("ascii")
-
-
-def unseal(home: Path, sealed: str) -> str:
-    """Decrypt with the key of `home` (the monitor's side, when it shares the tracker's home)."""
-    from cryptography.fernet import Fernet, InvalidToken
-
-    key = load_key(home, create=False)
-    if key is None:
-        raise InstanceError(f"no {key_path(home)}: cannot decrypt the stored credentials here "
-                            "(register them as a reference such as env:VAR instead)", "credentials")
-    try:
-        return Fernet(key).decrypt(sealed.encode("ascii")).decode("utf-8")
-    except InvalidToken:
-        raise InstanceError(f"{key_path(home)} does not decrypt the stored credentials (another key?)",
-                            "credentials") from None
 
 
 # ------------------------------------------------------------------ rows <-> API
