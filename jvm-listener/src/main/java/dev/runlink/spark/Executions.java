@@ -25,12 +25,12 @@ final class Executions {
     private static final int MAX = 10_000;
     private static final Map<Object, Execution> BY_QUERY =
         Collections.synchronizedMap(new WeakHashMap<Object, Execution>());
-    private static final Map<Long, String[]> STARTED = Collections.synchronizedMap(
-        new LinkedHashMap<Long, String[]>(64, 0.75f, false) {
+    private static final Map<Long, Started> STARTED = Collections.synchronizedMap(
+        new LinkedHashMap<Long, Started>(64, 0.75f, false) {
             private static final long serialVersionUID = 1L;
 
             @Override
-            protected boolean removeEldestEntry(Map.Entry<Long, String[]> eldest) {
+            protected boolean removeEldestEntry(Map.Entry<Long, Started> eldest) {
                 return size() > MAX; // executions that never ended (or ended unseen) age out
             }
         });
@@ -43,16 +43,32 @@ final class Executions {
     /** A RunlinkSparkListener in this JVM sees SQL executions: an execution not known yet is worth waiting for. */
     private static volatile boolean watched;
 
+    /** A running execution, listener thread only: its call-site strings and the task context of its work. */
+    private static final class Started {
+        final String description;
+        final String details;
+        Map<String, String> context;
+
+        Started(String description, String details, Map<String, String> context) {
+            this.description = description;
+            this.details = details;
+            this.context = context;
+        }
+    }
+
     /** What the query listener learns of one execution. */
     static final class Execution {
         final long id;
         private final String description;
         private final String details;
+        /** On a shared application, the Airflow context of the task that ran the query (else null). */
+        final Map<String, String> context;
 
-        Execution(long id, String description, String details) {
+        Execution(long id, String description, String details, Map<String, String> context) {
             this.id = id;
             this.description = description;
             this.details = details;
+            this.context = context;
         }
 
         /** The user's line that ran the query, or null when Spark's call site names none. */
@@ -63,10 +79,21 @@ final class Executions {
 
     private Executions() {}
 
-    /** Listener thread, at SQL execution start: keeps the call-site strings Spark already built. */
-    static void started(long executionId, String description, String details) {
+    /**
+     * Listener thread, at SQL execution start: keeps the call-site strings Spark already built, and the task context
+     * the session propagated (Spark Connect's session conf), if any.
+     */
+    static void started(long executionId, String description, String details, Map<String, String> context) {
         watched = true;
-        STARTED.put(executionId, new String[] {description, details});
+        STARTED.put(executionId, new Started(description, details, context));
+    }
+
+    /** Listener thread, at the start of one of the execution's jobs: its task context, when none is known yet. */
+    static void jobContext(long executionId, Map<String, String> context) {
+        Started started = STARTED.get(executionId);
+        if (started != null && started.context == null) {
+            started.context = context;
+        }
     }
 
     /** The Spark listener stopped (disabled): nobody will record executions any more. */
@@ -79,15 +106,15 @@ final class Executions {
 
     /** Listener thread, at SQL execution end. */
     static void ended(Object queryExecution, long executionId) {
-        String[] site = STARTED.remove(executionId);
+        Started started = STARTED.remove(executionId);
         if (queryExecution == null) {
             return;
         }
         if (BY_QUERY.size() >= MAX) {
             BY_QUERY.clear(); // only reached without a query listener taking them
         }
-        BY_QUERY.put(queryExecution, new Execution(executionId, site == null ? null : site[0],
-            site == null ? null : site[1]));
+        BY_QUERY.put(queryExecution, started == null ? new Execution(executionId, null, null, null)
+            : new Execution(executionId, started.description, started.details, started.context));
         synchronized (ARRIVAL) {
             ARRIVAL.notifyAll();
         }

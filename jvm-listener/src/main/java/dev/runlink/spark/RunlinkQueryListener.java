@@ -123,7 +123,7 @@ public class RunlinkQueryListener implements QueryExecutionListener {
             p.put("callsite", execution == null ? null : execution.callsite());
             p.put("listener", "jvm");
             agent.emit(new Event(Ids.randomEventId(), "sql_query", time, settings.context, Json.cap(appId, 255),
-                Json.cap(attemptId, 64), p));
+                Json.cap(attemptId, 64), p, execution == null ? null : execution.context));
         } catch (Throwable t) {
             fail(t);
         }

@@ -3,6 +3,7 @@ package dev.runlink.spark;
 import dev.runlink.spark.context.ContextNormalizer;
 import dev.runlink.spark.context.Ids;
 import dev.runlink.spark.context.Settings;
+import dev.runlink.spark.context.WorkContext;
 import dev.runlink.spark.delivery.Once;
 import dev.runlink.spark.plan.Reflect;
 import dev.runlink.spark.protocol.Event;
@@ -63,6 +64,7 @@ public class RunlinkSparkListener extends SparkListener {
     private final Map<Long, int[]> taskFailures = new HashMap<>();
     private final Map<Integer, int[]> jobStages = new HashMap<>();
     private final Map<Integer, List<Integer>> stageJobs = new HashMap<>();
+    private final JobContexts jobContexts = new JobContexts();
 
     public RunlinkSparkListener(SparkConf sparkConf) {
         try {
@@ -125,12 +127,18 @@ public class RunlinkSparkListener extends SparkListener {
     }
 
     private void emit(String type, String discriminator, long timeMillis, Map<String, Object> payload) {
+        emit(type, discriminator, timeMillis, payload, null);
+    }
+
+    /** {@code workContext}: the Airflow context of the task whose work this is, on a shared application. */
+    private void emit(String type, String discriminator, long timeMillis, Map<String, Object> payload,
+                      Map<String, String> workContext) {
         if (appId == null) {
             return; // every spark_* event needs its application; Spark sets spark.app.id before listeners start
         }
         String id = discriminator == null ? Ids.randomEventId() : Ids.eventId(sourceId, type, discriminator);
         agent.emit(new Event(id, type, Json.formatEpochMillis(timeMillis), settings.context, appId, attemptId,
-            payload));
+            payload, workContext));
     }
 
     @Override
@@ -209,15 +217,20 @@ public class RunlinkSparkListener extends SparkListener {
             }
             jobStages.put(jobId, stages);
             Properties props = event.properties();
+            Map<String, String> workContext = jobContexts.started(jobId, props);
+            Long executionId = ContextNormalizer.intOrNull(prop(props, "spark.sql.execution.id"));
+            if (workContext != null && executionId != null) {
+                Executions.jobContext(executionId, workContext);
+            }
             Map<String, Object> p = new LinkedHashMap<>();
             p.put("job_id", jobId);
             p.put("stage_ids", stageList);
             p.put("job_group", Json.cap(prop(props, "spark.jobGroup.id"), 1000));
             p.put("description", Json.cap(prop(props, "spark.job.description"), MAX_TEXT));
-            p.put("sql_execution_id", ContextNormalizer.intOrNull(prop(props, "spark.sql.execution.id")));
+            p.put("sql_execution_id", executionId);
             p.put("submission_time", Json.formatEpochMillis(event.time()));
             p.put("callsite", Json.cap(prop(props, "callSite.short"), 4096));
-            emit("spark_job.start", Integer.toString(jobId), event.time(), p);
+            emit("spark_job.start", Integer.toString(jobId), event.time(), p, workContext);
         } catch (Throwable t) {
             fail(t);
         }
@@ -231,6 +244,7 @@ public class RunlinkSparkListener extends SparkListener {
         try {
             int jobId = event.jobId();
             forgetJob(jobId);
+            Map<String, String> workContext = jobContexts.ended(jobId);
             Object result = event.jobResult();
             // JobSucceeded is a Scala object, JobFailed a case class with exception(): both by name
             boolean succeeded = result != null && result.getClass().getName().endsWith("JobSucceeded$");
@@ -242,7 +256,7 @@ public class RunlinkSparkListener extends SparkListener {
                 Object error = Reflect.call(result, "exception");
                 p.put("failure_reason", Json.cap(error == null ? str(result) : error.toString(), MAX_TEXT));
             }
-            emit("spark_job.end", Integer.toString(jobId), event.time(), p);
+            emit("spark_job.end", Integer.toString(jobId), event.time(), p, workContext);
             reportDrops();
         } catch (Throwable t) {
             fail(t);
@@ -338,7 +352,8 @@ public class RunlinkSparkListener extends SparkListener {
             List<Integer> jobs = stageJobs.get(stageId);
             p.put("job_ids", jobs == null ? new ArrayList<Integer>() : new ArrayList<>(jobs));
             p.put("metrics", metrics(info.taskMetrics()));
-            emit("spark_stage.completed", stageId + "." + attempt, completed == null ? now() : completed, p);
+            emit("spark_stage.completed", stageId + "." + attempt, completed == null ? now() : completed, p,
+                jobContexts.ofJobs(jobs));
         } catch (Throwable t) {
             fail(t);
         }
@@ -395,7 +410,7 @@ public class RunlinkSparkListener extends SparkListener {
                 Long id = Reflect.number(event, "executionId");
                 if (id != null) {
                     Executions.started(id, str(Reflect.call(event, "description")),
-                        str(Reflect.call(event, "details")));
+                        str(Reflect.call(event, "details")), propagatedContext(event));
                 }
             } else if (name.equals(SQL_EXECUTION_END)) {
                 Long id = Reflect.number(event, "executionId");
@@ -406,6 +421,16 @@ public class RunlinkSparkListener extends SparkListener {
         } catch (Throwable t) {
             fail(t);
         }
+    }
+
+    /**
+     * The context a Spark Connect session set as a session SQL conf: SQLExecutionStart lists the session's
+     * modified confs (Spark 3.1+, by name); null when absent (a classic session sets a local property instead,
+     * which its jobs carry).
+     */
+    private static Map<String, String> propagatedContext(SparkListenerEvent event) {
+        Object configs = Reflect.call(event, "modifiedConfigs");
+        return WorkContext.parse(str(Reflect.option(Reflect.callWith(configs, "get", WorkContext.PROPERTY))));
     }
 
     private static long stageKey(int stageId, int attempt) {
@@ -431,5 +456,9 @@ public class RunlinkSparkListener extends SparkListener {
 
     boolean isDisabled() {
         return disabled;
+    }
+
+    int jobContextsHeld() {
+        return jobContexts.size();
     }
 }

@@ -40,7 +40,7 @@ public class QueryListenerTest {
     }
 
     private List<JsonNode> report(String action, Object qe, Double durationMs, Exception error) {
-        return report(action, qe, new Executions.Execution(12L, "save at /jobs/etl.py:7", "/jobs/etl.py:7 in main"),
+        return report(action, qe, new Executions.Execution(12L, "save at /jobs/etl.py:7", "/jobs/etl.py:7 in main", null),
             durationMs, error);
     }
 
@@ -146,7 +146,7 @@ public class QueryListenerTest {
     @Test
     public void executionStartAndEndPairWithTheQueryExecution() {
         Object qe = new Object();
-        Executions.started(77L, "toPandas at /nb/report.py:3", "/nb/report.py:3 in <module>");
+        Executions.started(77L, "toPandas at /nb/report.py:3", "/nb/report.py:3 in <module>", null);
         Executions.ended(qe, 77L);
         Executions.Execution execution = Executions.take(qe);
         assertEquals(77L, execution.id);
@@ -164,7 +164,7 @@ public class QueryListenerTest {
         // track_session on a running session: the query listener hears of the execution before the Spark
         // listener records its end, so the worker finds nothing at first and waits for it
         final Object qe = FakePlans.v1Write();
-        Executions.started(91L, "save at /dags/late.py:5", "/dags/late.py:5 in main");
+        Executions.started(91L, "save at /dags/late.py:5", "/dags/late.py:5 in main", null);
         Thread sparkListener = new Thread(() -> {
             while (!Thread.currentThread().isInterrupted()) {
                 if (worker != null && worker.getState() == Thread.State.TIMED_WAITING) {

@@ -108,10 +108,15 @@ public final class Settings {
         if (raw.isEmpty()) {
             raw = ContextNormalizer.fromEnv(env, "");
         }
-        for (Map.Entry<String, String> e : raw.entrySet()) { // the schema's caps: one long value must not sink a batch
+        cap(raw);
+        return raw;
+    }
+
+    /** The schema's caps on a raw context, in place: one long value must not sink a batch. */
+    static void cap(Map<String, String> raw) {
+        for (Map.Entry<String, String> e : raw.entrySet()) {
             e.setValue(Json.cap(e.getValue(), CONTEXT_CAPS.get(e.getKey())));
         }
-        return raw;
     }
 
     /** spark.runlink.* key, then spark.env.NAME, then $NAME, then each alias the same way. */

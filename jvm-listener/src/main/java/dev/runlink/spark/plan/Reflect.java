@@ -85,7 +85,7 @@ public final class Reflect {
     }
 
     /** target.name(arg) for a one-parameter method taking Object (erased Scala generics, e.g. Map.get), or null. */
-    static Object callWith(Object target, String name, Object arg) {
+    public static Object callWith(Object target, String name, Object arg) {
         if (target == null) {
             return null;
         }

@@ -14,9 +14,20 @@ public final class Event {
     private final String appId;
     private final String attemptId;
     private final Map<String, Object> payload;
+    private final Map<String, String> workContext;
 
     public Event(String id, String type, String time, Map<String, String> context, String appId, String attemptId,
           Map<String, Object> payload) {
+        this(id, type, time, context, appId, attemptId, payload, null);
+    }
+
+    /**
+     * {@code workContext}: on an application shared by several Airflow tasks, the raw context of the task whose
+     * job, stage or query this is (the wire's optional {@code work_context}); null for the application's own.
+     */
+    public Event(String id, String type, String time, Map<String, String> context, String appId, String attemptId,
+          Map<String, Object> payload, Map<String, String> workContext) {
+        this.workContext = workContext;
         this.id = id;
         this.type = type;
         this.time = time;
@@ -42,6 +53,9 @@ public final class Event {
             spark.put("app_id", appId);
             spark.put("attempt_id", attemptId);
             out.put("spark", spark);
+        }
+        if (workContext != null && !workContext.isEmpty()) {
+            out.put("work_context", workContext);
         }
         out.put("payload", payload);
         return out;
