@@ -12,7 +12,7 @@ from runlink import delivery
 from runlink.config import ENV_ALIASES
 from runlink.context import ENV_KEYS
 
-from .helpers import HangingServer, RecordingServer
+from .servers import HangingServer, RecordingServer
 
 _VARS = [*ENV_ALIASES, *(a for aliases in ENV_ALIASES.values() for a in aliases), *ENV_KEYS,
          "RUNLINK_HOME", "RUNLINK_FLUSH_TIMEOUT"]

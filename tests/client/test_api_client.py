@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from runlink.api_client import TrackerClient, TrackerError
-
-from .helpers import free_port
+from runlink.tracker.process import free_port
 
 
 class _HtmlHandler(BaseHTTPRequestHandler):

@@ -12,8 +12,9 @@ import pytest
 
 from runlink import config, delivery
 from runlink.config import DEFAULT_URL, load
+from support.waiting import wait_for
 
-from .helpers import RecordingServer, wait_until
+from .servers import RecordingServer
 
 
 def test_defaults(clean_env: Path) -> None:
@@ -91,7 +92,7 @@ def test_token_from_file_is_sent_but_never_logged(clean_env: Path, server: Recor
         import runlink
 
         runlink.log_metric("k", 1)
-        wait_until(lambda: server.requests, timeout=10)
+        wait_for(lambda: server.requests, deadline_s=10)
         client.flush(5)
     assert server.requests[0]["headers"]["Authorization"] == "Bearer file-secret-xyz"
     assert "file-secret-xyz" not in caplog.text and "HTTP 401" in caplog.text

@@ -18,8 +18,10 @@ from runlink.config import Config
 from runlink.delivery import Client, NoopClient
 from runlink.protocol import make_event
 from runlink.spool import Spool, spool_key
+from runlink.tracker.process import free_port
+from support.waiting import wait_for
 
-from .helpers import HangingServer, RecordingServer, free_port, wait_until
+from .servers import HangingServer, RecordingServer
 
 
 def _config(url: str, home: Path, **changes: object) -> Config:
@@ -64,7 +66,7 @@ def test_batches_are_bounded_by_bytes(server: RecordingServer, clean_env: Path) 
 def test_time_bound_sends_a_lone_event_without_flush(server: RecordingServer, clean_env: Path) -> None:
     client = Client(_config(server.url, clean_env, batch_interval_s=0.1))
     client.emit(_metric(1))
-    wait_until(lambda: server.accepted_events(), timeout=5)
+    wait_for(lambda: server.accepted_events(), deadline_s=5)
 
 
 def test_sdk_events_are_completed_and_validated_off_thread(server: RecordingServer, clean_env: Path,
@@ -103,7 +105,7 @@ def test_5xx_and_429_are_retried_with_backoff(server: RecordingServer, clean_env
     server.statuses.extend([503, 429, 500])
     client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
     client.emit(_metric(1))
-    wait_until(lambda: client.sent == 1, timeout=10)  # the client saw the 202 (not only the server sent it)
+    wait_for(lambda: client.sent == 1, deadline_s=10)  # the client saw the 202 (not only the server sent it)
     assert [r["status"] for r in server.requests] == [503, 429, 500, 202]
     assert client.send_errors == 3 and client.sent == 1 and client.spooled == 0
 
@@ -114,7 +116,7 @@ def test_4xx_is_not_retried_and_is_logged_without_the_token(server: RecordingSer
     client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
     with caplog.at_level(logging.DEBUG):
         client.emit(_metric(1))
-        wait_until(lambda: client.quarantined == 1, timeout=10)
+        wait_for(lambda: client.quarantined == 1, deadline_s=10)
         assert client.flush(5)
     with_metric = [r for r in server.requests if any(e["type"] == "metric" for e in r["events"])]
     assert [r["status"] for r in with_metric] == [401]  # tried once, never again
@@ -132,7 +134,7 @@ def test_full_queue_drops_and_counts_and_never_blocks(hanging: HangingServer, cl
     # The sender is stuck on a tracker that never answers, so nothing leaves the queue.
     client = Client(_config(hanging.url, clean_env, queue_size=100, batch_size=10, request_timeout_s=30))
     assert client.emit(_metric(0))
-    wait_until(lambda: hanging.connections, timeout=10)  # the sender is now blocked in its POST
+    wait_for(lambda: hanging.connections, deadline_s=10)  # the sender is now blocked in its POST
     accepted, costs = 0, []
     events = [_metric(i) for i in range(1, 5001)]
     for event in events:
@@ -154,7 +156,7 @@ def test_flush_is_bounded_against_a_hanging_tracker(hanging: HangingServer, clea
     client = Client(_config(hanging.url, clean_env, request_timeout_s=60, batch_size=10))
     for i in range(10):
         client.emit(_metric(i))
-    wait_until(lambda: hanging.connections, timeout=10)  # the sender is inside a 60 s request already
+    wait_for(lambda: hanging.connections, deadline_s=10)  # the sender is inside a 60 s request already
     for i in range(10, 100):
         client.emit(_metric(i))
     start = time.monotonic()
@@ -174,9 +176,9 @@ def test_tracker_down_spools_then_the_same_client_replays_when_it_is_back(clean_
     assert client.spooled >= 50 and client.sent == 0
     server = RecordingServer(port)
     try:
-        wait_until(lambda: {f"m{i}" for i in range(50)} <= {e["payload"].get("key") for e in
-                                                             server.accepted_events()}, timeout=15)
-        wait_until(lambda: os.listdir(_spool_dir(clean_env, server.url)) == [], timeout=5)
+        wait_for(lambda: {f"m{i}" for i in range(50)} <= {e["payload"].get("key") for e in
+                                                             server.accepted_events()}, deadline_s=15)
+        wait_for(lambda: os.listdir(_spool_dir(clean_env, server.url)) == [], deadline_s=5)
         assert client.replayed >= 50
     finally:
         server.stop()
@@ -199,7 +201,7 @@ def test_a_later_process_replays_the_spool_of_an_earlier_one(child_env: dict, cl
     server = RecordingServer(port)
     try:
         client = Client(_config(server.url, clean_env))
-        wait_until(lambda: os.listdir(spool.directory) == [], timeout=15)  # claimed files gone too
+        wait_for(lambda: os.listdir(spool.directory) == [], deadline_s=15)  # claimed files gone too
         keys = {e["payload"].get("key") for e in server.accepted_events() if e["type"] == "metric"}
         assert keys == {f"m{i}" for i in range(200)}
         health = [e for e in server.accepted_events() if e["type"] == "agent_health"]

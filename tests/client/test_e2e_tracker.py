@@ -20,8 +20,11 @@ from typing import Any
 from runlink.config import Config
 from runlink.delivery import Client
 from runlink.spool import Spool, spool_key
+from runlink.tracker.process import free_port
+from support.tracker import Tracker
+from support.waiting import wait_for
 
-from .helpers import HangingServer, TrackerProcess, free_port, wait_until
+from .servers import HangingServer
 
 LOGGER = textwrap.dedent("""
     import sys, runlink
@@ -82,17 +85,17 @@ def test_a_tracker_down_while_logging_then_up_on_the_same_port_loses_nothing(chi
             os.environ.pop(name, None)
 
     # 3. The tracker comes up on the same port: the live client finds it and replays every spool file.
-    tracker = TrackerProcess(port, clean_env)
+    tracker = Tracker(clean_env, port=port).start()
     try:
         expected = {f"child_{i}": i for i in range(300)} | {f"parent_{i}": i for i in range(200)}
 
         def all_metrics() -> bool:
-            return _attempt_metrics(lambda p, **q: tracker.get_json(p, token, **q), dag_id)[1] == expected
+            return _attempt_metrics(lambda p, **q: tracker.get_json(p, token=token, **q), dag_id)[1] == expected
 
-        wait_until(all_metrics, timeout=60, interval=0.2)
-        attempts, _ = _attempt_metrics(lambda p, **q: tracker.get_json(p, token, **q), dag_id)
+        wait_for(all_metrics, deadline_s=60, interval_s=0.2)
+        attempts, _ = _attempt_metrics(lambda p, **q: tracker.get_json(p, token=token, **q), dag_id)
         assert len(attempts) == 1 and attempts[0]["task_id"] == "t"
-        wait_until(lambda: not [n for n in os.listdir(spool.directory)], timeout=30)
+        wait_for(lambda: not [n for n in os.listdir(spool.directory)], deadline_s=30)
         assert client.replayed >= 500
     finally:
         tracker.stop()
@@ -134,7 +137,7 @@ def test_c_two_processes_two_spellings_one_task_attempt(tracker: Any, child_env:
     def landed() -> bool:
         return _attempt_metrics(tracker.get_json, dag_id)[1] == expected
 
-    wait_until(landed, timeout=30, interval=0.1)
+    wait_for(landed, deadline_s=30, interval_s=0.1)
     runs = tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]
     assert len(runs) == 1
     attempts, _ = _attempt_metrics(tracker.get_json, dag_id)
@@ -152,7 +155,7 @@ def test_agent_health_at_exit_reaches_the_tracker(tracker: Any, child_env: dict,
     proc = subprocess.Popen([sys.executable, "-c", LOGGER, "k", "10"], env=env, stderr=subprocess.PIPE, text=True)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    wait_until(lambda: len(_attempt_metrics(tracker.get_json, dag_id)[1]) == 10, timeout=30)
+    wait_for(lambda: len(_attempt_metrics(tracker.get_json, dag_id)[1]) == 10, deadline_s=30)
     engine = create_engine(tracker.db_url)
     try:
         def report() -> Any:
@@ -160,7 +163,7 @@ def test_agent_health_at_exit_reaches_the_tracker(tracker: Any, child_env: dict,
                 return conn.execute(text("SELECT events_sent, events_dropped, events_spooled, send_errors, reason "
                                          "FROM agent_health WHERE pid = :pid"), {"pid": proc.pid}).all()
 
-        rows = wait_until(report, timeout=30)
+        rows = wait_for(report, deadline_s=30)
         assert [tuple(r) for r in rows] == [(10, 0, 0, 0, "exit")]
     finally:
         engine.dispose()

@@ -20,8 +20,10 @@ from runlink.config import Config
 from runlink.delivery import QUARANTINE_AFTER, Client
 from runlink.protocol import make_event
 from runlink.spool import Spool, spool_key
+from runlink.tracker.process import free_port
+from support.waiting import wait_for
 
-from .helpers import RecordingServer, free_port, wait_until
+from .servers import RecordingServer
 
 
 def _config(url: str, home: Path, **changes: object) -> Config:
@@ -95,7 +97,7 @@ def test_a_4xx_on_replay_is_quarantined_with_its_reason_and_the_cli_requeues_it(
     assert spool.write(_body("refused"), 1)
     server.status_for = lambda events: 422 if "refused" in {e["payload"].get("key") for e in events or ()} else None
     client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
-    wait_until(lambda: client.quarantined == 1, timeout=10)
+    wait_for(lambda: client.quarantined == 1, deadline_s=10)
     assert spool.pending() == []
     assert len([r for r in server.requests if r["status"] == 422]) == 1  # tried once: a 4xx is never retried
     assert client.close(5)
@@ -116,7 +118,7 @@ def test_a_4xx_on_replay_is_quarantined_with_its_reason_and_the_cli_requeues_it(
     assert requeued.returncode == 0 and "requeued 1 batches" in requeued.stdout, requeued.stderr
     server.status_for = None  # the cause is fixed
     client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
-    wait_until(lambda: "refused" in _keys(server), timeout=10)
+    wait_for(lambda: "refused" in _keys(server), deadline_s=10)
     assert spool.pending() == [] and spool.quarantined() == []
     client.close(2)
 
@@ -128,7 +130,7 @@ def test_an_unreachable_tracker_gets_the_burst_spooled_at_once(clean_env: Path) 
         while not client.emit(make_event("metric", {"key": f"m{i}", "value": i})):
             raise AssertionError(f"dropped event {i}: the queue filled behind retries")
         if i % 500 == 499:
-            wait_until(lambda: client.queue_size() < 500, timeout=10)
+            wait_for(lambda: client.queue_size() < 500, deadline_s=10)
     assert client.flush(10)
     assert client.dropped == 0 and client.spooled >= 5000
     assert client.send_errors <= 5  # probes after backoff, not a retry loop per batch

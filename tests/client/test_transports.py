@@ -9,9 +9,10 @@ import time
 import pytest
 
 from runlink.protocol import make_event
+from runlink.tracker.process import free_port
 from runlink.transports import FileTransport, HttpTransport, Outcome, classify_status
 
-from .helpers import HangingServer, RecordingServer, free_port
+from .servers import HangingServer, RecordingServer
 
 
 def _body(n: int = 2) -> bytes:

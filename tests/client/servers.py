@@ -10,30 +10,10 @@ import gzip
 import json
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on (connection refused until someone binds it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll `condition` until it is truthy; fail with a clear message at the deadline (no blind sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -147,54 +127,3 @@ class HangingServer:
         self.sock.close()
         for conn in self.connections:
             conn.close()
-
-
-class TrackerProcess:
-    """A real `runlink server` on a port chosen by the test (so it can come up where a client already points)."""
-
-    def __init__(self, port: int, home: Any, start_deadline_s: float = 60.0) -> None:
-        import os
-        import subprocess
-        import sys
-
-        import requests
-
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        self.log_path = home / "server.log"
-        args = [sys.executable, "-m", "runlink", "server", "--host", "127.0.0.1", "--port", str(port),
-                "--home", str(home), "--db", f"sqlite:///{home / 'runlink.db'}"]
-        env = {**os.environ, "RUNLINK_HOME": str(home)}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-
-        def healthy() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tracker exited:\n{self.log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(healthy, timeout=start_deadline_s, interval=0.05)
-
-    def get_json(self, path: str, token: str, **params: Any) -> Any:
-        import requests
-
-        response = requests.get(self.url + path, params=params, headers={"Authorization": f"Bearer {token}"},
-                                timeout=30)
-        assert response.status_code == 200, (response.status_code, response.text[:1000])
-        return response.json()
-
-    def stop(self) -> None:
-        import subprocess
-
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
