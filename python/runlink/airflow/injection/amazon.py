@@ -131,20 +131,21 @@ def inject_emr_job(driver: Any, overrides: Any, raw: dict[str, str], remote_jar:
     return driver, overrides
 
 
-def inject_emr_serverless(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
+def _inject_emr_task(task: Any, raw: dict[str, str], remote_jar: str | None, undo: Undo, driver_key: str) -> None:
+    """An EMR job operator's `job_driver` and `configuration_overrides` (copies) injected, set with undo."""
     driver, overrides = inject_emr_job(copied(getattr(task, "job_driver", None)),
                                        copied(getattr(task, "configuration_overrides", None)),
-                                       raw, settings.remote_jar, "sparkSubmit")
+                                       raw, remote_jar, driver_key)
     undo.set_attr(task, "job_driver", driver)
     undo.set_attr(task, "configuration_overrides", overrides)
+
+
+def inject_emr_serverless(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
+    _inject_emr_task(task, raw, settings.remote_jar, undo, "sparkSubmit")
 
 
 def inject_emr_containers(task: Any, raw: dict[str, str], settings: Any, undo: Undo) -> None:
-    driver, overrides = inject_emr_job(copied(getattr(task, "job_driver", None)),
-                                       copied(getattr(task, "configuration_overrides", None)),
-                                       raw, settings.remote_jar, "sparkSubmitJobDriver")
-    undo.set_attr(task, "job_driver", driver)
-    undo.set_attr(task, "configuration_overrides", overrides)
+    _inject_emr_task(task, raw, settings.remote_jar, undo, "sparkSubmitJobDriver")
 
 
 # ------------------------------------------------------------------ Glue

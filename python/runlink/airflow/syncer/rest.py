@@ -56,6 +56,43 @@ def _instant(moment: datetime) -> str:
     return format_instant(moment)
 
 
+def _dag_record(raw: dict[str, Any], *, schedule: Any, next_run_date: Any, is_stale: Any) -> dict[str, Any]:
+    """A DAG as the sync records it; the fields the two API versions spell differently come from the caller."""
+    return {
+        "dag_id": raw["dag_id"],
+        "description": raw.get("description"),
+        "schedule": schedule,
+        "owners": raw.get("owners") or [],
+        "tags": sorted(t["name"] if isinstance(t, dict) else str(t) for t in raw.get("tags") or []),
+        "fileloc": raw.get("fileloc"),
+        "is_paused": raw.get("is_paused"),
+        "next_run_date": next_run_date,
+        "is_stale": is_stale,
+        "last_parsed_time": raw.get("last_parsed_time"),
+    }
+
+
+def _run_record(raw: dict[str, Any], *, logical_date: Any, triggered_by: Any = None, queued_at: Any = None,
+                run_after: Any = None) -> dict[str, Any]:
+    """A DAG run as the sync records it; the fields the two API versions spell differently come from the caller."""
+    return {
+        "dag_id": raw["dag_id"],
+        "dag_run_id": raw["dag_run_id"],
+        "logical_date": logical_date,
+        "state": raw.get("state"),
+        "start_date": raw.get("start_date"),
+        "end_date": raw.get("end_date"),
+        "run_type": raw.get("run_type"),
+        "conf": raw.get("conf"),
+        "data_interval_start": raw.get("data_interval_start"),
+        "data_interval_end": raw.get("data_interval_end"),
+        "triggered_by": triggered_by,
+        "note": raw.get("note"),
+        "queued_at": queued_at,
+        "run_after": run_after,
+    }
+
+
 class AirflowClient:
     """Shared transport: session, retries on connection errors and 5xx, auth refresh on 401."""
 
@@ -301,36 +338,13 @@ class AirflowV2(AirflowClient):
             offset += len(items)
 
     def _dag(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "dag_id": raw["dag_id"],
-            "description": raw.get("description"),
-            "schedule": raw.get("timetable_summary") or raw.get("timetable_description"),
-            "owners": raw.get("owners") or [],
-            "tags": sorted(t["name"] if isinstance(t, dict) else str(t) for t in raw.get("tags") or []),
-            "fileloc": raw.get("fileloc"),
-            "is_paused": raw.get("is_paused"),
-            "next_run_date": raw.get("next_dagrun_logical_date") or raw.get("next_dagrun_run_after"),
-            "is_stale": raw.get("is_stale"),
-            "last_parsed_time": raw.get("last_parsed_time"),
-        }
+        return _dag_record(raw, schedule=raw.get("timetable_summary") or raw.get("timetable_description"),
+                           next_run_date=raw.get("next_dagrun_logical_date") or raw.get("next_dagrun_run_after"),
+                           is_stale=raw.get("is_stale"))
 
     def _run(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "dag_id": raw["dag_id"],
-            "dag_run_id": raw["dag_run_id"],
-            "logical_date": raw.get("logical_date"),
-            "state": raw.get("state"),
-            "start_date": raw.get("start_date"),
-            "end_date": raw.get("end_date"),
-            "run_type": raw.get("run_type"),
-            "conf": raw.get("conf"),
-            "data_interval_start": raw.get("data_interval_start"),
-            "data_interval_end": raw.get("data_interval_end"),
-            "triggered_by": raw.get("triggered_by"),
-            "note": raw.get("note"),
-            "queued_at": raw.get("queued_at"),
-            "run_after": raw.get("run_after"),
-        }
+        return _run_record(raw, logical_date=raw.get("logical_date"), triggered_by=raw.get("triggered_by"),
+                           queued_at=raw.get("queued_at"), run_after=raw.get("run_after"))
 
 
 class AirflowV1(AirflowClient):
@@ -394,36 +408,12 @@ class AirflowV1(AirflowClient):
         interval = raw.get("schedule_interval")
         if isinstance(interval, dict):
             schedule = interval.get("value") or schedule
-        return {
-            "dag_id": raw["dag_id"],
-            "description": raw.get("description"),
-            "schedule": schedule,
-            "owners": raw.get("owners") or [],
-            "tags": sorted(t["name"] if isinstance(t, dict) else str(t) for t in raw.get("tags") or []),
-            "fileloc": raw.get("fileloc"),
-            "is_paused": raw.get("is_paused"),
-            "next_run_date": raw.get("next_dagrun"),
-            "is_stale": not raw.get("is_active", True),
-            "last_parsed_time": raw.get("last_parsed_time"),
-        }
+        return _dag_record(raw, schedule=schedule, next_run_date=raw.get("next_dagrun"),
+                           is_stale=not raw.get("is_active", True))
 
     def _run(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "dag_id": raw["dag_id"],
-            "dag_run_id": raw["dag_run_id"],
-            "logical_date": raw.get("logical_date") or raw.get("execution_date"),
-            "state": raw.get("state"),
-            "start_date": raw.get("start_date"),
-            "end_date": raw.get("end_date"),
-            "run_type": raw.get("run_type"),
-            "conf": raw.get("conf"),
-            "data_interval_start": raw.get("data_interval_start"),
-            "data_interval_end": raw.get("data_interval_end"),
-            "triggered_by": None,
-            "note": raw.get("note"),
-            "queued_at": None,
-            "run_after": None,
-        }
+        # 2.11 has no triggered_by, queued_at or run_after on a DAG run
+        return _run_record(raw, logical_date=raw.get("logical_date") or raw.get("execution_date"))
 
 
 def detect_version(url: str, timeout_s: float = 10.0) -> str:
