@@ -16,7 +16,8 @@ from runlink.protocol.events import validate_batch
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "jvm-listener" / "build" / "test-events" / "jvm-events.json"
 JVM_TYPES = {"spark_app.start", "spark_app.end", "spark_job.start", "spark_job.end", "spark_stage.completed",
-             "spark_executor", "sql_query", "agent_health"}
+             "spark_executor", "sql_query", "agent_health", "spark_streaming_query.start",
+             "spark_streaming_query.progress", "spark_streaming_query.end"}
 
 
 def _samples() -> dict:
