@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from runlink.spark.conf import (
@@ -25,8 +26,9 @@ __all__ = [
 ]
 
 
-def track_session(spark: Any) -> Any:
-    """Attach tracking to a running SparkSession (see `runlink.spark.session.track_session`)."""
+def track_session(spark: Any, context: Mapping[str, object] | None = None) -> Any:
+    """Attach tracking to a running SparkSession (classic or Spark Connect) and link the work it runs from here on
+    to this Airflow task (see `runlink.spark.session.track_session`)."""
     from runlink.spark.session import track_session as _track
 
-    return _track(spark)
+    return _track(spark, context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ class Tracking:
     jar, else by the PySpark listener (`pyspark_listener`, then in `listener`)."""
 
     app_id: str
+    #: the `spark.runlink.context` value set by the last call (Spark Connect: on the session; classic: on the
+    #: calling thread), None when none was set
+    work_context: str | None = None
     jvm_listener: bool = False
     jvm_query_listener: bool = False
     pyspark_listener: bool = False
@@ -94,38 +98,94 @@ def client_for(spark_conf: dict[str, str]) -> Any:
         return client
 
 
-def track_session(spark: Any) -> Tracking:
-    """Attach tracking to a running SparkSession; idempotent (a second call returns the first result).
+def track_session(spark: Any, context: Mapping[str, object] | None = None) -> Tracking:
+    """Attach tracking to a running SparkSession, and link the work it runs from here on to this Airflow task.
 
     - JVM listeners: nothing to do when the session was created with `runlink.spark.conf()`; otherwise they
       are registered through py4j if the jar is on the driver's classpath, and a clear warning says what to
-      do when it is not.
+      do when it is not (once per application: later calls return the first result).
     - Python call sites: DataFrame actions are wrapped so that Spark, and so the query listener, knows the
       user's line.
     - The PySpark QueryExecutionListener reports the queries when no JVM query listener can (it needs only
       py4j's callback server).
+    - On a shared application (a Spark Connect server, a cluster other tasks use too), each job, stage and query
+      is linked to the task that caused it: the task's raw context (`context`, else this process's AIRFLOW_CTX_*)
+      is set as `spark.runlink.context` on a Spark Connect session's conf, or on the calling thread of a classic
+      session (a local property: other threads keep theirs). Call it in each task.
     Never raises: tracking problems are logged, the user's session is untouched.
     """
+    from runlink.context import from_env
+
+    raw = dict(context) if context is not None else from_env()
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        return _track_connect(spark, raw)
     try:
         sc = spark.sparkContext
         app_id = str(sc.applicationId)
-    except Exception as exc:  # Spark Connect: no driver in this process to attach to
+    except Exception as exc:  # no driver in this process to attach to
         result = Tracking(app_id="", messages=[
             f"runlink: cannot attach to this session ({type(exc).__name__}: {exc}); with Spark Connect, start "
             "the Spark Connect server with runlink.spark.conf() instead"])
         log.warning(result.messages[0])
         return result
     with _lock:
-        if app_id in _tracked:
-            return _tracked[app_id]
-        result = Tracking(app_id=app_id)
-        try:
-            _attach(spark, sc, result)
-        except Exception as exc:  # never hurt the user's session
-            result.messages.append(f"runlink: tracking could not be attached: {exc!r}")
-            log.warning(result.messages[-1])
-        _tracked[app_id] = result
+        result = _tracked.get(app_id)
+        if result is None:
+            result = Tracking(app_id=app_id)
+            try:
+                _attach(spark, sc, result)
+            except Exception as exc:  # never hurt the user's session
+                result.messages.append(f"runlink: tracking could not be attached: {exc!r}")
+                log.warning(result.messages[-1])
+            _tracked[app_id] = result
+    _scope_thread(sc, raw, result)
+    return result
+
+
+def _track_connect(spark: Any, raw: dict[str, Any]) -> Tracking:
+    """Spark Connect: the server's listeners (started with runlink's conf) report; this session's SQL conf names
+    the task, and every SQL execution propagates it to its jobs."""
+    from runlink.spark.job_context import PROPERTY, encode
+
+    try:
+        app_id = str(spark.conf.get("spark.app.id", "") or "")
+    except Exception:
+        app_id = ""
+    result = Tracking(app_id=app_id)
+    value = encode(raw)
+    if value is None:
+        result.messages.append("runlink: no Airflow context to set on this Spark Connect session (outside an "
+                               "Airflow task, pass context=...): its work stays with the server's application")
+        log.info(result.messages[-1])
         return result
+    try:
+        spark.conf.set(PROPERTY, value)
+        result.work_context = value
+    except Exception as exc:  # an old server, a closed session: never hurt the user's code
+        result.messages.append(f"runlink: cannot set {PROPERTY} on this Spark Connect session: {exc!r}")
+        log.warning(result.messages[-1])
+    return result
+
+
+def _scope_thread(sc: Any, raw: dict[str, Any], result: Tracking) -> None:
+    """Classic session: the task's context as a local property of the calling thread, which Spark copies into
+    each job it starts (PySpark pins a JVM thread to each Python thread). Skipped when the application already
+    belongs to this task (its conf names the same context): its events say so already."""
+    from runlink.context import ENV_KEYS, normalize
+    from runlink.spark.job_context import PROPERTY, encode
+
+    value = encode(raw)
+    if value is None:
+        return
+    try:
+        conf_map = dict(sc.getConf().getAll())
+        own = {key: conf_map[f"spark.env.{name}"] for name, key in ENV_KEYS.items() if f"spark.env.{name}" in conf_map}
+        if own and normalize(own) == normalize(raw):
+            return
+        sc.setLocalProperty(PROPERTY, value)
+        result.work_context = value
+    except Exception as exc:  # a stopped context, a bad date in the context: never hurt the user's code
+        log.warning("runlink: cannot set %s on this thread: %r", PROPERTY, exc)
 
 
 def _attach(spark: Any, sc: Any, result: Tracking) -> None:
