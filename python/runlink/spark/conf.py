@@ -15,11 +15,17 @@ from runlink.context import ENV_KEYS
 
 SPARK_LISTENER = "dev.runlink.spark.RunlinkSparkListener"
 QUERY_LISTENER = "dev.runlink.spark.RunlinkQueryListener"
+STREAMING_LISTENER = "dev.runlink.spark.RunlinkStreamingListener"
 BRIDGE = "dev.runlink.spark.PythonBridge"
 JAR_NAME = "runlink-spark-listener.jar"
 
 #: comma-separated keys runlink appends to (the user's entries stay first, nothing is duplicated)
-LIST_KEYS = ("spark.jars", "spark.extraListeners", "spark.sql.queryExecutionListeners")
+LIST_KEYS = (
+    "spark.jars",
+    "spark.extraListeners",
+    "spark.sql.queryExecutionListeners",
+    "spark.sql.streaming.streamingQueryListeners",
+)
 URL_KEY = "spark.runlink.url"
 TOKEN_KEY = "spark.runlink.token"
 TRACKING_KEY = "spark.runlink.tracking"
@@ -107,9 +113,10 @@ def conf(
 ) -> dict[str, str]:
     """The Spark conf entries to apply on top of `existing` so that the application is tracked.
 
-    - `spark.jars`, `spark.extraListeners`, `spark.sql.queryExecutionListeners`: the user's value with ours
-      appended (never duplicated). `jar_uri` replaces the local jar path for remote clusters (s3://, gs://,
-      dbfs:/ ...), where the driver cannot see this machine's files.
+    - `spark.jars`, `spark.extraListeners`, `spark.sql.queryExecutionListeners`,
+      `spark.sql.streaming.streamingQueryListeners`: the user's value with ours appended (never duplicated).
+      `jar_uri` replaces the local jar path for remote clusters (s3://, gs://, dbfs:/ ...), where the driver
+      cannot see this machine's files.
     - `spark.env.AIRFLOW_CTX_*` from `context` (raw keys or AIRFLOW_CTX_* names) or this process's environment.
     - `spark.runlink.url` and `spark.runlink.tracking` (explicit > environment > defaults).
     - `spark.runlink.token` only when `token` is passed explicitly: the token is a secret, and a driver on
@@ -126,6 +133,9 @@ def conf(
     out["spark.extraListeners"] = append_list(existing.get("spark.extraListeners"), SPARK_LISTENER)
     out["spark.sql.queryExecutionListeners"] = append_list(
         existing.get("spark.sql.queryExecutionListeners"), QUERY_LISTENER
+    )
+    out["spark.sql.streaming.streamingQueryListeners"] = append_list(
+        existing.get("spark.sql.streaming.streamingQueryListeners"), STREAMING_LISTENER
     )
 
     env_names = {key: name for name, key in ENV_KEYS.items()}
