@@ -252,6 +252,9 @@ spark_jobs = Table(
     Column("result", String(16)),
     Column("failure_reason", Text),
     Column("end_stamp", String(STAMP)),
+    #: on a shared application, the context of the task that ran the job (the event's work_context); None: the
+    #: application's own (migration 0011)
+    Column("context_id", String(ID)),
     sqlite_with_rowid=False,  # one b-tree (the key) instead of a rowid table plus a key index
 )
 
@@ -272,7 +275,18 @@ spark_stages = Table(
     Column("job_ids", Text),
     *(Column(name, BigInteger) for name in STAGE_METRICS),
     Column("stamp", String(STAMP), nullable=False),
+    Column("context_id", String(ID)),  # as spark_jobs.context_id: its job's task, on a shared application
     sqlite_with_rowid=False,  # clustered by (app, stage, attempt): a run tree reads one app's stages in order
+)
+
+#: the contexts of the tasks whose work ran on a shared application (migration 0011): a task's tree finds the
+#: application here, the application's page lists its users
+spark_app_contexts = Table(
+    "spark_app_contexts",
+    metadata,
+    Column("spark_app_pk", String(ID), primary_key=True),
+    Column("context_id", String(ID), primary_key=True),
+    Index("ix_spark_app_contexts_context", "context_id"),
 )
 
 spark_executors = Table(
@@ -306,6 +320,38 @@ sql_queries = Table(
     Column("listener", String(32)),
     Column("time", String(INSTANT)),
     Index("ix_sql_queries_app", "spark_app_pk"),
+)
+
+#: one row per Structured Streaming query run, under its Spark application (and, through the context, its attempt):
+#: totals are cumulative on the wire (merged by max), rates and the failure come from the latest event that had them
+streaming_queries = Table(
+    "streaming_queries",
+    metadata,
+    Column("spark_app_pk", String(ID), primary_key=True),
+    Column("run_id", String(64), primary_key=True),
+    Column("query_id", String(64), nullable=False),
+    Column("context_id", String(ID)),
+    Column("name", String(255)),
+    Column("state", String(16), nullable=False),
+    Column("start_time", String(INSTANT)),
+    Column("end_time", String(INSTANT)),
+    Column("total_batches", BigInteger),
+    Column("total_input_rows", BigInteger),
+    Column("total_batch_ms", BigInteger),
+    Column("max_batch_ms", BigInteger),
+    Column("latest_batch_id", BigInteger),
+    Column("input_rows_per_s", Float),
+    Column("processed_rows_per_s", Float),
+    Column("watermark", String(64)),
+    Column("state_rows", BigInteger),
+    Column("sources", Text),
+    Column("sink", Text),
+    Column("error", Text),
+    Column("intervals", Integer),
+    Column("start_stamp", String(STAMP)),
+    Column("progress_stamp", String(STAMP)),
+    Column("end_stamp", String(STAMP)),
+    Index("ix_streaming_queries_context", "context_id"),
 )
 
 datasets = Table(
