@@ -13,67 +13,19 @@ server answers, PostgreSQL-parametrized tests are skipped and say why; SQLite on
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
+from support.postgres import create_database, drop_database
 from support.tracker import Tracker, start_tracker
 
-PG_HOST = os.environ.get("RUNLINK_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("RUNLINK_TEST_PG_PORT", "5432"))
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 # ------------------------------------------------------------------ PostgreSQL
-
-_pg_probe: dict[str, Any] = {}
-
-
-def postgres_admin_url() -> str | None:
-    """URL of the `test` database as a user that may create databases, or None (reason in `_pg_probe`)."""
-    if "url" in _pg_probe:
-        return _pg_probe["url"]
-    import psycopg
-
-    errors = []
-    for user in ("postgres", "root"):
-        url = f"postgresql://{user}@{PG_HOST}:{PG_PORT}/test"
-        try:
-            with psycopg.connect(url, connect_timeout=3):
-                _pg_probe["url"] = url
-                return url
-        except psycopg.Error as exc:
-            errors.append(f"{user}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}")
-    _pg_probe["url"] = None
-    _pg_probe["reason"] = f"no PostgreSQL server answers at {PG_HOST}:{PG_PORT} ({'; '.join(errors)})"
-    return None
-
-
-def create_database() -> str:
-    """A fresh database `runlink_test_<random>`; returns its SQLAlchemy URL (psycopg 3)."""
-    import psycopg
-
-    admin = postgres_admin_url()
-    if admin is None:
-        pytest.skip(_pg_probe["reason"])
-    name = f"runlink_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    admin = postgres_admin_url()
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:

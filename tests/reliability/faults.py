@@ -1,4 +1,4 @@
-"""Fault-suite building blocks shared by tests/reliability and scripts/reliability.py: a tracker that can be
+"""Fault-suite building blocks shared by tests/reliability and scripts/reliability*.py: a tracker that can be
 SIGKILLed and restarted on the same port, a producer process (the real Python client) that reports what it
 believes delivered/spooled/dropped, a stdlib asyncio reverse proxy that delays and answers 500s, and DB counts."""
 
@@ -8,8 +8,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
+from runlink.tracker.process import free_port
+from support.postgres import create_database
+from support.tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,53 +45,27 @@ client.close(1.0)
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def tracker_db_url(backend: str, home: Path) -> str:
+    """A fresh PostgreSQL database, or SQLite in `home`."""
+    return create_database() if backend == "postgresql" else f"sqlite:///{home / 'runlink.db'}"
 
 
-class KillableTracker:
-    """`runlink server` on a fixed port, so clients keep their URL across a SIGKILL and a restart."""
+def killable_tracker(home: Path, db_url: str | None = None, port: int | None = None,
+                     extra: tuple[str, ...] = ()) -> Tracker:
+    """A tracker (not started) on a fixed port, so clients keep their URL across a SIGKILL and a restart; no
+    rate limit (the faults, not the limiter, are under test)."""
+    return Tracker(home, db_url, port=port or free_port(), extra_args=("--rate-limit", "0", *extra),
+                   start_deadline_s=90.0)
 
-    def __init__(self, home: Path, db_url: str, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
-        self.home, self.db_url, self.port, self.extra = home, db_url, port or free_port(), extra
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        home.mkdir(parents=True, exist_ok=True)
 
-    def start(self, deadline_s: float = 90.0) -> None:
-        env = {**os.environ, "RUNLINK_HOME": str(self.home), "PYTHONPATH": str(ROOT / "python")}
-        log = open(self.home / "server.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runlink", "server", "--port", str(self.port), "--home", str(self.home),
-             "--db", self.db_url, "--rate-limit", "0", *self.extra], stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.home / "server.log").read_text()[-3000:])
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    self.token = (self.home / "token").read_text().strip()
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)  # polling interval; the condition is /healthz answering
-        raise RuntimeError("tracker did not start")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(20)
+def record(scenario: str, figures: dict[str, Any]) -> None:
+    """Print the figures and add them to $RUNLINK_RELIABILITY_REPORT (scripts/reliability.py's table)."""
+    print(f"RELIABILITY {scenario}: {json.dumps(figures)}")
+    path = os.environ.get("RUNLINK_RELIABILITY_REPORT")
+    if path:
+        data = json.loads(Path(path).read_text()) if Path(path).exists() else {}
+        data[scenario] = figures
+        Path(path).write_text(json.dumps(data, indent=1))
 
 
 def start_producer(url: str, token: str, home: Path, tag: str, n: int, seconds: float,

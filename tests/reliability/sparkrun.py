@@ -248,16 +248,6 @@ def rejected(url: str) -> dict[str, float]:
             if k.startswith(("runlink_batches_rejected_total", "runlink_events_rejected_total")) and v}
 
 
-def record(scenario: str, figures: dict[str, Any]) -> None:
-    """Print the figures and add them to $RUNLINK_RELIABILITY_REPORT (scripts/reliability.py's table)."""
-    print(f"RELIABILITY {scenario}: {json.dumps(figures)}")
-    path = os.environ.get("RUNLINK_RELIABILITY_REPORT")
-    if path:
-        data = json.loads(Path(path).read_text()) if Path(path).exists() else {}
-        data[scenario] = figures
-        Path(path).write_text(json.dumps(data, indent=1))
-
-
 # ---------------------------------------------------------------------------------------------------- Airflow
 
 DAG_TEST = r'''

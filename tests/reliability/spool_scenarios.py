@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.reliability.faults import ROOT, FaultyProxy, KillableTracker, free_port
-
+from reliability.faults import ROOT, FaultyProxy, killable_tracker
 from runlink.spool import Spool, spool_key
+from runlink.tracker.process import free_port
 
 LOGGER = r'''
 import atexit, json, sys, time
@@ -88,7 +88,7 @@ def _env(url: str, token: str, home: Path, dag_id: str, flush_timeout: float) ->
 
 
 def poisoned_spool(work: Path, processes: int = 3, metrics: int = 1000, flush_timeout: float = 5.0) -> dict[str, Any]:
-    tracker = KillableTracker(work / "tracker", f"sqlite:///{work / 'tracker' / 'runlink.db'}")
+    tracker = killable_tracker(work / "tracker")
     tracker.start()
     proxy = FaultyProxy(tracker.port, 0.0, 0.0, fails=_is_poisoned)
     try:
@@ -132,7 +132,7 @@ def down_from_start(work: Path, metrics: int = 20000, seconds: float = 2.0,
     down = run_logger(env, "down-", metrics, seconds)
     spool = Spool(home / "spool" / spool_key(url), 10**9)
     spooled_events = spool.pending_events()
-    tracker = KillableTracker(tracker_home, f"sqlite:///{tracker_home / 'runlink.db'}", port=port)
+    tracker = killable_tracker(tracker_home, port=port)
     tracker.start()
     try:
         after = run_logger(env, "after-", 1)

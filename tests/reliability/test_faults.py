@@ -6,7 +6,6 @@ scripts/reliability.py runs the same scenarios bigger (RUNLINK_RELIABILITY_SCALE
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -15,26 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.reliability.faults import (
+
+from reliability.faults import (
     FaultyProxy,
-    KillableTracker,
     db_counts,
-    free_port,
+    killable_tracker,
     producer_result,
+    record,
     start_producer,
+    tracker_db_url,
     wait_counts,
 )
+from runlink.tracker.process import free_port
 
 SCALE = float(os.environ.get("RUNLINK_RELIABILITY_SCALE", "1"))
-
-
-def record(scenario: str, figures: dict[str, Any]) -> None:
-    print(f"RELIABILITY {scenario}: {json.dumps(figures)}")
-    path = os.environ.get("RUNLINK_RELIABILITY_REPORT")
-    if path:
-        data = json.loads(Path(path).read_text()) if Path(path).exists() else {}
-        data[scenario] = figures
-        Path(path).write_text(json.dumps(data, indent=1))
 
 
 def _figures(n: int, counters: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
@@ -47,13 +40,7 @@ def _figures(n: int, counters: dict[str, Any], counts: dict[str, int]) -> dict[s
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_tracker_killed_and_restarted_mid_run(backend: str, tmp_path: Path) -> None:
-    if backend == "postgresql":
-        from tests.conftest import create_database
-
-        db_url = create_database()
-    else:
-        db_url = f"sqlite:///{tmp_path / 'tracker' / 'runlink.db'}"
-    tracker = KillableTracker(tmp_path / "tracker", db_url)
+    tracker = killable_tracker(tmp_path / "tracker", tracker_db_url(backend, tmp_path / "tracker"))
     tracker.start()
     tag = f"kill{uuid.uuid4().hex[:8]}"
     n = int(3000 * SCALE)
@@ -61,17 +48,17 @@ def test_tracker_killed_and_restarted_mid_run(backend: str, tmp_path: Path) -> N
                               flush_s=120)
     try:
         deadline = time.monotonic() + 60
-        while db_counts(db_url, tag)["events"] == 0 and time.monotonic() < deadline:
+        while db_counts(tracker.db_url, tag)["events"] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)  # polling interval; the condition is the first stored batch
         tracker.kill()  # SIGKILL mid-run: in-flight requests die, the client spools and retries
-        killed_at = db_counts(db_url, tag)["events"]
+        killed_at = db_counts(tracker.db_url, tag)["events"]
         tracker.start()  # same port, same database
         counters = producer_result(producer)
         # What the producer still held in its spool when it exited (the restart can outlast a short process,
         # e.g. PostgreSQL migrations on a busy machine) is replayed by the next process on the same RUNLINK_HOME.
         replay = producer_result(start_producer(tracker.url, tracker.token, tmp_path / "client", tag + "r", 20,
                                                 seconds=5.0, flush_s=60))
-        counts = wait_counts(db_url, tag, n - counters["dropped"])
+        counts = wait_counts(tracker.db_url, tag, n - counters["dropped"])
     finally:
         if producer.poll() is None:
             producer.kill()
@@ -87,7 +74,7 @@ def test_tracker_killed_and_restarted_mid_run(backend: str, tmp_path: Path) -> N
 def test_tracker_slow_and_failing_job_stays_within_bounds(tmp_path: Path) -> None:
     """Seconds per request and 30% 500s: the producing process finishes within emit time + its flush bound;
     what it could not deliver is spooled and a later process replays it: nothing lost, nothing doubled."""
-    tracker = KillableTracker(tmp_path / "tracker", f"sqlite:///{tmp_path / 'tracker' / 'runlink.db'}")
+    tracker = killable_tracker(tmp_path / "tracker")
     tracker.start()
     proxy = FaultyProxy(tracker.port, delay_s=2.0, error_rate=0.3)
     tag = f"slow{uuid.uuid4().hex[:8]}"

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.reliability import sparkrun
-from tests.reliability.faults import KillableTracker
 
+from reliability import sparkrun
+from reliability.faults import killable_tracker
 from runlink import delivery
 from runlink.config import Config
 from runlink.delivery import Client
@@ -21,7 +21,7 @@ from runlink.sdk import MAX_FIELD_NAME_CHARS, MAX_FIELD_TYPE_CHARS, MAX_SCHEMA_F
 
 @pytest.fixture
 def tracker(tmp_path: Path) -> Any:
-    tracker = KillableTracker(tmp_path / "tracker", f"sqlite:///{tmp_path / 'tracker' / 'runlink.db'}")
+    tracker = killable_tracker(tmp_path / "tracker")
     tracker.start()
     client = Client(Config(url=tracker.url, token=tracker.token, home=tmp_path / "client", batch_interval_s=0.05))
     delivery.set_client(client)

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.reliability import sparkrun
-from tests.reliability.faults import FaultyProxy, KillableTracker
-from tests.reliability.sparkrun import App, jvm_figures, record, submit
+
+from reliability import sparkrun
+from reliability.faults import FaultyProxy, killable_tracker, record, tracker_db_url
+from reliability.sparkrun import App, jvm_figures, submit
+from support.tracker import Tracker
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]
 
@@ -39,19 +41,13 @@ def _jar() -> None:
         pytest.skip("the Spark listener jar is not built: bash scripts/build-jar.sh")
 
 
-def _tracker(tmp_path: Path, backend: str = "sqlite") -> KillableTracker:
-    if backend == "postgresql":
-        from tests.conftest import create_database
-
-        db_url = create_database()
-    else:
-        db_url = f"sqlite:///{tmp_path / 'tracker' / 'runlink.db'}"
-    tracker = KillableTracker(tmp_path / "tracker", db_url)
+def _tracker(tmp_path: Path, backend: str = "sqlite") -> Tracker:
+    tracker = killable_tracker(tmp_path / "tracker", tracker_db_url(backend, tmp_path / "tracker"))
     tracker.start()
     return tracker
 
 
-def _post(tracker: KillableTracker, events: list[dict[str, Any]]) -> None:
+def _post(tracker: Tracker, events: list[dict[str, Any]]) -> None:
     import requests
 
     response = requests.post(tracker.url + "/api/v1/events", json={"events": events}, timeout=60,
