@@ -8,6 +8,7 @@ both equal.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -132,6 +133,25 @@ def parse_logical_date(value: object) -> tuple[str | None, str | None]:
         raise ContextError(f"not a timestamp: {text!r}") from exc
     instant = format_instant(moment)
     return instant, instant[:10]
+
+
+def stored_instant(value: object) -> str | None:
+    """Any ISO-8601 spelling -> the stored spelling (a date alone is its midnight UTC); None for null.
+    Raises ContextError, and OverflowError for an instant outside years 1-9999 once in UTC."""
+    if value is None:
+        return None
+    return stored_instant_text(str(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def stored_instant_text(text: str) -> str:
+    """`stored_instant` of text, cached: the tracker reads the same few spellings again and again."""
+    instant, day = parse_logical_date(text)
+    if instant is None:
+        if day is None:
+            raise ContextError("empty")
+        return day + "T00:00:00.000000Z"
+    return instant
 
 
 def _offset(text: str | None) -> timezone:

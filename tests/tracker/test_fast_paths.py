@@ -6,12 +6,16 @@
 
 from __future__ import annotations
 
+import importlib
+
 import orjson
 from builders import event, full_run
 from sqlalchemy import text
 
 from runlink.tracker import ingest, queries
 from runlink.tracker.db import Database
+
+prepare_module = importlib.import_module("runlink.tracker.ingest.prepare")  # the package's `prepare` is the function
 
 
 def _store(db: Database, batch: list[dict]) -> tuple[int, int]:
@@ -41,7 +45,7 @@ def test_id_hash_collision_keeps_both_events(database, monkeypatch):
     ctx = {"dag_id": dag, "execution_date": "2026-11-21T00:00:00+00:00", "task_id": "t", "try_number": "1"}
     first = event("metric", {"key": "a", "value": 1}, context=ctx)
     second = event("metric", {"key": "b", "value": 2}, context=ctx)
-    monkeypatch.setattr(ingest, "id_hash", lambda _event_id: 42)  # every id collides
+    monkeypatch.setattr(prepare_module, "id_hash", lambda _event_id: 42)  # every id collides
     assert _store(database, [first]) == (1, 0)
     assert _store(database, [second, first]) == (1, 1)  # the new one is stored, the replay is not
     assert _store(database, [second]) == (0, 1)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table
 
-from runlink.context import NormalizedContext
+from runlink.context import NormalizedContext, stored_instant
 from runlink.ids import NAMESPACE
 from runlink.tracker import linking, merge
 from runlink.tracker.models import contexts, dag_runs, task_attempts
@@ -153,15 +153,13 @@ def _facts(conn: Connection, kind: str, context_ids: list[str]) -> dict[str, lis
 
 
 def _fields(facts: Iterable[merge.Fact], names: tuple[str, ...]) -> dict[str, Any]:
-    from runlink.tracker.ingest import instant
-
     cleaned = []
     for fact in facts:
         values = {}
         for name in names:
             value = fact.fields.get(name)
             if value is not None and name in _INSTANTS:
-                value = instant(value)
+                value = stored_instant(value)
             values[name] = value
         cleaned.append(merge.Fact(fact.time, fact.event_id, fact.agent, values))
     folded = merge.fold(cleaned)

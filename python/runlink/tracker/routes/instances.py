@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from runlink.context import ContextError
+from runlink.context import stored_instant as instant
 from runlink.tracker import airflow_instances as registry
 from runlink.tracker import relink
 from runlink.tracker.auth import bearer, require, token_scope
-from runlink.tracker.ingest import instant
 from runlink.tracker.routes import JSONBody
 
 router = APIRouter(prefix="/api/v1/airflow-instances", default_response_class=JSONBody)

@@ -14,19 +14,18 @@ import logging
 import threading
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from runlink.masking import mask_value
-from runlink.protocol import ProtocolError, validate_batch
-from runlink.tracker import ingest, security
+from runlink.tracker import ingest
 from runlink.tracker.auth import require
+from runlink.tracker.ingest import pipeline
 from runlink.tracker.openlineage import pending as openlineage_pending
 from runlink.tracker.openlineage import receive as openlineage
 from runlink.tracker.routes import JSONBody
-from runlink.tracker.routes.events import _decompress, handle_batch, run_ingest_hooks
+from runlink.tracker.routes.events import handle_batch
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -71,52 +70,32 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _process(state: Any, body: bytes, encoding: str) -> dict[str, int]:
-    settings = state.settings
-    if encoding == "gzip":
-        body = _decompress(body, settings.max_decompressed_bytes)
-    elif encoding not in ("", "identity"):
-        raise HTTPException(400, f"unsupported Content-Encoding {encoding!r}")
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HTTPException(400, f"body is not JSON: {exc}") from None
-    # masked before anything is stored (pending raw events, dataset facts, runs): runlink.masking, one module
-    ol_events = [mask_value(e) for e in openlineage.parse_payload(parsed)]
-    if not ol_events:
-        raise HTTPException(422, {"message": "no OpenLineage event in the body", "index": None, "field": None})
-    if len(ol_events) > settings.max_events:
-        raise HTTPException(422, {"message": f"at most {settings.max_events} events per request", "index": None,
-                                  "field": None})
-    try:
-        with state.db.write() as conn:
-            derived, origin, translator = openlineage.translate_all(conn, ol_events)
-            accepted, duplicates, prepared = _store(conn, derived, origin, settings.max_events)
-            translator.apply_dataset_merges()
-            openlineage_pending.expire(conn, settings.openlineage_pending_ttl_s)
-    except ProtocolError as exc:
-        state.telemetry.events_rejected.inc(len(ol_events))
-        raise HTTPException(422, exc.to_dict()) from None
-    if accepted and prepared is not None:
-        run_ingest_hooks(state, prepared)
-    return {"accepted": accepted, "duplicates": duplicates, "ignored": translator.ignored,
-            "pending": translator.pending, "children": translator.children, "linked": translator.linked_pending}
+class _Translation:
+    """The pipeline's translation step for an OpenLineage body (one per request): masked, checked, translated
+    in the write transaction (tracker/openlineage)."""
 
+    def read(self, parsed: Any, settings: Any) -> int:
+        self.settings = settings
+        # masked before anything is stored (pending raw events, dataset facts, runs): runlink.masking, one module
+        self.ol_events = [mask_value(e) for e in openlineage.parse_payload(parsed)]
+        if not self.ol_events:
+            raise pipeline.Refused(422, {"message": "no OpenLineage event in the body", "index": None,
+                                         "field": None})
+        if len(self.ol_events) > settings.max_events:
+            raise pipeline.Refused(422, {"message": f"at most {settings.max_events} events per request",
+                                         "index": None, "field": None})
+        return len(self.ol_events)
 
-def _store(conn: Connection, derived: list[dict], origin: list[int] | None,
-           max_events: int) -> tuple[int, int, ingest.Prepared | None]:
-    """Validate and store translated events in the caller's transaction; a bad one names its OpenLineage event."""
-    if not derived:
-        return 0, 0, None
-    security.sanitize(derived)
-    try:
-        events = validate_batch({"events": derived}, max_events=max(max_events, len(derived)))
-        prepared = ingest.prepare(events)
-    except ProtocolError as exc:
-        where = origin[exc.index] if origin and exc.index is not None and exc.index < len(origin) else None
-        raise ProtocolError(f"OpenLineage event {where}: {exc}", where, exc.field) from None
-    accepted, duplicates = ingest.store(conn, prepared)
-    return accepted, duplicates, prepared
+    def derive(self, conn: Connection) -> tuple[list[dict[str, Any]], list[int] | None]:
+        derived, origin, self.translator = openlineage.translate_all(conn, self.ol_events)
+        return derived, origin
+
+    def finish(self, conn: Connection) -> dict[str, int]:
+        translator = self.translator
+        translator.apply_dataset_merges()
+        openlineage_pending.expire(conn, self.settings.openlineage_pending_ttl_s)
+        return {"ignored": translator.ignored, "pending": translator.pending, "children": translator.children,
+                "linked": translator.linked_pending}
 
 
 def link_waiting(state: Any, dag_ids: set[str] | None) -> int:
@@ -129,12 +108,12 @@ def link_waiting(state: Any, dag_ids: set[str] | None) -> int:
             rows = openlineage_pending.waiting_rows(conn, dag_ids, None if dag_ids is not None else "pending")
             if rows:
                 derived, translator = openlineage.retry_pending(conn, rows)
-                _, _, prepared = _store(conn, derived, None, state.settings.max_events)
+                _, _, prepared = pipeline.store_derived(conn, derived, None, state.settings.max_events)
                 translator.apply_dataset_merges()
                 linked = translator.linked_pending
             openlineage_pending.expire(conn, state.settings.openlineage_pending_ttl_s)
     if prepared is not None:
-        run_ingest_hooks(state, prepared)
+        pipeline.run_hooks(state, prepared)
     return linked
 
 
@@ -175,7 +154,7 @@ def install(app: FastAPI) -> None:
 )
 async def post_lineage(request: Request) -> JSONBody:
     """Translate OpenLineage RunEvents into runlink events and store them like /api/v1/events does."""
-    return await handle_batch(request, _process, status_code=200)
+    return await handle_batch(request, status_code=200, translation=_Translation())
 
 
 def _waiting(request: Request, status: str, limit: int) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from runlink.context import ContextError
+from runlink.context import stored_instant as instant
 from runlink.tracker import queries
 from runlink.tracker.auth import require
-from runlink.tracker.ingest import instant
 from runlink.tracker.routes import JSONBody
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require("read"))], default_response_class=JSONBody)

@@ -1,0 +1,173 @@
+"""Rows -> the database in the caller's transaction: dedupe against stored ids, bulk upserts, relink when needed.
+
+Runs under the write lock, so it only writes: the rows were made by `rows.collect` beforehand (unless the batch
+turns out to be a partial replay, then only the events not stored yet are collected again here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from runlink.context import NormalizedContext
+from runlink.tracker import relink
+from runlink.tracker.ingest import audit
+from runlink.tracker.ingest.prepare import Prepared, id_hash
+from runlink.tracker.ingest.rows import (
+    EVENT_ROW,
+    JOB_END_COLS,
+    JOB_END_ROW,
+    JOB_START_COLS,
+    JOB_START_ROW,
+    METRIC_ROW,
+    STAGE_ROW,
+    Rows,
+    collect,
+)
+from runlink.tracker.models import (
+    STAGE_METRICS,
+    agent_health,
+    contexts,
+    dags,
+    dataset_ops,
+    datasets,
+    event_batches,
+    events,
+    instances,
+    log_chunks,
+    metrics,
+    spark_apps,
+    spark_executors,
+    spark_jobs,
+    spark_stages,
+    sql_queries,
+    state_events,
+)
+from runlink.tracker.sqlutil import insert_ignore, insert_rows, run, select_in, upsert_lww
+
+_APP_START_COLS = ("name", "spark_version", "scala_version", "master", "deploy_mode", "user", "start_time", "ui_url",
+                   "conf")
+_APP_END_COLS = ("end_time", "exit_code", "state")
+_STAGE_COLS = ("name", "num_tasks", "failed_tasks", "killed_tasks", "submission_time", "completion_time", "status",
+               "failure_reason", "job_ids", *STAGE_METRICS)
+_APP_CONTEXT_ROW = ("id", "app_id", "attempt_id", "context_rank", "context_id")
+_DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "fileloc", "is_paused", "next_run_date",
+             "tasks", "is_active")
+
+
+def known_ids(conn: Connection, prepared: Prepared) -> set[str]:
+    """The ids of the batch already stored. A hash match is only a candidate: stored ids are compared in full."""
+    hashes = prepared.hashes
+    rows = select_in(conn, "SELECT id FROM events WHERE id_hash IN ({})", list(set(hashes.values())))
+    return {row[0] for row in rows if row[0] in hashes}
+
+
+def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored (sanitized) JSON of events, by id, from their batches' audit copies."""
+    found: dict[str, dict[str, Any]] = {}
+    hashes = [id_hash(event_id) for event_id in event_ids]
+    locations = select_in(conn, "SELECT id, batch_id, position FROM events WHERE id_hash IN ({})", hashes)
+    wanted = set(event_ids)
+    bodies: dict[str, list] = {}
+    for event_id, batch_id, position in locations:
+        if event_id not in wanted or batch_id is None:
+            continue
+        if batch_id not in bodies:
+            body = run(conn, "SELECT body FROM event_batches WHERE id = ?", (batch_id,)).scalar_one()
+            bodies[batch_id] = audit.unpack(body)
+        found[event_id] = bodies[batch_id][position]
+    return found
+
+
+def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tuple[int, int]:
+    """Write a prepared batch (inside the caller's transaction), with its rows from `collect()` when the caller
+    made them outside the write lock. Returns (accepted, duplicates)."""
+    known = known_ids(conn, prepared)
+    if known:  # a replay: only the events not stored yet
+        keep = [index for event_id, index in prepared.first.items() if event_id not in known]
+        rows = collect(prepared, keep) if keep else None
+    elif rows is None:
+        rows = collect(prepared)
+    if rows is None:
+        return 0, len(prepared.events)
+    keep = rows.keep
+    duplicates = len(prepared.events) - len(keep)
+    # plain inserts: the id check above, under the write lock, is what keeps events (and metrics) unique
+    insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
+    insert_rows(conn, events, rows.events, EVENT_ROW)
+    insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
+    relink_dags = _store_dags(conn, rows)
+    new_by_dag = _store_contexts(conn, rows)
+
+    # Spark apps: make sure each exists, then merge start/end/context by stamps
+    if rows.apps:
+        insert_ignore(conn, spark_apps, list(rows.apps.values()))
+        upsert_lww(conn, spark_apps, rows.app_starts, ("id",), "start_stamp", _APP_START_COLS)
+        upsert_lww(conn, spark_apps, rows.app_ends, ("id",), "end_stamp", _APP_END_COLS)
+        upsert_lww(conn, spark_apps, [(pk, app["app_id"], app["attempt_id"], *rows.app_contexts[pk])
+                                      for pk, app in rows.apps.items() if pk in rows.app_contexts],
+                   ("id",), "context_rank", ("context_id",), _APP_CONTEXT_ROW)
+    upsert_lww(conn, spark_jobs, rows.job_starts, ("spark_app_pk", "job_id"), "start_stamp", JOB_START_COLS,
+               JOB_START_ROW)
+    upsert_lww(conn, spark_jobs, rows.job_ends, ("spark_app_pk", "job_id"), "end_stamp", JOB_END_COLS, JOB_END_ROW)
+    upsert_lww(conn, spark_stages, rows.stages, ("spark_app_pk", "stage_id", "attempt_id"), "stamp", _STAGE_COLS,
+               STAGE_ROW)
+    upsert_lww(conn, spark_executors, rows.exec_added, ("spark_app_pk", "executor_id"), "add_stamp",
+               ("host", "cores", "added_time"))
+    upsert_lww(conn, spark_executors, rows.exec_removed, ("spark_app_pk", "executor_id"), "remove_stamp",
+               ("removed_time", "reason"))
+    insert_ignore(conn, sql_queries, rows.queries)
+    insert_ignore(conn, datasets, list(rows.datasets.values()))
+    insert_ignore(conn, dataset_ops, rows.dataset_ops)
+    insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
+    insert_ignore(conn, log_chunks, rows.logs)
+    insert_ignore(conn, agent_health, rows.health)
+    insert_ignore(conn, state_events, rows.state_events)
+
+    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
+    return len(keep), duplicates
+
+
+def _store_dags(conn: Connection, rows: Rows) -> set[str]:
+    """Upsert the DAG definitions; returns the dag_ids to relink (a new (uid, dag_id) changes the known
+    instances of that dag_id)."""
+    relink_dags: set[str] = set()
+    if not rows.dags:
+        return relink_dags
+    uid_aliases = relink.aliases(conn)
+    for d in rows.dags:  # a definition under an alias uid is its instance's
+        if d["uid"] in uid_aliases:
+            d["uid"] = uid_aliases[d["uid"]]
+            d["id"] = relink.dag_pk(d["uid"], d["dag_id"])
+    dag_pks = list({d["id"] for d in rows.dags})
+    known_tasks = dict(select_in(conn, "SELECT id, tasks FROM dags WHERE id IN ({})", dag_pks))
+    relink_dags.update(d["dag_id"] for d in rows.dags if d["id"] not in known_tasks and d["uid"])
+    for d in rows.dags:  # a definition without tasks (a DAG gone from Airflow) keeps the structure known
+        if d["tasks"] is None:
+            d["tasks"] = known_tasks.get(d["id"])
+    upsert_lww(conn, dags, rows.dags, ("id",), "stamp", _DAG_COLS)
+    return relink_dags
+
+
+def _store_contexts(conn: Connection, rows: Rows) -> dict[str, list[NormalizedContext]]:
+    """Insert the batch's new distinct contexts unlinked; returns them by dag_id, for relink with their
+    neighbourhood."""
+    new_by_dag: dict[str, list[NormalizedContext]] = {}
+    if not rows.contexts:
+        return new_by_dag
+    pks = list(rows.contexts)
+    known = {row[0] for row in select_in(conn, "SELECT id FROM contexts WHERE id IN ({})", pks)}
+    new = []
+    for pk, (ctx, synthetic) in rows.contexts.items():
+        if pk in known:
+            continue
+        new.append({"id": pk, "uid": ctx.uid, "dag_id": ctx.dag_id, "dag_run_id": ctx.dag_run_id,
+                    "logical_date": ctx.logical_date, "logical_day": ctx.logical_day,
+                    "date_only": ctx.date_only, "task_id": ctx.task_id, "try_number": ctx.try_number,
+                    "map_index": ctx.map_index, "synthetic": synthetic, "run_pk": None, "attempt_pk": None,
+                    "ambiguous": False})
+        new_by_dag.setdefault(ctx.dag_id, []).append(ctx)
+    insert_ignore(conn, contexts, new)
+    return new_by_dag
