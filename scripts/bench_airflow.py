@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,27 +98,10 @@ print("BENCH=" + json.dumps({"elapsed": elapsed, "state": str(getattr(run.state,
 
 
 def start_tracker(home: Path) -> tuple[subprocess.Popen, str, str]:
-    import socket
+    from runlink.tracker.process import TrackerProcess
 
-    import requests
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    log = open(home / "tracker.log", "wb")  # noqa: SIM115 - lives as long as the tracker
-    process = subprocess.Popen([sys.executable, "-m", "runlink", "server", "--port", str(port), "--home", str(home)],
-                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUNLINK_HOME": str(home)})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return process, url, (home / "token").read_text().strip()
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)  # polling interval while the server boots
-    process.kill()
-    raise SystemExit("tracker did not start")
+    tracker = TrackerProcess(home, log_path=home / "tracker.log").start()
+    return tracker.process, tracker.url, tracker.token
 
 
 def main() -> int:

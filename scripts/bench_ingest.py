@@ -113,27 +113,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_server(home: Path, db: str | None, workers: int) -> tuple[subprocess.Popen, str, str]:
-    import socket
+    from runlink.tracker.process import TrackerProcess
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = [sys.executable, "-m", "runlink", "server", "--port", str(port), "--home", str(home),
-            "--workers", str(workers)]
-    if db:
-        args += ["--db", db]
-    env = {**os.environ, "RUNLINK_HOME": str(home), "PYTHONPATH": str(ROOT / "python")}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=1).ok:
-                return proc, url, (home / "token").read_text().strip()
-        except requests.RequestException:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
+    tracker = TrackerProcess(home, db, workers=workers).start()
+    return tracker.process, tracker.url, tracker.token
 
 
 def main() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,35 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_tracker(home: Path) -> tuple[subprocess.Popen, str, str]:
     """A real tracker on a free port; returns (process, url, admin token)."""
-    import requests
+    from runlink.tracker.process import TrackerProcess
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runlink", "server", "--host", "127.0.0.1", "--port", str(port), "--home", str(home)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUNLINK_HOME": str(home)},
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"tracker exited: {(home / 'server.log').read_text(errors='replace')[-2000:]}")
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url, (home / "token").read_text().strip()
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)  # polling interval while waiting for /healthz
-    proc.kill()
-    raise SystemExit("tracker did not start within 60 s")
+    tracker = TrackerProcess(home).start()
+    return tracker.process, tracker.url, tracker.token
 
 
 def measure(calls: int, round_size: int, flush) -> list[int]:  # noqa: ANN001

@@ -61,40 +61,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
+from runlink.tracker.process import free_port  # noqa: E402
 
 DRIVER = Path(__file__).with_name("bench_spark_driver.py")
 DROPPED = re.compile(r"Dropped \d+ events|Dropping event from queue")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_tracker(home: Path) -> tuple[subprocess.Popen, str, str]:
-    import requests
+    from runlink.tracker.process import TrackerProcess
 
-    port = free_port()
-    env = {**os.environ, "RUNLINK_HOME": str(home)}
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runlink", "server", "--host", "127.0.0.1", "--port", str(port), "--home",
-         str(home), "--db", f"sqlite:///{home / 'runlink.db'}"], stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url, (home / "token").read_text().strip()
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)  # polling interval; the condition is the health check
-    proc.kill()
-    raise SystemExit(f"tracker did not start: {(home / 'server.log').read_text()[-3000:]}")
+    tracker = TrackerProcess(home, f"sqlite:///{home / 'runlink.db'}").start()
+    return tracker.process, tracker.url, tracker.token
 
 
 class HangingTracker:

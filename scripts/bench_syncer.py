@@ -169,7 +169,7 @@ def main() -> int:
         print(f"history: {figures['history_task_instances']} task instances in {figures['history_setup_s']}s",
               file=sys.stderr)
 
-        from conftest import start_tracker  # the tests' real-tracker launcher
+        from support.tracker import start_tracker  # the tests' real-tracker launcher
 
         tracker_home = work / "tracker"
         tracker = start_tracker(tracker_home, f"sqlite:///{tracker_home / 'runlink.db'}", "sqlite")

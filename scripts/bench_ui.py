@@ -19,7 +19,6 @@ import argparse
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,24 +37,10 @@ import seed  # noqa: E402  (tests/ui/seed.py: the same realistic generators the 
 
 
 def start_server(home: Path, db: str | None) -> tuple[subprocess.Popen, str, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = [sys.executable, "-m", "runlink", "server", "--port", str(port), "--home", str(home)]
-    if db:
-        args += ["--db", db]
-    env = {**os.environ, "RUNLINK_HOME": str(home), "PYTHONPATH": str(ROOT / "python")}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=1).ok:
-                return proc, url, (home / "token").read_text().strip()
-        except requests.RequestException:
-            time.sleep(0.05)  # polling interval while the server starts
-    proc.kill()
-    raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
+    from runlink.tracker.process import TrackerProcess
+
+    tracker = TrackerProcess(home, db).start()
+    return tracker.process, tracker.url, tracker.token
 
 
 def login(url: str, token: str) -> requests.Session:
