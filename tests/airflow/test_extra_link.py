@@ -203,7 +203,7 @@ def test_spark_app_links_only_http() -> None:
     """Spark UI and History Server links of an app: from its `ui_url` and the History Server its conf names
     (Spark documents `spark.yarn.historyServer.address` as host:port); anything but http(s) stays text."""
     pytest.importorskip("orjson", reason="the tracker's extra (runlink[server]) is not in this venv (Airflow 2.11 leg)")
-    from runlink.tracker.ui_queries import spark_ui_links
+    from runlink.tracker.ui.queries import spark_ui_links
 
     app = {"app_id": "application_1_0001", "attempt_id": "1", "ui_url": "http://driver:4040",
            "conf": {"spark.yarn.historyServer.address": "history.example:18080"}}

@@ -120,8 +120,11 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
         app.include_router(module.router)
     _install_guards(app, settings)
     lineage.install(app)  # waiting OpenLineage children retried when a batch brings their parent
-    from runlink.tracker.ui.mount import install as install_ui  # web UI, views/alerts API, alert worker
+    from runlink.tracker.routes import alerts, views  # the pages' JSON twins, the alerts API
+    from runlink.tracker.ui.mount import install as install_ui  # web UI pages and forms, alert worker
 
+    app.include_router(views.router)
+    app.include_router(alerts.router)
     install_ui(app)
 
     def openapi() -> dict[str, Any]:

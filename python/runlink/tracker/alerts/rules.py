@@ -140,6 +140,16 @@ def alert_dict(row: Any) -> dict[str, Any]:
     return m
 
 
+def rule_changed(app_state: Any, base_url: str, pk: str | None) -> None:
+    """After a committed rule change (API or UI form): the tracker's alert worker, if it runs, re-checks the rule
+    now; the first change also tells it the tracker's own URL, for the links in notifications."""
+    worker = getattr(app_state, "alerts", None)
+    if worker is not None:
+        if worker.base_url is None:
+            worker.base_url = base_url
+        worker.rules_changed(pk)
+
+
 def create_rule(conn: Connection, body: dict[str, Any]) -> dict[str, Any]:
     values = validate(body)
     now = now_instant()

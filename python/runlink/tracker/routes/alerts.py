@@ -49,11 +49,7 @@ def _invalid(exc: alert_rules.RuleError) -> HTTPException:
 
 
 def _changed(request: Request, pk: str | None) -> None:
-    worker = getattr(request.app.state, "alerts", None)
-    if worker is not None:
-        if worker.base_url is None:
-            worker.base_url = str(request.base_url).rstrip("/")
-        worker.rules_changed(pk)
+    alert_rules.rule_changed(request.app.state, str(request.base_url).rstrip("/"), pk)
 
 
 @router.get("/alert-rules/kinds", dependencies=[Depends(require("read"))])

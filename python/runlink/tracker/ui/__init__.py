@@ -1,1 +1,3 @@
-"""The web UI: Jinja2 templates and static files (this folder), sessions (ui.session), routes (routes/ui.py)."""
+"""The web UI: pages, forms, their queries, templating and sessions, with its templates/ and static/ folders.
+
+The JSON twins of the pages are routes/views.py; nothing here imports from routes/."""

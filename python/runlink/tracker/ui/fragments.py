@@ -11,16 +11,12 @@ from typing import Any
 
 from markupsafe import Markup
 
-
-def _fmt():  # noqa: ANN202 - late import: routes.ui imports this module
-    from runlink.tracker.routes.ui import fmt_bytes, fmt_duration, fmt_num, state_class
-
-    return fmt_duration, fmt_bytes, fmt_num, state_class
+from runlink.tracker.ui.formatting import fmt_bytes, fmt_duration, fmt_num, state_class
 
 
 def timeline_bars(app: dict[str, Any], left: float, scale: float, top_jobs: float, job_h: int, top_stages: float,
                   stage_h: int) -> Markup:
-    dur, size, _num, _stc = _fmt()
+    dur, size = fmt_duration, fmt_bytes  # locals: looked up once per element below
     slowest = app["analysis"]["slowest_stage"]
     out: list[str] = []
     for j in app["jobs"]:
@@ -61,7 +57,7 @@ def _bytes_cell(size, value: Any, records: Any = None) -> str:  # noqa: ANN001
 
 
 def stage_rows(app: dict[str, Any]) -> Markup:
-    dur, size, num, stc = _fmt()
+    dur, size, num, stc = fmt_duration, fmt_bytes, fmt_num, state_class  # locals: once per row below
     slowest = app["analysis"]["slowest_stage"]
     app_pk = escape(app["id"])
     out: list[str] = []

@@ -1,4 +1,6 @@
-"""`install(app)`: what the tracker's create_app calls to add the UI, the views/alerts API and the alert worker."""
+"""`install(app)`: what the tracker's create_app calls to add the web UI (pages, forms, static files, HTML error
+pages) and the alert worker the UI's and the API's rule changes wake. The JSON views and the alerts API are route
+modules (routes/views.py, routes/alerts.py) that create_app mounts itself."""
 
 from __future__ import annotations
 
@@ -9,18 +11,16 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runlink.tracker.routes.ui import UI_DIR
+from runlink.tracker.ui import forms, pages
+from runlink.tracker.ui.templating import STATIC_DIR, render
 
 
 def install(app: FastAPI) -> None:
     from runlink.tracker.alerts.worker import AlertWorker
-    from runlink.tracker.routes import alerts as alerts_routes
-    from runlink.tracker.routes import ui as ui_routes
 
-    app.include_router(ui_routes.api_router)
-    app.include_router(alerts_routes.router)
-    app.include_router(ui_routes.html_router)
-    app.mount("/ui/static", StaticFiles(directory=str(UI_DIR / "static")), name="ui-static")
+    app.include_router(pages.router)
+    app.include_router(forms.router)
+    app.mount("/ui/static", StaticFiles(directory=str(STATIC_DIR)), name="ui-static")
 
     worker = AlertWorker(app.state.db)
     app.state.alerts = worker
@@ -47,8 +47,7 @@ def install(app: FastAPI) -> None:
         """UI paths get an HTML error page; the API keeps its JSON errors."""
         if request.url.path.startswith("/ui/") and exc.status_code in (403, 404, 422):
             detail = exc.detail if isinstance(exc.detail, str) else (exc.detail or {}).get("message", str(exc.detail))
-            return ui_routes.render(request, "error.html", status=exc.status_code, code=exc.status_code,
-                                    detail=detail)
+            return render(request, "error.html", status=exc.status_code, code=exc.status_code, detail=detail)
         if default_handler is not None:
             return await default_handler(request, exc)
         from fastapi.exception_handlers import http_exception_handler

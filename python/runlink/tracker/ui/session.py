@@ -4,6 +4,9 @@ Cookie `runlink_session` = `<id>.<hmac>` (HttpOnly, SameSite=Strict, Secure when
 server stores sha256(id) with the scope and a CSRF synchronizer token that every state-changing form must echo.
 The HMAC key lives in `$RUNLINK_HOME/ui_session.key` (0600), shared by the worker processes of one tracker.
 With `--open` (local single-user) a visitor gets an `open` session without logging in.
+
+The second half is the same session over HTTP: the signed cookies, the session of a request (pages and forms
+call `ui_session` first), the CSRF check of every form and the rights a form needs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+from fastapi import HTTPException, Request, Response
 from sqlalchemy import Column, Connection, String, Table, delete, select
 
 from runlink.tracker.models import INSTANT, metadata, tokens
@@ -128,3 +133,84 @@ def destroy(conn: Connection, sid: str) -> None:
 
 def csrf_ok(session: Session | None, submitted: str | None) -> bool:
     return bool(session and submitted and hmac.compare_digest(session.csrf, submitted))
+
+
+# ---------------------------------------------------------------- the session over HTTP
+
+def _key(request: Request) -> bytes:
+    state = request.app.state
+    key = getattr(state, "ui_key", None)
+    if key is None:
+        key = load_key(state.settings.home)
+        state.ui_key = key
+    return key
+
+
+def sign_for(request: Request, value: str) -> str:
+    return sign(_key(request), value)
+
+
+def unsign_from(request: Request, cookie: str) -> str | None:
+    """The value of a signed cookie of this request; None when absent or tampered with."""
+    return unsign(_key(request), request.cookies.get(cookie))
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https")
+
+
+class LoginRequired(Exception):
+    """Raised by `ui_session` when the visitor must log in (turned into a redirect)."""
+
+
+def ui_session(request: Request) -> Session:
+    """What every page and form asks first: the session of the cookie, or (with --open) a fresh local session."""
+    sid = unsign_from(request, COOKIE)
+    session = None
+    if sid:
+        with request.app.state.db.read() as conn:
+            session = lookup(conn, sid)
+    if session is None and request.app.state.settings.open_reads:
+        with request.app.state.db.write() as conn:
+            sid, session = create(conn, "open", None)
+        request.state.new_sid = sid
+    if session is None:
+        raise LoginRequired()
+    request.state.ui_session = session
+    return session
+
+
+def set_session_cookie(request: Request, response: Response, sid: str) -> None:
+    set_cookie(request, response, COOKIE, sign_for(request, sid), SESSION_HOURS * 3600)
+
+
+def finish(request: Request, response: Response) -> Response:
+    """The answer, with the cookie of a session `ui_session` has just opened (--open)."""
+    new_sid = getattr(request.state, "new_sid", None)
+    if new_sid:
+        set_session_cookie(request, response, new_sid)
+    return response
+
+
+def check_csrf(session: Session, form: Any) -> None:
+    if not csrf_ok(session, form.get("csrf")):
+        raise HTTPException(403, "CSRF token missing or wrong: reload the page and submit again")
+
+
+def need_manage(session: Session) -> None:
+    if not session.can_manage:
+        raise HTTPException(403, "managing alerts needs an admin token (log in with one)")
+
+
+def need_admin(session: Session) -> None:
+    """Tokens: admin sessions only (not `--open`: a tokenless local visitor must not manage tokens)."""
+    if session.scope != "admin":
+        raise HTTPException(403, "managing tokens needs an admin token (log in with one)")
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site paths under /ui (no open redirect)."""
+    if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ui/dags"

@@ -1,8 +1,9 @@
-"""Read queries behind the web UI pages (and their JSON twins under /api/v1/views/...).
+"""Read queries behind the web UI pages (ui/pages.py) and their JSON twins under /api/v1/views/ (routes/views.py).
 
-Each `*_view` function returns one page's data as plain dicts, so the HTML page and the JSON route show the
-same facts. Heavy trees come from `queries.py`; the lists (DAGs, runs, a 500-task run) use lighter selects
-here, because the page needs states and durations, not every child row.
+Each `*_view` function returns one page's data as plain dicts, and each `*_page` function adds what a page
+shows beside it (filters, alerts), so the HTML page and the JSON route show the same facts. Heavy trees come from
+tracker/queries.py; the lists (DAGs, runs, a 500-task run) use lighter selects here, because the page needs states
+and durations, not every child row. `found` and the time filter answer 404 and 422 for both twins alike.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
+from fastapi import HTTPException
 from sqlalchemy import Connection, case, func, select
 
+from runlink.context import ContextError
+from runlink.context import stored_instant as instant
 from runlink.instants import parse_instant, seconds_between
 from runlink.masking import mask_value
 from runlink.tracker import queries
+from runlink.tracker.alerts import rules as alert_rules
 from runlink.tracker.models import (
     contexts,
     dag_runs,
@@ -37,7 +42,8 @@ from runlink.tracker.states import FAILED, error_text
 
 HISTORY_RUNS = 30
 GRID_RUNS = 25
-
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
+           "30d": timedelta(days=30)}
 
 
 # ---------------------------------------------------------------- helpers
@@ -687,7 +693,75 @@ def executor_hosts(conn: Connection, app_pk: str) -> list[str]:
     return [r[0] for r in conn.execute(select(spark_executors.c.host).where(spark_executors.c.spark_app_pk == app_pk))]
 
 
+# ---------------------------------------------------------------- page data (shared by HTML and JSON)
+
+def found(value: Any, what: str) -> Any:
+    """The value, or a 404 naming what is missing."""
+    if value is None:
+        raise HTTPException(404, f"{what} not found")
+    return value
+
+
+def time_filter(window: str | None, since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    """`window` (1h/24h/7d/30d) or explicit ISO `since`/`until` -> stored instants (422 on garbage)."""
+    try:
+        since_i = instant(since) if since else None
+        until_i = instant(until) if until else None
+    except ContextError:
+        raise HTTPException(422, {"message": "since/until: not an ISO-8601 instant", "field": "since"}) from None
+    if window and window in WINDOWS and not since_i:
+        since_i = (datetime.now(timezone.utc) - WINDOWS[window]).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return since_i, until_i
+
+
+def dags_page(conn: Connection, instance: str | None, state: str | None, window: str | None, since: str | None,
+              until: str | None, q: str | None) -> dict[str, Any]:
+    since_i, until_i = time_filter(window, since, until)
+    view = dags_view(conn, instance=instance, state=state, since=since_i, until=until_i, q=q)
+    view["filters"]["window"] = window
+    view["options"] = filter_options(conn)
+    view["open_alerts"] = _open_alert_counts(conn)
+    return view
+
+
+def _open_alert_counts(conn: Connection) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for alert in alert_rules.list_alerts(conn, state="open", limit=1000):
+        dag_id = (alert.get("links") or {}).get("dag_id")
+        if dag_id:
+            counts[dag_id] = counts.get(dag_id, 0) + 1
+    return counts
+
+
+def dag_page(conn: Connection, dag_id: str, instance: str | None, state: str | None, window: str | None,
+             since: str | None, until: str | None) -> dict[str, Any]:
+    since_i, until_i = time_filter(window, since, until)
+    view = found(dag_view(conn, dag_id, instance=instance, state=state, since=since_i, until=until_i), "DAG")
+    view["filters"]["window"] = window
+    view["options"] = filter_options(conn)
+    view["alerts"] = [a for a in alert_rules.list_alerts(conn, limit=50)
+                      if (a.get("links") or {}).get("dag_id") == dag_id][:20]
+    return view
+
+
+def stage_page(conn: Connection, app_pk: str, stage_id: int, attempt_id: int) -> dict[str, Any]:
+    app = found(spark_app_view(conn, app_pk), "Spark app")
+    stage = next((s for s in app["stages"] if s["stage_id"] == stage_id and s["attempt_id"] == attempt_id), None)
+    stage = found(stage, "stage")
+    jobs = [j for j in app["jobs"] if j["job_id"] in (stage.get("job_ids") or [])]
+    others = [s for s in app["stages"] if s["stage_id"] == stage_id and s["attempt_id"] != attempt_id]
+    return {"app": {k: app[k] for k in ("id", "app_id", "name", "state", "owner", "analysis", "start_time",
+                                        "end_time")},
+            "stage": stage, "jobs": jobs, "other_attempts": others}
+
+
+def alerts_page(conn: Connection) -> dict[str, Any]:
+    return {"open": alert_rules.list_alerts(conn, state="open"),
+            "recent": alert_rules.list_alerts(conn, state="resolved", limit=50),
+            "rules": alert_rules.list_rules(conn)}
+
+
 __all__ = [
-    "dag_run_view", "dag_view", "dags_view", "dataset_view", "datasets_view", "filter_options", "instances_view",
-    "spark_app_view", "task_attempt_view",
+    "alerts_page", "dag_page", "dag_run_view", "dag_view", "dags_page", "dags_view", "dataset_view", "datasets_view",
+    "filter_options", "found", "instances_view", "spark_app_view", "stage_page", "task_attempt_view",
 ]
