@@ -14,14 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runlink.api_client import TrackerClient, TrackerError
-from runlink.config import Config
 
-__all__ = ["EventSink", "SinkCounters", "TrackerApi", "TrackerClient", "TrackerError"]
-
-
-def TrackerApi(config: Config) -> TrackerClient:  # noqa: N802 -- the name the CLI's monitor commands still call
-    """The API client for a loaded configuration (transitional: callers move to `TrackerClient.from_config`)."""
-    return TrackerClient.from_config(config)
+__all__ = ["EventSink", "SinkCounters", "TrackerClient", "TrackerError"]
 
 
 @dataclass
