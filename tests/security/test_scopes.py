@@ -18,6 +18,7 @@ import requests
 EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): "public", ("GET", "/docs"): "public", ("GET", "/docs/oauth2-redirect"): "public",
     ("GET", "/redoc"): "public", ("GET", "/healthz"): "public", ("GET", "/metrics"): "public",
+    ("GET", "/livez"): "public", ("GET", "/readyz"): "public",
     ("POST", "/api/v1/events"): "ingest", ("POST", "/api/v1/lineage"): "ingest",
     ("GET", "/api/v1/lineage/pending"): "read", ("GET", "/api/v1/lineage/unlinked"): "read",
     ("GET", "/api/v1/dag-runs"): "read", ("GET", "/api/v1/dag-runs/{run_pk}"): "read",

@@ -97,6 +97,18 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def _retention_schedule(db: Database, settings: TrackerSettings):  # noqa: ANN202 - imported lazily
+    """The scheduled retention pass when `retention_days` is set (retention.py), started."""
+    if not settings.retention_days:
+        return None
+    from runlink.tracker.retention import RetentionSchedule
+
+    schedule = RetentionSchedule(db, settings.retention_days, settings.retention_dag_glob,
+                                 settings.retention_interval_s)
+    schedule.start()
+    return schedule
+
+
 def create_app(settings: TrackerSettings | None = None, *, prepared: bool = False) -> FastAPI:
     """The tracker app. `prepared=True` skips migrations and first-start token (a parent process did them)."""
     settings = settings or TrackerSettings()
@@ -107,7 +119,10 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
         tune_gc()
+        schedule = _retention_schedule(db, settings)
         yield
+        if schedule is not None:
+            schedule.stop()
         db.dispose()
 
     app = FastAPI(title="runlink tracker", version=__version__, default_response_class=JSONBody, lifespan=lifespan)

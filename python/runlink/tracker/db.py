@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -45,16 +46,49 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the database to the latest migration (idempotent; safe at every start)."""
-    from alembic import command
+def _alembic_config():  # noqa: ANN202 - alembic is imported lazily
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    return cfg
+
+
+#: PostgreSQL advisory lock key held (for its transaction) by the replica that runs the migrations
+PG_MIGRATE_LOCK = 0x6D696772
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database to the latest migration (idempotent; safe at every start). Replicas starting together
+    take turns: on PostgreSQL the upgrade's transaction first takes an advisory lock (the others wait on it, then
+    find the schema at head and do nothing); on a SQLite file, a lock file beside the database does the same."""
+    from alembic import command
+
+    cfg = _alembic_config()
+    database = engine.url.database or ""
+    file_lock = _FileLock(Path(database + ".migrate.lock")) \
+        if is_sqlite(engine) and database not in ("", ":memory:") else nullcontext()
+    with file_lock, engine.begin() as conn:
+        if not is_sqlite(engine):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATE_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def migration_state(conn: Connection) -> tuple[str | None, str]:
+    """(the database's Alembic revision, the code's head): the schema is current when they are equal."""
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision(), _head_revision()
+
+
+@functools.cache
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no head"
+    return head
 
 
 #: PostgreSQL advisory lock key that serializes tracker writes across worker processes

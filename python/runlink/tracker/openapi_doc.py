@@ -65,6 +65,8 @@ LINEAGE_LIST = obj({"items": ARR}, {"status": S_, "counts": OBJ, "ttl_s": N_})
 #: (method, path) -> (status, schema) for the success answer of each route that declares no model itself
 RESPONSES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("get", "/healthz"): ("200", obj({"status": S, "version": S, "db": S}, {"worker": I})),
+    ("get", "/livez"): ("200", obj({"status": S}, {"worker": I})),
+    ("get", "/readyz"): ("200", obj({"status": S}, {"schema": S_, "worker": I})),
     ("post", "/api/v1/events"): ("202", obj({"accepted": I, "duplicates": I})),
     ("post", "/api/v1/lineage"): ("200", obj({"accepted": I, "duplicates": I}, {"ignored": I, "pending": I})),
     ("get", "/api/v1/lineage/pending"): ("200", LINEAGE_LIST),

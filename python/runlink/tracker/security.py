@@ -141,7 +141,7 @@ class RequestTooLarge(HTTPException):
 ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
                    Awaitable[None]]
 
-_EXEMPT_PREFIXES = ("/healthz", "/ui/static/")
+_EXEMPT_PREFIXES = ("/healthz", "/livez", "/readyz", "/ui/static/")
 _BULK_PATHS = ("/api/v1/events", "/api/v1/lineage")
 
 

@@ -25,6 +25,12 @@ def _env_seconds(name: str, default: float) -> float:
         return default
 
 
+def _env_days(name: str) -> float | None:
+    """A positive number of days from the environment; unset, empty, unreadable or not positive: None."""
+    days = _env_seconds(name, 0.0)
+    return days if days > 0 else None
+
+
 @dataclass(frozen=True)
 class TrackerSettings:
     """Everything `create_app` needs; built by `runlink server` from its flags."""
@@ -52,6 +58,13 @@ class TrackerSettings:
     #: the database write lock then never waits for the GIL behind another batch's parsing in its process,
     #: which kept the lock held ~2.5x its CPU time; the other workers parse meanwhile.
     ingest_slots: int = 0
+    #: delete DAG runs older than this many days (with everything under them) on a schedule; None keeps all
+    retention_days: float | None = field(default_factory=lambda: _env_days("RUNLINK_RETENTION_DAYS"))
+    #: only the runs of DAG ids matching this glob (fnmatch); None = every DAG
+    retention_dag_glob: str | None = field(default_factory=lambda: os.environ.get("RUNLINK_RETENTION_DAG") or None)
+    #: seconds between two scheduled retention passes (one replica at a time runs each)
+    retention_interval_s: float = field(default_factory=lambda: _env_seconds("RUNLINK_RETENTION_INTERVAL_S",
+                                                                             3600.0))
 
     @property
     def database_url(self) -> str:
