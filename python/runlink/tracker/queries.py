@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Table, and_, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from runlink.tracker.models import (
     STAGE_METRICS,
@@ -19,6 +20,7 @@ from runlink.tracker.models import (
     datasets,
     log_chunks,
     metrics,
+    spark_app_contexts,
     spark_apps,
     spark_executors,
     spark_jobs,
@@ -51,10 +53,13 @@ def _chunks(items: Sequence, size: int = 900) -> Iterable[Sequence]:
         yield items[start : start + size]
 
 
-def _in(conn: Connection, table: Table, column: str, values: Sequence[str], *order: str) -> list[dict[str, Any]]:
+def _in(conn: Connection, table: Table, column: str, values: Sequence[str], *order: str,
+        where: ColumnElement | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for chunk in _chunks(list(values)):
         stmt = select(table).where(table.c[column].in_(chunk))
+        if where is not None:
+            stmt = stmt.where(where)
         if order:
             stmt = stmt.order_by(*(table.c[o] for o in order))
         out.extend(_rows(conn, stmt))
@@ -135,14 +140,14 @@ _STAGE_SELECT = ("spark_app_pk", "stage_id", "attempt_id", "name", "status", "nu
 _STAGE_KEYS = _STAGE_SELECT[1:11]
 
 
-def _stages(conn: Connection, app_pks: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    """(app pk, stage dict) for every stage of these apps, by stage id then attempt. Built straight from
-    driver tuples: this is the bulk of a big run tree (10,000 stages), so no intermediate row dicts."""
-    stmt = (
-        select(*(spark_stages.c[c] for c in _STAGE_SELECT))
-        .where(spark_stages.c.spark_app_pk.in_(app_pks))
-        .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)
-    )
+def _stages(conn: Connection, app_pks: Sequence[str],
+            where: ColumnElement | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(app pk, stage dict) for every stage of these apps (those `where` keeps), by stage id then attempt. Built
+    straight from driver tuples: this is the bulk of a big run tree (10,000 stages), so no intermediate row dicts."""
+    stmt = select(*(spark_stages.c[c] for c in _STAGE_SELECT)).where(spark_stages.c.spark_app_pk.in_(app_pks))
+    if where is not None:
+        stmt = stmt.where(where)
+    stmt = stmt.order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)
     rows = conn.execute(stmt).fetchall()  # primary-key order: the clustered order on SQLite
     loads, keys, metric_names = _loads, _STAGE_KEYS, STAGE_METRICS
     out = []
@@ -194,9 +199,24 @@ def _dataset_ops(conn: Connection, column: str, values: Sequence[str]) -> list[d
     return out
 
 
-def spark_apps_full(conn: Connection, apps: list[dict[str, Any]], *, raw_json: bool = False) -> list[dict[str, Any]]:
+#: which work of a shared application a task's tree shows: (the task's context ids, whether the application is
+#: the task's own, so that the work no task claimed is shown too)
+Scope = tuple[Sequence[str], bool]
+
+
+def _scoped(table: Table, scope: Scope | None) -> ColumnElement | None:
+    if scope is None:
+        return None
+    ctx_pks, own = scope
+    claimed = table.c.context_id.in_(list(ctx_pks))
+    return or_(claimed, table.c.context_id.is_(None)) if own else claimed
+
+
+def spark_apps_full(conn: Connection, apps: list[dict[str, Any]], *, raw_json: bool = False,
+                    scope: Scope | None = None) -> list[dict[str, Any]]:
     """Attach jobs, stages (with metrics), SQL queries (with datasets) and executors to app rows.
-    `raw_json`: stages as orjson Fragments (for the JSON API only: Python callers get dicts)."""
+    `raw_json`: stages as orjson Fragments (for the JSON API only: Python callers get dicts). `scope`: only the
+    jobs, stages and queries of these contexts (a shared application under one task)."""
     if not apps:
         return []
     pks = [a["id"] for a in apps]
@@ -206,17 +226,22 @@ def spark_apps_full(conn: Connection, apps: list[dict[str, Any]], *, raw_json: b
         app.pop("start_stamp", None)
         app.pop("end_stamp", None)
         app.pop("context_rank", None)
-        app.update(jobs=[], stages=[], queries=[], executors=[], metrics=[])
-    for job in _in(conn, spark_jobs, "spark_app_pk", pks, "spark_app_pk", "job_id"):
+        # shared: an application other tasks used too, shown here with only this task's work
+        app.update(jobs=[], stages=[], queries=[], executors=[], metrics=[], shared=scope is not None)
+    for job in _in(conn, spark_jobs, "spark_app_pk", pks, "spark_app_pk", "job_id",
+                   where=_scoped(spark_jobs, scope)):
         _decode(job, "stage_ids")
         job.pop("start_stamp")
         job.pop("end_stamp")
         by_app[job.pop("spark_app_pk")]["jobs"].append(job)
-    stages = _stages_json if raw_json else _stages
     for chunk in _chunks(pks):
-        for app_pk, stage in stages(conn, chunk):
+        if scope is not None:
+            stages = _stages(conn, chunk, _scoped(spark_stages, scope))
+        else:
+            stages = _stages_json(conn, chunk) if raw_json else _stages(conn, chunk)
+        for app_pk, stage in stages:
             by_app[app_pk]["stages"].append(stage)
-    queries = _in(conn, sql_queries, "spark_app_pk", pks, "time", "id")
+    queries = _in(conn, sql_queries, "spark_app_pk", pks, "time", "id", where=_scoped(sql_queries, scope))
     ops_by_query: dict[str, list[dict[str, Any]]] = {}
     if queries:
         for op in _dataset_ops(conn, "sql_query_pk", [q["id"] for q in queries]):
@@ -264,7 +289,23 @@ def spark_app(conn: Connection, pk: str, *, raw_json: bool = False) -> dict[str,
     ).first()
     app["dag_run_pk"] = link.run_pk if link else None
     app["task_attempt_pk"] = link.attempt_pk if link else None
+    app["used_by"] = _app_users(conn, pk)
+    app["shared"] = bool(app["used_by"])
     return app
+
+
+def _app_users(conn: Connection, app_pk: str) -> list[dict[str, Any]]:
+    """The tasks whose work ran on a shared application: each context with the attempt and run it links to."""
+    stmt = (
+        select(contexts.c.id.label("context_id"), contexts.c.dag_id, contexts.c.task_id, contexts.c.map_index,
+               contexts.c.try_number, contexts.c.run_pk.label("dag_run_pk"),
+               contexts.c.attempt_pk.label("task_attempt_pk"))
+        .join(spark_app_contexts, spark_app_contexts.c.context_id == contexts.c.id)
+        .where(spark_app_contexts.c.spark_app_pk == app_pk)
+        .order_by(contexts.c.dag_id, contexts.c.run_pk, contexts.c.task_id, contexts.c.map_index,
+                  contexts.c.try_number)
+    )
+    return _rows(conn, stmt)
 
 
 # ---------------------------------------------------------------- runs and attempts
@@ -304,11 +345,52 @@ def _children(conn: Connection, ctx_rows: list[dict[str, Any]], owner_of_ctx: di
         owners[id(owner)] = owner
     for key, chunks in logs.items():
         owners[key]["log"] = _log_tail(chunks)
-    apps = spark_apps_full(conn, _in(conn, spark_apps, "context_id", ctx_pks, "start_time", "id"), raw_json=raw_json)
-    for app in apps:
-        owner_of_ctx[app["context_id"]]["spark_apps"].append(app)
+    _spark_apps(conn, ctx_pks, owner_of_ctx, raw_json)
     for child in child_runs(conn, ctx_pks):  # OpenLineage-only children (dbt, Spark, scripts)
         owner_of_ctx[child["context_id"]].setdefault("openlineage_runs", []).append(child)
+
+
+def _spark_apps(conn: Connection, ctx_pks: Sequence[str], owner_of_ctx: dict[str, dict[str, Any]],
+                raw_json: bool) -> None:
+    """Each owner's Spark applications: its own (whole, unless other tasks' work ran there too) and the shared
+    ones its tasks used, each showing only that owner's jobs, stages and queries."""
+    owned = _in(conn, spark_apps, "context_id", ctx_pks, "start_time", "id")
+    used = _in(conn, spark_app_contexts, "context_id", ctx_pks)
+    owned_pks = [a["id"] for a in owned]
+    users: dict[str, set[str]] = {}  # app pk -> every context that ran work there
+    for row in _in(conn, spark_app_contexts, "spark_app_pk", owned_pks) if owned_pks else ():
+        users.setdefault(row["spark_app_pk"], set()).add(row["context_id"])
+    owners: dict[int, tuple[dict[str, Any], list[str]]] = {}  # id(owner) -> (owner, its context ids)
+    for ctx_pk, owner in owner_of_ctx.items():
+        owners.setdefault(id(owner), (owner, []))[1].append(ctx_pk)
+    ctxs_of = {pk: owners[id(owner)][1] for pk, owner in owner_of_ctx.items()}
+    whole: list[dict[str, Any]] = []
+    scoped: list[tuple[dict[str, Any], dict[str, Any], Scope]] = []  # (owner, app row, scope)
+    placed: set[tuple[int, str]] = set()
+    for app in owned:
+        owner = owner_of_ctx[app["context_id"]]
+        placed.add((id(owner), app["id"]))
+        mine = ctxs_of[app["context_id"]]
+        if users.get(app["id"], set()) - set(mine):
+            scoped.append((owner, app, (mine, True)))
+        else:
+            whole.append(app)
+    shared: dict[str, list[dict[str, Any]]] = {}  # app pk -> owners that used it without owning it
+    for row in used:
+        owner = owner_of_ctx[row["context_id"]]
+        if (id(owner), row["spark_app_pk"]) not in placed:
+            placed.add((id(owner), row["spark_app_pk"]))
+            shared.setdefault(row["spark_app_pk"], []).append(owner)
+    if shared:
+        for app in _in(conn, spark_apps, "id", list(shared), "start_time", "id"):
+            for owner in shared[app["id"]]:
+                scoped.append((owner, dict(app), (owners[id(owner)][1], False)))
+    for app in spark_apps_full(conn, whole, raw_json=raw_json):
+        owner_of_ctx[app["context_id"]]["spark_apps"].append(app)
+    for owner, app, scope in scoped:
+        owner["spark_apps"].extend(spark_apps_full(conn, [app], raw_json=raw_json, scope=scope))
+    for owner, _ in owners.values():
+        owner["spark_apps"].sort(key=lambda a: (a["start_time"] or "", a["id"]))
 
 
 def run_tree(conn: Connection, pk: str, *, raw_json: bool = False) -> dict[str, Any] | None:

@@ -74,6 +74,8 @@ class Prepared:
     context_pks: list[str | None] = field(default_factory=list)  # ids of `contexts`, computed once
     first: dict[str, int] = field(default_factory=dict)  # event id -> index of its first occurrence
     hashes: dict[str, int] = field(default_factory=dict)  # event id -> id_hash
+    #: per event, (context, id) of its work_context (the task whose work this is on a shared Spark application)
+    work: list[tuple[NormalizedContext, str] | None] = field(default_factory=list)
 
 
 _PAYLOAD_INSTANTS = ("start_date", "end_date", "data_interval_start", "data_interval_end", "start_time", "end_time",
@@ -114,6 +116,7 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
     instant_of = stored_instant_text
     first: dict[str, int] = {}
     hashes: dict[str, int] = {}
+    work: list[tuple[NormalizedContext, str] | None] = []
     for index, event in enumerate(batch_events):
         event_id = event["id"]
         if event_id not in first:
@@ -138,18 +141,25 @@ def prepare(batch_events: Sequence[dict[str, Any]]) -> Prepared:
                         field_name = f"payload.{name}"
                         why = _OUT_OF_RANGE if isinstance(exc, OverflowError) else "not an ISO-8601 instant"
                         raise ProtocolError(f"event {index}: {field_name}: {why}", index, field_name) from None
-        raw = event.get("context")
-        ctx = ctx_pk = None
-        if raw:
-            try:
-                ctx, ctx_pk = _normalize_cached(tuple(raw.items()))
-            except (ContextError, OverflowError) as exc:
-                field_name = "context.execution_date" if raw.get("execution_date") else "context.logical_date"
-                why = _OUT_OF_RANGE if isinstance(exc, OverflowError) else exc
-                raise ProtocolError(f"event {index}: {field_name}: {why}", index, field_name) from None
-            if ctx is not None:
-                storable.check_context(ctx.try_number, ctx.map_index, index)
+        ctx, ctx_pk = _context(event.get("context"), index, "context")
         ctxs.append(ctx)
         ctx_pks.append(ctx_pk)
+        work_ctx, work_pk = _context(event.get("work_context"), index, "work_context")
+        work.append(None if work_pk is None else (work_ctx, work_pk))
     return Prepared(events=list(batch_events), times=times, contexts=ctxs, received_at=now_instant(),
-                    context_pks=ctx_pks, first=first, hashes=hashes)
+                    context_pks=ctx_pks, first=first, hashes=hashes, work=work)
+
+
+def _context(raw: dict[str, Any] | None, index: int, where: str) -> tuple[NormalizedContext | None, str | None]:
+    """(normalized context, id) of an event's raw `context` or `work_context`; (None, None) without a dag_id."""
+    if not raw:
+        return None, None
+    try:
+        ctx, ctx_pk = _normalize_cached(tuple(raw.items()))
+    except (ContextError, OverflowError) as exc:
+        field_name = f"{where}.execution_date" if raw.get("execution_date") else f"{where}.logical_date"
+        why = _OUT_OF_RANGE if isinstance(exc, OverflowError) else exc
+        raise ProtocolError(f"event {index}: {field_name}: {why}", index, field_name) from None
+    if ctx is not None:
+        storable.check_context(ctx.try_number, ctx.map_index, index)
+    return ctx, ctx_pk

@@ -47,6 +47,7 @@ class Rows:
         self.health: list[dict] = []
         self.touched_contexts: set[str] = set()
         self.touched_apps: set[str] = set()
+        self.app_users: set[tuple[str, str]] = set()  # (app pk, context id) of work on a shared application
         self.batch: tuple[str, str, bytes] | None = None  # (id, received_at, zstd body) of event_batches
         self.keep: list[int] = []
 
@@ -60,10 +61,12 @@ class Rows:
 # tuple layouts of the hot tables (rows are built as tuples: no per-row dicts)
 EVENT_ROW = ("id", "id_hash", "type", "time", "received_at", "batch_id", "position")
 STAGE_ROW = ("spark_app_pk", "stage_id", "attempt_id", "name", "num_tasks", "failed_tasks", "killed_tasks",
-             "submission_time", "completion_time", "status", "failure_reason", "job_ids", "stamp", *STAGE_METRICS)
+             "submission_time", "completion_time", "status", "failure_reason", "job_ids", "stamp", *STAGE_METRICS,
+             "context_id")
 METRIC_ROW = ("id", "context_id", "spark_app_pk", "key", "value_num", "value_text", "value_type", "origin", "time")
-JOB_START_COLS = ("stage_ids", "job_group", "description", "sql_execution_id", "submission_time", "callsite")
-JOB_END_COLS = ("completion_time", "result", "failure_reason")
+JOB_START_COLS = ("stage_ids", "job_group", "description", "sql_execution_id", "submission_time", "callsite",
+                  "context_id")
+JOB_END_COLS = ("completion_time", "result", "failure_reason", "context_id")
 JOB_START_ROW = ("spark_app_pk", "job_id", *JOB_START_COLS, "start_stamp")
 JOB_END_ROW = ("spark_app_pk", "job_id", *JOB_END_COLS, "end_stamp")
 
@@ -104,6 +107,11 @@ def _add_dataset(rows: Rows, ds: dict[str, Any], op_id: str, ctx_pk: str | None,
 Handler = Callable[[Rows, dict[str, Any], str, str, NormalizedContext | None, str | None, str | None], None]
 
 
+def _work_pk(event: dict[str, Any], ctx_pk: str | None) -> str | None:
+    """A Spark job's or stage's context column: its task's on a shared application, else None (the app's own)."""
+    return ctx_pk if event.get("work_context") else None
+
+
 def _stage_completed(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
                      ctx_pk: str | None, app_pk: str | None) -> None:
     payload = event["payload"]
@@ -117,7 +125,7 @@ def _stage_completed(rows: Rows, event: dict[str, Any], time: str, stamp: str, c
         get("failed_tasks"), get("killed_tasks"), None if submitted is None else stored_instant_text(str(submitted)),
         None if completed is None else stored_instant_text(str(completed)), payload["status"],
         get("failure_reason"), None if job_ids is None else orjson.dumps(job_ids).decode(), stamp,
-        *map(m.get, STAGE_METRICS),
+        *map(m.get, STAGE_METRICS), _work_pk(event, ctx_pk),
     ))
 
 
@@ -141,14 +149,15 @@ def _job_start(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: No
     payload = event["payload"]
     rows.job_starts.append((app_pk, payload["job_id"], _json(payload.get("stage_ids")), payload.get("job_group"),
                             payload.get("description"), payload.get("sql_execution_id"),
-                            stored_instant(payload.get("submission_time")), payload.get("callsite"), stamp))
+                            stored_instant(payload.get("submission_time")), payload.get("callsite"),
+                            _work_pk(event, ctx_pk), stamp))
 
 
 def _job_end(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
              ctx_pk: str | None, app_pk: str | None) -> None:
     payload = event["payload"]
     rows.job_ends.append((app_pk, payload["job_id"], stored_instant(payload.get("completion_time")),
-                          payload.get("result"), payload.get("failure_reason"), stamp))
+                          payload.get("result"), payload.get("failure_reason"), _work_pk(event, ctx_pk), stamp))
 
 
 def _state(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
@@ -293,6 +302,7 @@ def collect(prepared: Prepared, keep: list[int] | None = None) -> Rows:
     hashes = prepared.hashes
     all_events, all_times, all_ctxs = prepared.events, prepared.times, prepared.contexts
     all_pks = prepared.context_pks or [None if c is None else context_id(c) for c in all_ctxs]
+    all_work = prepared.work
     events_out, seen_contexts, apps = rows.events, rows.contexts, rows.apps
     handlers = HANDLERS
     for index in keep:
@@ -315,6 +325,15 @@ def collect(prepared: Prepared, keep: list[int] | None = None) -> Rows:
                 apps[app_pk] = {"id": app_pk, "app_id": spark["app_id"], "attempt_id": spark.get("attempt_id")}
             if ctx_pk is not None:
                 rows.rank_app_context(app_pk, context_rank(ctx, False), ctx_pk)
+        work = all_work[index] if all_work else None
+        if work is not None:  # a shared application: this event's rows belong to the task that caused the work
+            ctx, ctx_pk = work
+            if ctx_pk not in seen_contexts:
+                seen_contexts[ctx_pk] = (ctx, False)
+                if ctx.uid:
+                    rows.instances.add(ctx.uid)
+            if app_pk is not None:
+                rows.app_users.add((app_pk, ctx_pk))
         handler = handlers.get(type_)
         if handler is not None:
             handler(rows, event, time, make_stamp(time, event_id), ctx, ctx_pk, app_pk)

@@ -38,6 +38,7 @@ from runlink.tracker.models import (
     instances,
     log_chunks,
     metrics,
+    spark_app_contexts,
     spark_apps,
     spark_executors,
     spark_jobs,
@@ -51,7 +52,7 @@ _APP_START_COLS = ("name", "spark_version", "scala_version", "master", "deploy_m
                    "conf")
 _APP_END_COLS = ("end_time", "exit_code", "state")
 _STAGE_COLS = ("name", "num_tasks", "failed_tasks", "killed_tasks", "submission_time", "completion_time", "status",
-               "failure_reason", "job_ids", *STAGE_METRICS)
+               "failure_reason", "job_ids", *STAGE_METRICS, "context_id")
 _APP_CONTEXT_ROW = ("id", "app_id", "attempt_id", "context_rank", "context_id")
 _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "fileloc", "is_paused", "next_run_date",
              "tasks", "is_active")
@@ -118,6 +119,8 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
                ("host", "cores", "added_time"))
     upsert_lww(conn, spark_executors, rows.exec_removed, ("spark_app_pk", "executor_id"), "remove_stamp",
                ("removed_time", "reason"))
+    insert_ignore(conn, spark_app_contexts, [{"spark_app_pk": app_pk, "context_id": ctx_pk}
+                                             for app_pk, ctx_pk in sorted(rows.app_users)])
     insert_ignore(conn, sql_queries, rows.queries)
     insert_ignore(conn, datasets, list(rows.datasets.values()))
     insert_ignore(conn, dataset_ops, rows.dataset_ops)
