@@ -34,12 +34,13 @@ public class StreamingListenerTest {
     }
 
     /** A progress report as Spark builds it: one source, one sink, one state operator, a watermark. */
-    static QueryProgressEvent progress(UUID run, long batchId, String timestamp, long durationMs, long rows) {
+    static QueryProgressEvent progress(UUID query, UUID run, long batchId, String timestamp, long durationMs,
+                                       long rows) {
         SourceProgress source = new SourceProgress("FileStreamSource[file:/data/in]", "0", "1", "1", rows, 0.0, 0.0,
             Collections.<String, String>emptyMap());
         StateOperatorProgress state = new StateOperatorProgress("stateStoreSave", 42, 1, 0, 0, 0, 0, 0, 0, 1, 1,
             Collections.<String, Long>emptyMap());
-        return new QueryProgressEvent(new StreamingQueryProgress(QUERY, run, "daily_load", timestamp, batchId,
+        return new QueryProgressEvent(new StreamingQueryProgress(query, run, "daily_load", timestamp, batchId,
             durationMs, Collections.<String, Long>emptyMap(),
             Collections.singletonMap("watermark", "2026-12-03T10:00:00.000Z"),
             new StateOperatorProgress[] {state}, new SourceProgress[] {source},
@@ -59,8 +60,8 @@ public class StreamingListenerTest {
     public void aQueryReportsStartProgressAndFailureOnTheWire() {
         RunlinkStreamingListener listener = listener("1");
         listener.onQueryStarted(new QueryStartedEvent(QUERY, RUN, "daily_load", "2026-12-03T12:00:00.000Z"));
-        listener.onQueryProgress(progress(RUN, 0, "2026-12-03T12:00:00.000Z", 400, 100));
-        listener.onQueryProgress(progress(RUN, 1, "2026-12-03T12:00:00.600Z", 600, 50));
+        listener.onQueryProgress(progress(QUERY, RUN, 0, "2026-12-03T12:00:00.000Z", 400, 100));
+        listener.onQueryProgress(progress(QUERY, RUN, 1, "2026-12-03T12:00:00.600Z", 600, 50));
         listener.onQueryTerminated(new QueryTerminatedEvent(QUERY, RUN,
             Option.apply("java.lang.IllegalStateException: bad row\n\tat etl.Load(Load.java:3)")));
         assertTrue(agent.delivery.flush(5_000));
