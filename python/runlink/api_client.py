@@ -170,4 +170,8 @@ def _detail(response: requests.Response) -> str:
     if isinstance(detail, list):
         detail = "; ".join(f"{'.'.join(map(str, d.get('loc', ())))}: {d.get('msg')}" if isinstance(d, dict)
                            else str(d) for d in detail)
+    elif isinstance(detail, dict):
+        # the tracker's own refusals: {"message": ..., "field": ..., "event": ..., "index": ...}
+        where = ", ".join(f"{key} {detail[key]}" for key in ("event", "index", "field") if detail.get(key) is not None)
+        detail = f"{detail.get('message') or 'refused'}" + (f" ({where})" if where else "")
     return _one_line(str(detail if detail is not None else response.text))
