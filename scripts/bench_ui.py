@@ -31,9 +31,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
-sys.path.insert(0, str(ROOT / "tests" / "ui"))
+sys.path.insert(0, str(ROOT / "tests"))  # support.* (as under pytest)
 
-import seed  # noqa: E402  (tests/ui/seed.py: the same realistic generators the browser tests use)
+from support import seed  # noqa: E402  (the same realistic generators the browser tests use)
 
 
 def start_server(home: Path, db: str | None) -> tuple[subprocess.Popen, str, str]:

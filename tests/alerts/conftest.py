@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
-
-from receivers import WebhookReceiver  # noqa: E402
+from support.receivers import WebhookReceiver
 
 
 @pytest.fixture

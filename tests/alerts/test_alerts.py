@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import requests
-import seed
-from receivers import SMTPReceiver, WebhookReceiver, poll
 
 from runlink.protocol import make_event
+from support import seed
+from support.receivers import SMTPReceiver, WebhookReceiver
+from support.waiting import wait_for
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -29,6 +31,12 @@ def alerts_of(tracker: Any, rule_id: str, state: str | None = None) -> list[dict
     if state:
         params["state"] = state
     return tracker.get_json("/api/v1/alerts", **params)["items"]
+
+
+def wait_alerts(tracker: Any, rule_id: str, ready: Callable[[list[dict[str, Any]]], bool],
+                state: str | None = None) -> list[dict[str, Any]]:
+    """The rule's alerts once `ready(items)` holds (the engine evaluates after ingest has answered)."""
+    return wait_for(lambda: alerts_of(tracker, rule_id, state), f"alerts of rule {rule_id}", ready=ready)
 
 
 def post(tracker: Any, events: list[dict[str, Any]]) -> None:
@@ -49,13 +57,13 @@ def test_task_failed_fires_dedupes_and_resolves(tracker: Any, webhook: WebhookRe
     assert fired["blocks"][0]["type"] == "section"
     assert fired["runlink"]["event"] == "fired" and dag_id in fired["runlink"]["subject"]
     assert "input file is empty" in fired["runlink"]["message"]
-    (alert,) = poll(lambda: alerts_of(tracker, rule["id"]),
-                    lambda items: items and items[0]["deliveries"] and items[0]["deliveries"][0]["status"] == "sent")
+    (alert,) = wait_alerts(tracker, rule["id"], lambda items: items and items[0]["deliveries"]
+                           and items[0]["deliveries"][0]["status"] == "sent")
     assert alert["state"] == "open" and alert["links"]["task_id"] == "clean_001"
 
     # the same task fails again in the next run: still one open alert (refreshed, not re-sent)
     post(tracker, run(dag_id, 1, tasks=3, failed={"clean_001"}))
-    poll(lambda: alerts_of(tracker, rule["id"]), lambda items: items[0]["last_seen_at"] > alert["last_seen_at"])
+    wait_alerts(tracker, rule["id"], lambda items: items[0]["last_seen_at"] > alert["last_seen_at"])
     assert len(alerts_of(tracker, rule["id"], "open")) == 1
     # the next run succeeds: auto-resolved, and the webhook hears it
     post(tracker, run(dag_id, 2, tasks=3))
@@ -70,7 +78,7 @@ def test_manual_resolve_stays_until_a_new_failure(tracker: Any, unique: str) -> 
     dag_id = f"manual_{unique}"
     rule = make_rule(tracker, name="manual", kind="task_failed", dag_id=dag_id)
     post(tracker, run(dag_id, 0, tasks=2, failed={"extract_000"}))
-    (alert,) = poll(lambda: alerts_of(tracker, rule["id"], "open"), lambda items: len(items) == 1)
+    (alert,) = wait_alerts(tracker, rule["id"], lambda items: len(items) == 1, "open")
     response = requests.post(f"{tracker.url}/api/v1/alerts/{alert['id']}/resolve", json={"note": "known issue"},
                              headers=tracker.headers(), timeout=30)
     assert response.status_code == 200 and response.json()["state"] == "resolved"
@@ -79,7 +87,7 @@ def test_manual_resolve_stays_until_a_new_failure(tracker: Any, unique: str) -> 
     assert alerts_of(tracker, rule["id"], "open") == []
     # a new failure (another run) opens a new alert
     post(tracker, run(dag_id, 1, tasks=2, failed={"extract_000"}))
-    poll(lambda: alerts_of(tracker, rule["id"], "open"), lambda items: len(items) == 1)
+    wait_alerts(tracker, rule["id"], lambda items: len(items) == 1, "open")
     assert len(alerts_of(tracker, rule["id"])) == 2
 
 
@@ -90,18 +98,18 @@ def test_duration_above_history(tracker: Any, unique: str) -> None:
     for day in range(4):
         post(tracker, run(dag_id, day, tasks=1, task_seconds=10))
     post(tracker, run(dag_id, 4, tasks=1, task_seconds=100))
-    (alert,) = poll(lambda: alerts_of(tracker, rule["id"], "open"), lambda items: len(items) == 1)
+    (alert,) = wait_alerts(tracker, rule["id"], lambda items: len(items) == 1, "open")
     assert alert["value"] > alert["bound"] and alert["bound"] < 40
     assert "median" in alert["message"]
     post(tracker, run(dag_id, 5, tasks=1, task_seconds=10))
-    poll(lambda: alerts_of(tracker, rule["id"]), lambda items: items[0]["state"] == "resolved")
+    wait_alerts(tracker, rule["id"], lambda items: items[0]["state"] == "resolved")
 
 
 def test_dag_run_duration_fixed_bound(tracker: Any, unique: str) -> None:
     dag_id = f"dagslow_{unique}"
     rule = make_rule(tracker, name="whole run", kind="duration", dag_id=dag_id, params={"max_s": 30})
     post(tracker, run(dag_id, 0, tasks=8, task_seconds=20))
-    (alert,) = poll(lambda: alerts_of(tracker, rule["id"], "open"), lambda items: len(items) == 1)
+    (alert,) = wait_alerts(tracker, rule["id"], lambda items: len(items) == 1, "open")
     assert alert["subject"].startswith("dag|") and alert["bound"] == 30
 
 
@@ -112,7 +120,7 @@ def test_metric_change_and_dataset_rows(tracker: Any, unique: str) -> None:
     post(tracker, run(dag_id, 0, tasks=1, metrics={"rows_out": 1000}))
     post(tracker, run(dag_id, 1, tasks=1, metrics={"rows_out": 1100}))
     post(tracker, run(dag_id, 2, tasks=1, metrics={"rows_out": 100}))
-    (alert,) = poll(lambda: alerts_of(tracker, metric_rule["id"], "open"), lambda items: len(items) == 1)
+    (alert,) = wait_alerts(tracker, metric_rule["id"], lambda items: len(items) == 1, "open")
     assert "1100 -> 100" in alert["title"]
 
     table = f"analytics.t_{unique}"
@@ -120,11 +128,11 @@ def test_metric_change_and_dataset_rows(tracker: Any, unique: str) -> None:
     ctx = seed.ctx(dag_id, "manual__x", NOW, "prod", "load", 1)
     post(tracker, [make_event("dataset", {"operation": "write", "table": table, "rows": 5}, context=ctx,
                               time="2026-11-01T02:00:00Z")])
-    (alert,) = poll(lambda: alerts_of(tracker, ds_rule["id"], "open"), lambda items: len(items) == 1)
+    (alert,) = wait_alerts(tracker, ds_rule["id"], lambda items: len(items) == 1, "open")
     assert "5 < min 10" in alert["title"] and alert["links"]["dataset"]
     post(tracker, [make_event("dataset", {"operation": "write", "table": table, "rows": 50}, context=ctx,
                               time="2026-11-01T03:00:00Z")])
-    poll(lambda: alerts_of(tracker, ds_rule["id"]), lambda items: items[0]["state"] == "resolved")
+    wait_alerts(tracker, ds_rule["id"], lambda items: items[0]["state"] == "resolved")
 
 
 def test_spark_job_failed(tracker: Any, webhook: WebhookReceiver, unique: str) -> None:
@@ -147,11 +155,11 @@ def test_missing_dag_run(tracker: Any, unique: str) -> None:
     evaluate = lambda: requests.post(tracker.url + "/api/v1/alerts/evaluate", headers=tracker.headers(),  # noqa: E731
                                      timeout=60)
     assert evaluate().ok
-    (alert,) = poll(lambda: alerts_of(tracker, rule["id"], "open"), lambda items: len(items) == 1)
+    (alert,) = wait_alerts(tracker, rule["id"], lambda items: len(items) == 1, "open")
     assert "missing" in alert["title"]
     post(tracker, seed.dag_run(dag_id, expected, tasks=1))
     assert evaluate().ok
-    poll(lambda: alerts_of(tracker, rule["id"]), lambda items: items[0]["state"] == "resolved")
+    wait_alerts(tracker, rule["id"], lambda items: items[0]["state"] == "resolved")
 
 
 def test_webhook_retried_with_backoff(tracker: Any, unique: str) -> None:
@@ -162,8 +170,8 @@ def test_webhook_retried_with_backoff(tracker: Any, unique: str) -> None:
         post(tracker, run(dag_id, 0, tasks=1, failed={"extract_000"}))
         receiver.wait_for(lambda got: len(got) == 1, timeout=30)
         assert receiver.attempts == 3
-        (alert,) = poll(lambda: alerts_of(tracker, rule["id"]),
-                        lambda items: items and items[0]["deliveries"][0]["status"] == "sent")
+        (alert,) = wait_alerts(tracker, rule["id"],
+                               lambda items: items and items[0]["deliveries"][0]["status"] == "sent")
         assert alert["deliveries"][0]["attempts"] == 3
     finally:
         receiver.close()

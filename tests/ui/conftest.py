@@ -15,23 +15,19 @@ from typing import Any
 
 import pytest
 
+from support.browser import CHROMIUM_ARGS, chromium_or_skip
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-sys.path.insert(0, str(HERE))
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (scripts/setup.sh installs Debian's chromium)")
+    chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        instance = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
 
@@ -45,20 +41,6 @@ def page(browser: Any) -> Iterator[Any]:
     pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
     yield pg
     context.close()
-
-
-def shot(page: Any, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-def login(page: Any, tracker: Any, path: str = "/ui/dags") -> None:
-    page.goto(tracker.url + path)
-    page.get_by_label("Access token").fill(tracker.token)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"**{path}")
 
 
 class AirflowRunner:

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import seed
 from playwright.sync_api import expect
-from receivers import WebhookReceiver, poll
 
-from conftest import login, shot
+from support import seed
+from support.browser import login, shot
+from support.receivers import WebhookReceiver
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.spark]
 
@@ -59,7 +60,7 @@ def etl(ui_tracker: Any, airflow: Any) -> dict:
     seed.post(ui_tracker.url, ui_tracker.token, history)
     run_id, state = airflow.run("ui_spark_etl")
     assert state == "success"
-    tree = poll(lambda: _tree(ui_tracker, "ui_spark_etl", run_id), _etl_done, timeout=120)
+    tree = wait_for(lambda: _tree(ui_tracker, "ui_spark_etl", run_id), "the ETL run's tree", 120, ready=_etl_done)
     return {"run_id": run_id, "tree": tree}
 
 
@@ -170,8 +171,8 @@ def test_alert_rule_made_in_ui_fires_on_failing_run(page: Any, ui_tracker: Any, 
         assert payload["text"].startswith(":red_circle: [FIRING] Task failed: ui_failing.load_partner_feed")
         assert "partner feed is empty" in payload["runlink"]["message"]
         assert payload["runlink"]["url"].startswith(ui_tracker.url + "/ui/task-attempts/")
-        poll(lambda: ui_tracker.get_json("/api/v1/alerts", state="open")["items"],
-             lambda items: any(d["status"] == "sent" for a in items for d in a["deliveries"]))
+        wait_for(lambda: ui_tracker.get_json("/api/v1/alerts", state="open")["items"], "the alert's delivery",
+                 ready=lambda items: any(d["status"] == "sent" for a in items for d in a["deliveries"]))
         page.reload()
         row = page.locator("#open-alerts tbody tr", has_text="ui_failing.load_partner_feed")
         expect(row).to_contain_text("webhook fired: sent")

@@ -1,14 +1,17 @@
 """Real local receivers for alert notifications: an HTTP webhook endpoint and a minimal SMTP server, both on
-127.0.0.1 in daemon threads. Tests wait on them with deadlines (no sleeps as synchronisation)."""
+127.0.0.1 in daemon threads. Tests wait on them with `support.waiting.wait_for` (a deadline, no sleeps as
+synchronisation)."""
 
 from __future__ import annotations
 
 import json
 import socketserver
 import threading
-import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from support.waiting import wait_for
 
 
 class WebhookReceiver:
@@ -19,13 +22,13 @@ class WebhookReceiver:
         self.attempts = 0
         self.fail_first = fail_first
         self.hang_s = hang_s
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                with receiver.cond:
+                with receiver.lock:
                     receiver.attempts += 1
                     failing = receiver.attempts <= receiver.fail_first
                 if receiver.hang_s:
@@ -34,9 +37,8 @@ class WebhookReceiver:
                     self.send_response(500)
                     self.end_headers()
                     return
-                with receiver.cond:
+                with receiver.lock:
                     receiver.received.append(json.loads(body))
-                    receiver.cond.notify_all()
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -51,14 +53,13 @@ class WebhookReceiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def wait_for(self, predicate, timeout: float = 30.0) -> list[dict[str, Any]]:  # noqa: ANN001
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not predicate(self.received):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"webhook condition not met in {timeout}s; got {self.received!r}")
-                self.cond.wait(remaining)
+    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool],
+                 timeout: float = 30.0) -> list[dict[str, Any]]:
+        """The payloads received so far, once `predicate` holds for them."""
+        return wait_for(self._received, "webhook condition", timeout, ready=predicate)
+
+    def _received(self) -> list[dict[str, Any]]:
+        with self.lock:
             return list(self.received)
 
     def close(self) -> None:
@@ -72,7 +73,7 @@ class SMTPReceiver:
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -102,9 +103,8 @@ class SMTPReceiver:
                                 break
                             data.append(chunk.decode("utf-8", "replace"))
                         mail["data"] = "".join(data)
-                        with receiver.cond:
+                        with receiver.lock:
                             receiver.messages.append(dict(mail))
-                            receiver.cond.notify_all()
                         mail = {"rcpt": []}
                         self.wfile.write(b"250 queued\r\n")
                     elif upper == "QUIT":
@@ -123,27 +123,14 @@ class SMTPReceiver:
         self.thread.start()
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.messages) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"expected {count} e-mails in {timeout}s, got {len(self.messages)}")
-                self.cond.wait(remaining)
+        """The messages received so far, once there are at least `count`."""
+        return wait_for(self._messages, f"{count} e-mails", timeout, ready=lambda got: len(got) >= count)
+
+    def _messages(self) -> list[dict[str, Any]]:
+        with self.lock:
             return list(self.messages)
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
-
-def poll(fetch, ready, timeout: float = 30.0) -> Any:  # noqa: ANN001
-    """Call `fetch` until `ready(value)`; fail with the last value at the deadline."""
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not ready(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last value: {value!r}"[:4000])
-        time.sleep(0.1)  # polling interval; the condition is what the tracker answers
-        value = fetch()
-    return value
