@@ -52,7 +52,22 @@ def _app_lines(app: dict[str, Any]) -> list[str]:
         status = "ok" if query.get("success") else "FAILED"
         lines.append(f"  query {query.get('action') or '?'} {status} {query.get('duration_ms') or '-'} ms"
                      + (f" in: {ins}" if ins else "") + (f" out: {outs}" if outs else ""))
+    for stream in app.get("streaming", [])[:20]:
+        lines.append(_streaming_line(stream))
     return lines
+
+
+def _streaming_line(q: dict[str, Any]) -> str:
+    """One streaming query run: totals, the latest interval's rates, batch duration, the failure."""
+    batches = q.get("total_batches") or 0
+    mean = f"{(q.get('total_batch_ms') or 0) / batches:.0f}" if batches else "-"
+    rate = q.get("input_rows_per_s")
+    error = q.get("error") or {}
+    failure = ": ".join(p for p in (error.get("type"), error.get("message")) if p)
+    return (f"  streaming {q.get('name') or q['query_id']} [{q['state']}] {batches} batches, "
+            f"{q.get('total_input_rows') or 0} rows, {'-' if rate is None else f'{rate:.1f}'} rows/s, "
+            f"batch {mean} ms mean / {q.get('max_batch_ms') if q.get('max_batch_ms') is not None else '-'} ms max"
+            + (f": {_value(failure)}" if failure else ""))
 
 
 def render_tree(run: dict[str, Any]) -> str:

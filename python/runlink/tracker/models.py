@@ -322,8 +322,9 @@ sql_queries = Table(
     Index("ix_sql_queries_app", "spark_app_pk"),
 )
 
-#: one row per Structured Streaming query run, under its Spark application (and, through the context, its attempt):
-#: totals are cumulative on the wire (merged by max), rates and the failure come from the latest event that had them
+#: one row per Structured Streaming query run, under its Spark application (and, through the context, its attempt).
+#: Start, figures (cumulative on the wire: the latest report holds the totals), rates (from the latest interval that
+#: had batches) and end each merge by their own stamp, so any arrival order gives the same row
 streaming_queries = Table(
     "streaming_queries",
     metadata,
@@ -347,9 +348,9 @@ streaming_queries = Table(
     Column("sources", Text),
     Column("sink", Text),
     Column("error", Text),
-    Column("intervals", Integer),
     Column("start_stamp", String(STAMP)),
     Column("progress_stamp", String(STAMP)),
+    Column("rates_stamp", String(STAMP)),
     Column("end_stamp", String(STAMP)),
     Index("ix_streaming_queries_context", "context_id"),
 )

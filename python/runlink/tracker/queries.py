@@ -26,6 +26,7 @@ from runlink.tracker.models import (
     spark_jobs,
     spark_stages,
     sql_queries,
+    streaming_queries,
     task_attempts,
 )
 from runlink.tracker.openlineage.children import child_runs
@@ -214,7 +215,7 @@ def _scoped(table: Table, scope: Scope | None) -> ColumnElement | None:
 
 def spark_apps_full(conn: Connection, apps: list[dict[str, Any]], *, raw_json: bool = False,
                     scope: Scope | None = None) -> list[dict[str, Any]]:
-    """Attach jobs, stages (with metrics), SQL queries (with datasets) and executors to app rows.
+    """Attach jobs, stages (with metrics), SQL queries (with datasets), streaming queries and executors to app rows.
     `raw_json`: stages as orjson Fragments (for the JSON API only: Python callers get dicts). `scope`: only the
     jobs, stages and queries of these contexts (a shared application under one task)."""
     if not apps:
@@ -227,7 +228,8 @@ def spark_apps_full(conn: Connection, apps: list[dict[str, Any]], *, raw_json: b
         app.pop("end_stamp", None)
         app.pop("context_rank", None)
         # shared: an application other tasks used too, shown here with only this task's work
-        app.update(jobs=[], stages=[], queries=[], executors=[], metrics=[], shared=scope is not None)
+        app.update(jobs=[], stages=[], queries=[], streaming=[], executors=[], metrics=[],
+                   shared=scope is not None)
     for job in _in(conn, spark_jobs, "spark_app_pk", pks, "spark_app_pk", "job_id",
                    where=_scoped(spark_jobs, scope)):
         _decode(job, "stage_ids")
@@ -253,6 +255,12 @@ def spark_apps_full(conn: Connection, apps: list[dict[str, Any]], *, raw_json: b
         query["inputs"] = [o for o in ops if o["id"].startswith(query["id"] + ":i")]
         query["outputs"] = [o for o in ops if o["id"].startswith(query["id"] + ":o")]
         by_app[query.pop("spark_app_pk")]["queries"].append(query)
+    for stream in _in(conn, streaming_queries, "spark_app_pk", pks, "start_time", "run_id",
+                      where=_scoped(streaming_queries, scope)):
+        _decode(stream, "sources", "error")
+        for stamp in ("start_stamp", "progress_stamp", "rates_stamp", "end_stamp"):
+            stream.pop(stamp)
+        by_app[stream.pop("spark_app_pk")]["streaming"].append(stream)
     for executor in _in(conn, spark_executors, "spark_app_pk", pks, "spark_app_pk", "executor_id"):
         executor.pop("add_stamp")
         executor.pop("remove_stamp")

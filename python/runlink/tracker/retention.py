@@ -43,9 +43,9 @@ from runlink.tracker.sqlutil import run, select_in
 #: every table retention deletes from, in the order a report lists them
 TABLES: tuple[str, ...] = (
     "dag_runs", "task_attempts", "contexts", "state_events", "spark_apps", "spark_jobs", "spark_stages",
-    "spark_executors", "sql_queries", "dataset_ops", "datasets", "metrics", "log_chunks", "agent_health",
-    "openlineage_runs", "openlineage_datasets", "openlineage_pending", "alerts", "alert_notifications", "events",
-    "event_batches",
+    "spark_executors", "sql_queries", "streaming_queries", "dataset_ops", "datasets", "metrics", "log_chunks",
+    "agent_health", "openlineage_runs", "openlineage_datasets", "openlineage_pending", "alerts",
+    "alert_notifications", "events", "event_batches",
 )
 #: PostgreSQL advisory lock key held while retention runs: two replicas never run it together
 PG_RETENTION_LOCK = 0x72657465
@@ -181,7 +181,7 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
         _remove(conn, state, table, "context_id IS NULL AND spark_app_pk IN ({})", apps)
     _remove(conn, state, "agent_health", "id IN ({})", sorted(health))
     _remove(conn, state, "sql_queries", "spark_app_pk IN ({})", apps)
-    for table in ("spark_stages", "spark_jobs", "spark_executors"):
+    for table in ("spark_stages", "spark_jobs", "spark_executors", "streaming_queries"):
         _remove(conn, state, table, "spark_app_pk IN ({})", apps)
     _remove(conn, state, "spark_apps", "id IN ({})", apps)
     _remove(conn, state, "state_events", "context_id IN ({})", contexts)

@@ -40,6 +40,7 @@ class Rows:
         self.exec_added: list[dict] = []
         self.exec_removed: list[dict] = []
         self.queries: list[dict] = []
+        self.streams: dict[str, list[dict]] = {stamp: [] for stamp in STREAM_GROUPS}
         self.datasets: dict[str, dict] = {}
         self.dataset_ops: list[dict] = []
         self.metrics: list[tuple] = []
@@ -68,6 +69,14 @@ JOB_START_COLS = ("stage_ids", "job_group", "description", "sql_execution_id", "
                   "context_id")
 JOB_END_COLS = ("completion_time", "result", "failure_reason", "context_id")
 JOB_START_ROW = ("spark_app_pk", "job_id", *JOB_START_COLS, "start_stamp")
+#: streaming_queries: each stamp's columns (a start, an interval's figures, its rates, the end merge separately)
+STREAM_GROUPS: dict[str, tuple[str, ...]] = {
+    "start_stamp": ("name", "start_time"),
+    "progress_stamp": ("name", "total_batches", "total_input_rows", "total_batch_ms", "max_batch_ms",
+                       "latest_batch_id", "watermark", "state_rows", "sources", "sink"),
+    "rates_stamp": ("input_rows_per_s", "processed_rows_per_s"),
+    "end_stamp": ("state", "end_time", "error"),
+}
 JOB_END_ROW = ("spark_app_pk", "job_id", *JOB_END_COLS, "end_stamp")
 
 
@@ -227,6 +236,32 @@ def _sql_query(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: No
                      ctx_pk, app_pk, event_id, time)
 
 
+def _streaming_query(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
+                     ctx_pk: str | None, app_pk: str | None) -> None:
+    """A streaming query run's start, interval or end. The totals on the wire are cumulative, so the latest
+    report holds them; an end's partial interval without batches leaves the last rates in place."""
+    payload = event["payload"]
+    get = payload.get
+    kind = event["type"].rsplit(".", 1)[1]
+    base = {"spark_app_pk": app_pk, "run_id": payload["run_id"], "query_id": payload["query_id"],
+            "context_id": ctx_pk, "state": "running"}
+    groups = rows.streams
+    if kind == "start":
+        groups["start_stamp"].append({**base, "name": get("name"), "start_time": time, "start_stamp": stamp})
+        return
+    groups["progress_stamp"].append({
+        **base, **{c: get(c) for c in STREAM_GROUPS["progress_stamp"]}, "sources": _json(get("sources")),
+        "progress_stamp": stamp,
+    })
+    if get("batches"):
+        groups["rates_stamp"].append({**base, "input_rows_per_s": get("input_rows_per_s"),
+                                      "processed_rows_per_s": get("processed_rows_per_s"), "rates_stamp": stamp})
+    if kind == "end":
+        failed = get("success") is False
+        groups["end_stamp"].append({**base, "state": "failed" if failed else "succeeded", "end_time": time,
+                                    "error": _json(get("error")), "end_stamp": stamp})
+
+
 def _dataset(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
              ctx_pk: str | None, app_pk: str | None) -> None:
     _add_dataset(rows, event["payload"], event["id"], ctx_pk, app_pk, None, time)
@@ -285,6 +320,9 @@ HANDLERS: dict[str, Handler] = {
     "spark_app.end": _app_end,
     "spark_executor": _executor,
     "sql_query": _sql_query,
+    "spark_streaming_query.start": _streaming_query,
+    "spark_streaming_query.progress": _streaming_query,
+    "spark_streaming_query.end": _streaming_query,
     "dataset": _dataset,
     "log": _log,
     "agent_health": _agent_health,

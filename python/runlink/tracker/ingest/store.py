@@ -23,6 +23,7 @@ from runlink.tracker.ingest.rows import (
     JOB_START_ROW,
     METRIC_ROW,
     STAGE_ROW,
+    STREAM_GROUPS,
     Rows,
     collect,
 )
@@ -45,6 +46,7 @@ from runlink.tracker.models import (
     spark_stages,
     sql_queries,
     state_events,
+    streaming_queries,
 )
 from runlink.tracker.sqlutil import insert_ignore, insert_rows, run, select_in, upsert_lww
 
@@ -122,6 +124,8 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
     insert_ignore(conn, spark_app_contexts, [{"spark_app_pk": app_pk, "context_id": ctx_pk}
                                              for app_pk, ctx_pk in sorted(rows.app_users)])
     insert_ignore(conn, sql_queries, rows.queries)
+    for stamp, updated in STREAM_GROUPS.items():
+        upsert_lww(conn, streaming_queries, rows.streams[stamp], ("spark_app_pk", "run_id"), stamp, updated)
     insert_ignore(conn, datasets, list(rows.datasets.values()))
     insert_ignore(conn, dataset_ops, rows.dataset_ops)
     insert_rows(conn, metrics, rows.metrics, METRIC_ROW)

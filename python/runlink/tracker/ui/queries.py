@@ -359,6 +359,7 @@ def task_attempt_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     attempt.pop("source_code", None) if attempt.get("source_code") and len(attempt["source_code"]) > 200_000 else None
     apps = attempt.pop("spark_apps", [])
     attempt["spark_apps"] = [spark_summary(a) for a in apps]
+    attempt["streaming_queries"] = [streaming_summary(q, a) for a in apps for q in a.get("streaming", [])]
     run = attempt.get("dag_run") or {}
     others = _rows(conn, select(task_attempts.c.id, task_attempts.c.try_number, task_attempts.c.state,
                                 task_attempts.c.duration_s, task_attempts.c.start_date)
@@ -400,6 +401,22 @@ def spark_summary(app: dict[str, Any]) -> dict[str, Any]:
         "spilled_bytes": sum((s["metrics"].get("memory_spilled_bytes") or 0)
                              + (s["metrics"].get("disk_spilled_bytes") or 0) for s in stages),
         **spark_ui_links(app),
+    }
+
+
+def streaming_summary(query: dict[str, Any], app: dict[str, Any]) -> dict[str, Any]:
+    """A streaming query run (`queries.spark_apps_full`'s `streaming`) as one line of the task page's table."""
+    batches = query.get("total_batches") or 0
+    return {
+        "run_id": query["run_id"], "name": query.get("name") or query["query_id"], "state": query["state"],
+        "app_pk": app["id"], "app": app.get("name") or app["app_id"], "batches": batches,
+        "input_rows": query.get("total_input_rows"), "input_rows_per_s": query.get("input_rows_per_s"),
+        "processed_rows_per_s": query.get("processed_rows_per_s"),
+        "mean_batch_s": (query.get("total_batch_ms") or 0) / batches / 1000 if batches else None,
+        "max_batch_s": None if query.get("max_batch_ms") is None else query["max_batch_ms"] / 1000,
+        "latest_batch_id": query.get("latest_batch_id"),
+        "watermark": query.get("watermark"), "state_rows": query.get("state_rows"),
+        "error": error_text(query.get("error")),
     }
 
 

@@ -38,9 +38,9 @@ def upgrade() -> None:
         sa.Column("sources", sa.Text(), nullable=True),
         sa.Column("sink", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("intervals", sa.Integer(), nullable=True),
         sa.Column("start_stamp", sa.String(length=170), nullable=True),
         sa.Column("progress_stamp", sa.String(length=170), nullable=True),
+        sa.Column("rates_stamp", sa.String(length=170), nullable=True),
         sa.Column("end_stamp", sa.String(length=170), nullable=True),
         sa.PrimaryKeyConstraint("spark_app_pk", "run_id"),
     )

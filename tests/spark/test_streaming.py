@@ -1,0 +1,110 @@
+"""Structured Streaming under its task: a real `spark-submit` (local[1]) of three streaming queries, reported by
+RunlinkStreamingListener to a real tracker over HTTP and shown under the Airflow task attempt that launched them:
+an availableNow incremental load (totals at its end, inside one interval), a rate query stopped after N batches,
+a failing query with its exception. The tree API, the attempt page and `runlink runs show` each show them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from spark_helpers import clean_env, jar_or_skip, runlink_spark_conf, spark_submit, wait_for
+
+from runlink.spark.conf import STREAMING_LISTENER, conf
+
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(300)]
+
+APP = "streaming_app.py"
+RUN_ID = "manual__2026-12-03T08:00:00+00:00"
+
+
+def test_the_listener_is_appended_to_the_users_list() -> None:
+    jar_or_skip()
+    key = "spark.sql.streaming.streamingQueryListeners"
+    assert conf(existing={})[key] == STREAMING_LISTENER
+    out = conf(existing={key: f"com.acme.L,{STREAMING_LISTENER}"})
+    assert out[key] == f"com.acme.L,{STREAMING_LISTENER}"  # the user's first, ours not duplicated
+
+
+def _attempt(tracker: Any, dag_id: str) -> dict | None:
+    """The attempt once its app holds all three queries, ended."""
+    for run in tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]:
+        for attempt in tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]:
+            streams = [q for app in attempt["spark_apps"] for q in app.get("streaming", [])]
+            if len(streams) == 3 and all(q["end_time"] for q in streams):
+                return attempt
+    return None
+
+
+def _ui_page(tracker: Any, path: str) -> str:
+    session = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
+    assert csrf is not None
+    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
+                 timeout=30)
+    page = session.get(tracker.url + path, timeout=30)
+    assert page.status_code == 200, page.text[:500]
+    return page.text
+
+
+def test_streaming_queries_under_their_task_attempt(sqlite_tracker: Any, tmp_path: Path, unique: str) -> None:
+    jar_or_skip()
+    tracker = sqlite_tracker
+    dag_id = f"e2e_stream_{unique}"
+    ctx = {"AIRFLOW_CTX_DAG_ID": dag_id, "AIRFLOW_CTX_TASK_ID": "load", "AIRFLOW_CTX_DAG_RUN_ID": RUN_ID,
+           "AIRFLOW_CTX_TRY_NUMBER": "1"}
+    home = tmp_path / "home"
+    conf_args = runlink_spark_conf(clean_env(home), "--url", tracker.url)
+    assert f"spark.sql.streaming.streamingQueryListeners={STREAMING_LISTENER}" in conf_args
+    conf_args += ["--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=1",
+                  "--conf", "spark.runlink.streaming.intervalSeconds=1"]
+    env = clean_env(home, RUNLINK_TOKEN=tracker.token, **ctx)
+    submitted = spark_submit(APP, tmp_path / "out", conf_args, env)
+    assert submitted.returncode == 0, submitted.log[-6000:]
+    spark = json.loads((submitted.out / "streams.json").read_text())["queries"]
+
+    attempt = wait_for(lambda: _attempt(tracker, dag_id), f"three ended streaming queries under {dag_id}")
+    assert attempt["task_id"] == "load" and attempt["try_number"] == 1
+    ours = {q["name"]: q for app in attempt["spark_apps"] for q in app["streaming"]}
+    assert set(ours) == {"incremental_load", "rate_to_memory", "failing_query"}
+    for name, q in ours.items():
+        assert (q["query_id"], q["run_id"]) == (spark[name]["id"], spark[name]["run_id"]), name
+
+    load = ours["incremental_load"]
+    assert load["state"] == "succeeded"
+    assert (load["total_batches"], load["total_input_rows"]) == (3, 30) == (spark["incremental_load"]["batches"],
+                                                                           spark["incremental_load"]["input_rows"])
+    assert load["latest_batch_id"] == 2 and load["processed_rows_per_s"] > 0
+    assert "FileStreamSource" in load["sources"][0] and load["sink"].startswith("FileSink")
+
+    rate = ours["rate_to_memory"]
+    assert rate["state"] == "succeeded" and rate["error"] is None
+    assert rate["total_batches"] == spark["rate_to_memory"]["batches"] >= 4
+    assert rate["latest_batch_id"] == spark["rate_to_memory"]["latest_batch_id"]
+    assert rate["total_input_rows"] == spark["rate_to_memory"]["input_rows"]
+    assert rate["max_batch_ms"] > 0 and rate["total_batch_ms"] >= rate["max_batch_ms"]
+
+    failing = ours["failing_query"]
+    assert failing["state"] == "failed"
+    assert "runlink-stream-boom" in failing["error"]["message"] + (failing["error"]["traceback"] or "")
+    assert spark["failing_query"]["error"] and "runlink-stream-boom" in spark["failing_query"]["error"]
+
+    # the attempt page's table and the CLI's tree name each query with its state
+    html = _ui_page(tracker, f"/ui/task-attempts/{attempt['id']}")
+    table = html.split('id="streaming-queries"', 1)[1].split("</table>", 1)[0]
+    for name in ours:
+        assert name in table
+    assert "runlink-stream-boom" in table
+    shown = subprocess.run([sys.executable, "-m", "runlink", "runs", "show", dag_id, RUN_ID, "--url", tracker.url],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert shown.returncode == 0, shown.stderr
+    lines = [ln for ln in shown.stdout.splitlines() if "streaming" in ln]
+    assert any("incremental_load" in ln and "3 batches" in ln and "30 rows" in ln for ln in lines), shown.stdout
+    assert any("failing_query" in ln and "failed" in ln for ln in lines), shown.stdout
