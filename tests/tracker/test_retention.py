@@ -5,6 +5,9 @@ dry run counted exactly what was deleted, and batches posted during retention we
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -18,8 +21,11 @@ from conftest import BACKENDS
 from runlink.tracker.db import Database
 from runlink.tracker.ingest.audit import unpack
 from runlink.tracker.retention import TABLES, _event_refs, apply_retention, reclaim_space, retention_lease
+from support.tracker import ROOT
+from support.waiting import wait_for
 
 NOW = datetime.now(timezone.utc)
+PYTHON = ROOT / "python"
 OLD_DAYS = (90, 60, 45)
 NEW_DAYS = (3, 1)
 
@@ -221,3 +227,29 @@ def test_one_retention_pass_at_a_time(fresh: Any) -> None:
     finally:
         db.dispose()
         other.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_server_schedule_and_cli(backend: str, tracker_factory: Any) -> None:
+    """`runlink server --retention-days 30` deletes old runs by itself; `runlink retention` reports per table."""
+    tracker = tracker_factory(backend=backend, extra_args=["--retention-days", "30"],
+                              extra_env={"RUNLINK_RETENTION_INTERVAL_S": "0.2"})
+    for days in (40, 2):
+        for batch in _run("scheduled_dag", days):
+            assert tracker.post_events(batch).status_code == 202
+    wait_for(lambda: len(tracker.get_json("/api/v1/dag-runs", dag_id="scheduled_dag")["items"]) == 1,
+             "the scheduled pass deleted the 40-day-old run", context=tracker.log_tail)
+    for batch in _run("cli_dag", 20):  # inside the server's 30 days: the CLI's 10 days delete it
+        assert tracker.post_events(batch).status_code == 202
+    command = [sys.executable, "-m", "runlink", "retention", "--keep-days", "10", "--dag", "nothing_*",
+               "--db", tracker.db_url, "--dry-run"]
+    dry = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ,
+                                                                                    "PYTHONPATH": str(PYTHON)})
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete" in dry.stdout and "dag_runs" not in dry.stdout  # the glob matches no DAG
+    command[command.index("nothing_*")] = "cli_*"
+    real = subprocess.run(command[:-1], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(PYTHON)})
+    assert real.returncode == 0, real.stderr
+    assert "deleted" in real.stdout and "dag_runs" in real.stdout, real.stdout
+    assert tracker.get_json("/api/v1/dag-runs", dag_id="cli_dag")["items"] == []

@@ -9,11 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runlink.cli import airflow, alerts, demo, lineage, monitor, runs, server, spark, spool, tokens
+from runlink.cli import airflow, alerts, demo, lineage, monitor, retention, runs, server, spark, spool, tokens
 from runlink.terminal import printable
 
 #: in the order `runlink --help` lists them
-COMMAND_GROUPS = (server, tokens, runs, spark, demo, airflow, monitor, alerts, lineage, spool)
+COMMAND_GROUPS = (server, tokens, retention, runs, spark, demo, airflow, monitor, alerts, lineage, spool)
 
 
 def build_parser() -> argparse.ArgumentParser:

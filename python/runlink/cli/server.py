@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--openlineage-export", default=None,
                         help="also export stored events as OpenLineage: file:///path.jsonl or an http(s) URL "
                              "(env RUNLINK_OPENLINEAGE_EXPORT; RUNLINK_OPENLINEAGE_API_KEY for its bearer token)")
+    server.add_argument("--retention-days", type=float, default=None, metavar="N",
+                        help="every hour, delete runs older than N days with everything under them (one replica "
+                             "at a time; env RUNLINK_RETENTION_DAYS; default: keep everything)")
+    server.add_argument("--retention-dag", default=None, metavar="GLOB",
+                        help="retention only for DAG ids matching this glob (env RUNLINK_RETENTION_DAG)")
     server.set_defaults(handler=_server)
 
 
@@ -43,6 +48,25 @@ def add_database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="database URL (default: SQLite at $RUNLINK_HOME/runlink.db); "
                                      "PostgreSQL: postgresql+psycopg://user@host/db")
     parser.add_argument("--home", help="state folder (default $RUNLINK_HOME or ~/.runlink)")
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why the address cannot be listened on (taken, not ours, unknown host), else None: checked before the
+    banner and the database work, so a taken port is the first and only thing the user reads."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return exc.strerror or str(exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def tracker_settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN201
@@ -70,10 +94,18 @@ def _server(args: argparse.Namespace) -> int:
     if burst not in (None, ""):
         limits["rate_limit_burst"] = int(burst)
     export = args.openlineage_export or os.environ.get("RUNLINK_OPENLINEAGE_EXPORT") or None
+    if args.retention_days is not None:
+        limits["retention_days"] = args.retention_days if args.retention_days > 0 else None
+    if args.retention_dag:
+        limits["retention_dag_glob"] = args.retention_dag
     if args.open and args.host not in _LOOPBACK:
         print(f"runlink: --open serves every read without a token, so it binds to loopback only "
               f"(--host {printable(args.host)} refused; use tokens to serve other machines)", file=sys.stderr)
         return 2
+    taken = _bind_error(args.host, args.port)
+    if taken is not None:
+        print(f"runlink: cannot listen on {printable(args.host)}:{args.port}: {taken}", file=sys.stderr)
+        return 1
     allowed = tuple(dict.fromkeys(h.strip().lower() for h in args.allowed_host if h.strip()))
     settings = tracker_settings(args, open_reads=args.open, openlineage_export=export, allowed_hosts=allowed,
                                 **limits)

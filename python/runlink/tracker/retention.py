@@ -397,13 +397,14 @@ def reclaim_space(db: Database, *, full: bool = False) -> str:
 
 
 @contextmanager
-def retention_lease(db: Database) -> Iterator[bool]:
+def retention_lease(db: Database, *, wait: bool = False) -> Iterator[bool]:
     """Whether this process may run retention now: one at a time across the worker processes and replicas of a
     tracker (a PostgreSQL session advisory lock; on SQLite an exclusive lock file beside the database). Yields
-    False, without waiting, when another holds it."""
+    False when another holds it, or with `wait` waits for it to finish (a person running the CLI)."""
     if not db.sqlite:
+        take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            held = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({PG_RETENTION_LOCK})").scalar_one())
+            held = conn.exec_driver_sql(f"SELECT {take}({PG_RETENTION_LOCK})").scalar_one() is not False
             try:
                 yield held
             finally:
@@ -417,7 +418,7 @@ def retention_lease(db: Database) -> Iterator[bool]:
     fd = os.open(Path(path + ".retention.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
