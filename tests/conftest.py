@@ -2,8 +2,9 @@
 
 - `tracker`: session-scoped, parametrized over SQLite and PostgreSQL: a `support.tracker.Tracker` with `.url`,
   `.token` (admin), `.home`, `.db_url`, `.post_events(events)`, `.get(path)`, `.make_token(scope)`.
-- `tracker_factory(backend=..., db_url=..., open_reads=...)`: more trackers (each its own RUNLINK_HOME;
-  a PostgreSQL one gets a fresh database unless `db_url` is given). All stopped at session end.
+- `tracker_factory(backend=..., db_url=..., open_reads=..., python=...)`: more trackers (each its own
+  RUNLINK_HOME; a PostgreSQL one gets a fresh database unless `db_url` is given; `python` runs the server when
+  this interpreter cannot). All stopped at session end.
 - `pg_url`: a fresh PostgreSQL database for this session (dropped at the end), or a skip with the reason.
 - `unique`: a short random string, so tests sharing a session tracker do not see each other's runs.
 
@@ -58,7 +59,8 @@ def tracker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     databases: list[str] = []
 
     def factory(backend: str = "sqlite", db_url: str | None = None, open_reads: bool = False,
-                extra_args: Sequence[str] = (), extra_env: dict[str, str] | None = None) -> Tracker:
+                extra_args: Sequence[str] = (), extra_env: dict[str, str] | None = None,
+                python: str | None = None) -> Tracker:
         home = tmp_path_factory.mktemp(f"runlink-home-{backend}")
         if db_url is None:
             if backend == "postgresql":
@@ -69,7 +71,7 @@ def tracker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         elif db_url.startswith("postgresql"):
             backend = "postgresql"
         tracker = start_tracker(home, db_url, backend, open_reads=open_reads, extra_args=extra_args,
-                                extra_env=extra_env)
+                                extra_env=extra_env, python=python)
         started.append(tracker)
         return tracker
 

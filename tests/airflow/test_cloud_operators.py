@@ -12,8 +12,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow_runs import HERE, attempts, wait_for_tree
 
-from conftest import HERE, attempts, listener_jar_or_skip, wait_for_tree
+from support.spark_runs import listener_jar_or_skip
 
 pytestmark = pytest.mark.airflow
 

@@ -18,20 +18,14 @@ from typing import Any
 
 import pytest
 import requests
+from airflow_runs import attempts
 
-from conftest import attempts, listener_jar_or_skip
+from runlink.tracker.process import free_port
+from support.spark_runs import listener_jar_or_skip
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 
 SPARK_TASKS = ("spark_submit", "bash_spark_submit", "session_in_task")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _demo_env(home: Path) -> dict[str, str]:
@@ -52,7 +46,7 @@ def _runlink_command() -> list[str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     listener_jar_or_skip()
     home = tmp_path_factory.mktemp("demo-home") / "runlink"  # does not exist yet, like ~/.runlink
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run([*_runlink_command(), "demo", "--url", url], env=_demo_env(home),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1200)
     return {"home": home, "url": url, "result": result}
@@ -80,20 +74,14 @@ def test_demo_prints_the_tree_and_exits_0(demo: dict[str, Any]) -> None:
         requests.get(demo["url"] + "/healthz", timeout=5)
 
 
-def test_demo_data_stays_in_runlink_home(demo: dict[str, Any], tracker_factory: Any) -> None:
+def test_demo_data_stays_in_runlink_home(demo: dict[str, Any], tracker_factory: Any,
+                                         server_python: str | None) -> None:
     """A tracker started on the demo's SQLite database serves the whole tree."""
     assert demo["result"].returncode == 0, demo["result"].stdout[-4000:]
     home: Path = demo["home"]
     assert (home / "runlink.db").is_file() and (home / "token").is_file()
     assert (home / "demo-airflow" / "airflow.db").is_file()  # Airflow's own metadata DB, under RUNLINK_HOME
-    server_python = os.environ.get("RUNLINK_SERVER_PYTHON")
-    original = sys.executable
-    if server_python:
-        sys.executable = server_python
-    try:
-        tracker = tracker_factory(db_url=f"sqlite:///{home / 'runlink.db'}")
-    finally:
-        sys.executable = original
+    tracker = tracker_factory(db_url=f"sqlite:///{home / 'runlink.db'}", python=server_python)
     token = (home / "token").read_text().strip()
     headers = {"Authorization": f"Bearer {token}"}
     page = requests.get(tracker.url + "/api/v1/dag-runs", params={"dag_id": "runlink_demo"}, headers=headers,

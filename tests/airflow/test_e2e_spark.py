@@ -4,8 +4,9 @@ launches must land under that task's attempt, with their jobs, stages and SQL qu
 from __future__ import annotations
 
 import pytest
+from airflow_runs import attempts, run_dag, run_dag_in_subprocess, wait_for_tree
 
-from conftest import attempts, listener_jar_or_skip, run_dag, run_dag_in_subprocess, wait_for_tree
+from support.spark_runs import listener_jar_or_skip
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import attempts, run_dag, wait_for_tree
+from airflow_runs import attempts, run_dag, wait_for_tree
 
 pytestmark = pytest.mark.airflow
 

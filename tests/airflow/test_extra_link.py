@@ -10,9 +10,6 @@
 from __future__ import annotations
 
 import html
-import os
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,45 +18,26 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
+from support.airflow_standalone import Standalone, start_standalone
+from support.browser import CHROMIUM_ARGS, chromium_or_skip, shot
+from support.cli import runlink_cli
+from support.waiting import wait_for
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "syncer"))
-sys.path.insert(0, str(ROOT / "tests" / "ui"))
-
-from airflow_standalone import Standalone, start_standalone  # noqa: E402
-from syncer_helpers import runlink_cli  # noqa: E402
 
 pytestmark = pytest.mark.airflow
 
 DAG_ID = "link_both_ways"
 RUN_ID = "link_run_1"
 TASK_ID = "compute"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _wait(what: str, check: Any, deadline_s: float = 120.0) -> Any:
-    deadline = time.monotonic() + deadline_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)  # polling interval; the condition is what the services answer
-    raise AssertionError(f"{what}: not within {deadline_s}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
-def linked(tracker_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Standalone, Any, str]]:
+def linked(tracker_factory: Any, tmp_path_factory: pytest.TempPathFactory,
+           server_python: str | None) -> Iterator[tuple[Standalone, Any, str]]:
     """A tracker, an Airflow whose plugin reports to it, one finished DAG run, the instance registered."""
-    server_python = os.environ.get("RUNLINK_SERVER_PYTHON")  # Airflow 2.11's venv has no tracker (conftest.py)
-    original = sys.executable
-    sys.executable = server_python or original
-    try:
-        tracker = tracker_factory(backend="sqlite")
-    finally:
-        sys.executable = original
+    tracker = tracker_factory(backend="sqlite", python=server_python)
     home = tmp_path_factory.mktemp("airflow-link")
     env = {"RUNLINK_URL": tracker.url, "RUNLINK_TOKEN": tracker.make_token("ingest"),
            "RUNLINK_HOME": str(home / "runlink-client"), "RUNLINK_FLUSH_TIMEOUT": "30",
@@ -89,7 +67,7 @@ def _attempt_pk(tracker: Any, run_id: str) -> str:
         return next((a["id"] for a in tree["task_attempts"] if a["task_id"] == TASK_ID and a.get("try_number") == 1),
                     None)
 
-    return _wait("the attempt in the tracker", found)
+    return wait_for(found, "the attempt in the tracker", 120.0, interval_s=0.5)
 
 
 def _extra_link(airflow: Standalone, run_id: str) -> str:
@@ -135,8 +113,7 @@ def test_rest_extra_link_and_tracker_redirect(linked: tuple[Standalone, Any, str
 
 
 def test_browser_airflow_ui_link_opens_the_attempt(linked: tuple[Standalone, Any, str]) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (scripts/setup.sh installs Debian's chromium)")
+    chromium = chromium_or_skip()
     airflow = linked[0]
     if airflow.api_version != "v2":
         pytest.skip("the browser test drives Airflow 3's UI; on 2.11 the REST extra-link test covers the link")
@@ -147,7 +124,7 @@ def test_browser_airflow_ui_link_opens_the_attempt(linked: tuple[Standalone, Any
         pytest.skip("the browser leg drives the Airflow 3 React UI; on 2.11 the REST leg checks the link")
     pk = _attempt_pk(tracker, run_id)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.set_default_timeout(60_000)
@@ -160,9 +137,9 @@ def test_browser_airflow_ui_link_opens_the_attempt(linked: tuple[Standalone, Any
             try:
                 link.wait_for()
             except Exception:
-                _shot(page, "extra-link-airflow-ti-missing")
+                shot(page, "extra-link-airflow-ti-missing")
                 raise
-            _shot(page, "extra-link-airflow-ti")
+            shot(page, "extra-link-airflow-ti")
             href = link.get_attribute("href")
             assert href and href.startswith(tracker.url + "/ui/attempt?"), href
             with context.expect_page() if link.get_attribute("target") == "_blank" else _same(page) as opened:
@@ -175,15 +152,9 @@ def test_browser_airflow_ui_link_opens_the_attempt(linked: tuple[Standalone, Any
             assert target.locator("h1").inner_text().startswith(TASK_ID)
             assert target.locator("#airflow-links a", has_text="task log").get_attribute("href") == (
                 f"{airflow.url}/dags/{DAG_ID}/runs/{run_id}/tasks/{TASK_ID}?try_number=1")
-            _shot(target, "extra-link-attempt")
+            shot(target, "extra-link-attempt")
         finally:
             browser.close()
-
-
-def _shot(page: Any, name: str) -> None:
-    shots = ROOT / "test-artifacts" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
 class _same:

@@ -10,8 +10,7 @@ import sqlite3
 from typing import Any
 
 import pytest
-
-from conftest import airflow_major, attempts, run_dag, wait_for_tree
+from airflow_runs import airflow_major, attempts, run_dag, wait_for_tree
 
 pytestmark = pytest.mark.airflow
 

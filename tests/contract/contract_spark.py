@@ -28,15 +28,8 @@ from typing import Any
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark"))
-
-from spark_helpers import (  # noqa: E402 - tests/spark's helpers, shared with the Spark end-to-end tests
-    assert_stages_match_rest,
-    clean_env,
-    jar_or_skip,
-    runlink_spark_conf,
-    wait_for,
-)
+from support.spark_runs import assert_stages_match_rest, clean_env, listener_jar_or_skip, runlink_spark_conf
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
 
@@ -101,7 +94,7 @@ def tracked_app(tracker: Any, dag_id: str, app_id: str, rest_stages: list[dict],
 
 @pytest.fixture(scope="module")
 def contract(tracker_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContractRun]:
-    jar_or_skip()
+    listener_jar_or_skip()
     tracker = tracker_factory(backend="sqlite")
     version, scala = spark_build(SPARK_PYTHON)
     work = tmp_path_factory.mktemp(f"contract-spark-{version}")
@@ -141,7 +134,8 @@ def contract(tracker_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     log_text = log_path.read_text(errors="replace")
     assert returncode == 0, log_text[-6000:]
     tree, attempt, app = wait_for(lambda: tracked_app(tracker, dag_id, ready["app_id"], rest_stages, rest_jobs),
-                                  f"Spark {version}'s application {ready['app_id']} complete in the tracker")
+                                  f"Spark {version}'s application {ready['app_id']} complete in the tracker",
+                                  90.0, interval_s=0.25)
     print(f"contract: spark {version} (scala {scala}): {len(rest_jobs)} jobs, {len(rest_stages)} stages, "
           f"{len(app['queries'])} queries; app ready after {ready_s:.0f}s, tracked after "
           f"{time.monotonic() - started:.0f}s")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_standalone import Standalone, airflow_version, free_port, prepare_home
+from runlink.tracker.process import free_port
+from support.airflow_standalone import Standalone, airflow_env, airflow_version, prepare_home, stop_groups
+from support.waiting import wait_for
 
 REDIS_DEADLINE_S = 30.0
 STOP_GRACE_S = 15.0
@@ -33,7 +33,7 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        _stop_group(self.process)
+        stop_groups([self.process], STOP_GRACE_S)
 
 
 def start_redis(home: Path) -> Redis:
@@ -50,18 +50,19 @@ def start_redis(home: Path) -> Redis:
                                start_new_session=True)
     log.close()
     server = Redis(port, process)
-    deadline = time.monotonic() + REDIS_DEADLINE_S
-    while time.monotonic() < deadline:
+
+    def answers_ping() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"redis-server exited: {(home / 'redis.log').read_text()[-2000:]}")
-        try:
-            if redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping():
-                return server
-        except redis.RedisError:
-            pass
-        time.sleep(0.1)  # polling interval; the condition is PING answering
-    server.stop()
-    raise TimeoutError(f"redis-server did not answer PING within {REDIS_DEADLINE_S}s")
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping()
+
+    try:
+        wait_for(answers_ping, "redis-server answering PING", REDIS_DEADLINE_S, interval_s=0.1,
+                 tolerate=(redis.RedisError,))
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 @dataclass
@@ -82,7 +83,7 @@ class CeleryAirflow(Standalone):
             parts.append(f"--- {name} ---\n{text[-1500:]}")
         return "\n".join(parts)
 
-    def wait_for(self, what: str, check: Any, deadline_s: float) -> Any:
+    def wait_for(self, what: str, check: Callable[[], Any], deadline_s: float) -> Any:
         def all_alive_then_check() -> Any:
             dead = [name for name, p in self.components.items() if p.poll() is not None]
             if dead:
@@ -93,33 +94,9 @@ class CeleryAirflow(Standalone):
 
     def stop(self) -> None:
         """Every component's group gets SIGTERM at once, then SIGKILL after a shared grace period."""
-        _stop_groups(list(self.components.values()))
+        stop_groups(list(self.components.values()), STOP_GRACE_S)
         if self.redis is not None:
             self.redis.stop()
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _stop_groups(processes: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
-    running = [p for p in processes if p.poll() is None]
-    for process in running:
-        _signal_group(process, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for process in running:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            process.wait(timeout=30)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    _stop_groups([process])
 
 
 def start_celery_airflow(home: Path, dags: Path, metadata_url: str, python: str, *,
@@ -131,15 +108,8 @@ def start_celery_airflow(home: Path, dags: Path, metadata_url: str, python: str,
     port = free_port()
     bin_dir = str(Path(python).parent)
     full_env = {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **airflow_env(python, home, dags_folder, username, port),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url,
         "AIRFLOW__CELERY__BROKER_URL": redis_server.url,
@@ -148,16 +118,9 @@ def start_celery_airflow(home: Path, dags: Path, metadata_url: str, python: str,
         # one secret for every process: the API server signs the task tokens the worker's tasks present
         "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
         "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
         **(env or {}),
     }
-    full_env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
     try:
         migrate = subprocess.run([bin_dir + "/airflow", "db", "migrate"], capture_output=True, text=True,
                                  env=full_env, cwd=str(home), timeout=600)

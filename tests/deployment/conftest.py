@@ -21,12 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "syncer"))  # airflow_standalone, shared
-
-from airflow_standalone import Standalone, airflow_python, start_standalone  # noqa: E402
-from deployment_checks import (  # noqa: E402
+from deployment_checks import (
     DAG_ID,
     HERE,
     LOGICAL_DATE,
@@ -39,6 +34,8 @@ from deployment_checks import (  # noqa: E402
     wait_for_evidence,
     without_pinned_uid,
 )
+
+from support.airflow_standalone import Standalone, airflow_python, airflow_version, start_standalone
 
 RUN_DEADLINE_S = 600.0  # a bound for a stuck run; Airflow 2.11 under a load of 12 on 2 cores took 265 s
 
@@ -73,8 +70,6 @@ def deployment_session(request: pytest.FixtureRequest, tracker_factory: Any,
     """The deployment, or why it could not be made (a string): a set-up failure is kept, not raised, so the
     rerun of a failed test (scripts/test.sh --reruns 1) does not start Airflow once more per test."""
     kind = request.param
-    from airflow_standalone import airflow_version
-
     if kind == "celery" and not airflow_version().startswith("3."):
         pytest.skip("CeleryExecutor leg on Airflow 3 only: on 2.11 it needs another component set (webserver, "
                     "no api-server/dag-processor) and psycopg2 for PostgreSQL (SQLAlchemy 1.4 has no psycopg 3 "

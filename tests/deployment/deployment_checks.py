@@ -8,19 +8,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from support.airflow_standalone import Standalone
+from support.cli import runlink_cli
+from support.waiting import wait_for
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "syncer"))
-
-from airflow_standalone import Standalone  # noqa: E402
-from syncer_helpers import runlink_cli  # noqa: E402
 
 DAG_ID = "deployment_e2e"
 LOGICAL_DATE = "2026-04-01T06:00:00+00:00"
@@ -178,13 +175,7 @@ def wait_for_evidence(tracker: Any, airflow_truth: dict[tuple[str, int], dict[st
             gaps.append("the metric rows_seen")
         return gaps
 
-    return poll(missing, EVIDENCE_DEADLINE_S)
-
-
-def poll(missing: Callable[[], list[str]], deadline_s: float) -> list[str]:
-    deadline = time.monotonic() + deadline_s
-    gaps = missing()
-    while gaps and time.monotonic() < deadline:
-        time.sleep(0.5)  # polling interval; the condition is what the tracker answers
-        gaps = missing()
-    return gaps
+    try:
+        return wait_for(missing, "the evidence", EVIDENCE_DEADLINE_S, ready=lambda gaps: not gaps, interval_s=0.5)
+    except AssertionError:  # the deadline: what is still missing is the finding
+        return missing()

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spark_helpers import (
+
+from support.spark_runs import (
     assert_stages_match_rest,
     callsite_lines,
     clean_env,
-    jar_or_skip,
+    listener_jar_or_skip,
     runlink_spark_conf,
     spark_submit,
-    wait_for,
 )
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
 
@@ -63,7 +64,7 @@ def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_e
     rest = json.loads((submitted.out / "spark_rest.json").read_text())
     app_id = rest["app_id"]
     tree, attempt, app = wait_for(lambda: app_tree(tracker, dag_id, app_id, rest),
-                                  f"app {app_id} complete under {dag_id}")
+                                  f"app {app_id} complete under {dag_id}", 90.0, interval_s=0.25)
     assert attempt["task_id"] == task_id
 
     # stages: the same set and the same metrics as Spark's REST status API
@@ -120,7 +121,7 @@ def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_e
 
 def test_airflow_env_context(tracker: Any, tmp_path: Path, unique: str) -> None:
     """AIRFLOW_CTX_* in the environment, as a parent task sets them; spark-submit gets runlink's conf."""
-    jar_or_skip()
+    listener_jar_or_skip()
     dag_id = f"e2e_env_{unique}"
     conf_args = runlink_spark_conf(clean_env(tmp_path / "home"), "--url", tracker.url)
     assert not any("AIRFLOW_CTX" in a for a in conf_args)  # the context travels in the environment here
@@ -135,7 +136,7 @@ def test_airflow_env_context(tracker: Any, tmp_path: Path, unique: str) -> None:
 
 def test_context_as_spark_env_conf(sqlite_tracker: Any, tmp_path: Path, unique: str) -> None:
     """The context given only as `--conf spark.env.AIRFLOW_CTX_*` (the driver's environment has none)."""
-    jar_or_skip()
+    listener_jar_or_skip()
     dag_id = f"e2e_conf_{unique}"
     conf_args = runlink_spark_conf(clean_env(tmp_path / "home", **airflow_ctx(dag_id, run_id=None)),
                                    "--url", sqlite_tracker.url)
@@ -150,7 +151,7 @@ def test_execution_date_as_ds(sqlite_tracker: Any, tmp_path: Path, unique: str) 
     """EXECUTION_DATE as `{{ ds }}`: the app joins the one DAG run with a full logical date on that day."""
     from runlink.protocol.events import make_event
 
-    jar_or_skip()
+    listener_jar_or_skip()
     dag_id = f"e2e_ds_{unique}"
     full = {"dag_id": dag_id, "execution_date": LOGICAL, "dag_run_id": "scheduled__2026-11-22T10:00:00+00:00",
             "task_id": "spark_etl", "try_number": "1"}
@@ -207,7 +208,7 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("failure", ["refused", "hanging"])
 def test_tracker_down_or_hanging(failure: str, tmp_path: Path) -> None:
-    jar_or_skip()
+    listener_jar_or_skip()
     server = HangingServer() if failure == "hanging" else None
     port = server.port if server else _closed_port()
     try:

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 from chispa import assert_df_equality
-from spark_helpers import jar_or_skip, wait_for
+
+from support.spark_runs import listener_jar_or_skip
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(600)]
 
@@ -29,7 +31,7 @@ APP_NAME = "runlink-pyspark-listener-test"
 
 @pytest.fixture(scope="module")
 def session(sqlite_tracker: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    jar_or_skip()
+    listener_jar_or_skip()
     from runlink import delivery
     from runlink.spark.pytest_plugin import build_session
 
@@ -68,7 +70,7 @@ def _app_queries(tracker: Any, app_name: str, app_id: str, callsites: set[str]) 
                         return app["queries"]
         return None
 
-    return wait_for(fetch, f"queries at {sorted(callsites)} of {app_id}")
+    return wait_for(fetch, f"queries at {sorted(callsites)} of {app_id}", 90.0, interval_s=0.25)
 
 
 def by_callsite(queries: list[dict]) -> dict[str, list[dict]]:
@@ -284,7 +286,7 @@ def test_track_session_registers_the_jvm_listeners_late(sqlite_tracker: Any, tmp
     """The jar is on the classpath but the listeners were not configured: track_session adds them via py4j.
     Every query after that is reported once, by the JVM, at its Python line: the query listener is told of an
     execution before the late-added Spark listener has seen its end, and its worker waits for that."""
-    jar_or_skip()
+    listener_jar_or_skip()
     script = tmp_path / "late_attach.py"
     script.write_text(SCRIPT_JAR_ONLY)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "PYSPARK_"))}
@@ -330,7 +332,7 @@ def test_mine(runlink_spark):
 
 def test_pytest_fixture_runlink_spark(sqlite_tracker: Any, tmp_path: Path) -> None:
     """A user's own test gets a tracked local session from the `runlink_spark` fixture (pytest11 plugin)."""
-    jar_or_skip()
+    listener_jar_or_skip()
     project = tmp_path / "userproject"
     project.mkdir()
     (project / "test_user.py").write_text(USER_TEST)

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 import requests
-from spark_helpers import clean_env, jar_or_skip, runlink_spark_conf, spark_submit, wait_for
 
 from runlink.spark.conf import STREAMING_LISTENER, conf
+from support.spark_runs import clean_env, listener_jar_or_skip, runlink_spark_conf, spark_submit
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(300)]
 
@@ -26,7 +27,7 @@ RUN_ID = "manual__2026-12-03T08:00:00+00:00"
 
 
 def test_the_listener_is_appended_to_the_users_list() -> None:
-    jar_or_skip()
+    listener_jar_or_skip()
     key = "spark.sql.streaming.streamingQueryListeners"
     assert conf(existing={})[key] == STREAMING_LISTENER
     out = conf(existing={key: f"com.acme.L,{STREAMING_LISTENER}"})
@@ -55,7 +56,7 @@ def _ui_page(tracker: Any, path: str) -> str:
 
 
 def test_streaming_queries_under_their_task_attempt(sqlite_tracker: Any, tmp_path: Path, unique: str) -> None:
-    jar_or_skip()
+    listener_jar_or_skip()
     tracker = sqlite_tracker
     dag_id = f"e2e_stream_{unique}"
     ctx = {"AIRFLOW_CTX_DAG_ID": dag_id, "AIRFLOW_CTX_TASK_ID": "load", "AIRFLOW_CTX_DAG_RUN_ID": RUN_ID,
@@ -70,7 +71,8 @@ def test_streaming_queries_under_their_task_attempt(sqlite_tracker: Any, tmp_pat
     assert submitted.returncode == 0, submitted.log[-6000:]
     spark = json.loads((submitted.out / "streams.json").read_text())["queries"]
 
-    attempt = wait_for(lambda: _attempt(tracker, dag_id), f"three ended streaming queries under {dag_id}")
+    attempt = wait_for(lambda: _attempt(tracker, dag_id), f"three ended streaming queries under {dag_id}",
+                       90.0, interval_s=0.25)
     assert attempt["task_id"] == "load" and attempt["try_number"] == 1
     ours = {q["name"]: q for app in attempt["spark_apps"] for q in app["streaming"]}
     assert set(ours) == {"incremental_load", "rate_to_memory", "failing_query"}

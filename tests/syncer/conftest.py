@@ -8,17 +8,13 @@ is made against a real `runlink server`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from syncer_helpers import DAG_ID, HERE, LOGICAL_DATE, RUN_ID, UID_A, Recorder, standalone_env
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_standalone import Standalone, start_standalone  # noqa: E402
-from syncer_helpers import DAG_ID, HERE, LOGICAL_DATE, RUN_ID, UID_A, Recorder, standalone_env  # noqa: E402
+from support.airflow_standalone import Standalone, start_standalone
 
 
 @pytest.fixture(scope="session")

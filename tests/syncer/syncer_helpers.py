@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import requests
-from airflow_standalone import Standalone
+
+from support.airflow_standalone import Standalone
+from support.cli import runlink_cli
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -87,17 +85,6 @@ def standalone_env(uid: str, recorder_url: str | None, home: Path, flavor: str =
 
 
 
-def runlink_cli(tracker: Any, *args: str, env: dict[str, str] | None = None, check: bool = True,
-                timeout: float = 600) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "RUNLINK_URL": tracker.url, "RUNLINK_TOKEN": tracker.token,
-                "RUNLINK_HOME": str(tracker.home), "PYTHONPATH": str(ROOT / "python"), **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "runlink", *args], capture_output=True, text=True,
-                            env=full_env, timeout=timeout, cwd=str(ROOT))
-    if check:
-        assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
-    return result
-
-
 def register(tracker: Any, name: str, airflow: Standalone, uid: str) -> None:
     runlink_cli(tracker, "airflow", "add", name, "--url", airflow.url, "--username", airflow.username,
                 "--password-env", "SYNCER_TEST_PASSWORD", "--uid", uid,
@@ -150,12 +137,3 @@ def ingested_total(tracker: Any) -> float:
             total += float(line.rsplit(" ", 1)[1])
     return total
 
-
-def wait_until(what: str, check: Any, deadline_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)  # polling interval
-    raise TimeoutError(what)

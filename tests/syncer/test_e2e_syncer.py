@@ -25,10 +25,11 @@ from syncer_helpers import (
     ingested_total,
     monitor_once,
     register,
-    runlink_cli,
     standalone_env,
     tracker_view,
 )
+
+from support.cli import runlink_cli
 
 pytestmark = pytest.mark.airflow
 
@@ -176,7 +177,7 @@ def test_monitor_dag_gives_the_same_result(airflow_a, finished_run, tracker_fact
 def test_two_instances_stay_apart(airflow_a, finished_run, tracker_factory, tmp_path_factory) -> None:
     """A second real Airflow (its own home and database) with the same DAG, the same run_id and the same logical
     date, but a different outcome (`boom` succeeds there). One tracker, one monitor serving both."""
-    from airflow_standalone import start_standalone
+    from support.airflow_standalone import start_standalone
 
     if airflow_a.api_version == "v1":
         pytest.skip("Airflow 3 only: keeping instances apart is the tracker's part, the same for both API versions "

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 import requests
-from syncer_helpers import DAG_ID, UID_A, monitor_once, register, runlink_cli
+from syncer_helpers import DAG_ID, UID_A, monitor_once, register
+
+from support.cli import runlink_cli
 
 pytestmark = pytest.mark.airflow
 

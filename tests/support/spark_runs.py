@@ -1,4 +1,6 @@
-"""Helpers for the Spark end-to-end tests: a real `spark-submit` (local[2]) against a real tracker."""
+"""Spark runs for the tests: a real `spark-submit` (local[2]) of tests/spark/apps against a real tracker, the
+listener jar (or a skip), and the check that the tracker's stages match Spark's REST API (tests/spark,
+tests/contract, tests/airflow)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-APPS = HERE / "apps"
+APPS = Path(__file__).resolve().parents[1] / "spark" / "apps"
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 SUBMIT_TIMEOUT_S = 420
 
@@ -46,7 +46,7 @@ REST_METRICS = {
 REST_STAGE_FIELDS = {"num_tasks": "numTasks", "failed_tasks": "numFailedTasks", "killed_tasks": "numKilledTasks"}
 
 
-def jar_or_skip() -> str:
+def listener_jar_or_skip() -> str:
     from runlink.spark.conf import ListenerJarMissing, listener_jar
 
     try:
@@ -91,18 +91,6 @@ def spark_submit(app: str, out: Path, conf_args: list[str], env: dict[str, str],
     log = res.stdout + "\n" + res.stderr
     (out / "driver.log").write_text(log)
     return Submitted(res.returncode, log, time.monotonic() - start, out)
-
-
-def wait_for(predicate, what: str, deadline_s: float = 90.0, interval: float = 0.25) -> Any:
-    """Poll `predicate` until it returns a truthy value (its value is returned) or fail with `what`."""
-    deadline = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)  # polling interval; the condition is the predicate
-    raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
 
 
 def callsite_lines(app: str) -> dict[str, int]:

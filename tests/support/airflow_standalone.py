@@ -14,25 +14,21 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from runlink.tracker.process import free_port
+from support.waiting import wait_for
+
 START_DEADLINE_S = 240.0
 POLL_S = 0.5  # polling interval while waiting for a condition (not a synchronisation sleep)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def airflow_python() -> str:
@@ -102,21 +98,19 @@ class Standalone:
         assert response.status_code < 400, (method, path, response.status_code, response.text[:1000])
         return response.json() if response.content else None
 
-    def wait_for(self, what: str, check: Any, deadline_s: float) -> Any:
-        deadline = time.monotonic() + deadline_s
-        last: Any = None
-        while time.monotonic() < deadline:
+    def wait_for(self, what: str, check: Callable[[], Any], deadline_s: float) -> Any:
+        """`check()` once truthy (request errors and failed assertions count as "not yet"); raises at once if
+        Airflow exits, and with its log tail at the deadline."""
+        return wait_for(self._while_alive(what, check), what, deadline_s, interval_s=POLL_S,
+                        tolerate=(requests.RequestException, AssertionError), context=lambda: self.log()[-3000:])
+
+    def _while_alive(self, what: str, check: Callable[[], Any]) -> Callable[[], Any]:
+        def alive_then_check() -> Any:
             if self.process.poll() is not None:
                 raise RuntimeError(f"airflow standalone exited while waiting for {what}:\n{self.log()[-4000:]}")
-            try:
-                last = check()
-            except (requests.RequestException, AssertionError) as exc:
-                last = exc
-            else:
-                if last:
-                    return last
-            time.sleep(POLL_S)
-        raise TimeoutError(f"{what}: not within {deadline_s}s (last: {last!r})\n{self.log()[-3000:]}")
+            return check()
+
+        return alive_then_check
 
     def wait_healthy(self, deadline_s: float = START_DEADLINE_S) -> None:
         if self.api_version == "v1":  # 2.x: the DAG processor runs inside the scheduler (no own status)
@@ -150,16 +144,28 @@ class Standalone:
         return self.wait_for(f"run {run_id} finished", finished, deadline_s)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=30)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.process.wait(timeout=30)
+        stop_groups([self.process])
+
+
+def stop_groups(processes: list[subprocess.Popen], grace_s: float = 30.0) -> None:
+    """SIGTERM to each running process's group at once, then SIGKILL to those still running after `grace_s`."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def prepare_home(home: Path, dags: Path | None) -> tuple[Path, str, str]:
@@ -176,6 +182,30 @@ def prepare_home(home: Path, dags: Path | None) -> tuple[Path, str, str]:
     return dags_folder, username, password
 
 
+def airflow_env(python: str, home: Path, dags_folder: Path, username: str, port: int,
+                parallelism: int = 4) -> dict[str, str]:
+    """The environment of every Airflow process of one deployment: this environment without the tests' own
+    AIRFLOW__CORE__UNIT_TEST_MODE, plus its home, DAGs, admin user, API port and short scheduler intervals."""
+    env = {
+        **os.environ,
+        "PATH": str(Path(python).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+    }
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    return env
+
+
 def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | None = None,
                      sql_alchemy_conn: str | None = None, parallelism: int = 4,
                      python: str | None = None) -> Standalone:
@@ -185,22 +215,8 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
     version = airflow_version(python)
     dags_folder, username, password = prepare_home(home, dags)
     port = free_port()
-    bin_dir = str(Path(python).parent)
     full_env = {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-        "AIRFLOW__API__WORKERS": "1",
+        **airflow_env(python, home, dags_folder, username, port, parallelism),
         # Airflow 2.x: the webserver serves /api/v1 (basic auth), the scheduler lists the DAGs folder often
         "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(port),
         "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
@@ -214,12 +230,10 @@ def start_standalone(home: Path, dags: Path | None, *, env: Mapping[str, str] | 
         full_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
         if sql_alchemy_conn.startswith("postgresql+psycopg://"):  # psycopg 3 is async too (no asyncpg needed)
             full_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = sql_alchemy_conn
-    for key in ("AIRFLOW__CORE__UNIT_TEST_MODE",):
-        full_env.pop(key, None)
     log_path = home / "standalone.log"
     with open(log_path, "ab") as log:
-        process = subprocess.Popen([bin_dir + "/airflow", "standalone"], stdout=log, stderr=subprocess.STDOUT,
-                                   env=full_env, cwd=str(home), start_new_session=True)
+        process = subprocess.Popen([str(Path(python).parent / "airflow"), "standalone"], stdout=log,
+                                   stderr=subprocess.STDOUT, env=full_env, cwd=str(home), start_new_session=True)
     standalone = Standalone(home=home, port=port, username=username, password=password, process=process,
                             log_path=log_path, python=python, version=version)
     try:
