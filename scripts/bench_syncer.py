@@ -27,11 +27,10 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "syncer"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests"))  # support.* (as under pytest)
 sys.path.insert(0, str(ROOT / "python"))
 
-from airflow_standalone import start_standalone  # noqa: E402
+from support.airflow_standalone import start_standalone  # noqa: E402
 
 BENCH_DAG = '''
 from datetime import datetime
