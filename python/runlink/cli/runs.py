@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from runlink import units
 from runlink.cli.options import add_group, add_url_option, positive_int, tracker_client
 from runlink.cli.tables import print_table
 from runlink.terminal import printable
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("dag_id", metavar="DAG_ID", help="the DAG's id")
     show.add_argument("run_id", metavar="RUN_ID", nargs="?", help="Airflow's run id, or the tracker's id of the run")
     show.add_argument("--json", action="store_true", help="the tree as JSON")
+    show.add_argument("--full", action="store_true", help="errors in full, every line (default: the first "
+                                                          "100 characters, cut at a word)")
     add_url_option(show)
     show.set_defaults(handler=_runs_show)
 
@@ -44,10 +47,14 @@ def _runs_list(args: argparse.Namespace) -> int:
     if not items:
         print("no DAG runs")
         return 0
-    rows = [("DAG", "RUN", "LOGICAL DATE", "STATE", "START", "END", "ID")]
+    rows = [("DAG", "RUN", "LOGICAL DATE", "STATE", "START", "END", "DURATION", "ID")]
     for run in items:
-        rows.append((run["dag_id"], run["run_id"] or "-", run["logical_date"] or "-", run["state"] or "-",
-                     run["start_date"] or "-", run["end_date"] or "-", run["id"]))
+        took = units.seconds_between(run["start_date"], run["end_date"])
+        rows.append((run["dag_id"], run["run_id"] or "-", units.instant(run["logical_date"]), run["state"] or "-",
+                     units.instant(run["start_date"]), units.instant(run["end_date"]),
+                     units.duration(took) if took is not None else ("running" if run["end_date"] is None
+                                                                   and run["start_date"] else "-"),
+                     run["id"]))
     print_table(rows)
     return 0
 
@@ -70,5 +77,5 @@ def _runs_show(args: argparse.Namespace) -> int:
     else:
         from runlink.cli.render import render_tree
 
-        print(render_tree(tree))
+        print(render_tree(tree, full=args.full))
     return 0
