@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import requests
+
+from runlink.tracker.process import TrackerProcess, TrackerStartError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,11 +47,11 @@ def test_open_answers_only_local_host_names(tracker_factory: Any) -> None:
 
 
 def test_open_refuses_a_non_loopback_bind(tmp_path: Path) -> None:
-    env = {**os.environ, "RUNLINK_HOME": str(tmp_path), "PYTHONPATH": str(ROOT / "python")}
-    result = subprocess.run([sys.executable, "-m", "runlink", "server", "--open", "--host", "0.0.0.0", "--port", "1",
-                             "--home", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 2 and "loopback" in result.stderr and result.stderr.count("\n") == 1
-    assert "Traceback" not in result.stderr
+    server = TrackerProcess(tmp_path, host="0.0.0.0", port=1, open_reads=True, cwd=ROOT)
+    with pytest.raises(TrackerStartError, match="exited with 2"):
+        server.start()
+    said = server.log()  # its stdout and stderr: one line, no traceback
+    assert "loopback" in said and said.count("\n") == 1 and "Traceback" not in said
 
 
 def test_delete_alert_rule_is_204_without_body_and_keeps_the_connection_usable(tracker: Any) -> None:

@@ -134,27 +134,28 @@ def _start_tracker(url: str, home: Path, deadline: float) -> _Tracker:
     if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit(f"runlink demo: no tracker answers at {url}, and the demo only starts one on this "
                          "machine (127.0.0.1 or localhost)")
-    home.mkdir(parents=True, exist_ok=True)
-    log_path = home / "demo-tracker.log"
-    args = [_server_python(), "-m", "runlink", "server", "--host", parsed.hostname, "--port",
-            str(parsed.port or 8686), "--home", str(home), "--open"]
-    with open(log_path, "ab") as log:
-        # a session of its own: Ctrl-C in the terminal reaches the demo, which then stops the tracker itself
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "RUNLINK_HOME": str(home)})
+    from runlink.tracker.process import TrackerProcess, TrackerStartError
+
+    port = parsed.port or 8686
+    # a session of its own: Ctrl-C in the terminal reaches the demo, which then stops the tracker itself
+    server = TrackerProcess(home, python=_server_python(), host=parsed.hostname, port=port, open_reads=True,
+                            log_path=home / "demo-tracker.log", new_session=True,
+                            start_deadline_s=max(1.0, deadline - time.monotonic()))
+    try:
+        server.start()
+    except TrackerStartError:
+        log_path = server.log_path
+        if server.process is None or time.monotonic() >= deadline:  # no answer in time (it was stopped)
+            raise SystemExit(f"runlink demo: the tracker did not start in time; see {log_path}") from None
+        hint = (f"; port {port} is taken: pass --url http://127.0.0.1:OTHER_PORT"
+                if "address already in use" in server.log().lower() else "")
+        raise SystemExit(f"runlink demo: the tracker exited ({server.process.returncode}){hint}; see {log_path}") \
+            from None
+    process = server.process
+    assert process is not None
     (home / "demo-tracker.pid").write_text(f"{process.pid}\n")
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            text = log_path.read_text("utf-8", errors="replace")
-            hint = (f"; port {parsed.port or 8686} is taken: pass --url http://127.0.0.1:OTHER_PORT"
-                    if "address already in use" in text.lower() else "")
-            raise SystemExit(f"runlink demo: the tracker exited ({process.returncode}){hint}; see {log_path}")
-        if _healthy(url):
-            _say(f"started the tracker at {url} (SQLite in {home}, pid {process.pid}, log {log_path})")
-            return _Tracker(url, config.read_token_file(home), True, process, log_path)
-        time.sleep(0.1)  # polling interval while the server boots; the condition is /healthz
-    _stop(process)
-    raise SystemExit(f"runlink demo: the tracker did not start in time; see {log_path}")
+    _say(f"started the tracker at {url} (SQLite in {home}, pid {process.pid}, log {server.log_path})")
+    return _Tracker(url, config.read_token_file(home), True, process, server.log_path)
 
 
 def _stop(process: subprocess.Popen) -> None:

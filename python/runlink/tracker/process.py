@@ -45,7 +45,7 @@ class TrackerProcess:
                  host: str = "127.0.0.1", open_reads: bool = False, workers: int = 1,
                  extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                  python: str | None = None, log_path: Path | None = None, cwd: Path | str | None = None,
-                 start_deadline_s: float = 60.0) -> None:
+                 start_deadline_s: float = 60.0, new_session: bool = False) -> None:
         self.home = Path(home)
         self.db_url = db_url
         self.host = host
@@ -59,12 +59,14 @@ class TrackerProcess:
         self.log_path = log_path or self.home / "server.log"
         self.cwd = cwd
         self.start_deadline_s = start_deadline_s
+        self.new_session = new_session  # its own session: a terminal's Ctrl-C or hang-up does not reach it
         self.process: subprocess.Popen | None = None
         self.token: str | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def __repr__(self) -> str:
         return f"TrackerProcess(url={self.url!r}, home={str(self.home)!r})"
@@ -110,7 +112,7 @@ class TrackerProcess:
         env = {**os.environ, "RUNLINK_HOME": str(self.home), "PYTHONPATH": path, **self.env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            cwd=self.cwd)
+                                            cwd=self.cwd, start_new_session=self.new_session)
 
     def healthy(self) -> bool:
         try:
