@@ -4,8 +4,6 @@ the tracker's UI, so a value reads the same in a terminal and in a page."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 _SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -58,15 +56,6 @@ def instant(value: str | None, missing: str = "-") -> str:
         return missing
     return value[:19].replace("T", " ")
 
-
-def seconds_between(start: str | None, end: str | None) -> float | None:
-    """Seconds from one ISO-8601 instant to another; None when either is missing or unreadable."""
-    if not start or not end:
-        return None
-    try:
-        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-    except (TypeError, ValueError):
-        return None
 
 
 def clip(text: str, width: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runlink import units
+from runlink.instants import seconds_between
 from runlink.terminal import printable
 
 #: characters of an error message shown without `--full`
@@ -19,7 +20,7 @@ def _span(node: dict[str, Any], start: str = "start_date", end: str = "end_date"
     text = f"  {units.instant(begin, '?')} -> {units.instant(finish, '...')}"
     took = node.get("duration_s")
     if took is None:
-        took = units.seconds_between(begin, finish)
+        took = seconds_between(begin, finish)
     return text + (f"  ({units.duration(took)})" if took is not None else "")
 
 

@@ -9,6 +9,7 @@ import sys
 from runlink import units
 from runlink.cli.options import add_group, add_url_option, positive_int, tracker_client
 from runlink.cli.tables import print_table
+from runlink.instants import seconds_between
 from runlink.terminal import printable
 
 #: Airflow's DAG run states (what `--state` filters on)
@@ -49,7 +50,7 @@ def _runs_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("DAG", "RUN", "LOGICAL DATE", "STATE", "START", "END", "DURATION", "ID")]
     for run in items:
-        took = units.seconds_between(run["start_date"], run["end_date"])
+        took = seconds_between(run["start_date"], run["end_date"])
         rows.append((run["dag_id"], run["run_id"] or "-", units.instant(run["logical_date"]), run["state"] or "-",
                      units.instant(run["start_date"]), units.instant(run["end_date"]),
                      units.duration(took) if took is not None else ("running" if run["end_date"] is None
