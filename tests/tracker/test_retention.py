@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from builders import event, full_run
+from builders import event, full_run, stage
 from sqlalchemy import text
 
-from conftest import BACKENDS
 from runlink.tracker.db import Database
 from runlink.tracker.ingest.audit import unpack
 from runlink.tracker.retention import TABLES, _event_refs, apply_retention, reclaim_space, retention_lease
+from support.postgres import BACKENDS
 from support.tracker import ROOT
 from support.waiting import wait_for
 
@@ -50,6 +50,34 @@ def _run(dag_id: str, days_ago: int) -> tuple[list[dict[str, Any]], list[dict[st
     return [e for e in events if e not in spark], spark
 
 
+def _shared_app(old_days: int, new_days: int) -> list[dict[str, Any]]:
+    """A shared Spark application started by an old run's task, doing work (a job and a stage each) for that task
+    and for a new run's task (`work_context`, migration 0011)."""
+    def task(days: int) -> dict[str, Any]:
+        ts = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT00:00:00+00:00")
+        return {"dag_id": "etl_orders", "execution_date": ts, "dag_run_id": f"scheduled__{ts}", "uid": "prod",
+                "task_id": "transform", "try_number": "1"}
+
+    owner, app = task(old_days), {"app_id": "shared-app", "attempt_id": None}
+    events = [event("spark_app.start", {"name": "shared", "start_time": "2026-11-21T01:00:00Z"}, context=owner,
+                    spark=app, agent="jvm")]
+    for n, days in enumerate((old_days, new_days)):
+        for e in (event("spark_job.start", {"job_id": 100 + n, "stage_ids": [100 + n]}, context=owner, spark=app,
+                        agent="jvm"), stage(app, 100 + n, context=owner)):
+            e["work_context"] = task(days)
+            events.append(e)
+    return events
+
+
+def _without_owner(tree: dict[str, Any]) -> dict[str, Any]:
+    """A run tree less which context owns each Spark app (a shared app's owner moves when its owner is deleted)."""
+    for attempt in tree["task_attempts"]:
+        for app in attempt.get("spark_apps", ()):
+            app.pop("context_id", None)
+            app.pop("shared", None)
+    return tree
+
+
 def _counts(db: Database) -> dict[str, int]:
     with db.read() as conn:
         return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TABLES}
@@ -70,6 +98,11 @@ ORPHANS = [
                                 "AND spark_app_pk NOT IN (SELECT id FROM spark_apps)")
       for t in ("spark_jobs", "spark_stages", "spark_executors", "sql_queries", "dataset_ops", "metrics",
                 "log_chunks", "agent_health")),
+    *((f"{t} of a missing context", f"SELECT COUNT(*) FROM {t} WHERE context_id IS NOT NULL "
+                                    "AND context_id NOT IN (SELECT id FROM contexts)")
+      for t in ("spark_jobs", "spark_stages", "spark_app_contexts")),
+    ("user of a missing app", "SELECT COUNT(*) FROM spark_app_contexts WHERE spark_app_pk NOT IN "
+                              "(SELECT id FROM spark_apps)"),
     ("op of a missing query", "SELECT COUNT(*) FROM dataset_ops WHERE sql_query_pk IS NOT NULL "
                               "AND sql_query_pk NOT IN (SELECT id FROM sql_queries)"),
     ("dataset without ops", "SELECT COUNT(*) FROM datasets WHERE id NOT IN (SELECT dataset_pk FROM dataset_ops)"),
@@ -142,6 +175,8 @@ def test_retention_deletes_old_runs_and_everything_under_them(fresh: Any) -> Non
             for batch in _run(dag_id, days):
                 answer = tracker.post_events(batch)
                 assert answer.status_code == 202, answer.text
+    answer = tracker.post_events(_shared_app(OLD_DAYS[0], NEW_DAYS[0]))
+    assert answer.status_code == 202, answer.text
     db = Database(tracker.db_url)
     try:
         runs = tracker.get_json("/api/v1/dag-runs", limit=100)["items"]
@@ -201,11 +236,19 @@ def test_retention_deletes_old_runs_and_everything_under_them(fresh: Any) -> Non
             # the datasets every run used are still there (new runs use them)
             assert conn.execute(text("SELECT COUNT(*) FROM datasets WHERE path = '/data/in.parquet'")).scalar_one() \
                 == 1
+            # the shared application stays for the new task's work, shown under it; the old task's work went
+            shared = conn.execute(text("SELECT id, context_id FROM spark_apps WHERE app_id = 'shared-app'")).one()
+            assert conn.execute(text("SELECT context_id FROM spark_app_contexts WHERE spark_app_pk = :a"),
+                                {"a": shared[0]}).scalars().all() == [shared[1]]
+            assert conn.execute(text("SELECT stage_id FROM spark_stages WHERE spark_app_pk = :a"),
+                                {"a": shared[0]}).scalars().all() == [101]
+            assert conn.execute(text("SELECT job_id FROM spark_jobs WHERE spark_app_pk = :a"),
+                                {"a": shared[0]}).scalars().all() == [101]
             # alerts about deleted attempts went, with their notifications; alerts about kept ones stayed
             assert conn.execute(text("SELECT ref FROM alerts")).scalars().all() == [new_attempt]
         assert _orphaned_audit(db) == []
-        for pk, tree in new_trees.items():
-            assert tracker.get_json(f"/api/v1/dag-runs/{pk}") == tree
+        for pk, tree in new_trees.items():  # unchanged, but that the shared app is now its own
+            assert _without_owner(tracker.get_json(f"/api/v1/dag-runs/{pk}")) == _without_owner(tree)
         assert tracker.get(f"/api/v1/dag-runs/{old[0]['id']}").status_code == 404
         assert reclaim_space(db, full=True)
         again = apply_retention(db, 30)

@@ -42,9 +42,9 @@ from runlink.tracker.sqlutil import run, select_in
 
 #: every table retention deletes from, in the order a report lists them
 TABLES: tuple[str, ...] = (
-    "dag_runs", "task_attempts", "contexts", "state_events", "spark_apps", "spark_jobs", "spark_stages",
-    "spark_executors", "sql_queries", "streaming_queries", "dataset_ops", "datasets", "metrics", "log_chunks",
-    "agent_health", "openlineage_runs", "openlineage_datasets", "openlineage_pending", "alerts",
+    "dag_runs", "task_attempts", "contexts", "state_events", "spark_apps", "spark_app_contexts", "spark_jobs",
+    "spark_stages", "spark_executors", "sql_queries", "streaming_queries", "dataset_ops", "datasets", "metrics",
+    "log_chunks", "agent_health", "openlineage_runs", "openlineage_datasets", "openlineage_pending", "alerts",
     "alert_notifications", "events", "event_batches",
 )
 #: PostgreSQL advisory lock key held while retention runs: two replicas never run it together
@@ -107,8 +107,10 @@ def _column(conn: Connection, sql: str, values: Sequence[Any]) -> list[Any]:
     return [row[0] for row in select_in(conn, sql, list(values))] if values else []
 
 
-def _remove(conn: Connection, state: _Pass, table: str, where: str, values: Sequence[Any]) -> None:
-    """Delete (or count, in a dry run) the rows of `table` matching `where`, which has one `({})` IN list."""
+def _remove(conn: Connection, state: _Pass, table: str, where: str, values: Sequence[Any],
+            before: Sequence[Any] = ()) -> None:
+    """Delete (or count, in a dry run) the rows of `table` matching `where`, which has `?` marks for `before`
+    then one `({})` IN list over `values`."""
     if not values:
         return
     verb = "SELECT COUNT(*) FROM" if state.dry else "DELETE FROM"
@@ -120,7 +122,7 @@ def _remove(conn: Connection, state: _Pass, table: str, where: str, values: Sequ
     values = list(values)
     for start in range(0, len(values), 900):
         chunk = values[start:start + 900]
-        result = conn.exec_driver_sql(template.format(", ".join([mark] * len(chunk))), tuple(chunk))
+        result = conn.exec_driver_sql(template.format(", ".join([mark] * len(chunk))), (*before, *chunk))
         state.count(table, result.scalar_one() if state.dry else result.rowcount)
 
 
@@ -150,8 +152,11 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
     attempts = _column(conn, "SELECT id FROM task_attempts WHERE run_pk IN ({})", run_pks)
     contexts = sorted(set(_column(conn, "SELECT id FROM contexts WHERE run_pk IN ({})", run_pks))
                       | set(_column(conn, "SELECT id FROM contexts WHERE attempt_pk IN ({})", attempts)))
-    apps = _column(conn, "SELECT id FROM spark_apps WHERE context_id IN ({})", contexts)
+    apps, shared = _apps_under(conn, state, contexts)
     queries = _column(conn, "SELECT id FROM sql_queries WHERE spark_app_pk IN ({})", apps)
+    doomed_contexts = set(contexts)
+    queries += [row[0] for row in select_in(conn, "SELECT id, context_id FROM sql_queries WHERE spark_app_pk IN ({})",
+                                            shared) if row[1] in doomed_contexts]
     op_rows = {row[0]: row[1] for sql, values in (
         ("SELECT id, dataset_pk FROM dataset_ops WHERE context_id IN ({})", contexts),
         ("SELECT id, dataset_pk FROM dataset_ops WHERE sql_query_pk IN ({})", queries),
@@ -180,10 +185,17 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
         _remove(conn, state, table, "context_id IN ({})", contexts)
         _remove(conn, state, table, "context_id IS NULL AND spark_app_pk IN ({})", apps)
     _remove(conn, state, "agent_health", "id IN ({})", sorted(health))
-    _remove(conn, state, "sql_queries", "spark_app_pk IN ({})", apps)
+    _remove(conn, state, "sql_queries", "id IN ({})", queries)
     for table in ("spark_stages", "spark_jobs", "spark_executors", "streaming_queries"):
         _remove(conn, state, table, "spark_app_pk IN ({})", apps)
+    for app in shared:  # a shared application that stays loses only the deleted tasks' jobs and stages
+        for table in ("spark_stages", "spark_jobs"):
+            _remove(conn, state, table, "spark_app_pk = ? AND context_id IN ({})", contexts, before=(app,))
+    _remove(conn, state, "spark_app_contexts", "spark_app_pk IN ({})", apps)
+    _remove(conn, state, "spark_app_contexts", "context_id IN ({})", contexts)
     _remove(conn, state, "spark_apps", "id IN ({})", apps)
+    if not state.dry:
+        _rehome_shared_apps(conn, shared, contexts)
     _remove(conn, state, "state_events", "context_id IN ({})", contexts)
     _remove(conn, state, "contexts", "id IN ({})", contexts)
     _remove(conn, state, "task_attempts", "id IN ({})", attempts)
@@ -194,6 +206,33 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
         state.ops.update(ops)
     _drop_unused_datasets(conn, state, sorted(set(op_rows[o] for o in ops)))
     return _drop_events(conn, state, sorted(event_ids))
+
+
+def _apps_under(conn: Connection, state: _Pass, contexts: list[str]) -> tuple[list[str], list[str]]:
+    """(the Spark applications to delete, the shared ones that stay): an application whose context is deleted
+    goes unless a kept task's work ran on it (spark_app_contexts, migration 0011); an application any deleted
+    context used stays when others use it, losing only that context's work."""
+    doomed = set(contexts) | state.contexts
+    owned = _column(conn, "SELECT id FROM spark_apps WHERE context_id IN ({})", contexts)
+    used = _column(conn, "SELECT spark_app_pk FROM spark_app_contexts WHERE context_id IN ({})", contexts)
+    candidates = sorted(set(owned) | set(used))
+    users = select_in(conn, "SELECT spark_app_pk, context_id FROM spark_app_contexts WHERE spark_app_pk IN ({})",
+                      candidates)
+    kept = {app for app, context in users if context not in doomed}
+    owned_set = set(owned)
+    return ([a for a in candidates if a in owned_set and a not in kept],
+            sorted(a for a in candidates if a in kept or a not in owned_set))
+
+
+def _rehome_shared_apps(conn: Connection, shared: list[str], contexts: list[str]) -> None:
+    """A shared application whose owning context was deleted is shown under one of the tasks still using it."""
+    if not shared or not contexts:
+        return
+    for app, owner in select_in(conn, "SELECT id, context_id FROM spark_apps WHERE id IN ({})", shared):
+        if owner in set(contexts):
+            heir = run(conn, "SELECT MIN(context_id) FROM spark_app_contexts WHERE spark_app_pk = ?",
+                       (app,)).scalar_one()
+            run(conn, "UPDATE spark_apps SET context_id = ? WHERE id = ?", (heir, app))
 
 
 def _drop_unused_datasets(conn: Connection, state: _Pass, dataset_pks: list[str]) -> None:
@@ -231,21 +270,25 @@ def _remove_events(conn: Connection, state: _Pass, rows: list[tuple[str, int]]) 
     run(conn, "DELETE FROM events WHERE id_hash = ? AND id = ?", [(h, e) for e, h in rows])
 
 
+def _context_pk(raw: dict[str, Any] | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        ctx = normalize({k: v for k, v in raw.items() if v is not None})
+    except (ContextError, OverflowError, TypeError, ValueError):
+        return None
+    return ids.context_id(ctx) if ctx.dag_id is not None else None
+
+
 def _event_refs(event: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(context id, Spark app pk) an audited event hangs on, as ingest computed them."""
-    context_pk = app_pk = None
-    raw = event.get("context")
-    if raw:
-        try:
-            ctx = normalize({k: v for k, v in raw.items() if v is not None})
-        except (ContextError, OverflowError, TypeError, ValueError):
-            ctx = None
-        if ctx is not None and ctx.dag_id is not None:
-            context_pk = ids.context_id(ctx)
+    """(context id, Spark app pk) an audited event's rows hang on, as ingest computed them: on a shared
+    application, work done for a task (`work_context`) is that task's alone."""
     spark = event.get("spark")
-    if spark and spark.get("app_id"):
-        app_pk = ids.spark_app_id(spark["app_id"], spark.get("attempt_id"))
-    return context_pk, app_pk
+    work_pk = _context_pk(event.get("work_context"))
+    if work_pk is not None:
+        return work_pk, None
+    app_pk = ids.spark_app_id(spark["app_id"], spark.get("attempt_id")) if spark and spark.get("app_id") else None
+    return _context_pk(event.get("context")), app_pk
 
 
 def _prune_batches(conn: Connection, state: _Pass, batch_ids: Iterable[str]) -> None:
