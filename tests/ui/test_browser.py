@@ -104,7 +104,7 @@ def test_login_then_dag_list_to_spark_stage(page: Any, ui_tracker: Any, etl: dic
     expect(page.locator("#stages tr.hl")).to_have_count(1)  # the slowest stage, highlighted
     page.locator("#timeline rect.stage-bar.slowest").hover()
     expect(page.locator(".tooltip")).to_be_visible()
-    expect(page.locator(".tooltip")).to_contain_text("Stage " + view["analysis"]["slowest_stage"])
+    expect(page.locator(".tooltip")).to_contain_text("Stage " + view["analysis"]["slowest_stage"].split(".")[0])
     # sort the stage table by duration (descending first): the slowest stage comes first
     page.locator("#stages thead").get_by_role("button", name="Duration").click()
     expect(page.locator("#stages tbody tr").first).to_have_id("stage-" + view["analysis"]["slowest_stage"]
@@ -115,7 +115,8 @@ def test_login_then_dag_list_to_spark_stage(page: Any, ui_tracker: Any, etl: dic
 
     stage_id, attempt_id = view["analysis"]["slowest_stage"].split(".")
     page.locator(f"#stage-{stage_id}-{attempt_id}").get_by_role("link").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Stage {stage_id}.{attempt_id}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(
+        f"Stage {stage_id}" + (f" (retry {attempt_id})" if attempt_id != "0" else ""))
     expect(page.get_by_role("heading", name="Metrics")).to_be_visible()
     shot(page, "07-stage")
     assert page.console_errors == []
@@ -181,11 +182,12 @@ def test_alert_rule_made_in_ui_fires_on_failing_run(page: Any, ui_tracker: Any, 
         expect(page.locator(".callout.bad")).to_contain_text("partner feed is empty")
         shot(page, "13-failed-attempt")
         page.goto(ui_tracker.url + "/ui/alerts")
-        page.locator("#open-alerts tbody tr", has_text="ui_failing.load_partner_feed").get_by_role(
-            "button", name=re.compile("^Resolve alert")).click()
+        firing = page.locator("#open-alerts tbody tr", has_text="ui_failing.load_partner_feed")
+        firing.get_by_role("textbox").fill("partner feed refilled")
+        firing.get_by_role("button", name=re.compile("^Resolve alert")).click()
         expect(page.locator("#open-alerts")).to_have_count(0)
         expect(page.get_by_role("heading", name="Recently resolved")).to_be_visible()
-        expect(page.locator("body")).to_contain_text("resolved manually")
+        expect(page.locator("body")).to_contain_text("partner feed refilled")
         assert run_id
     finally:
         receiver.close()

@@ -5,6 +5,8 @@ reads the same in a template table and in a hot fragment."""
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,3 +66,56 @@ def is_web_link(url: Any) -> bool:
 
 def state_class(state: str | None) -> str:
     return "st-" + re.sub(r"[^a-z_]", "", (state or "unknown").lower())
+
+
+#: words of a metric key spelled as people write them
+_ACRONYMS = {"cpu": "CPU", "jvm": "JVM", "gc": "GC", "io": "I/O", "sql": "SQL", "id": "id"}
+#: a metric key's unit suffix -> how its value reads
+_UNIT_SUFFIXES = (("_ns", 1e-9, "duration"), ("_ms", 1e-3, "duration"), ("_s", 1.0, "duration"),
+                  ("_bytes", 1.0, "size"))
+
+
+def metric_label(key: str) -> str:
+    """`executor_cpu_time_ns` -> `Executor CPU time`: the unit suffix goes (the value shows it), words spelled."""
+    for suffix, _, _ in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            key = key[: -len(suffix)]
+            break
+    words = [_ACRONYMS.get(w, w) for w in key.split("_") if w]
+    if not words:
+        return key
+    first = words[0]
+    return " ".join([first[:1].upper() + first[1:], *words[1:]])
+
+
+def metric_value(key: str, value: Any) -> str:
+    """A metric's value in the unit its key names (`_ns`, `_ms`, `_s` as durations, `_bytes` as sizes)."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    for suffix, factor, kind in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            return fmt_duration(value * factor) if kind == "duration" else fmt_bytes(value)
+    return fmt_num(value)
+
+
+def stage_label(stage_id: int, attempt_id: int | None) -> str:
+    """`2`, or `2 (retry 1)` for a stage's later attempt: `2.0` reads as a number, not as stage 2, attempt 0."""
+    return str(stage_id) if not attempt_id else f"{stage_id} (retry {attempt_id})"
+
+
+def param_value(value: Any) -> str:
+    """A task parameter as its value: strings as they are (a Python repr such as `'local[2]'` unquoted), the
+    rest as JSON without ASCII escapes."""
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return value
+            return parsed if isinstance(parsed, str) else value
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2 if isinstance(value, dict | list) else None,
+                      default=str)

@@ -11,7 +11,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from runlink.tracker.ui.formatting import fmt_bytes, fmt_duration, fmt_num, state_class
+from runlink.tracker.ui.formatting import fmt_bytes, fmt_duration, fmt_num, stage_label, state_class
 
 
 def timeline_bars(app: dict[str, Any], left: float, scale: float, top_jobs: float, job_h: int, top_stages: float,
@@ -30,6 +30,7 @@ def timeline_bars(app: dict[str, Any], left: float, scale: float, top_jobs: floa
                    f'&#10;stages {stages}{desc}"/>')
     for s in app["stages"]:
         key = f'{s["stage_id"]}.{s["attempt_id"]}'
+        label = stage_label(s["stage_id"], s["attempt_id"])
         m = s["metrics"]
         cls = "stage-bar s-" + escape(s["status"])
         if s["flags"] and s["status"] != "failed":
@@ -45,7 +46,7 @@ def timeline_bars(app: dict[str, Any], left: float, scale: float, top_jobs: floa
         width = max((s["x1"] - s["x0"]) * scale, 1.0)
         out.append(f'<rect class="{cls}" data-stage="{s["stage_id"]}-{s["attempt_id"]}" '
                    f'x="{left + s["x0"] * scale:.2f}" y="{top_stages + s["lane"] * (stage_h + 2)}" '
-                   f'width="{width:.2f}" height="{stage_h}" data-tip="Stage {key} · {escape(s["status"])} · '
+                   f'width="{width:.2f}" height="{stage_h}" data-tip="Stage {label} · {escape(s["status"])} · '
                    f'{dur(s["duration_s"])}&#10;{escape((s.get("name") or "")[:90])}&#10;{s.get("num_tasks")} tasks · '
                    f'run {dur((m.get("executor_run_time_ms") or 0) / 1000)}{extra}{flags}"/>')
     return Markup("\n".join(out))
@@ -64,6 +65,7 @@ def stage_rows(app: dict[str, Any]) -> Markup:
     for s in app["stages"]:
         m = s["metrics"]
         key = f'{s["stage_id"]}.{s["attempt_id"]}'
+        label = stage_label(s["stage_id"], s["attempt_id"])
         row_class = "hl" if key == slowest else ("failed" if s["status"] == "failed" else "")
         name = escape(s.get("name") or "")
         status = escape(s["status"])
@@ -78,7 +80,7 @@ def stage_rows(app: dict[str, Any]) -> Markup:
         out.append(
             f'<tr id="stage-{s["stage_id"]}-{s["attempt_id"]}" class="{row_class}">'
             f'<td class="n" data-v="{s["stage_id"] + s["attempt_id"] / 100}">'
-            f'<a href="/ui/spark-apps/{app_pk}/stages/{s["stage_id"]}/{s["attempt_id"]}">{key}</a></td>'
+            f'<a href="/ui/spark-apps/{app_pk}/stages/{s["stage_id"]}/{s["attempt_id"]}">{label}</a></td>'
             f'<td class="small trunc" title="{name}">{name}</td>'
             f'<td><span class="badge {stc(s["status"])}">{status}</span></td>'
             f'<td class="n" data-v="{s.get("num_tasks") or 0}">{num(s.get("num_tasks"))}{failed}</td>'

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -55,3 +56,23 @@ def install(app: FastAPI) -> None:
         return await http_exception_handler(request, exc)
 
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+    default_invalid = app.exception_handlers.get(RequestValidationError)
+
+    async def invalid_request(request: Request, exc: RequestValidationError):  # noqa: ANN202
+        """A UI path whose parts do not parse (`/stages/x/0`) names no page: the UI's 404 (a bad query value: its
+        400), not FastAPI's raw 422 JSON."""
+        if request.url.path.startswith("/ui/"):
+            errors = exc.errors()
+            where = ", ".join(str(e.get("loc", ["?"])[-1]) for e in errors[:3])
+            if any(e.get("loc", [""])[0] == "path" for e in errors):
+                return render(request, "error.html", status=404, code=404,
+                              detail=f"No such page: {request.url.path} ({where} is not valid here).")
+            return render(request, "error.html", status=400, code=400, detail=f"Not a valid value: {where}.")
+        if default_invalid is not None:
+            return await default_invalid(request, exc)
+        from fastapi.exception_handlers import request_validation_exception_handler
+
+        return await request_validation_exception_handler(request, exc)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)

@@ -85,7 +85,7 @@ def instances_view(conn: Connection) -> dict[str, Any]:
             seen = (by_uid.pop(alias, None) or {}).get("first_seen")
             if seen and (by_uid[uid]["first_seen"] is None or seen < by_uid[uid]["first_seen"]):
                 by_uid[uid]["first_seen"] = seen
-    dag_counts = dict(conn.execute(select(dags.c.uid, func.count()).group_by(dags.c.uid)).all())
+    dag_counts = instance_dag_counts(conn, by_uid)
     run_stats = {r[0]: (r[1], r[2]) for r in conn.execute(
         select(dag_runs.c.uid, func.count(), func.max(dag_runs.c.sort_key)).group_by(dag_runs.c.uid)).all()}
     syncer_last = dict(conn.execute(
@@ -117,6 +117,21 @@ def instances_view(conn: Connection) -> dict[str, Any]:
                       "health": health})
     unassigned = conn.execute(select(func.count()).select_from(dag_runs).where(dag_runs.c.uid.is_(None))).scalar()
     return {"items": items, "runs_without_instance": unassigned or 0}
+
+
+def instance_dag_counts(conn: Connection, by_uid: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """DAGs per instance as the DAG list counts them: a definition or a run under the uid or one of its aliases."""
+    pairs = select(dags.c.uid, dags.c.dag_id).union(select(dag_runs.c.uid, dag_runs.c.dag_id).distinct())
+    dag_ids: dict[str, set[str]] = {}
+    for uid, dag_id in conn.execute(pairs).all():
+        dag_ids.setdefault(uid, set()).add(dag_id)
+    counts = {}
+    for uid, item in by_uid.items():
+        names = set(dag_ids.get(uid, ()))
+        for alias in item.get("aliases") or ():
+            names |= dag_ids.get(alias, set())
+        counts[uid] = len(names)
+    return counts
 
 
 def _syncer_instances(conn: Connection) -> list[dict[str, Any]]:
@@ -294,7 +309,6 @@ def dag_run_view(conn: Connection, pk: str) -> dict[str, Any] | None:
         return None
     run = found[0]
     run["conf"] = mask_value(_loads(run.get("conf")))
-    run.pop("sort_key", None)
     run["duration_s"] = _run_duration(run)
     attempts = _rows(conn, select(*(task_attempts.c[c] for c in _ATTEMPT_COLS)).where(task_attempts.c.run_pk == pk)
                      .order_by(task_attempts.c.start_date, task_attempts.c.task_id, task_attempts.c.map_index,
@@ -340,9 +354,12 @@ def dag_run_view(conn: Connection, pk: str) -> dict[str, Any] | None:
         else:
             a["offset_pct"] = a["width_pct"] = None
         summary[a["state"] or "unknown"] = summary.get(a["state"] or "unknown", 0) + 1
+    neighbours = run_neighbours(conn, run)
+    run.pop("sort_key", None)
     durations = [a["duration_s"] for a in attempts if a["duration_s"] is not None]
     slowest = max(attempts, key=lambda a: a["duration_s"] or -1)["id"] if durations else None
     return {"run": run, "task_attempts": attempts, "run_spark_apps": apps_by_attempt.get(None, []),
+            "neighbours": neighbours, "alerts": alerts_about(conn, run["dag_id"], "dag_run", pk),
             "states": summary, "span_s": span, "t0": t0.isoformat() if t0 else None, "slowest_attempt": slowest,
             "median_task_duration_s": _median(durations)}
 
@@ -382,7 +399,53 @@ def task_attempt_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     previous = [h["duration_s"] for h in history if h["id"] != pk and h["state"] == "success"
                 and h["duration_s"] is not None]
     attempt["history_median_s"] = _median(previous)
+    attempt["alerts"] = alerts_about(conn, run.get("dag_id"), "task_attempt", pk)
+    _user_code(attempt)
     return attempt
+
+
+def _user_code(attempt: dict[str, Any]) -> None:
+    """What the task runs, not the operator's library class: Airflow captures a python_callable's source, but for
+    other operators (SparkSubmitOperator...) the operator class; that source is dropped and the application file
+    or command the parameters name is shown instead."""
+    operator = (attempt.get("operator") or "").rsplit(".", 1)[-1]
+    source = attempt.get("source_code") or ""
+    if operator and re.match(rf"\s*(@[^\n]*\n\s*)*class {re.escape(operator)}\b", source):
+        attempt["source_code"] = None
+        attempt["operator_source_hidden"] = True
+    params = attempt.get("params") if isinstance(attempt.get("params"), dict) else {}
+    attempt["application"] = next((str(params[k]) for k in _APPLICATION_PARAMS if params.get(k)), None)
+
+
+#: parameters that name the code an operator runs (spark-submit's application, a bash command, an SQL file)
+_APPLICATION_PARAMS = ("application", "application_file", "main_application_file", "py_file", "jar", "bash_command",
+                       "sql")
+
+
+def run_neighbours(conn: Connection, run: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The previous and next run of the same DAG on the same instance (by logical date, else start)."""
+    if not run.get("sort_key"):
+        return {"previous": None, "next": None}
+    same = select(dag_runs.c.id, dag_runs.c.run_id, dag_runs.c.logical_date, dag_runs.c.state).where(
+        dag_runs.c.dag_id == run["dag_id"],
+        dag_runs.c.uid == run["uid"] if run.get("uid") else dag_runs.c.uid.is_(None))
+    key, pk = run["sort_key"], run["id"]
+    before = (dag_runs.c.sort_key < key) | ((dag_runs.c.sort_key == key) & (dag_runs.c.id < pk))
+    after = (dag_runs.c.sort_key > key) | ((dag_runs.c.sort_key == key) & (dag_runs.c.id > pk))
+    earlier = _rows(conn, same.where(before)
+                    .order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc()).limit(1))
+    later = _rows(conn, same.where(after)
+                  .order_by(dag_runs.c.sort_key, dag_runs.c.id).limit(1))
+    return {"previous": earlier[0] if earlier else None, "next": later[0] if later else None}
+
+
+def alerts_about(conn: Connection, dag_id: str | None, link: str, pk: str) -> list[dict[str, Any]]:
+    """Alerts (open first, then the latest resolved) whose links name this run or attempt."""
+    if not dag_id:
+        return []
+    found_alerts = [a for a in alert_rules.list_alerts(conn, dag_id=dag_id, limit=500)
+                    if (a.get("links") or {}).get(link) == pk]
+    return sorted(found_alerts, key=lambda a: a["state"] != "open")[:20]
 
 
 def spark_summary(app: dict[str, Any]) -> dict[str, Any]:

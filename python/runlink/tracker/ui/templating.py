@@ -16,7 +16,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from runlink import __version__
 from runlink.tracker.alerts import rules as alert_rules
 from runlink.tracker.ui import fragments
-from runlink.tracker.ui.formatting import fmt_bytes, fmt_duration, fmt_num, fmt_ts, is_web_link, state_class
+from runlink.tracker.ui.formatting import (
+    fmt_bytes,
+    fmt_duration,
+    fmt_num,
+    fmt_ts,
+    is_web_link,
+    metric_label,
+    metric_value,
+    param_value,
+    stage_label,
+    state_class,
+)
 
 UI_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = UI_DIR / "templates"
@@ -35,9 +46,11 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(dur=fmt_duration, bytes=fmt_bytes, num=fmt_num, ts=fmt_ts, stc=state_class,
-                       urlq=lambda v: quote(str(v), safe=""), weblink=is_web_link)
+                       urlq=lambda v: quote(str(v), safe=""), weblink=is_web_link, metric_label=metric_label,
+                       param=param_value)
     env.globals.update(version=__version__, urlencode=urlencode, kinds=alert_rules.KINDS, math=math,
-                       fragments=fragments)
+                       fragments=fragments,
+                       metric_value=metric_value, stage_label=stage_label)
     return env
 
 

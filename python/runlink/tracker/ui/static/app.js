@@ -1,5 +1,5 @@
 // runlink UI: small progressive enhancements (pages work without JS): sortable tables, table filter,
-// timeline tooltips and stage focus, rule-form fields per kind, log tail scrolled to the end.
+// timeline tooltips and stage focus, rule-form fields per kind, log tail scrolled to the end, task grid keys.
 (function () {
   "use strict";
 
@@ -92,7 +92,56 @@
     update();
   }
 
+  // The task grid: one Tab stop (roving tabindex); arrow keys move to the nearest cell with an attempt,
+  // Home/End to the row's ends, Enter follows the link.
+  function gridKeys(table) {
+    var rows = Array.prototype.map.call(table.tBodies[0].rows, function (row) {
+      return Array.prototype.map.call(row.querySelectorAll("td"), function (td) { return td.querySelector("a.cell"); });
+    });
+    var links = table.querySelectorAll("tbody a.cell");
+    if (!links.length) return;
+    links.forEach(function (a, i) { a.setAttribute("tabindex", i === 0 ? "0" : "-1"); });
+    function position(link) {
+      for (var r = 0; r < rows.length; r++) { var c = rows[r].indexOf(link); if (c !== -1) return [r, c]; }
+      return null;
+    }
+    function moveTo(link, from) {
+      if (!link) return;
+      from.setAttribute("tabindex", "-1");
+      link.setAttribute("tabindex", "0");
+      link.focus();
+    }
+    function search(r, c, dr, dc) {
+      r += dr; c += dc;
+      while (r >= 0 && r < rows.length && c >= 0 && c < rows[r].length) {
+        if (rows[r][c]) return rows[r][c];
+        if (dr !== 0) { // a row without an attempt in this column: nearest one in that row
+          for (var d = 1; d < rows[r].length; d++) {
+            if (rows[r][c - d]) return rows[r][c - d];
+            if (rows[r][c + d]) return rows[r][c + d];
+          }
+        }
+        r += dr; c += dc;
+      }
+      return null;
+    }
+    table.addEventListener("keydown", function (event) {
+      var link = event.target.closest && event.target.closest("a.cell");
+      var at = link && position(link);
+      if (!at) return;
+      var moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
+      var next = null;
+      if (moves[event.key]) next = search(at[0], at[1], moves[event.key][0], moves[event.key][1]);
+      else if (event.key === "Home") next = rows[at[0]].filter(Boolean)[0];
+      else if (event.key === "End") next = rows[at[0]].filter(Boolean).slice(-1)[0];
+      else return;
+      event.preventDefault();
+      moveTo(next, link);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("table.cellgrid").forEach(gridKeys);
     document.querySelectorAll("table.sortable").forEach(makeSortable);
     document.querySelectorAll("input[data-filter]").forEach(makeFilter);
     document.querySelectorAll("svg[data-tips]").forEach(tooltips);
