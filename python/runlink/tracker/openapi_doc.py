@@ -46,9 +46,15 @@ JOB = obj({"job_id": I}, {"result": S_, "failure_reason": S_, "description": S_}
 STAGE = obj({"stage_id": I, "attempt_id": I, "status": S}, {"name": S_, "failure_reason": S_, "metrics": OBJ_,
                                                             "num_tasks": I_, "failed_tasks": I_})
 QUERY = obj({"id": S}, {"success": B_, "action": S_, "duration_ms": N_, "inputs": ARR, "outputs": ARR})
+STREAMING_QUERY = obj({"run_id": S, "query_id": S, "state": S},
+                      {"name": S_, "start_time": S_, "end_time": S_, "total_batches": I_, "total_input_rows": I_,
+                       "total_batch_ms": I_, "max_batch_ms": I_, "latest_batch_id": I_, "input_rows_per_s": N_,
+                       "processed_rows_per_s": N_, "watermark": S_, "state_rows": I_,
+                       "sources": {"type": ["array", "null"]}, "sink": S_, "error": OBJ_})
 SPARK_APP = obj({"id": S, "app_id": S}, {"name": S_, "state": S_, "start_time": S_, "end_time": S_,
                                          "ui_url": S_, "conf": OBJ_, "jobs": arr(JOB), "stages": arr(STAGE),
-                                         "queries": arr(QUERY), "executors": ARR, "metrics": arr(METRIC)})
+                                         "queries": arr(QUERY), "streaming": arr(STREAMING_QUERY),
+                                         "executors": ARR, "metrics": arr(METRIC)})
 TASK_ATTEMPT = obj({"id": S, "task_id": S, "map_index": I},
                    {"run_pk": S_, "try_number": I_, "state": S_, "start_date": S_, "end_date": S_,
                     "duration_s": N_, "error": OBJ_, "params": OBJ_, "log_url": S_, "metrics": arr(METRIC),
