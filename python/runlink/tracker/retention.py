@@ -9,8 +9,10 @@ one of the deleted attempts, runs or dataset operations, and their notifications
 `events` rows of every deleted event and their `event_batches` bodies (dropped when nothing in them is kept,
 else rewritten with the deleted events' places set to null, so `events.position` still points right).
 
-Deletes run in short transactions of `runs_per_transaction` runs, each under the tracker's write lock, so a
-batch of ingest waits at most one such transaction. A dry run walks the same ids and counts instead.
+Deletes run in short transactions of `runs_per_transaction` runs (audit batches: decoded before, pruned in
+transactions of `batches_per_transaction`), each under the tracker's write lock and followed by a pause as long as
+it, so a batch of ingest waits at most one such transaction and ingest keeps the lock at least half the time. A
+dry run walks the same ids and counts instead.
 Events of Spark stages, jobs and apps keep no id in their tables; their audit copies are found by decoding the
 batches that held the run's other events and the batches received while the deleted runs ran.
 """
@@ -23,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -53,8 +55,10 @@ PG_RETENTION_LOCK = 0x72657465
 OL_DEPTH = 8
 #: the audit batches of a run are looked for from a day before it started to a day after it ended (clock skew)
 AUDIT_SLACK = timedelta(days=1)
-RUNS_PER_TRANSACTION = 200
-BATCHES_PER_TRANSACTION = 50
+RUNS_PER_TRANSACTION = 100
+BATCHES_PER_TRANSACTION = 10
+#: after each write transaction retention waits this many times as long as it held the lock
+PAUSE_RATIO = 1.0
 
 log = logging.getLogger("runlink.tracker")
 
@@ -291,39 +295,57 @@ def _event_refs(event: dict[str, Any]) -> tuple[str | None, str | None]:
     return _context_pk(event.get("context")), app_pk
 
 
-def _prune_batches(conn: Connection, state: _Pass, batch_ids: Iterable[str]) -> None:
+@dataclass
+class _Batch:
+    """An audit batch decoded outside the write lock: its events and what each hangs on."""
+
+    id: str
+    events: list[dict[str, Any] | None]
+    refs: list[tuple[str | None, str | None]]
+
+
+def _decode_batches(db: Database, batch_ids: Sequence[str]) -> list[_Batch]:
+    """Read and decode batches in a read transaction: only retention rewrites a body, one pass at a time."""
+    with db.read() as conn:
+        rows = select_in(conn, "SELECT id, body FROM event_batches WHERE id IN ({})", list(batch_ids))
+    out = []
+    for batch_id, body in rows:
+        events = unpack(bytes(body))
+        out.append(_Batch(batch_id, events, [(None, None) if e is None else _event_refs(e) for e in events]))
+    return out
+
+
+def _prune_batches(conn: Connection, state: _Pass, batches: Sequence[_Batch]) -> None:
     """Drop from audit batches the events whose context and Spark app are both gone (deleted here, or never
     kept); a batch left with no stored event goes, one with some is rewritten with nulls in the gaps."""
-    batch_ids = sorted(set(batch_ids) - state.batches)
-    bodies = {row[0]: row[1] for row in select_in(conn, "SELECT id, body FROM event_batches WHERE id IN ({})",
-                                                  batch_ids)}
-    for batch_id, body in bodies.items():
-        events = unpack(bytes(body))
-        refs = [(None, None) if event is None else _event_refs(event) for event in events]
-        contexts = sorted({c for c, _ in refs if c})
-        apps = sorted({a for _, a in refs if a})
-        live_contexts = set(_column(conn, "SELECT id FROM contexts WHERE id IN ({})", contexts)) - state.contexts
-        live_apps = set(_column(conn, "SELECT id FROM spark_apps WHERE id IN ({})", apps)) - state.apps
-        # gone: hangs on something (a DAG definition, a context-less health report hang on nothing) and all of it
-        # is deleted
-        gone = [(c is not None or a is not None) and c not in live_contexts and a not in live_apps for c, a in refs]
-        hashes = sorted({id_hash(e["id"]) for e in events if e is not None})
+    contexts = sorted({c for b in batches for c, _ in b.refs if c})
+    apps = sorted({a for b in batches for _, a in b.refs if a})
+    live_contexts = set(_column(conn, "SELECT id FROM contexts WHERE id IN ({})", contexts)) - state.contexts
+    live_apps = set(_column(conn, "SELECT id FROM spark_apps WHERE id IN ({})", apps)) - state.apps
+    for batch in batches:
+        if batch.id in state.batches:
+            continue
+        # gone: hangs on something (a DAG definition, a context-less health report hang on nothing) and all of
+        # it is deleted
+        gone = [(c is not None or a is not None) and c not in live_contexts and a not in live_apps
+                for c, a in batch.refs]
+        hashes = sorted({id_hash(e["id"]) for e in batch.events if e is not None})
         stored = [(row[0], row[1], row[2]) for row in select_in(
             conn, "SELECT id, id_hash, position FROM events WHERE batch_id = ? AND id_hash IN ({})", hashes,
-            before=(batch_id,)) if row[0] not in state.events]
+            before=(batch.id,)) if row[0] not in state.events]
         doomed = [(e, h) for e, h, position in stored
-                  if position is not None and position < len(events) and gone[position]]
+                  if position is not None and position < len(batch.events) and gone[position]]
         _remove_events(conn, state, doomed)
         if len(doomed) == len(stored):
             state.count("event_batches", 1)
             if state.dry:
-                state.batches.add(batch_id)
+                state.batches.add(batch.id)
             else:
-                run(conn, "DELETE FROM event_batches WHERE id = ?", (batch_id,))
+                run(conn, "DELETE FROM event_batches WHERE id = ?", (batch.id,))
             continue
-        kept = [None if dead else event for event, dead in zip(events, gone, strict=True)]
-        if kept != events and not state.dry:
-            run(conn, "UPDATE event_batches SET body = ? WHERE id = ?", (pack(kept), batch_id))
+        kept = [None if dead else event for event, dead in zip(batch.events, gone, strict=True)]
+        if kept != batch.events and not state.dry:
+            run(conn, "UPDATE event_batches SET body = ? WHERE id = ?", (pack(kept), batch.id))
 
 
 def _audit_batches_between(db: Database, start: str, end: str, page: int = 2000) -> Iterator[list[str]]:
@@ -347,14 +369,17 @@ def _matches(dag_id: str, dag_glob: str | None) -> bool:
 
 
 @contextmanager
-def _transaction(db: Database, state: _Pass) -> Iterator[Connection]:
-    """A write transaction (a read one in a dry run), timed: the longest is how long ingest could have waited."""
+def _transaction(db: Database, state: _Pass, stop: threading.Event) -> Iterator[Connection]:
+    """A write transaction (a read one in a dry run), timed: the longest is how long ingest could have waited.
+    After it, a pause as long as it took (PAUSE_RATIO): ingest gets the write lock at least half the time."""
     started = time.monotonic()
     with (db.read() if state.dry else db.write()) as conn:
         yield conn
     elapsed = time.monotonic() - started
     state.report.transactions += 1
     state.report.longest_transaction_s = max(state.report.longest_transaction_s, elapsed)
+    if not state.dry:
+        stop.wait(elapsed * PAUSE_RATIO)
 
 
 def _widen_audit_window(state: _Pass, runs: Sequence[Any]) -> None:
@@ -392,18 +417,24 @@ def apply_retention(db: Database, keep_days: float, dag_glob: str | None = None,
         chosen = [r for r in page if _matches(r[1], dag_glob)]
         for chunk in _chunks(chosen, runs_per_transaction, stop):
             _widen_audit_window(state, chunk)
-            with _transaction(db, state) as conn:
+            with _transaction(db, state, stop) as conn:
                 touched = _delete_runs(conn, state, [r[0] for r in chunk])
-                _prune_batches(conn, state, touched)
+            _prune_audit(db, state, touched, batches_per_transaction, stop)
     if audit_all:
         state.audit_from, state.audit_to = "", "9999"
     if state.audit_from is not None and state.audit_to is not None:
         for page_ids in _audit_batches_between(db, state.audit_from, state.audit_to):
-            for chunk in _chunks(page_ids, batches_per_transaction, stop):
-                with _transaction(db, state) as conn:
-                    _prune_batches(conn, state, chunk)
+            _prune_audit(db, state, page_ids, batches_per_transaction, stop)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _prune_audit(db: Database, state: _Pass, batch_ids: Sequence[str], size: int, stop: threading.Event) -> None:
+    """The audit batches, `size` per write transaction, each decoded before its transaction begins."""
+    for chunk in _chunks(sorted(set(batch_ids) - state.batches), size, stop):
+        decoded = _decode_batches(db, chunk)
+        with _transaction(db, state, stop) as conn:
+            _prune_batches(conn, state, decoded)
 
 
 def _chunks(items: Sequence[Any], size: int, stop: threading.Event) -> Iterator[Sequence[Any]]:
