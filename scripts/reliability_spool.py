@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # support.*, reliability.* (as under pytest)
+sys.path.insert(0, str(ROOT / "tests"))  # support.* (as under pytest)
+sys.path.insert(0, str(ROOT / "tests" / "reliability"))  # its own helpers, imported by name as pytest does
 sys.path.insert(0, str(ROOT / "python"))
 
 
@@ -33,7 +34,7 @@ def main() -> int:
     parser.add_argument("--flush-timeout", type=float, default=5.0, help="RUNLINK_FLUSH_TIMEOUT of the processes")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    from reliability.spool_scenarios import down_from_start, poisoned_spool
+    from spool_scenarios import down_from_start, poisoned_spool
 
     work = Path(tempfile.mkdtemp(prefix="runlink-spool-"))
     poisoned = poisoned_spool(work / "a", args.processes, args.metrics, args.flush_timeout)

@@ -20,11 +20,8 @@ from typing import Any
 
 import pytest
 
-from support.postgres import create_database, drop_database
+from support.postgres import BACKENDS, create_database, drop_database
 from support.tracker import Tracker, start_tracker
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
 
 # ------------------------------------------------------------------ PostgreSQL
 

@@ -23,15 +23,20 @@ def airflow_major() -> int:
     return int(airflow.__version__.split(".")[0])
 
 
-def load_dag(dag_id: str) -> Any:
-    """The DAG object from the test DAG file (imported as a module, as dag.test() users do)."""
+def dag_module(file_name: str) -> Any:
+    """A DAG file of tests/airflow/dags imported as a module (as dag.test() users do)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("runlink_test_dags", HERE / "dags" / "runlink_test_dags.py")
+    spec = importlib.util.spec_from_file_location(Path(file_name).stem, HERE / "dags" / file_name)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(module)
-    return getattr(module, dag_id)
+    return module
+
+
+def load_dag(dag_id: str) -> Any:
+    """The DAG object from the test DAG file."""
+    return getattr(dag_module("runlink_test_dags.py"), dag_id)
 
 
 def run_dag(dag_id: str) -> Any:

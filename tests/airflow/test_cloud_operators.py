@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow_runs import HERE, attempts, wait_for_tree
+from airflow_runs import HERE, attempts, dag_module, wait_for_tree
 
 from support.spark_runs import listener_jar_or_skip
 
@@ -24,12 +24,7 @@ LISTENERS = "dev.runlink.spark.RunlinkSparkListener"
 
 
 def _run(dag_file_dag: str) -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("runlink_provider_dags", HERE / "dags" / "runlink_provider_dags.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = getattr(module, dag_file_dag, None)
+    dag = getattr(dag_module("runlink_provider_dags.py"), dag_file_dag, None)
     if dag is None:
         pytest.skip(f"provider for {dag_file_dag} not installed")
     return dag.test()

@@ -6,7 +6,6 @@ KubernetesPodOperator, and the request body LivyOperator posts to a local HTTP e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
@@ -20,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow_runs import HERE, attempts, wait_for_tree
+from airflow_runs import HERE, attempts, dag_module, wait_for_tree
 from test_cloud_operators import JOB, _linked, _spark_submit
 
 from support.spark_runs import listener_jar_or_skip
@@ -33,10 +32,7 @@ USER_LISTENER = "com.example.UserListener"
 
 
 def _dag(dag_id: str, provider: str) -> Any:
-    spec = importlib.util.spec_from_file_location("runlink_managed_dags", HERE / "dags" / "runlink_managed_dags.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = getattr(module, dag_id, None)
+    dag = getattr(dag_module("runlink_managed_dags.py"), dag_id, None)
     if dag is None:
         pytest.skip(f"{provider} is not installed")
     return dag

@@ -37,6 +37,8 @@ DAGS = Path(__file__).resolve().parent / "dags" / "runlink_shared_dags.py"
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 SERVER_START_DEADLINE_S = 120.0
 TASKS = ("extract", "load")
+#: what pyspark's Spark Connect client sets in os.environ, marking the whole process (and its children) Connect
+CONNECT_MODE_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
 
 
 def _accepts(port: int) -> bool:
@@ -50,7 +52,20 @@ def _accepts(port: int) -> bool:
 def _driver_env() -> dict[str, str]:
     """This environment (the tracker's URL and token) less any Airflow context: a shared application is started
     outside any task (an earlier dag.test() in this process leaves AIRFLOW_CTX_* behind)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CTX_")}
+    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CTX_") and k not in CONNECT_MODE_ENV}
+
+
+@pytest.fixture
+def connect_client_env() -> Iterator[None]:
+    """Undo the Connect mode pyspark's client leaves in os.environ: later sessions and child processes of this
+    pytest process are classic again."""
+    saved = {key: os.environ.get(key) for key in CONNECT_MODE_ENV}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +155,7 @@ def _each_attempt_sees_only_its_own(tracker: Any, tree: dict, kind: str) -> None
     assert {job["job_id"] for job in page["jobs"]} >= jobs["extract"] | jobs["load"], "the app page shows all"
 
 
+@pytest.mark.usefixtures("connect_client_env")
 def test_two_tasks_on_one_spark_connect_server(airflow_tracker: Any, connect_server: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNLINK_TEST_CONNECT_URL", connect_server)

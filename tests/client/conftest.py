@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import HangingServer, RecordingServer
 
 from runlink import delivery
 from runlink.config import ENV_ALIASES
 from runlink.context import ENV_KEYS
-
-from .servers import HangingServer, RecordingServer
 
 _VARS = [*ENV_ALIASES, *(a for aliases in ENV_ALIASES.values() for a in aliases), *ENV_KEYS,
          "RUNLINK_HOME", "RUNLINK_FLUSH_TIMEOUT"]

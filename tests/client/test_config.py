@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from servers import RecordingServer
 
 from runlink import config, delivery
 from runlink.config import DEFAULT_URL, load
 from support.waiting import wait_for
-
-from .servers import RecordingServer
 
 
 def test_defaults(clean_env: Path) -> None:

@@ -12,23 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from delivery_config import delivery_config
+from servers import HangingServer, RecordingServer
 
 from runlink import delivery, sdk
-from runlink.config import Config
 from runlink.delivery import Client, NoopClient
 from runlink.protocol import make_event
 from runlink.spool import Spool, spool_key
 from runlink.tracker.process import free_port
 from support.waiting import wait_for
-
-from .servers import HangingServer, RecordingServer
-
-
-def _config(url: str, home: Path, **changes: object) -> Config:
-    base = dict(url=url, token="tok-SECRET-123", home=home, batch_interval_s=0.05, flush_timeout_s=5.0,
-                request_timeout_s=5.0)
-    base.update(changes)
-    return Config(**base)  # type: ignore[arg-type]
 
 
 def _spool_dir(home: Path, url: str) -> Path:
@@ -41,7 +33,7 @@ def _metric(i: int) -> dict:
 
 
 def test_events_arrive_in_batches_bounded_by_count(server: RecordingServer, clean_env: Path) -> None:
-    client = Client(_config(server.url, clean_env, batch_size=10))
+    client = Client(delivery_config(server.url, clean_env, batch_size=10))
     for i in range(35):
         assert client.emit(_metric(i))
     assert client.flush(5)
@@ -53,7 +45,7 @@ def test_events_arrive_in_batches_bounded_by_count(server: RecordingServer, clea
 
 
 def test_batches_are_bounded_by_bytes(server: RecordingServer, clean_env: Path) -> None:
-    client = Client(_config(server.url, clean_env, batch_size=1000, batch_bytes=4096))
+    client = Client(delivery_config(server.url, clean_env, batch_size=1000, batch_bytes=4096))
     for i in range(40):
         client.emit(make_event("log", {"text": "x" * 500, "seq": i}))
     assert client.flush(5)
@@ -64,7 +56,7 @@ def test_batches_are_bounded_by_bytes(server: RecordingServer, clean_env: Path) 
 
 
 def test_time_bound_sends_a_lone_event_without_flush(server: RecordingServer, clean_env: Path) -> None:
-    client = Client(_config(server.url, clean_env, batch_interval_s=0.1))
+    client = Client(delivery_config(server.url, clean_env, batch_interval_s=0.1))
     client.emit(_metric(1))
     wait_for(lambda: server.accepted_events(), deadline_s=5)
 
@@ -73,7 +65,7 @@ def test_sdk_events_are_completed_and_validated_off_thread(server: RecordingServ
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "dag_a")
     monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "task_a")
-    client = Client(_config(server.url, clean_env))
+    client = Client(delivery_config(server.url, clean_env))
     delivery.set_client(client)
     sdk.log_metric("rows", 42)
     sdk.log_metrics({"nan": float("nan"), "flag": True, "name": "abc"})
@@ -88,7 +80,7 @@ def test_sdk_events_are_completed_and_validated_off_thread(server: RecordingServ
 
 def test_invalid_event_is_dropped_counted_and_logged_once(server: RecordingServer, clean_env: Path,
                                                           caplog: pytest.LogCaptureFixture) -> None:
-    client = Client(_config(server.url, clean_env))
+    client = Client(delivery_config(server.url, clean_env))
     bad = make_event("metric", {"key": "k", "value": 1, "unexpected": True})
     with caplog.at_level(logging.WARNING, logger="runlink"):
         client.emit(bad)
@@ -103,7 +95,7 @@ def test_invalid_event_is_dropped_counted_and_logged_once(server: RecordingServe
 
 def test_5xx_and_429_are_retried_with_backoff(server: RecordingServer, clean_env: Path) -> None:
     server.statuses.extend([503, 429, 500])
-    client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
+    client = Client(delivery_config(server.url, clean_env), backoff_base_s=0.01)
     client.emit(_metric(1))
     wait_for(lambda: client.sent == 1, deadline_s=10)  # the client saw the 202 (not only the server sent it)
     assert [r["status"] for r in server.requests] == [503, 429, 500, 202]
@@ -113,7 +105,7 @@ def test_5xx_and_429_are_retried_with_backoff(server: RecordingServer, clean_env
 def test_4xx_is_not_retried_and_is_logged_without_the_token(server: RecordingServer, clean_env: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     server.statuses.extend([401])
-    client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
+    client = Client(delivery_config(server.url, clean_env), backoff_base_s=0.01)
     with caplog.at_level(logging.DEBUG):
         client.emit(_metric(1))
         wait_for(lambda: client.quarantined == 1, deadline_s=10)
@@ -132,7 +124,7 @@ def test_4xx_is_not_retried_and_is_logged_without_the_token(server: RecordingSer
 
 def test_full_queue_drops_and_counts_and_never_blocks(hanging: HangingServer, clean_env: Path) -> None:
     # The sender is stuck on a tracker that never answers, so nothing leaves the queue.
-    client = Client(_config(hanging.url, clean_env, queue_size=100, batch_size=10, request_timeout_s=30))
+    client = Client(delivery_config(hanging.url, clean_env, queue_size=100, batch_size=10, request_timeout_s=30))
     assert client.emit(_metric(0))
     wait_for(lambda: hanging.connections, deadline_s=10)  # the sender is now blocked in its POST
     accepted, costs = 0, []
@@ -153,7 +145,7 @@ def test_full_queue_drops_and_counts_and_never_blocks(hanging: HangingServer, cl
 
 
 def test_flush_is_bounded_against_a_hanging_tracker(hanging: HangingServer, clean_env: Path) -> None:
-    client = Client(_config(hanging.url, clean_env, request_timeout_s=60, batch_size=10))
+    client = Client(delivery_config(hanging.url, clean_env, request_timeout_s=60, batch_size=10))
     for i in range(10):
         client.emit(_metric(i))
     wait_for(lambda: hanging.connections, deadline_s=10)  # the sender is inside a 60 s request already
@@ -169,7 +161,7 @@ def test_flush_is_bounded_against_a_hanging_tracker(hanging: HangingServer, clea
 
 def test_tracker_down_spools_then_the_same_client_replays_when_it_is_back(clean_env: Path) -> None:
     port = free_port()
-    client = Client(_config(f"http://127.0.0.1:{port}", clean_env), backoff_base_s=0.01, backoff_max_s=0.2)
+    client = Client(delivery_config(f"http://127.0.0.1:{port}", clean_env), backoff_base_s=0.01, backoff_max_s=0.2)
     for i in range(50):
         client.emit(_metric(i))
     assert client.flush(5)  # spooled: the flush returns as soon as everything is on disk
@@ -200,7 +192,7 @@ def test_a_later_process_replays_the_spool_of_an_earlier_one(child_env: dict, cl
     assert spool.pending_events() >= 200  # the metrics (and the agent_health report) are on disk
     server = RecordingServer(port)
     try:
-        client = Client(_config(server.url, clean_env))
+        client = Client(delivery_config(server.url, clean_env))
         wait_for(lambda: os.listdir(spool.directory) == [], deadline_s=15)  # claimed files gone too
         keys = {e["payload"].get("key") for e in server.accepted_events() if e["type"] == "metric"}
         assert keys == {f"m{i}" for i in range(200)}
@@ -212,7 +204,7 @@ def test_a_later_process_replays_the_spool_of_an_earlier_one(child_env: dict, cl
 
 
 def test_agent_health_reports_counters_at_flush(server: RecordingServer, clean_env: Path) -> None:
-    client = Client(_config(server.url, clean_env, queue_size=5))
+    client = Client(delivery_config(server.url, clean_env, queue_size=5))
     for i in range(8):
         client.emit(_metric(i))
     assert client.flush(5)
@@ -292,7 +284,7 @@ def test_multiprocessing_child_flushes_on_its_way_out(monkeypatch: pytest.Monkey
 
 
 def test_spool_bound_counts_drops_when_the_tracker_is_down(clean_env: Path) -> None:
-    client = Client(_config(f"http://127.0.0.1:{free_port()}", clean_env, batch_size=50, spool_max_bytes=3000))
+    client = Client(delivery_config(f"http://127.0.0.1:{free_port()}", clean_env, batch_size=50, spool_max_bytes=3000))
     for i in range(1000):
         client.emit(make_event("log", {"text": os.urandom(100).hex(), "seq": i}))
     assert client.flush(10)
@@ -307,7 +299,7 @@ def test_spool_bound_counts_drops_when_the_tracker_is_down(clean_env: Path) -> N
 def test_unwritable_spool_counts_drops_and_never_raises(clean_env: Path) -> None:
     clean_env.mkdir(parents=True)
     (clean_env / "spool").write_text("a file where the spool folder should be")
-    client = Client(_config(f"http://127.0.0.1:{free_port()}", clean_env))
+    client = Client(delivery_config(f"http://127.0.0.1:{free_port()}", clean_env))
     for i in range(20):
         client.emit(_metric(i))
     assert client.flush(10)

@@ -17,14 +17,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from servers import HangingServer
+
 from runlink.config import Config
 from runlink.delivery import Client
 from runlink.spool import Spool, spool_key
 from runlink.tracker.process import free_port
 from support.tracker import Tracker
 from support.waiting import wait_for
-
-from .servers import HangingServer
 
 LOGGER = textwrap.dedent("""
     import sys, runlink

@@ -16,21 +16,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from runlink.config import Config
+from delivery_config import delivery_config
+from servers import RecordingServer
+
 from runlink.delivery import QUARANTINE_AFTER, Client
 from runlink.protocol import make_event
 from runlink.spool import Spool, spool_key
 from runlink.tracker.process import free_port
 from support.waiting import wait_for
-
-from .servers import RecordingServer
-
-
-def _config(url: str, home: Path, **changes: object) -> Config:
-    base = dict(url=url, token="tok-SECRET-123", home=home, batch_interval_s=0.05, flush_timeout_s=5.0,
-                request_timeout_s=5.0)
-    base.update(changes)
-    return Config(**base)  # type: ignore[arg-type]
 
 
 def _spool(home: Path, url: str) -> Spool:
@@ -64,7 +57,7 @@ def test_a_poisoned_spool_file_never_blocks_and_is_quarantined_across_processes(
     while spool.pending() or not spool.quarantined():
         processes += 1
         assert processes <= QUARANTINE_AFTER, [p.name for p in spool.pending()]
-        client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
+        client = Client(delivery_config(server.url, clean_env), backoff_base_s=0.01)
         for i in range(50):
             client.emit(make_event("metric", {"key": f"p{processes}-{i}", "value": i}))
         assert client.close(5)  # what a process does at exit
@@ -81,7 +74,7 @@ def test_a_poisoned_spool_file_never_blocks_and_is_quarantined_across_processes(
 
 def test_a_tracker_failing_every_batch_is_down_not_poison(server: RecordingServer, clean_env: Path) -> None:
     server.status_for = lambda events: 503
-    client = Client(_config(server.url, clean_env, batch_size=10), backoff_base_s=0.01)
+    client = Client(delivery_config(server.url, clean_env, batch_size=10), backoff_base_s=0.01)
     for i in range(60):
         client.emit(make_event("metric", {"key": f"m{i}", "value": i}))
     assert client.flush(5)
@@ -96,7 +89,7 @@ def test_a_4xx_on_replay_is_quarantined_with_its_reason_and_the_cli_requeues_it(
     spool = _spool(clean_env, server.url)
     assert spool.write(_body("refused"), 1)
     server.status_for = lambda events: 422 if "refused" in {e["payload"].get("key") for e in events or ()} else None
-    client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
+    client = Client(delivery_config(server.url, clean_env), backoff_base_s=0.01)
     wait_for(lambda: client.quarantined == 1, deadline_s=10)
     assert spool.pending() == []
     assert len([r for r in server.requests if r["status"] == 422]) == 1  # tried once: a 4xx is never retried
@@ -117,7 +110,7 @@ def test_a_4xx_on_replay_is_quarantined_with_its_reason_and_the_cli_requeues_it(
     requeued = subprocess.run([*cli, "requeue"], env=env, capture_output=True, text=True, timeout=60)
     assert requeued.returncode == 0 and "requeued 1 batches" in requeued.stdout, requeued.stderr
     server.status_for = None  # the cause is fixed
-    client = Client(_config(server.url, clean_env), backoff_base_s=0.01)
+    client = Client(delivery_config(server.url, clean_env), backoff_base_s=0.01)
     wait_for(lambda: "refused" in _keys(server), deadline_s=10)
     assert spool.pending() == [] and spool.quarantined() == []
     client.close(2)
@@ -125,7 +118,7 @@ def test_a_4xx_on_replay_is_quarantined_with_its_reason_and_the_cli_requeues_it(
 
 def test_an_unreachable_tracker_gets_the_burst_spooled_at_once(clean_env: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    client = Client(_config(url, clean_env, batch_size=100, queue_size=1000), backoff_base_s=0.01)
+    client = Client(delivery_config(url, clean_env, batch_size=100, queue_size=1000), backoff_base_s=0.01)
     for i in range(5000):  # five times the queue: only a sender that spools at once keeps up
         while not client.emit(make_event("metric", {"key": f"m{i}", "value": i})):
             raise AssertionError(f"dropped event {i}: the queue filled behind retries")
@@ -149,7 +142,7 @@ EXIT_ONLY = textwrap.dedent("""
 def test_a_short_process_after_the_outage_replays_the_spool_at_exit(clean_env: Path, child_env: dict) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    client = Client(_config(url, clean_env, batch_size=50), backoff_base_s=0.01)
+    client = Client(delivery_config(url, clean_env, batch_size=50), backoff_base_s=0.01)
     for i in range(1000):
         client.emit(make_event("metric", {"key": f"m{i}", "value": i}))
     assert client.close(5)
@@ -172,7 +165,7 @@ def test_batches_spooled_for_one_tracker_never_go_to_another(clean_env: Path) ->
     try:
         for_first = _spool(clean_env, first.url)
         assert for_first.write(_body("for-first"), 1)
-        client = Client(_config(second.url, clean_env), backoff_base_s=0.01)
+        client = Client(delivery_config(second.url, clean_env), backoff_base_s=0.01)
         client.emit(make_event("metric", {"key": "for-second", "value": 1}))
         assert client.close(5)
         assert _keys(second) == {"for-second"}

@@ -7,12 +7,11 @@ import json
 import time
 
 import pytest
+from servers import HangingServer, RecordingServer
 
 from runlink.protocol import make_event
 from runlink.tracker.process import free_port
 from runlink.transports import FileTransport, HttpTransport, Outcome, classify_status
-
-from .servers import HangingServer, RecordingServer
 
 
 def _body(n: int = 2) -> bytes:

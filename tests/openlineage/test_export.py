@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
+
+from support.waiting import wait_for
 
 
 def _events(unique: str) -> list[dict[str, Any]]:
@@ -28,21 +29,12 @@ def _events(unique: str) -> list[dict[str, Any]]:
     ]
 
 
-def _wait(predicate: Any, deadline_s: float = 60) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)  # polling interval; the condition is the predicate
-    raise AssertionError("condition not met in time")
-
-
 def test_export_to_file(tracker_factory: Any, tmp_path: Path, unique: str) -> None:
     out = tmp_path / "ol.jsonl"
     tracker = tracker_factory(backend="sqlite", extra_args=["--openlineage-export", f"file://{out}"])
     assert tracker.post_events(_events(unique)).status_code == 202
-    lines = _wait(lambda: out.exists() and len(out.read_text().splitlines()) >= 4 and out.read_text().splitlines())
+    lines = wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 4 and out.read_text().splitlines(),
+                     "four exported events in the file", 60)
     events = [json.loads(x) for x in lines]
     kinds = [(e["eventType"], e["job"]["name"]) for e in events]
     assert ("START", f"exp_{unique}.t") in kinds and ("COMPLETE", f"exp_{unique}.t") in kinds
@@ -71,5 +63,5 @@ def test_export_over_http_into_another_tracker(tracker_factory: Any, unique: str
         a = t["task_attempts"]
         return t if a and a[0]["state"] == "success" and a[0]["spark_apps"] else None
 
-    t = _wait(tree)
+    t = wait_for(tree, "the exported run in the consumer", 60)
     assert [a["app_id"] for a in t["task_attempts"][0]["spark_apps"]] == [f"app-{unique}"]

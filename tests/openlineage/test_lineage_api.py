@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import ol_events as ol
 import pytest
 import requests
-from tests.openlineage import ol_events as ol
 
 T0 = "2026-03-01T10:00:00.000000+00:00"
 

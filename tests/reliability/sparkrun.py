@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 
+from runlink.api_client import TrackerClient
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 APP = HERE / "apps" / "counted_app.py"
@@ -136,21 +138,17 @@ def submit(name: str, out: Path, *, url: str | None, token: str | None, context:
 # ---------------------------------------------------------------------------------------------------- the tracker
 
 def api(url: str, token: str, path: str, **params: Any) -> Any:
-    response = requests.get(url + path, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    response.raise_for_status()
-    return response.json()
+    """The tracker's decoded answer (asked once: the faults tests kill the tracker on purpose)."""
+    with TrackerClient(url, token, retries=0) as client:
+        return client.get(path, **params)
 
 
 def spark_app_doc(url: str, token: str, app_id: str) -> dict[str, Any] | None:
     """The tracker's Spark app (jobs, stages, queries, dag_run_pk, task_attempt_pk), or None before it exists."""
     from runlink.ids import spark_app_id
 
-    response = requests.get(f"{url}/api/v1/spark-apps/{spark_app_id(app_id)}",
-                            headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    return response.json()
+    with TrackerClient(url, token, retries=0) as client:
+        return client.get(f"/api/v1/spark-apps/{spark_app_id(app_id)}", allow_404=True)
 
 
 def complete(doc: dict[str, Any] | None, report: dict[str, Any]) -> bool:

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reliability.faults import ROOT, FaultyProxy, killable_tracker
+from faults import ROOT, FaultyProxy, killable_tracker
+
 from runlink.spool import Spool, spool_key
 from runlink.tracker.process import free_port
 

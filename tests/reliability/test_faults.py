@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from reliability.faults import (
+from faults import (
     FaultyProxy,
     db_counts,
     killable_tracker,
@@ -25,6 +24,7 @@ from reliability.faults import (
     tracker_db_url,
     wait_counts,
 )
+
 from runlink.tracker.process import free_port
 
 SCALE = float(os.environ.get("RUNLINK_RELIABILITY_SCALE", "1"))

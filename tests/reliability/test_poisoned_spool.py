@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reliability.spool_scenarios import down_from_start, poisoned_spool
+from spool_scenarios import down_from_start, poisoned_spool
 
 
 def test_a_poisoned_batch_is_quarantined_and_every_later_metric_delivered(tmp_path: Path) -> None:

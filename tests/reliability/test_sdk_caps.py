@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sparkrun
+from faults import killable_tracker
 
-from reliability import sparkrun
-from reliability.faults import killable_tracker
 from runlink import delivery
 from runlink.config import Config
 from runlink.delivery import Client

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sparkrun
+from faults import FaultyProxy, killable_tracker, record, tracker_db_url
+from sparkrun import App, jvm_figures, submit
 
-from reliability import sparkrun
-from reliability.faults import FaultyProxy, killable_tracker, record, tracker_db_url
-from reliability.sparkrun import App, jvm_figures, submit
 from support.tracker import Tracker
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]

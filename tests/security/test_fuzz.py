@@ -19,8 +19,7 @@ from typing import Any
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from security.json_paths import json_paths, replace_at
+from json_paths import json_paths, replace_at
 
 EXAMPLES = int(os.environ.get("RUNLINK_FUZZ_EXAMPLES", "10"))
 FIGURES: dict[str, Any] = {}

@@ -17,11 +17,11 @@ from typing import Any
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_paths import json_paths, replace_at
 
 from runlink import ids
 from runlink.context import ContextError, normalize
 from runlink.protocol import load_schema
-from security.json_paths import json_paths, replace_at
 
 EXAMPLES = int(os.environ.get("RUNLINK_PROTOCOL_FUZZ_EXAMPLES", "200"))
 SCHEMA = load_schema()

@@ -12,6 +12,9 @@ import pytest
 PG_HOST = os.environ.get("RUNLINK_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("RUNLINK_TEST_PG_PORT", "5432"))
 
+#: the tracker's database backends, for parametrizing: PostgreSQL ones are marked (and skip without a server)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
 _pg_probe: dict[str, Any] = {}
 
 

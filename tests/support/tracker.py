@@ -1,5 +1,6 @@
 """A real tracker for the tests: `runlink.tracker.process.TrackerProcess` plus the calls tests make to it
-(admin token by default; answers returned, not raised, so tests can check error answers)."""
+(admin token by default). Reads of the API go through `runlink.api_client.TrackerClient`, the client the CLI and
+the syncer use; posts and `get` return the raw answer, not raised, so tests can check error answers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import requests
 
+from runlink.api_client import TrackerClient
 from runlink.tracker.process import TrackerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +52,17 @@ class Tracker(TrackerProcess):
         return requests.post(self.url + "/api/v1/events", data=body, headers=merged, timeout=60)
 
     def get(self, path: str, *, token: str | None = "", **params: Any) -> requests.Response:
+        """The raw answer (any status), for tests of refusals and headers."""
         return requests.get(self.url + path, params=params, headers=self.headers(token), timeout=60)
 
+    def client(self, token: str | None = "") -> TrackerClient:
+        """The API client with the admin token (or `token`; None: none), asking once (no retries)."""
+        return TrackerClient(self.url, self.token if token == "" else token, retries=0)
+
     def get_json(self, path: str, *, token: str | None = "", **params: Any) -> Any:
-        response = self.get(path, token=token, **params)
-        assert response.status_code == 200, (response.status_code, response.text[:2000])
-        return response.json()
+        """The decoded answer of a GET; a refusal raises `TrackerError` (its status and detail)."""
+        with self.client(token) as api:
+            return api.get(path, **params)
 
     def make_token(self, scope: str) -> str:
         response = requests.post(self.url + "/api/v1/tokens", json={"scope": scope}, headers=self.headers(),

@@ -12,8 +12,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from conftest import create_database, drop_database
 from runlink.tracker.db import migration_state, upgrade
+from support.postgres import create_database, drop_database
 from support.tracker import Tracker
 
 
