@@ -125,7 +125,8 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
             schedule.stop()
         db.dispose()
 
-    app = FastAPI(title="runlink tracker", version=__version__, default_response_class=JSONBody, lifespan=lifespan)
+    app = FastAPI(title="runlink tracker", version=__version__, default_response_class=JSONBody, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # ui/api_docs.py serves them from the tracker's own files
     app.state.settings = settings
     app.state.ingest_gate = asyncio.Semaphore(settings.ingest_slots) if settings.ingest_slots > 0 else None
     app.state.db = db

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runlink.tracker.auth import require
 from runlink.tracker.routes import JSONBody
-from runlink.tracker.ui import queries
+from runlink.tracker.ui import lineage_graph, queries
 from runlink.tracker.ui.queries import found
 
 router = APIRouter(prefix="/api/v1/views", dependencies=[Depends(require("read"))], default_response_class=JSONBody,
@@ -27,6 +27,28 @@ def _read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -
 async def api_instances(request: Request) -> JSONBody:
     """Airflow instances with syncer health (the Instances page)."""
     return JSONBody(await run_in_threadpool(_read, request, queries.instances_view))
+
+
+@router.get("/instances/{name}")
+async def api_instance(request: Request, name: str) -> JSONBody:
+    """One Airflow instance (by name, uid or alias): syncer health, uid and aliases, DAGs, recent runs."""
+    return JSONBody(found(await run_in_threadpool(_read, request, queries.instance_view, name), "Airflow instance"))
+
+
+@router.get("/spark-apps")
+async def api_spark_apps(request: Request, q: str | None = Query(None, description="part of the app id or name"),
+                         state: str | None = None, page: int = Query(1, ge=1)) -> JSONBody:
+    """Spark applications, newest first, 50 a page (the Spark applications page)."""
+    return JSONBody(await run_in_threadpool(_read, request, queries.spark_apps_view, q=q, state=state, page=page))
+
+
+@router.get("/lineage")
+async def api_lineage(request: Request, dataset: str | None = None, dag_id: str | None = None,
+                      task_id: str | None = None, depth: int = Query(4, ge=1, le=lineage_graph.MAX_DEPTH),
+                      direction: str = Query("both", description="both, upstream or downstream")) -> JSONBody:
+    """Datasets and the tasks that read and write them, around a dataset or a task (the lineage graph page)."""
+    return JSONBody(await run_in_threadpool(_read, request, lineage_graph.lineage_view, dataset=dataset,
+                                            dag_id=dag_id, task_id=task_id, depth=depth, direction=direction))
 
 
 @router.get("/dags")

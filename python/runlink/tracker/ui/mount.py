@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runlink.tracker.ui import forms, pages
+from runlink.tracker.ui import api_docs, forms, pages
 from runlink.tracker.ui.templating import STATIC_DIR, render
 
 
@@ -21,6 +21,7 @@ def install(app: FastAPI) -> None:
 
     app.include_router(pages.router)
     app.include_router(forms.router)
+    app.include_router(api_docs.router)
     app.mount("/ui/static", StaticFiles(directory=str(STATIC_DIR)), name="ui-static")
 
     worker = AlertWorker(app.state.db)

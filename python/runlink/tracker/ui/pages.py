@@ -9,13 +9,13 @@ import secrets
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from runlink.tracker.auth import list_tokens
 from runlink.tracker.openlineage import pending as openlineage_pending
-from runlink.tracker.ui import queries
+from runlink.tracker.ui import lineage_graph, queries
 from runlink.tracker.ui import session as sessions
 from runlink.tracker.ui.templating import render
 
@@ -89,6 +89,29 @@ def login_form(request: Request, next: str | None = None) -> Response:
 def page_instances(conn: Any, session: sessions.Session) -> dict[str, Any]:
     return {"view": queries.instances_view(conn), "nav": "instances",
             "lineage_waiting": openlineage_pending.counts(conn, openlineage_pending.default_ttl_s())}
+
+
+@router.get("/ui/instances/{name}")
+@page("instance.html")
+def page_instance(conn: Any, session: sessions.Session, name: str) -> dict[str, Any]:
+    return {"view": queries.found(queries.instance_view(conn, name), "Airflow instance"), "nav": "instances"}
+
+
+@router.get("/ui/spark-apps")
+@page("spark_apps.html")
+def page_spark_apps(conn: Any, session: sessions.Session, q: str | None = None, state: str | None = None,
+                    page: int = Query(1, ge=1)) -> dict[str, Any]:
+    return {"view": queries.spark_apps_view(conn, q=_empty(q), state=_empty(state), page=page), "nav": "spark"}
+
+
+@router.get("/ui/lineage")
+@page("lineage.html")
+def page_lineage(conn: Any, session: sessions.Session, dataset: str | None = None, dag_id: str | None = None,
+                 task_id: str | None = None, depth: int = Query(4, ge=1, le=lineage_graph.MAX_DEPTH),
+                 direction: str = "both") -> dict[str, Any]:
+    view = lineage_graph.lineage_view(conn, dataset=_empty(dataset), dag_id=_empty(dag_id), task_id=_empty(task_id),
+                                      depth=depth, direction=direction)
+    return {"view": view, "nav": "lineage"}
 
 
 @router.get("/ui/dags")

@@ -155,6 +155,56 @@ def _syncer_instances(conn: Connection) -> list[dict[str, Any]]:
     return out
 
 
+def instance_view(conn: Connection, name: str) -> dict[str, Any] | None:
+    """One Airflow instance by name, uid or alias: its syncer health, uid and aliases, DAGs and recent runs."""
+    item = next((i for i in instances_view(conn)["items"]
+                 if name in (i.get("name"), i["uid"]) or name in (i.get("aliases") or ())), None)
+    if item is None:
+        return None
+    uids = [item["uid"], *(item.get("aliases") or ())]
+    dag_items = [d for uid in uids for d in dags_view(conn, instance=uid)["items"]]
+    runs = _rows(conn, select(*(dag_runs.c[c] for c in _RUN_COLS)).where(dag_runs.c.uid.in_(uids))
+                 .order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc()).limit(RECENT_RUNS))
+    return {"instance": item, "dags": dag_items, "runs": [_run_item(r) for r in runs]}
+
+
+RECENT_RUNS = 25
+
+
+# ---------------------------------------------------------------- Spark applications
+
+SPARK_APP_STATES = ("running", "succeeded", "failed", "ended")
+SPARK_APPS_PAGE = 50
+
+
+def spark_apps_view(conn: Connection, *, q: str | None = None, state: str | None = None,
+                    page: int = 1) -> dict[str, Any]:
+    """Spark applications, newest first, `SPARK_APPS_PAGE` a page: `q` matches the app id or name (contains),
+    `state` the app's state (`running`: no end yet). Each with the task (or run) it belongs to."""
+    page = max(1, page)
+    stmt = (select(spark_apps.c.id, spark_apps.c.app_id, spark_apps.c.attempt_id, spark_apps.c.name,
+                   spark_apps.c.state, spark_apps.c.start_time, spark_apps.c.end_time, spark_apps.c.master,
+                   contexts.c.dag_id, contexts.c.task_id, contexts.c.run_pk, contexts.c.attempt_pk)
+            .outerjoin(contexts, contexts.c.id == spark_apps.c.context_id))
+    if q:
+        stmt = stmt.where(spark_apps.c.app_id.contains(q, autoescape=True)
+                          | spark_apps.c.name.contains(q, autoescape=True))
+    if state == "running":
+        stmt = stmt.where(spark_apps.c.end_time.is_(None))
+    elif state:
+        stmt = stmt.where(spark_apps.c.state == state)
+    rows = _rows(conn, stmt.order_by(spark_apps.c.start_time.desc(), spark_apps.c.id.desc())
+                 .limit(SPARK_APPS_PAGE + 1).offset((page - 1) * SPARK_APPS_PAGE))
+    more = len(rows) > SPARK_APPS_PAGE
+    items = rows[:SPARK_APPS_PAGE]
+    for app in items:
+        app["state"] = app["state"] or ("running" if not app["end_time"] else "ended")
+        app["duration_s"] = seconds_between(app["start_time"], app["end_time"])
+    return {"items": items, "page": page, "next_page": page + 1 if more else None,
+            "previous_page": page - 1 if page > 1 else None,
+            "filters": {"q": q, "state": state}, "states": SPARK_APP_STATES}
+
+
 # ---------------------------------------------------------------- DAGs
 
 def _run_filters(stmt, instance: str | None, state: str | None, since: str | None, until: str | None):  # noqa: ANN001, ANN202
@@ -842,6 +892,7 @@ def alerts_page(conn: Connection) -> dict[str, Any]:
 
 
 __all__ = [
+    "instance_view", "spark_apps_view",
     "alerts_page", "dag_page", "dag_run_view", "dag_view", "dags_page", "dags_view", "dataset_view", "datasets_view",
     "filter_options", "found", "instances_view", "spark_app_view", "stage_page", "task_attempt_view",
 ]
