@@ -65,7 +65,7 @@ def main() -> None:
     print(f"  batches per progress event: {len(per)} events, min {min(per)}, median {statistics.median(per)}, "
           f"max {max(per)}; sum {sum(per)} (+ the end event's partial interval)")
     for key in ("heap_before_kb", "heap_at_10pct_kb", "heap_at_100pct_kb", "heap_after_end_kb",
-                "growth_10pct_to_100pct_kb", "callback_us_per_batch"):
+                "growth_10pct_to_100pct_kb", "callback_cpu_us_per_batch"):
         values = [r[key] for r in runs]
         print(f"{key}: median {statistics.median(values):.1f} (runs: {', '.join(f'{v:.0f}' for v in values)})")
     print(f"load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")

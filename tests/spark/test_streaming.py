@@ -92,6 +92,7 @@ def test_streaming_queries_under_their_task_attempt(sqlite_tracker: Any, tmp_pat
     assert rate["latest_batch_id"] == spark["rate_to_memory"]["latest_batch_id"]
     assert rate["total_input_rows"] == spark["rate_to_memory"]["input_rows"]
     assert rate["max_batch_ms"] > 0 and rate["total_batch_ms"] >= rate["max_batch_ms"]
+    assert rate["input_rows_per_s"] is not None and rate["processed_rows_per_s"] is not None
 
     failing = ours["failing_query"]
     assert failing["state"] == "failed"
