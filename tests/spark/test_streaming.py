@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from runlink.protocol import make_event
 from runlink.spark.conf import STREAMING_LISTENER, conf
 from support.spark_runs import clean_env, listener_jar_or_skip, runlink_spark_conf, spark_submit
 from support.waiting import wait_for
@@ -32,6 +33,52 @@ def test_the_listener_is_appended_to_the_users_list() -> None:
     assert conf(existing={})[key] == STREAMING_LISTENER
     out = conf(existing={key: f"com.acme.L,{STREAMING_LISTENER}"})
     assert out[key] == f"com.acme.L,{STREAMING_LISTENER}"  # the user's first, ours not duplicated
+
+
+def _stream_events(app_id: str, dag_id: str) -> list[dict]:
+    """A query run as the JVM reports it: start, two intervals, an end with an empty last interval and a failure."""
+    context = {"dag_id": dag_id, "task_id": "load", "dag_run_id": RUN_ID, "try_number": "1"}
+    ref = {"app_id": app_id, "attempt_id": None}
+    ids = {"query_id": "q-1", "run_id": "r-1", "name": "orders"}
+
+    def figures(batches: int, total: int, rate: float | None, end: str) -> dict:
+        return {**ids, "interval_end": end, "batches": batches, "input_rows": batches * 10,
+                "input_rows_per_s": rate, "processed_rows_per_s": rate, "total_batches": total,
+                "total_input_rows": total * 10, "total_batch_ms": total * 100, "max_batch_ms": 100,
+                "latest_batch_id": total - 1, "sources": ["RateStreamV2"], "sink": "MemorySink"}
+
+    def event(type_: str, payload: dict, time: str) -> dict:
+        return make_event(f"spark_streaming_query.{type_}", payload, context=context, spark=ref, agent="jvm",
+                          time=time)
+
+    return [event("start", ids, "2026-12-03T08:00:00Z"),
+            event("progress", figures(30, 30, 10.0, "2026-12-03T08:00:30Z"), "2026-12-03T08:00:30Z"),
+            event("progress", figures(30, 60, 12.5, "2026-12-03T08:01:00Z"), "2026-12-03T08:01:00Z"),
+            event("end", {**figures(0, 60, None, "2026-12-03T08:01:05Z"), "success": False,
+                          "error": {"type": "java.lang.IllegalStateException", "message": "boom"}},
+                  "2026-12-03T08:01:05Z")]
+
+
+def test_any_arrival_order_and_a_replay_give_the_same_row(sqlite_tracker: Any, unique: str) -> None:
+    """Totals are cumulative, rates come from the last interval that had batches, the end's state wins."""
+    rows = []
+    for order in ("in_order", "reversed"):
+        dag_id = f"stream_order_{order}_{unique}"
+        events = _stream_events(f"local-{order}-{unique}", dag_id)
+        batches = [[e] for e in (events if order == "in_order" else events[::-1])]
+        for batch in [*batches, *batches]:  # every event twice: the replay changes nothing
+            assert sqlite_tracker.post_events(batch).status_code == 202
+        run = sqlite_tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"][0]
+        (attempt,) = sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]
+        (row,) = [q for app in attempt["spark_apps"] for q in app["streaming"]]
+        row.pop("context_id")  # each order ran under a DAG of its own
+        rows.append(row)
+    assert rows[0] == rows[1]
+    row = rows[0]
+    assert (row["state"], row["total_batches"], row["total_input_rows"], row["latest_batch_id"]) == (
+        "failed", 60, 600, 59)
+    assert row["input_rows_per_s"] == 12.5 and row["error"]["message"] == "boom"
+    assert row["start_time"].startswith("2026-12-03T08:00:00") and row["end_time"].startswith("2026-12-03T08:01:05")
 
 
 def _attempt(tracker: Any, dag_id: str) -> dict | None:
