@@ -191,6 +191,8 @@ def spark_apps_view(conn: Connection, *, q: str | None = None, state: str | None
                           | spark_apps.c.name.contains(q, autoescape=True))
     if state == "running":
         stmt = stmt.where(spark_apps.c.end_time.is_(None))
+    elif state == "ended":  # ended without saying how (the listener's end event names no state)
+        stmt = stmt.where(spark_apps.c.end_time.is_not(None), spark_apps.c.state.is_(None))
     elif state:
         stmt = stmt.where(spark_apps.c.state == state)
     rows = _rows(conn, stmt.order_by(spark_apps.c.start_time.desc(), spark_apps.c.id.desc())
@@ -513,6 +515,7 @@ def spark_summary(app: dict[str, Any]) -> dict[str, Any]:
         "executor_run_time_ms": sum(s["metrics"].get("executor_run_time_ms") or 0 for s in stages),
         "spilled_bytes": sum((s["metrics"].get("memory_spilled_bytes") or 0)
                              + (s["metrics"].get("disk_spilled_bytes") or 0) for s in stages),
+        "shared": bool(app.get("shared")),  # counts are this task's work only
         **spark_ui_links(app),
     }
 
