@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from airflow_runs import attempts, wait_for_tree
 
 from runlink.tracker.process import free_port
@@ -153,6 +155,21 @@ def _each_attempt_sees_only_its_own(tracker: Any, tree: dict, kind: str) -> None
         assert users[(tree["dag_id"], task_id)]["task_attempt_pk"] == attempts(tree, task_id)[0]["id"]
         assert users[(tree["dag_id"], task_id)]["dag_run_pk"] == tree["id"]
     assert {job["job_id"] for job in page["jobs"]} >= jobs["extract"] | jobs["load"], "the app page shows all"
+
+    ui = _ui_session(tracker)
+    html = ui.get(f"{tracker.url}/ui/spark-apps/{extract['id']}", timeout=30).text
+    for task_id in TASKS:
+        assert f'/ui/task-attempts/{attempts(tree, task_id)[0]["id"]}"' in html, "the app page links each user"
+    html = ui.get(f"{tracker.url}/ui/task-attempts/{attempts(tree, 'load')[0]['id']}", timeout=30).text
+    assert f"/ui/spark-apps/{extract['id']}" in html and "shared application: this task" in html
+
+
+def _ui_session(tracker: Any) -> requests.Session:
+    """Logged in to the tracker's web UI with its admin token."""
+    ui = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', ui.get(tracker.url + "/ui/login", timeout=30).text).group(1)
+    ui.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf, "next": "/ui/dags"}, timeout=30)
+    return ui
 
 
 @pytest.mark.usefixtures("connect_client_env")
