@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Retention at scale: a database with `--stages` Spark stages over 60 days of runs (bulk-loaded through the real
-schema), then `apply_retention(keep 30 days)` while a real `runlink server` ingests; reports the time retention took,
-its longest transaction, and ingest events/s without retention and while it runs (medians), side by side.
+schema), then `runlink retention` from 60 down to 30 days kept, in passes, while a real `runlink server` ingests;
+reports the time retention took, its longest transaction, and ingest events/s without retention and while it runs
+(medians of rounds interleaved in one run: one without, then those during a pass), with the load average.
 
     .venv/bin/python scripts/bench_retention.py --stages 500000            # SQLite in a temp folder
     .venv/bin/python scripts/bench_retention.py --stages 5000000 --db postgresql+psycopg://postgres@127.0.0.1/bench
@@ -14,10 +15,11 @@ import concurrent.futures
 import gzip
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -35,7 +37,6 @@ from runlink.instants import format_instant  # noqa: E402
 from runlink.tracker.db import Database, upgrade  # noqa: E402
 from runlink.tracker.models import STAGE_METRICS  # noqa: E402
 from runlink.tracker.process import TrackerProcess  # noqa: E402
-from runlink.tracker.retention import apply_retention  # noqa: E402
 from runlink.tracker.sqlutil import run  # noqa: E402
 
 ROWS_PER_TRANSACTION = 50_000
@@ -111,13 +112,30 @@ def bodies_of(n_events: int, seed: int) -> list[bytes]:
     return [gzip.compress(json.dumps({"events": events[i:i + 500]}).encode()) for i in range(0, len(events), 500)]
 
 
+def retention_slice(url: str, keep_days: float) -> subprocess.Popen:
+    """`runlink retention` in its own process (as a server's schedule or a person would run it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    return subprocess.Popen([sys.executable, "-m", "runlink", "retention", "--keep-days", str(keep_days), "--db", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def slice_figures(output: str) -> tuple[int, int, float, float]:
+    """(runs, stages, seconds, longest transaction s) from `runlink retention`'s report."""
+    runs = int(re.search(r"dag_runs\s+([\d,]+)", output).group(1).replace(",", "")) if "dag_runs" in output else 0
+    stages = int(re.search(r"spark_stages\s+([\d,]+)", output).group(1).replace(",", "")) \
+        if "spark_stages" in output else 0
+    timing = re.search(r"transactions in ([\d.]+)s \(longest (\d+) ms\)", output)
+    assert timing, output
+    return runs, stages, float(timing.group(1)), int(timing.group(2)) / 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, default=500_000)
     parser.add_argument("--stages-per-run", type=int, default=50)
     parser.add_argument("--db", help="database URL (default: SQLite in a temp folder)")
-    parser.add_argument("--events", type=int, default=20_000, help="events per ingest round")
-    parser.add_argument("--rounds", type=int, default=3, help="ingest rounds without retention")
+    parser.add_argument("--events", type=int, default=10_000, help="events per ingest round")
+    parser.add_argument("--slices", type=int, default=6, help="retention runs as this many passes (60 -> 30 days)")
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
@@ -128,37 +146,41 @@ def main() -> int:
     runs = args.stages // args.stages_per_run
     started = time.perf_counter()
     load(db, runs, args.stages_per_run)
+    db.dispose()
     print(f"loaded {runs:,} runs, {runs * args.stages_per_run:,} stages over 60 days in "
-          f"{time.perf_counter() - started:.1f}s ({db.engine.dialect.name})", flush=True)
+          f"{time.perf_counter() - started:.1f}s ({url.split(':', 1)[0]})", flush=True)
 
+    baseline: list[float] = []
+    during: list[float] = []
+    totals = [0, 0, 0.0, 0.0]
+    seed = 0
+    loads = [os.getloadavg()]
     with TrackerProcess(home, url, env={"RUNLINK_RETENTION_DAYS": ""}) as server:
         assert server.token is not None
-        rounds = [bodies_of(args.events, seed) for seed in range(args.rounds * 4)]
-        baseline = [ingest_rate(server.url, server.token, rounds.pop(), args.clients) for _ in range(args.rounds)]
-        load_before = os.getloadavg()
-        done = threading.Event()
-        report: dict = {}
-
-        def retain() -> None:
-            report["r"] = apply_retention(db, 30)
-            done.set()
-
-        worker = threading.Thread(target=retain)
-        worker.start()
-        during = []
-        while not done.is_set() and rounds:
-            during.append(ingest_rate(server.url, server.token, rounds.pop(), args.clients))
-        worker.join()
-        load_during = os.getloadavg()
-    result = report["r"]
-    normal, busy = statistics.median(baseline), statistics.median(during) if during else float("nan")
-    print(f"retention: {result.deleted['dag_runs']:,} runs, {result.deleted['spark_stages']:,} stages deleted in "
-          f"{result.seconds:.1f}s, {result.transactions} transactions, longest {result.longest_transaction_s:.3f}s")
+        ingest_rate(server.url, server.token, bodies_of(args.events, 0), args.clients)  # warm-up, not counted
+        # interleaved, so the machine's other load weighs on both sides alike: a round without retention, then
+        # rounds while one slice of retention (a few days of runs) runs in its own process
+        for n in range(args.slices):
+            seed += 1
+            baseline.append(ingest_rate(server.url, server.token, bodies_of(args.events, seed), args.clients))
+            bodies = [bodies_of(args.events, seed + 1000 * k) for k in range(1, 4)]
+            keep = 60 - 30 * (n + 1) / args.slices
+            process = retention_slice(url, keep)
+            while process.poll() is None and bodies:
+                during.append(ingest_rate(server.url, server.token, bodies.pop(), args.clients))
+            output = process.communicate(timeout=1800)[0]
+            assert process.returncode == 0, output
+            figures = slice_figures(output)
+            totals = [totals[0] + figures[0], totals[1] + figures[1], totals[2] + figures[2],
+                      max(totals[3], figures[3])]
+            loads.append(os.getloadavg())
+    normal, busy = statistics.median(baseline), statistics.median(during)
+    print(f"retention: {totals[0]:,} runs, {totals[1]:,} stages deleted in {totals[2]:.1f}s over {args.slices} "
+          f"passes of `runlink retention`; longest transaction {totals[3]:.3f}s")
     print(f"ingest events/s   without retention: median {normal:,.0f} of {[round(r) for r in baseline]}")
     print(f"ingest events/s   during retention:  median {busy:,.0f} of {[round(r) for r in during]} "
           f"({busy / normal:.0%} of normal)")
-    print(f"load average (1/5/15 min) before retention {load_before}, at its end {load_during}")
-    db.dispose()
+    print(f"load average (1 min) before and after each pass: {[round(load[0], 1) for load in loads]}")
     return 0
 
 
