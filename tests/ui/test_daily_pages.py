@@ -10,7 +10,7 @@ import random
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -77,7 +77,7 @@ def site(tracker_factory: Any) -> Any:
 
 
 def _login(page: Any, tracker: Any, path: str, token: str | None = None) -> None:
-    page.goto(tracker.url + "/ui/login?next=" + path)
+    page.goto(tracker.url + "/ui/login?" + urlencode({"next": path}))
     page.get_by_label("Access token").fill(token or tracker.token)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(re.escape(path.split("?")[0])))
@@ -85,7 +85,7 @@ def _login(page: Any, tracker: Any, path: str, token: str | None = None) -> None
 
 def test_lineage_graph_draws_a_three_task_chain_across_two_dags(page: Any, site: Any) -> None:
     [raw] = site.get_json("/api/v1/views/datasets", q="raw.events")["items"]
-    _login(page, site, f"/ui/lineage?dataset={raw['id']}&depth=6&direction=downstream")
+    _login(page, site, f"/ui/lineage?dataset={raw['id']}&depth=6&direction=both")
     graph = page.locator("#lineage-graph")
     expect(graph).to_have_attribute("data-rendered", "6")
     tasks = graph.locator("a.node.task")
@@ -97,6 +97,12 @@ def test_lineage_graph_draws_a_three_task_chain_across_two_dags(page: Any, site:
          for name in ("extract", "transform", "report")}
     assert x["extract"] < x["transform"] < x["report"], x  # left to right, writers before readers
     expect(graph.locator("a.node.dataset.focus")).to_contain_text("raw.events")
+    expect(page.get_by_label("Depth (steps)")).to_have_value("6")
+    expect(page.get_by_label("Direction")).to_have_value("both")
+    page.get_by_label("Direction").select_option("downstream")  # from raw.events: its writer drops out
+    page.get_by_role("button", name="Show").click()
+    expect(graph).to_have_attribute("data-rendered", "5")
+    expect(graph.locator("a.node.task", has_text="extract")).to_have_count(0)
     shot(page, "20-lineage-graph")
 
     # one step upstream from mart.report: its writer only; the controls change depth and direction
