@@ -111,7 +111,9 @@ public class SharedApplicationTest {
         assertEquals("manual__1", work.get("dag_run_id").asText());
         assertEquals("1", work.get("try_number").asText());
         assertEquals("cleaned at job end", 0, listener.jobContextsHeld());
-        EventSamples.add(transport.events());
+        EventSamples.add(transport.events("spark_job.start"));
+        EventSamples.add(transport.events("spark_stage.completed"));
+        EventSamples.add(transport.events("spark_job.end"));
     }
 
     @Test
