@@ -69,25 +69,6 @@ def _bind_error(host: str, port: int) -> str | None:
     return None
 
 
-def _bind_error(host: str, port: int) -> str | None:
-    """Why the address cannot be listened on (taken, not ours, unknown host), else None: checked before the
-    banner and the database work, so a taken port is the first and only thing the user reads."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return exc.strerror or str(exc)
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            return exc.strerror or str(exc)
-    return None
-
-
 def tracker_settings(args: argparse.Namespace, **extra: Any):  # noqa: ANN201
     """TrackerSettings from `--home` / `--db` (and the server's own options in `extra`)."""
     from runlink.config import default_home
@@ -121,10 +102,6 @@ def _server(args: argparse.Namespace) -> int:
         print(f"runlink: --open serves every read without a token, so it binds to loopback only "
               f"(--host {printable(args.host)} refused; use tokens to serve other machines)", file=sys.stderr)
         return 2
-    taken = _bind_error(args.host, args.port)
-    if taken is not None:
-        print(f"runlink: cannot listen on {printable(args.host)}:{args.port}: {taken}", file=sys.stderr)
-        return 1
     taken = _bind_error(args.host, args.port)
     if taken is not None:
         print(f"runlink: cannot listen on {printable(args.host)}:{args.port}: {taken}", file=sys.stderr)
