@@ -59,7 +59,23 @@ def _app_lines(app: dict[str, Any], full: bool) -> list[str]:
         took = None if query.get("duration_ms") is None else query["duration_ms"] / 1000
         lines.append(f"  query {query.get('action') or '?'} {status} {units.duration(took)}"
                      + (f" in: {ins}" if ins else "") + (f" out: {outs}" if outs else ""))
+    for stream in app.get("streaming", [])[:20]:
+        lines.append(_streaming_line(stream))
     return lines
+
+
+def _streaming_line(q: dict[str, Any]) -> str:
+    """One streaming query run: totals, the latest interval's rate, batch durations, the failure."""
+    batches = q.get("total_batches") or 0
+    mean = (q.get("total_batch_ms") or 0) / batches / 1000 if batches else None
+    longest = None if q.get("max_batch_ms") is None else q["max_batch_ms"] / 1000
+    rate = q.get("input_rows_per_s")
+    error = q.get("error") or {}
+    failure = ": ".join(p for p in (error.get("type"), error.get("message")) if p)
+    return (f"  streaming {_value(q.get('name') or q['query_id'])} [{_value(q['state'])}] "
+            f"{units.number(batches)} batches, {units.number(q.get('total_input_rows') or 0)} rows, "
+            f"{units.number(rate)} rows/s, batch {units.duration(mean)} mean / {units.duration(longest)} max"
+            + (f": {_value(failure)}" if failure else ""))
 
 
 def _error_text(message: Any, full: bool) -> str:
