@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="keep the runs of the last N days (by logical date, else start date)")
     parser.add_argument("--dag", metavar="GLOB", help="only the runs of DAG ids matching this glob (e.g. 'etl_*')")
     parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, per table; delete nothing")
-    parser.add_argument("--runs-per-transaction", type=positive_int, default=200,
-                        help="runs deleted per write transaction (ingest waits at most one; default 200)")
+    parser.add_argument("--runs-per-transaction", type=positive_int, default=None, metavar="N",
+                        help="runs deleted per write transaction (ingest waits at most one; default 100)")
     parser.add_argument("--audit-all", action="store_true",
                         help="look for the deleted runs' audit copies in every stored batch, not only in those "
                              "received while they ran (slower; for events that arrived long after their run)")
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _retention(args: argparse.Namespace) -> int:
     from runlink.tracker.db import Database
-    from runlink.tracker.retention import apply_retention, reclaim_space, retention_lease
+    from runlink.tracker.retention import RUNS_PER_TRANSACTION, apply_retention, reclaim_space, retention_lease
 
     if args.keep_days <= 0:
         raise SystemExit("runlink retention: --keep-days must be more than 0")
@@ -37,7 +37,8 @@ def _retention(args: argparse.Namespace) -> int:
     try:
         with retention_lease(db, wait=True):  # a server's scheduled pass in progress finishes first
             report = apply_retention(db, args.keep_days, args.dag, dry_run=args.dry_run,
-                                     runs_per_transaction=args.runs_per_transaction, audit_all=args.audit_all)
+                                     runs_per_transaction=args.runs_per_transaction or RUNS_PER_TRANSACTION,
+                                     audit_all=args.audit_all)
         verb = "would delete" if args.dry_run else "deleted"
         print(f"runs before {report.cutoff}{f' of DAGs {args.dag}' if args.dag else ''}: {verb}")
         for table, count in report.deleted.items():
