@@ -7,6 +7,12 @@ the contexts of a few tasks (so linking runs too). Bodies are built and gzipped 
 
     .venv/bin/python scripts/bench_ingest.py                      # SQLite (fresh RUNLINK_HOME)
     .venv/bin/python scripts/bench_ingest.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    .venv/bin/python scripts/bench_ingest.py --db sqlite --db postgresql+psycopg://postgres@127.0.0.1:5432/x
+    .venv/bin/python scripts/bench_ingest.py --db postgresql+psycopg://postgres@127.0.0.1:5432/x \
+        --replicas 1 --replicas 2                                  # two trackers on one database vs one
+
+Each batch's answer carries `Server-Timing: lock;dur=..., total;dur=...`: the share of server time spent
+waiting for the write lock is reported per run.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -112,21 +117,112 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def start_server(home: Path, db: str | None, workers: int) -> tuple[subprocess.Popen, str, str]:
+def start_servers(home: Path, db: str | None, workers: int, replicas: int) -> list:
+    """`replicas` tracker processes on one database (each its own home, port and admin token)."""
     from runlink.tracker.process import TrackerProcess
 
-    tracker = TrackerProcess(home, db, workers=workers).start()
-    return tracker.process, tracker.url, tracker.token
+    db = db or f"sqlite:///{home / 'runlink.db'}"
+    return [TrackerProcess(home / f"replica-{n}", db, workers=workers).start() for n in range(replicas)]
+
+
+def scratch_postgres(url: str) -> tuple[str, str]:
+    """A fresh database named after `url`'s with a random suffix (dropped by the caller): (its URL, its name)."""
+    import psycopg
+
+    base, _, _name = url.rpartition("/")
+    name = f"runlink_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}", name
+
+
+def drop_postgres(url: str) -> None:
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(base.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`Server-Timing: lock;dur=1.2, total;dur=40.0` -> {"lock": 1.2, "total": 40.0} (ms)."""
+    out = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if dur:
+            out[name] = float(dur)
+    return out
+
+
+def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: list[bytes], n_events: int) -> dict:
+    """One load against `replicas` fresh trackers on `db`; returns the figures."""
+    scratch = db is not None and db.startswith("postgres") and not args.url
+    if scratch:
+        db, _ = scratch_postgres(db)
+    procs = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="runlink-bench-") as tmp:
+            if args.url:
+                targets = [(args.url, args.token)]
+            else:
+                procs = start_servers(Path(tmp), db, args.workers, replicas)
+                targets = [(p.url, p.token) for p in procs]
+            sessions = [requests.Session() for _ in range(args.clients)]
+            latencies: list[float] = []
+            lock_ms: list[float] = []
+            server_ms: list[float] = []
+
+            def send(index: int) -> None:
+                url, token = targets[index % len(targets)]
+                headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                           "Content-Encoding": "gzip"}
+                session = sessions[index % args.clients]
+                began = time.perf_counter()
+                response = session.post(url + "/api/v1/events", data=bodies[index], headers=headers, timeout=120)
+                latencies.append(time.perf_counter() - began)
+                if response.status_code != 202:
+                    raise SystemExit(f"batch {index}: {response.status_code} {response.text[:500]}")
+                timing = server_timing(response.headers.get("server-timing", ""))
+                lock_ms.append(timing.get("lock", 0.0))
+                server_ms.append(timing.get("total", 0.0))
+
+            for warm in range(len(targets)):  # warm-up (migrations done, caches hot); not timed
+                send(warm)
+            cpu_before = sum(cpu_seconds(p.process.pid) for p in procs)
+            lock_ms.clear()
+            server_ms.clear()
+            started = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
+                list(pool.map(send, range(len(targets), len(bodies))))
+            elapsed = time.perf_counter() - started
+            cpu = sum(cpu_seconds(p.process.pid) for p in procs) - cpu_before
+    finally:
+        for p in procs:
+            p.stop()
+        if scratch:
+            drop_postgres(db)
+    sent = n_events - min(args.batch, n_events) * len(targets)
+    return {"backend": "PostgreSQL" if (db or "").startswith("postgres") else "SQLite", "rate": sent / elapsed,
+            "elapsed": elapsed, "sent": sent, "cpu": cpu, "median": statistics.median(latencies),
+            "p95": sorted(latencies)[int(len(latencies) * 0.95)],
+            "lock_share": sum(lock_ms) / sum(server_ms) if sum(server_ms) else 0.0,
+            "lock_median": statistics.median(lock_ms)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", help="database URL (default SQLite in a fresh home)")
+    parser.add_argument("--db", action="append",
+                        help="database URL, or 'sqlite' (default SQLite in a fresh home); repeat to compare "
+                             "side by side in one run. A PostgreSQL URL names the server: each run gets a fresh "
+                             "scratch database there, dropped afterwards")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8,
                         help="concurrent senders, each an agent with its own keep-alive connection")
     parser.add_argument("--workers", type=int, default=2, help="tracker worker processes")
+    parser.add_argument("--replicas", type=int, action="append",
+                        help="tracker processes on one database, batches sent round robin (repeat to compare)")
     parser.add_argument("--url", help="use a running tracker instead of starting one (needs --token)")
     parser.add_argument("--token")
     args = parser.parse_args()
@@ -141,46 +237,23 @@ def main() -> int:
     mix = ", ".join(f"{k} {v * 100 / len(events):.0f}%" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
     print(f"mix: {mix}")
 
-    proc = None
-    with tempfile.TemporaryDirectory(prefix="runlink-bench-") as tmp:
-        if args.url:
-            url, token = args.url, args.token
-        else:
-            proc, url, token = start_server(Path(tmp), args.db, args.workers)
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                   "Content-Encoding": "gzip"}
-        try:
-            sessions = [requests.Session() for _ in range(args.clients)]
-            latencies: list[float] = []
-
-            def send(index: int) -> None:
-                session = sessions[index % args.clients]
-                began = time.perf_counter()
-                response = session.post(url + "/api/v1/events", data=bodies[index], headers=headers, timeout=120)
-                latencies.append(time.perf_counter() - began)
-                if response.status_code != 202:
-                    raise SystemExit(f"batch {index}: {response.status_code} {response.text[:500]}")
-
-            send(0)  # warm-up (migrations done, caches hot); not timed
-            cpu_before = cpu_seconds(proc.pid) if proc else 0.0
-            started = time.perf_counter()
-            with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
-                list(pool.map(send, range(1, len(bodies))))
-            elapsed = time.perf_counter() - started
-            cpu = (cpu_seconds(proc.pid) - cpu_before) if proc else 0.0
-            sent = len(events) - min(args.batch, len(events))
-            backend = "PostgreSQL" if (args.db or "").startswith("postgres") else "SQLite"
-            print(f"{backend}: {sent} events in {elapsed:.2f}s = {sent / elapsed:,.0f} events/s "
-                  f"(batches of {args.batch}, {args.clients} clients, {args.workers} workers; batch latency median "
-                  f"{statistics.median(latencies) * 1000:.1f} ms, p95 "
-                  f"{sorted(latencies)[int(len(latencies) * 0.95)] * 1000:.1f} ms)")
-            if proc:
-                print(f"server CPU: {cpu:.2f} s = {cpu * 1e6 / sent:.0f} us/event "
-                      f"(= {sent / cpu:,.0f} events per CPU-second); load average now {os.getloadavg()[0]:.1f}")
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+    results = []
+    for db in args.db or [None]:
+        for replicas in args.replicas or [1]:
+            figures = run_once(args, None if db == "sqlite" else db, replicas, bodies, len(events))
+            figures["replicas"] = replicas
+            results.append(figures)
+            print(f"{figures['backend']} x{replicas}: {figures['sent']} events in {figures['elapsed']:.2f}s = "
+                  f"{figures['rate']:,.0f} events/s (batches of {args.batch}, {args.clients} clients, "
+                  f"{args.workers} workers each; batch latency median {figures['median'] * 1000:.1f} ms, p95 "
+                  f"{figures['p95'] * 1000:.1f} ms); waiting for the write lock: {figures['lock_share']:.1%} of "
+                  f"server time (median {figures['lock_median']:.1f} ms a batch); server CPU "
+                  f"{figures['cpu']:.2f} s; load average now {os.getloadavg()[0]:.1f}", flush=True)
+    if len(results) > 1:
+        base = results[0]
+        for figures in results[1:]:
+            print(f"{figures['backend']} x{figures['replicas']} / {base['backend']} x{base['replicas']}: "
+                  f"{figures['rate'] / base['rate']:.0%}")
     return 0
 
 

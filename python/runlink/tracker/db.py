@@ -6,6 +6,7 @@ import fcntl
 import functools
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -127,10 +128,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction (BEGIN IMMEDIATE on SQLite so readers never block the upgrade to writer)."""
+        """One write transaction (BEGIN IMMEDIATE on SQLite so readers never block the upgrade to writer).
+        The time spent waiting for the write lock is in `conn.info["lock_wait_s"]`."""
+        began = time.perf_counter()
         if self.sqlite:
             with self._write_lock, self._file_lock or nullcontext(), self.engine.connect() as conn:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+                conn.info["lock_wait_s"] = time.perf_counter() - began
                 try:
                     yield conn
                 except BaseException:
@@ -140,6 +144,7 @@ class Database:
         else:
             with self._write_lock, self.engine.begin() as conn:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+                conn.info["lock_wait_s"] = time.perf_counter() - began
                 yield conn
 
     @contextmanager

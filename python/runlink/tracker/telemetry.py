@@ -26,6 +26,12 @@ class Telemetry:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.write_lock_wait = Histogram(
+            "runlink_write_lock_wait_seconds",
+            "Time a batch's write transaction waited for its write lock (part of the ingest latency)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
         self.relinks = Counter("runlink_relinks", "dag_id relinks run", registry=self.registry)
 
     def render(self) -> bytes:

@@ -100,9 +100,11 @@ def run_hooks(state: Any, prepared: Prepared) -> None:
         hook(prepared)
 
 
-def ingest(state: Any, body: bytes, encoding: str, translation: Translation | None = None) -> dict[str, int]:
+def ingest(state: Any, body: bytes, encoding: str, translation: Translation | None = None,
+           timings: dict[str, float] | None = None) -> dict[str, int]:
     """Decode, check and store one request's body; returns the route's answer (`accepted`, `duplicates`, and
-    the translation's own counts). Raises Refused or ProtocolError with nothing stored."""
+    the translation's own counts). Raises Refused or ProtocolError with nothing stored. `timings["lock"]` gets
+    the seconds the write waited for its lock."""
     settings = state.settings
     parsed = decode(body, encoding, settings.max_decompressed_bytes)
     extra: dict[str, int] = {}
@@ -116,6 +118,7 @@ def ingest(state: Any, body: bytes, encoding: str, translation: Translation | No
         rows = collect(prepared)  # outside the write lock: other workers write meanwhile
         with state.db.write() as conn:
             accepted, duplicates = store(conn, prepared, rows)
+            lock_wait = conn.info.get("lock_wait_s", 0.0)
     else:
         received = translation.read(parsed, settings)
         try:
@@ -123,9 +126,12 @@ def ingest(state: Any, body: bytes, encoding: str, translation: Translation | No
                 derived, origin = translation.derive(conn)
                 accepted, duplicates, prepared = store_derived(conn, derived, origin, settings.max_events)
                 extra = translation.finish(conn)
+                lock_wait = conn.info.get("lock_wait_s", 0.0)
         except ProtocolError:
             state.telemetry.events_rejected.inc(received)
             raise
+    if timings is not None:
+        timings["lock"] = lock_wait
     if accepted and prepared is not None:
         run_hooks(state, prepared)
     return {"accepted": accepted, "duplicates": duplicates, **extra}
