@@ -163,11 +163,13 @@ def main() -> int:
         for n in range(args.slices):
             seed += 1
             baseline.append(ingest_rate(server.url, server.token, bodies_of(args.events, seed), args.clients))
-            bodies = [bodies_of(args.events, seed + 1000 * k) for k in range(1, 4)]
             keep = 60 - 30 * (n + 1) / args.slices
             process = retention_slice(url, keep)
-            while process.poll() is None and bodies:
-                during.append(ingest_rate(server.url, server.token, bodies.pop(), args.clients))
+            while process.poll() is None:  # rounds through the whole pass (each built before its clock starts)
+                seed += 1
+                bodies = bodies_of(args.events, seed)
+                if process.poll() is None:
+                    during.append(ingest_rate(server.url, server.token, bodies, args.clients))
             output = process.communicate(timeout=1800)[0]
             assert process.returncode == 0, output
             figures = slice_figures(output)
