@@ -96,8 +96,10 @@ def _indented(pad: str, text: str) -> list[str]:
     return [pad + first] + [pad + "  " + line for line in rest]
 
 
-def render_tree(run: dict[str, Any], *, full: bool = False) -> str:
-    """The run's head line, then each task attempt in run order with its error, metrics, datasets and Spark apps."""
+def render_tree(run: dict[str, Any], *, full: bool = False, diagnoses: list[dict[str, Any]] | None = None) -> str:
+    """The run's head line, then each task attempt in run order with its error, metrics, datasets and Spark apps;
+    `diagnoses` (the run's diagnosis answer): a line under each attempt that failed or ran slower than its history."""
+    headline = {d["attempt_id"]: d["headline"] for d in diagnoses or []}
     head = f"{run['dag_id']}  {run.get('run_id') or run.get('canonical_key')}  [{run.get('state') or 'unknown'}]"
     if run.get("logical_date"):
         head += f"  logical {units.instant(run['logical_date'])}"
@@ -115,6 +117,8 @@ def render_tree(run: dict[str, Any], *, full: bool = False) -> str:
                                                   and attempt["map_index"] >= 0) else ""
         lines.append(f"{branch}{attempt['task_id']}{mapped} {try_text} [{attempt.get('state') or 'unknown'}]"
                      f"{_span(attempt)}")
+        if attempt.get("id") in headline:
+            lines.extend(_indented(pad, f"diagnosis: {_error_text(headline[attempt['id']], full)}"))
         if attempt.get("error"):
             error = attempt["error"]
             kind = f"{error['type']}: " if error.get("type") else ""

@@ -69,6 +69,8 @@ def _runs_show(args: argparse.Namespace) -> int:
             tree = api.get(f"/api/v1/dag-runs/{page['items'][0]['id']}", allow_404=True)
         else:
             tree = None
+        diagnoses = (api.get(f"/api/v1/dag-runs/{tree['id']}/diagnosis", allow_404=True)
+                     if tree is not None and not args.json else None)
     if tree is None:
         print(printable(f"runlink: no DAG run of {args.dag_id}" + (f" with run id {args.run_id}" if args.run_id
                                                                     else "")), file=sys.stderr)
@@ -78,5 +80,5 @@ def _runs_show(args: argparse.Namespace) -> int:
     else:
         from runlink.cli.render import render_tree
 
-        print(render_tree(tree, full=args.full))
+        print(render_tree(tree, full=args.full, diagnoses=(diagnoses or {}).get("items", [])))
     return 0

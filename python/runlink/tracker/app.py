@@ -17,7 +17,7 @@ from runlink import __version__
 from runlink.protocol import load_schema
 from runlink.tracker.auth import TokenCache, ensure_admin_token
 from runlink.tracker.db import Database, upgrade
-from runlink.tracker.routes import JSONBody, events, health, instances, lineage, runs, tokens
+from runlink.tracker.routes import JSONBody, diagnosis, events, health, instances, lineage, runs, tokens
 from runlink.tracker.settings import TrackerSettings
 from runlink.tracker.telemetry import Telemetry
 
@@ -132,7 +132,7 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     app.state.db = db
     app.state.tokens = TokenCache(db)
     app.state.telemetry = Telemetry()
-    for module in (health, events, lineage, runs, tokens, instances):
+    for module in (health, events, lineage, runs, diagnosis, tokens, instances):
         app.include_router(module.router)
     _install_guards(app, settings)
     lineage.install(app)  # waiting OpenLineage children retried when a batch brings their parent

@@ -66,6 +66,10 @@ RULE = obj({"id": S, "name": S, "kind": S, "enabled": B}, {"params": OBJ, "webho
 ALERT = obj({"id": S, "state": S}, {"rule_id": S_, "title": S_, "message": S_, "opened_at": S_,
                                     "resolved_at": S_})
 INSTANCE = obj({"name": S}, {"uid": S_, "url": S_, "aliases": ARR})
+DIAGNOSIS = obj({"attempt": OBJ, "verdict": S, "history": OBJ, "findings": arr(obj({"kind": S, "causes": ARR},
+                                                                                     {"explained_s": N_,
+                                                                                      "stage": OBJ_})),
+                 "summary": S, "headline": S}, {"duration_s": N_, "change_s": N_, "ratio": N_})
 LINEAGE_LIST = obj({"items": ARR}, {"status": S_, "counts": OBJ, "ttl_s": N_})
 
 #: (method, path) -> (status, schema) for the success answer of each route that declares no model itself
@@ -81,6 +85,11 @@ RESPONSES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("get", "/api/v1/dag-runs/{run_pk}"): ("200", RUN_TREE),
     ("get", "/api/v1/task-attempts/{attempt_pk}"): ("200", TASK_ATTEMPT),
     ("get", "/api/v1/spark-apps/{app_pk}"): ("200", SPARK_APP),
+    ("get", "/api/v1/task-attempts/{attempt_pk}/diagnosis"): ("200", DIAGNOSIS),
+    ("get", "/api/v1/task-attempts/{attempt_pk}/trends"): ("200", obj({"attempt_id": S, "points": ARR,
+                                                                       "series": OBJ, "task": OBJ})),
+    ("get", "/api/v1/dag-runs/{run_pk}/diagnosis"): ("200", items(obj({"attempt_id": S, "verdict": S,
+                                                                       "headline": S}, {"summary": S}))),
     ("get", "/api/v1/airflow-instances"): ("200", items(INSTANCE)),
     ("post", "/api/v1/airflow-instances"): ("201", INSTANCE),
     ("get", "/api/v1/airflow-instances/{name}"): ("200", INSTANCE),

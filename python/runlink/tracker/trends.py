@@ -1,0 +1,303 @@
+"""A task's own history: which attempts ran it (same instance, DAG, task and map index), what Spark work each did
+(stages with their totals, jobs, lost executors) and, over its runs, the series the task page charts and the API
+answers (duration, every user metric, Spark totals). diagnosis.py compares one attempt with this history.
+
+Every read is bounded: a number of attempts (at most MAX_RUNS), then their Spark applications by key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, or_, select
+
+from runlink.instants import seconds_between
+from runlink.tracker.models import (
+    contexts,
+    dag_runs,
+    metrics,
+    spark_app_contexts,
+    spark_apps,
+    spark_executors,
+    spark_jobs,
+    spark_stages,
+    task_attempts,
+)
+
+#: the most runs a trend or a comparison reads
+MAX_RUNS = 200
+#: Spark totals charted per run: name -> the stage metrics summed into it
+SPARK_TOTALS: dict[str, tuple[str, ...]] = {
+    "executor_run_time_ms": ("executor_run_time_ms",),
+    "input_bytes": ("input_bytes",),
+    "shuffle_read_bytes": ("shuffle_read_bytes",),
+    "shuffle_write_bytes": ("shuffle_write_bytes",),
+    "spill_bytes": ("memory_spilled_bytes", "disk_spilled_bytes"),
+    "output_records": ("output_records",),
+}
+#: the stage metrics a comparison reads
+STAGE_FIGURES = ("executor_run_time_ms", "jvm_gc_time_ms", "input_bytes", "input_records", "shuffle_read_bytes",
+                 "shuffle_read_records", "shuffle_write_bytes", "memory_spilled_bytes", "disk_spilled_bytes",
+                 "output_records")
+_ATTEMPT_COLUMNS = (task_attempts.c.id, task_attempts.c.run_pk, task_attempts.c.task_id, task_attempts.c.map_index,
+                    task_attempts.c.try_number, task_attempts.c.state, task_attempts.c.start_date,
+                    task_attempts.c.end_date, task_attempts.c.duration_s, task_attempts.c.error,
+                    dag_runs.c.uid, dag_runs.c.dag_id, dag_runs.c.run_id, dag_runs.c.logical_date,
+                    dag_runs.c.sort_key)
+
+
+def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:  # noqa: ANN001
+    result = conn.execute(stmt)
+    keys = [str(k) for k in result.keys()]
+    return [dict(zip(keys, row, strict=False)) for row in result.fetchall()]
+
+
+def _chunks(items: Sequence[str], size: int = 900) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def duration_of(attempt: dict[str, Any]) -> float | None:
+    """The attempt's duration: Airflow's when it has one, else end - start."""
+    if attempt.get("duration_s") is not None:
+        return float(attempt["duration_s"])
+    return seconds_between(attempt.get("start_date"), attempt.get("end_date"))
+
+
+def attempt_row(conn: Connection, attempt_pk: str) -> dict[str, Any] | None:
+    """One attempt with its run's instance, DAG id, run id and sort key."""
+    rows = _rows(conn, select(*_ATTEMPT_COLUMNS).join(dag_runs, dag_runs.c.id == task_attempts.c.run_pk)
+                 .where(task_attempts.c.id == attempt_pk))
+    return rows[0] if rows else None
+
+
+def _same_task(attempt: dict[str, Any]):  # noqa: ANN202
+    return select(*_ATTEMPT_COLUMNS).join(dag_runs, dag_runs.c.id == task_attempts.c.run_pk).where(
+        dag_runs.c.dag_id == attempt["dag_id"], task_attempts.c.task_id == attempt["task_id"],
+        task_attempts.c.map_index == attempt["map_index"],
+        dag_runs.c.uid == attempt["uid"] if attempt.get("uid") is not None else dag_runs.c.uid.is_(None))
+
+
+def earlier_successes(conn: Connection, attempt: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The last `n` successful attempts of the same task before this one (earlier runs: logical date, else start),
+    newest first."""
+    stmt = _same_task(attempt).where(task_attempts.c.state == "success", task_attempts.c.id != attempt["id"],
+                                     or_(dag_runs.c.sort_key < attempt["sort_key"],
+                                         and_(dag_runs.c.sort_key == attempt["sort_key"],
+                                              task_attempts.c.start_date < (attempt.get("start_date") or ""))))
+    stmt = stmt.order_by(dag_runs.c.sort_key.desc(), task_attempts.c.try_number.desc()).limit(min(n, MAX_RUNS))
+    return _rows(conn, stmt)
+
+
+def run_attempts(conn: Connection, run_pk: str) -> list[dict[str, Any]]:
+    """The attempts of one DAG run, in task order."""
+    return _rows(conn, select(*_ATTEMPT_COLUMNS).join(dag_runs, dag_runs.c.id == task_attempts.c.run_pk)
+                 .where(task_attempts.c.run_pk == run_pk)
+                 .order_by(task_attempts.c.task_id, task_attempts.c.map_index, task_attempts.c.try_number))
+
+
+def recent_attempts(conn: Connection, attempt: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """The task's attempts up to this one's run (every try), oldest first."""
+    stmt = _same_task(attempt).where(dag_runs.c.sort_key <= attempt["sort_key"])
+    stmt = stmt.order_by(dag_runs.c.sort_key.desc(), task_attempts.c.try_number.desc()).limit(min(limit, MAX_RUNS))
+    rows = _rows(conn, stmt)
+    rows.reverse()
+    return rows
+
+
+# ---------------------------------------------------------------- Spark work per attempt
+
+@dataclass
+class SparkWork:
+    """What Spark did for one attempt: its stages (retries merged), the first job's submission, lost executors."""
+
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    first_job_at: str | None = None
+    executors_lost: int = 0
+    slots: dict[str, int] = field(default_factory=dict)  # app pk -> cores of its executors
+    lost_reasons: list[str] = field(default_factory=list)
+    failed_jobs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _optional_stage_columns() -> list[str]:
+    """The call site and task distribution columns, when this schema has them (issue 17, migration 0015)."""
+    return [name for name in ("callsite", "distribution") if name in spark_stages.c]
+
+
+def spark_work(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, SparkWork]:
+    """Each attempt's Spark work: the applications it owns (less other tasks' work there) and its share of the
+    shared ones it used; stages in application then stage order."""
+    work = {pk: SparkWork() for pk in attempt_pks}
+    if not attempt_pks:
+        return work
+    ctx_of: dict[str, str] = {}
+    for chunk in _chunks(list(attempt_pks)):
+        ctx_of.update(conn.execute(select(contexts.c.id, contexts.c.attempt_pk)
+                                   .where(contexts.c.attempt_pk.in_(chunk))).all())
+    if not ctx_of:
+        return work
+    ctx_pks = list(ctx_of)
+    apps: dict[str, dict[str, Any]] = {}  # app pk -> {attempt, owned, start_time, end_time}
+    for chunk in _chunks(ctx_pks):
+        for pk, ctx, start, end in conn.execute(select(spark_apps.c.id, spark_apps.c.context_id,
+                                                       spark_apps.c.start_time, spark_apps.c.end_time)
+                                                .where(spark_apps.c.context_id.in_(chunk))):
+            apps[pk] = {"attempt": ctx_of[ctx], "owned": True, "start_time": start, "end_time": end}
+        for pk, ctx in conn.execute(select(spark_app_contexts.c.spark_app_pk, spark_app_contexts.c.context_id)
+                                    .where(spark_app_contexts.c.context_id.in_(chunk))):
+            if pk not in apps:
+                apps[pk] = {"attempt": ctx_of[ctx], "owned": False, "start_time": None, "end_time": None}
+    if not apps:
+        return work
+    app_pks = sorted(apps, key=lambda pk: (apps[pk]["start_time"] or "", pk))
+    optional = _optional_stage_columns()
+    columns = [spark_stages.c[c] for c in ("spark_app_pk", "stage_id", "attempt_id", "name", "status", "num_tasks",
+                                           "failed_tasks", "submission_time", "completion_time", "failure_reason",
+                                           "job_ids", "context_id", *STAGE_FIGURES, *optional)]
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for chunk in _chunks(app_pks):
+        for row in _rows(conn, select(*columns).where(spark_stages.c.spark_app_pk.in_(chunk))
+                         .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)):
+            app = apps[row["spark_app_pk"]]
+            mine = row["context_id"] in ctx_of and ctx_of[row["context_id"]] == app["attempt"]
+            if not (mine or (app["owned"] and row["context_id"] is None)):
+                continue
+            _merge_stage(merged, row)
+    order = {pk: i for i, pk in enumerate(app_pks)}
+    for (app_pk, _), stage in sorted(merged.items(), key=lambda item: (order[item[0][0]], item[0][1])):
+        work[apps[app_pk]["attempt"]].stages.append(stage)
+    _jobs(conn, apps, ctx_of, work)
+    _executors(conn, apps, work)
+    return work
+
+
+def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: dict[str, Any]) -> None:
+    """Attempts of one stage become one: figures and wall times summed, failed attempts counted, the last attempt's
+    status, the latest distribution."""
+    key = (row["spark_app_pk"], row["stage_id"])
+    wall = seconds_between(row["submission_time"], row["completion_time"])
+    distribution = row.get("distribution")
+    if isinstance(distribution, str):
+        distribution = orjson.loads(distribution)
+    stage = merged.get(key)
+    if stage is None:
+        merged[key] = {
+            "app_pk": row["spark_app_pk"], "stage_id": row["stage_id"], "name": row["name"],
+            "callsite": row.get("callsite"), "status": row["status"], "num_tasks": row["num_tasks"] or 0,
+            "failed_tasks": row["failed_tasks"] or 0, "failed_attempts": int(row["status"] == "failed"),
+            "failure_reason": row["failure_reason"], "wall_s": wall or 0.0,
+            "job_ids": orjson.loads(row["job_ids"]) if row["job_ids"] else [],
+            "figures": {name: row[name] or 0 for name in STAGE_FIGURES}, "distribution": distribution,
+        }
+        return
+    stage["status"] = row["status"]
+    stage["num_tasks"] = max(stage["num_tasks"], row["num_tasks"] or 0)
+    stage["failed_tasks"] += row["failed_tasks"] or 0
+    stage["failed_attempts"] += int(row["status"] == "failed")
+    stage["failure_reason"] = stage["failure_reason"] or row["failure_reason"]
+    stage["wall_s"] += wall or 0.0
+    stage["callsite"] = stage["callsite"] or row.get("callsite")
+    stage["distribution"] = distribution or stage["distribution"]
+    for name in STAGE_FIGURES:
+        stage["figures"][name] += row[name] or 0
+
+
+def _jobs(conn: Connection, apps: dict[str, dict[str, Any]], ctx_of: dict[str, str],
+          work: dict[str, SparkWork]) -> None:
+    for chunk in _chunks(list(apps)):
+        for app_pk, submitted, result, reason, ctx, callsite in conn.execute(
+                select(spark_jobs.c.spark_app_pk, spark_jobs.c.submission_time, spark_jobs.c.result,
+                       spark_jobs.c.failure_reason, spark_jobs.c.context_id, spark_jobs.c.callsite)
+                .where(spark_jobs.c.spark_app_pk.in_(chunk))):
+            app = apps[app_pk]
+            if not ((ctx is not None and ctx_of.get(ctx) == app["attempt"]) or (app["owned"] and ctx is None)):
+                continue
+            target = work[app["attempt"]]
+            if submitted and (target.first_job_at is None or submitted < target.first_job_at):
+                target.first_job_at = submitted
+            if result == "failed":
+                target.failed_jobs.append({"reason": reason, "callsite": callsite})
+
+
+def _executors(conn: Connection, apps: dict[str, dict[str, Any]], work: dict[str, SparkWork]) -> None:
+    """Each application's task slots (its executors' cores), and the executors removed while an (owned) application
+    still ran: lost, not released at its end."""
+    for chunk in _chunks(list(apps)):
+        for app_pk, cores, removed, reason in conn.execute(
+                select(spark_executors.c.spark_app_pk, spark_executors.c.cores, spark_executors.c.removed_time,
+                       spark_executors.c.reason).where(spark_executors.c.spark_app_pk.in_(chunk))):
+            target = work[apps[app_pk]["attempt"]]
+            target.slots[app_pk] = target.slots.get(app_pk, 0) + (cores or 0)
+            end = apps[app_pk]["end_time"]
+            if removed is None or not apps[app_pk]["owned"] or (end is not None and removed >= end):
+                continue
+            target.executors_lost += 1
+            if reason and len(target.lost_reasons) < 5:
+                target.lost_reasons.append(reason)
+
+
+def spark_totals(stages: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """The per-run Spark totals (SPARK_TOTALS) of merged stages."""
+    totals = dict.fromkeys(SPARK_TOTALS, 0)
+    for stage in stages:
+        figures = stage["figures"]
+        for name, parts in SPARK_TOTALS.items():
+            totals[name] += sum(figures[p] for p in parts)
+    return totals
+
+
+# ---------------------------------------------------------------- trends
+
+def task_trends(conn: Connection, attempt_pk: str, limit: int = 30) -> dict[str, Any] | None:
+    """The task of this attempt over its last `limit` attempts up to this one, oldest first: one point per attempt
+    (duration, Spark totals, each user metric's last numeric value) and one series per figure."""
+    attempt = attempt_row(conn, attempt_pk)
+    if attempt is None:
+        return None
+    attempts = recent_attempts(conn, attempt, limit)
+    pks = [a["id"] for a in attempts]
+    work = spark_work(conn, pks)
+    user = _user_metrics(conn, pks)
+    points = []
+    for a in attempts:
+        point = {"attempt_id": a["id"], "run_id": a["run_id"], "try_number": a["try_number"], "state": a["state"],
+                 "time": a["logical_date"] or a["start_date"] or a["sort_key"], "duration_s": duration_of(a)}
+        if work[a["id"]].stages:
+            point["spark"] = spark_totals(work[a["id"]].stages)
+        point["metrics"] = user.get(a["id"], {})
+        points.append(point)
+    series: dict[str, list[dict[str, Any]]] = {"duration_s": _series(points, lambda p: p["duration_s"])}
+    for name in SPARK_TOTALS:
+        values = _series(points, lambda p, n=name: (p.get("spark") or {}).get(n))
+        if values:
+            series["spark." + name] = values
+    for key in sorted({k for p in points for k in p["metrics"]}):
+        series["metric." + key] = _series(points, lambda p, k=key: p["metrics"].get(k))
+    return {"task": {"uid": attempt["uid"], "dag_id": attempt["dag_id"], "task_id": attempt["task_id"],
+                     "map_index": attempt["map_index"]},
+            "attempt_id": attempt_pk, "points": points, "series": series}
+
+
+def _series(points: list[dict[str, Any]], value) -> list[dict[str, Any]]:  # noqa: ANN001
+    out = []
+    for p in points:
+        v = value(p)
+        if v is not None:
+            out.append({"time": p["time"], "attempt_id": p["attempt_id"], "value": v})
+    return out
+
+
+def _user_metrics(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, dict[str, float]]:
+    """attempt -> metric key -> its last numeric value in that attempt."""
+    out: dict[str, dict[str, float]] = {}
+    for chunk in _chunks(list(attempt_pks)):
+        stmt = (select(contexts.c.attempt_pk, metrics.c.key, metrics.c.value_num)
+                .join(contexts, contexts.c.id == metrics.c.context_id)
+                .where(contexts.c.attempt_pk.in_(chunk), metrics.c.value_num.is_not(None),
+                       metrics.c.value_type == "num")
+                .order_by(metrics.c.time, metrics.c.id))
+        for attempt_pk, key, value in conn.execute(stmt):
+            out.setdefault(attempt_pk, {})[key] = value
+    return out

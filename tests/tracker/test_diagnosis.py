@@ -1,0 +1,88 @@
+"""The diagnosis against a task's own history, through a real tracker over HTTP (SQLite and PostgreSQL): five normal
+runs, then one with 4x the input (its read stage spills) and a hot key in its groupBy stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from support.cli import runlink_cli
+from support.task_history import GROUP_SITE, READ_SITE, task_run
+
+
+def _attempts(tracker: Any, dag_id: str) -> list[dict[str, Any]]:
+    """The task's attempts, oldest run first."""
+    runs = tracker.get_json("/api/v1/dag-runs", dag_id=dag_id, limit=20)["items"]
+    out = []
+    for run in reversed(runs):
+        tree = tracker.get_json(f"/api/v1/dag-runs/{run['id']}")
+        out.extend(tree["task_attempts"])
+    return out
+
+
+def _post(tracker: Any, events: list[dict[str, Any]]) -> None:
+    response = tracker.post_events(events)
+    assert response.status_code == 202, response.text
+
+
+def _stage_finding(diagnosis: dict[str, Any], callsite: str) -> dict[str, Any]:
+    (finding,) = [f for f in diagnosis["findings"] if (f.get("stage") or {}).get("callsite") == callsite]
+    return finding
+
+
+def test_grown_input_hot_key_and_spill_are_named_by_stage(tracker: Any, unique: str) -> None:
+    dag_id = f"diag_{unique}"
+    for index in range(5):
+        _post(tracker, task_run(dag_id, index))
+    _post(tracker, task_run(dag_id, 5, grown=True))
+    attempts = _attempts(tracker, dag_id)
+    assert len(attempts) == 6
+    slow = attempts[-1]
+
+    found = tracker.get_json(f"/api/v1/task-attempts/{slow['id']}/diagnosis")
+    assert found["verdict"] == "slower"
+    assert found["history"]["attempts"] == 5
+    assert found["ratio"] > 2.5 and found["change_s"] > 100
+    group = _stage_finding(found, GROUP_SITE)
+    assert [c["cause"] for c in group["causes"]] == ["shuffle growth", "skew"]  # the grown input flows on
+    skew = group["causes"][1]
+    assert skew["estimated"] is True and skew["ratio"] > 10  # one task 100 s, the others 5 s
+    assert group["stage"]["matched_by"] == "name" and group["stage"]["matched_runs"] == 5
+    read = _stage_finding(found, READ_SITE)
+    causes = {c["cause"]: c for c in read["causes"]}
+    assert {"input growth", "spill", "shuffle growth"} <= set(causes)
+    assert causes["spill"]["how"] == "appeared" and causes["spill"]["after"] > 2 << 30
+    assert causes["input growth"]["ratio"] > 3.5
+    # ranked by the seconds of the change each explains: the groupBy (+80 s) before the read (+60 s)
+    ranked = [f["stage"]["callsite"] for f in found["findings"] if f["kind"] == "stage"]
+    assert ranked[:2] == [GROUP_SITE, READ_SITE]
+    assert 0.3 < group["share"] < 0.7
+    summary = found["summary"]
+    assert f"'{GROUP_SITE}'" in summary and "skew" in summary
+    assert f"'{READ_SITE}'" in summary and "spill appeared" in summary and "input grew" in summary
+    assert found["headline"].startswith("slower")
+
+    usual = tracker.get_json(f"/api/v1/task-attempts/{attempts[4]['id']}/diagnosis", n=3)
+    assert usual["verdict"] == "as usual" and usual["history"]["attempts"] == 3
+    assert not [f for f in usual["findings"] if f["causes"]]
+    first = tracker.get_json(f"/api/v1/task-attempts/{attempts[0]['id']}/diagnosis")
+    assert first["verdict"] == "no history" and "no earlier successful run" in first["summary"]
+
+    trends = tracker.get_json(f"/api/v1/task-attempts/{slow['id']}/trends")
+    assert [p["attempt_id"] for p in trends["points"]] == [a["id"] for a in attempts]
+    durations = [p["value"] for p in trends["series"]["duration_s"]]
+    assert durations[-1] > 2.5 * max(durations[:-1])
+    assert [p["value"] for p in trends["series"]["metric.rows_out"]] == [100_000, 100_001, 100_002, 100_003,
+                                                                         100_004, 400_005]
+    spill = [p["value"] for p in trends["series"]["spark.spill_bytes"]]
+    assert spill[:-1] == [0] * 5 and spill[-1] > 2 << 30
+
+    run_pk = slow["run_pk"]
+    (line,) = tracker.get_json(f"/api/v1/dag-runs/{run_pk}/diagnosis")["items"]
+    assert line["attempt_id"] == slow["id"] and "skew" in line["headline"]
+    shown = runlink_cli(tracker, "runs", "show", dag_id).stdout
+    assert "diagnosis: slower" in shown and GROUP_SITE in shown
+
+
+def test_unknown_attempt_is_a_404(tracker: Any) -> None:
+    assert tracker.get("/api/v1/task-attempts/nope/diagnosis").status_code == 404
+    assert tracker.get("/api/v1/task-attempts/nope/trends").status_code == 404
