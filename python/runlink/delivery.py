@@ -432,12 +432,12 @@ class Client:
         try:
             if isinstance(item, tuple):
                 type_, payload, ts, context, spark = item
-                if type_ == "metric" and spark is None:
+                if type_ == "metric" and spark is None and len(payload) == 2:
                     event = self._metric_event(payload, ts, context)
                     if event is not None:
                         return event
                 if type_ == "metric":
-                    payload = {"key": str(payload["key"]), "value": _json_safe(payload.get("value"))}
+                    payload = {**payload, "key": str(payload["key"]), "value": _json_safe(payload.get("value"))}
                 moment = datetime.fromtimestamp(ts, timezone.utc)
                 event = make_event(type_, payload, context=context, spark=spark, time=format_instant(moment))
             else:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runlink import delivery
+from runlink import delivery, tracking
 from runlink.context import ENV_KEYS, from_env
 from runlink.masking import mask_metric, mask_value
 
@@ -57,7 +57,12 @@ def log_metric(key: str, value: Any) -> None:
         client = delivery._client or delivery.get_client()
         if client.tracking:
             key, value = mask_metric(key, value)
-            client.emit_lazy("metric", {"key": key, "value": value}, time.time(), current_context())
+            span = tracking.current_span.get()
+            if span is None:
+                client.emit_lazy("metric", {"key": key, "value": value}, time.time(), current_context())
+            else:  # inside a tracked function: the metric is the span's (and its run's, outside Airflow)
+                client.emit_lazy("metric", {"key": key, "value": value, "span_id": span.span_id}, time.time(),
+                                 span.context)
     except Exception:  # never hurt the job
         pass
 
@@ -69,10 +74,12 @@ def log_metrics(metrics: Mapping[str, Any]) -> None:
         if not client.tracking:
             return
         now = time.time()
-        context = current_context()
+        span = tracking.current_span.get()
+        context = current_context() if span is None else span.context
+        extra = {} if span is None else {"span_id": span.span_id}
         for key, value in dict(metrics).items():
             key, value = mask_metric(key, value)
-            client.emit_lazy("metric", {"key": key, "value": value}, now, context)
+            client.emit_lazy("metric", {"key": key, "value": value, **extra}, now, context)
     except Exception:
         pass
 
@@ -93,35 +100,54 @@ def log_dataframe(
     a failure to measure is logged and the job goes on.
     """
     try:
-        spark = _is_spark_dataframe(df)
-        if not spark and not _is_pandas_dataframe(df):
-            log.warning("runlink.log_dataframe: %s is neither a pandas nor a Spark DataFrame", type(df).__name__)
-            return
-        app_id, spark_conf = _spark_session(df) if spark else (None, {})
-        if spark_conf:  # the app's conf may name its tracker (spark.runlink.*): report where its listeners do
-            from runlink.spark.session import client_for
-
-            client = client_for(spark_conf)
-        else:
-            client = delivery._client or delivery.get_client()
-        if not client.tracking:
+        client, payload, spark_ref = measure_dataframe(df, with_stats, with_schema)
+        if not payload or not client.tracking:
             return
         if operation not in ("read", "write", "unknown"):
             operation = "unknown"
-        spark_ref = None
-        context = current_context()
-        if spark:
-            payload = _spark_dataset(df, with_stats, with_schema)
-            spark_ref = {"app_id": str(app_id)} if app_id else None
-            env = {name: spark_conf[f"spark.env.{name}"] for name in _ENV_NAMES if f"spark.env.{name}" in spark_conf}
-            context = context or from_env(env) or None  # an Airflow context passed as `spark.env.AIRFLOW_CTX_*`
-        else:
-            payload = _pandas_dataset(df, with_stats, with_schema)
+        span = tracking.current_span.get()
+        context = current_context() if span is None else span.context
+        if spark_ref is not None and context is None:  # an Airflow context passed as `spark.env.AIRFLOW_CTX_*`
+            context = spark_ref.pop("context", None)
+        if spark_ref is not None:
+            spark_ref.pop("context", None)
         payload.update({"name": str(name), "operation": operation, "path": path, "table": table})
+        if span is not None:
+            payload["span_id"] = span.span_id
         payload = mask_value(payload)  # dataset paths can hold credentials (s3a://KEY:SECRET@bucket/...)
-        client.emit_lazy("dataset", payload, time.time(), context, spark_ref)
+        client.emit_lazy("dataset", payload, time.time(), context, spark_ref or None)
     except Exception as exc:
         log.warning("runlink.log_dataframe(%r) failed: %s", name, exc)
+
+
+def measure_dataframe(df: Any, with_stats: bool, with_schema: bool
+                      ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """(the client to report with, the dataset payload measured from a pandas or Spark DataFrame, the Spark ref).
+
+    The payload is empty for anything else (logged). A Spark app's conf may name its tracker (spark.runlink.*):
+    its dataset goes where its listeners report; its ref holds the app id, and `context` when the app's conf
+    carries an Airflow context (`spark.env.AIRFLOW_CTX_*`), for the caller to take out.
+    """
+    spark = is_spark_dataframe(df)
+    if not spark and not _is_pandas_dataframe(df):
+        log.warning("runlink: %s is neither a pandas nor a Spark DataFrame", type(df).__name__)
+        return delivery._client or delivery.get_client(), {}, None
+    app_id, spark_conf = _spark_session(df) if spark else (None, {})
+    if spark_conf:
+        from runlink.spark.session import client_for
+
+        client = client_for(spark_conf)
+    else:
+        client = delivery._client or delivery.get_client()
+    if not client.tracking:
+        return client, {}, None
+    if not spark:
+        return client, _pandas_dataset(df, with_stats, with_schema), None
+    ref: dict[str, Any] = {"app_id": str(app_id)} if app_id else {}
+    env = {name: spark_conf[f"spark.env.{name}"] for name in _ENV_NAMES if f"spark.env.{name}" in spark_conf}
+    if from_env(env):
+        ref["context"] = from_env(env)
+    return client, _spark_dataset(df, with_stats, with_schema), ref
 
 
 def _capped_schema(fields: Iterable[tuple[Any, Any, bool | None]]) -> tuple[list[dict[str, Any]], bool]:
@@ -208,7 +234,7 @@ def _pandas_dataset(df: Any, with_stats: bool, with_schema: bool) -> dict[str, A
 # -- Spark -------------------------------------------------------------------------------------------
 
 
-def _is_spark_dataframe(df: Any) -> bool:
+def is_spark_dataframe(df: Any) -> bool:
     module = type(df).__module__ or ""
     return module.startswith("pyspark.sql") and type(df).__name__ == "DataFrame"
 

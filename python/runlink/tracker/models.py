@@ -385,6 +385,11 @@ dataset_ops = Table(
     Column("schema_truncated", Boolean),
     Column("column_stats", Text),
     Column("time", String(INSTANT)),
+    # runlink.dataset_op / log_dataset_op (migration 0013): outcome, a preview when asked for, the enclosing span
+    Column("span_id", String(64)),
+    Column("success", Boolean),
+    Column("error", Text),
+    Column("preview", Text),
     Index("ix_dataset_ops_context", "context_id"),
     Index("ix_dataset_ops_query", "sql_query_pk"),
     Index("ix_dataset_ops_dataset", "dataset_pk"),
@@ -404,7 +409,28 @@ metrics = Table(
     Column("value_type", String(8), nullable=False),
     Column("origin", String(64)),
     Column("time", String(INSTANT)),
+    Column("span_id", String(64)),  # the tracked function it was logged in (migration 0013)
     Index("ix_metrics_context", "context_id"),
+)
+
+#: tracked Python functions and blocks (runlink.track / runlink.span): one row per call, a tree by parent_id
+#: under the context (task attempt, or a script's run of its own); `id` is the span id the SDK made
+spans = Table(
+    "spans",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("event_id", String(128), nullable=False),
+    Column("context_id", String(ID)),
+    Column("parent_id", String(64)),
+    Column("name", String(1000), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("start_time", String(INSTANT)),
+    Column("end_time", String(INSTANT)),
+    Column("duration_ms", Float),
+    Column("error", Text),
+    Column("args", Text),
+    Column("result", Text),
+    Index("ix_spans_context", "context_id"),
 )
 
 log_chunks = Table(

@@ -20,6 +20,7 @@ from runlink.tracker.models import (
     datasets,
     log_chunks,
     metrics,
+    spans,
     spark_app_contexts,
     spark_apps,
     spark_executors,
@@ -194,7 +195,7 @@ def _dataset_ops(conn: Connection, column: str, values: Sequence[str]) -> list[d
             .order_by(dataset_ops.c.time, dataset_ops.c.id)
         )
         for row in _rows(conn, stmt):
-            _decode(row, "schema", "column_stats")
+            _decode(row, "schema", "column_stats", "error", "preview")
             row["table"] = row.pop("table_name")
             out.append(row)
     return out
@@ -284,7 +285,8 @@ def _metric(row: dict[str, Any]) -> dict[str, Any]:
         value = row["value_text"]
     else:
         value = None
-    return {"key": row["key"], "value": value, "origin": row["origin"], "time": row["time"], "id": row["id"]}
+    return {"key": row["key"], "value": value, "origin": row["origin"], "time": row["time"], "id": row["id"],
+            "span_id": row.get("span_id")}
 
 
 def spark_app(conn: Connection, pk: str, *, raw_json: bool = False) -> dict[str, Any] | None:
@@ -330,7 +332,7 @@ def _log_tail(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _attempt_dict(row: dict[str, Any]) -> dict[str, Any]:
     _decode(row, "error", "params")
     _bools(row, "placeholder")
-    row.update(metrics=[], datasets=[], spark_apps=[], log=None, openlineage_runs=[])
+    row.update(metrics=[], datasets=[], spark_apps=[], log=None, openlineage_runs=[], spans=[])
     return row
 
 
@@ -345,6 +347,7 @@ def _children(conn: Connection, ctx_rows: list[dict[str, Any]], owner_of_ctx: di
     for op in _dataset_ops(conn, "context_id", ctx_pks):
         if op["sql_query_pk"] is None:
             owner_of_ctx[op["context_id"]]["datasets"].append(op)
+    _spans(conn, ctx_pks, owner_of_ctx)
     logs: dict[int, list[dict[str, Any]]] = {}
     owners: dict[int, dict[str, Any]] = {}
     for chunk in _in(conn, log_chunks, "context_id", ctx_pks):
@@ -356,6 +359,30 @@ def _children(conn: Connection, ctx_rows: list[dict[str, Any]], owner_of_ctx: di
     _spark_apps(conn, ctx_pks, owner_of_ctx, raw_json)
     for child in child_runs(conn, ctx_pks):  # OpenLineage-only children (dbt, Spark, scripts)
         owner_of_ctx[child["context_id"]].setdefault("openlineage_runs", []).append(child)
+
+
+def _spans(conn: Connection, ctx_pks: Sequence[str], owner_of_ctx: dict[str, dict[str, Any]]) -> None:
+    """Each owner's tracked functions as a tree (`children` by parent id, earliest first), each span with the
+    keys of the metrics and the ids of the dataset operations logged inside it. A span whose parent is not
+    stored (lost, or not sent yet) is shown as a root."""
+    by_owner: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for row in _in(conn, spans, "context_id", ctx_pks):
+        _decode(row, "error", "args")
+        row.update(children=[], metrics=[], datasets=[])
+        owner = owner_of_ctx[row["context_id"]]
+        by_owner.setdefault(id(owner), (owner, []))[1].append(row)
+    for owner, rows in by_owner.values():
+        by_id = {row["id"]: row for row in rows}
+        for metric in owner["metrics"]:
+            if metric.get("span_id") in by_id:
+                by_id[metric["span_id"]]["metrics"].append(metric["key"])
+        for op in owner["datasets"]:
+            if op.get("span_id") in by_id:
+                by_id[op["span_id"]]["datasets"].append(op["id"])
+        order = sorted(rows, key=lambda r: (r["start_time"] or "", r["id"]))
+        for row in order:
+            parent = by_id.get(row["parent_id"]) if row["parent_id"] else None
+            (parent["children"] if parent is not None and parent is not row else owner["spans"]).append(row)
 
 
 def _spark_apps(conn: Connection, ctx_pks: Sequence[str], owner_of_ctx: dict[str, dict[str, Any]],
@@ -409,7 +436,7 @@ def run_tree(conn: Connection, pk: str, *, raw_json: bool = False) -> dict[str, 
         return None
     run = _bools(_decode(runs[0], "conf"), "placeholder", "ambiguous", "synthetic")
     run.pop("sort_key", None)
-    run.update(metrics=[], datasets=[], spark_apps=[], log=None, openlineage_runs=[])
+    run.update(metrics=[], datasets=[], spark_apps=[], log=None, openlineage_runs=[], spans=[])
     attempts = [
         _attempt_dict(a)
         for a in _rows(

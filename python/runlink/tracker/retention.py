@@ -3,7 +3,7 @@
 The schema has no foreign keys (children may arrive before their parents), so what belongs to a run is found by
 walking the ids: run -> task attempts -> contexts (run_pk / attempt_pk) -> Spark applications (context_id) ->
 jobs, stages, executors, SQL queries (spark_app_pk) -> dataset operations (context, app or query) -> datasets
-no other operation uses; metrics, logs, agent health and state events by context (or, without one, by app);
+no other operation uses; metrics, spans, logs, agent health and state events by context (or, without one, by app);
 OpenLineage runs shown under the contexts and their children, datasets and waiting events; alerts whose `ref` is
 one of the deleted attempts, runs or dataset operations, and their notifications; and the audit copy: the
 `events` rows of every deleted event and their `event_batches` bodies (dropped when nothing in them is kept,
@@ -47,7 +47,7 @@ from runlink.tracker.sqlutil import run, select_in
 TABLES: tuple[str, ...] = (
     "dag_runs", "task_attempts", "contexts", "state_events", "spark_apps", "spark_app_contexts", "spark_jobs",
     "spark_stages", "spark_executors", "sql_queries", "streaming_queries", "dataset_ops", "datasets", "metrics",
-    "log_chunks", "agent_health", "openlineage_runs", "openlineage_datasets", "openlineage_pending", "alerts",
+    "spans", "log_chunks", "agent_health", "openlineage_runs", "openlineage_datasets", "openlineage_pending", "alerts",
     "alert_notifications", "events", "event_batches",
 )
 #: PostgreSQL advisory lock key held while retention runs: two replicas never run it together
@@ -171,6 +171,7 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
     ops = sorted(set(op_rows) - state.ops)
     ol_runs = _ol_runs_under(conn, contexts)
     event_ids = set(_column(conn, "SELECT event_id FROM state_events WHERE context_id IN ({})", contexts))
+    event_ids.update(_column(conn, "SELECT event_id FROM spans WHERE context_id IN ({})", contexts))
     for table in ("metrics", "log_chunks"):
         event_ids.update(_column(conn, f"SELECT id FROM {table} WHERE context_id IN ({{}})", contexts))
         event_ids.update(_column(conn, f"SELECT id FROM {table} WHERE context_id IS NULL AND spark_app_pk IN ({{}})",
@@ -190,6 +191,7 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
     for table in ("metrics", "log_chunks"):
         _remove(conn, state, table, "context_id IN ({})", contexts)
         _remove(conn, state, table, "context_id IS NULL AND spark_app_pk IN ({})", apps)
+    _remove(conn, state, "spans", "context_id IN ({})", contexts)
     _remove(conn, state, "agent_health", "id IN ({})", sorted(health))
     _remove(conn, state, "sql_queries", "id IN ({})", queries)
     for table in ("spark_stages", "spark_jobs", "spark_executors", "streaming_queries"):

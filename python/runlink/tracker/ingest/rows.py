@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import orjson
 
 from runlink import ids
 from runlink.context import NormalizedContext, stored_instant, stored_instant_text
+from runlink.instants import format_instant, parse_instant
 from runlink.tracker import relink
 from runlink.tracker.ingest import audit
 from runlink.tracker.ingest.prepare import Prepared, context_id, context_rank, spark_app_pk, synthetic_context
@@ -44,6 +46,7 @@ class Rows:
         self.datasets: dict[str, dict] = {}
         self.dataset_ops: list[dict] = []
         self.metrics: list[tuple] = []
+        self.spans: list[dict] = []
         self.logs: list[dict] = []
         self.health: list[dict] = []
         self.touched_contexts: set[str] = set()
@@ -64,7 +67,8 @@ EVENT_ROW = ("id", "id_hash", "type", "time", "received_at", "batch_id", "positi
 STAGE_ROW = ("spark_app_pk", "stage_id", "attempt_id", "name", "num_tasks", "failed_tasks", "killed_tasks",
              "submission_time", "completion_time", "status", "failure_reason", "job_ids", "stamp", *STAGE_METRICS,
              "context_id")
-METRIC_ROW = ("id", "context_id", "spark_app_pk", "key", "value_num", "value_text", "value_type", "origin", "time")
+METRIC_ROW = ("id", "context_id", "spark_app_pk", "key", "value_num", "value_text", "value_type", "origin", "time",
+              "span_id")
 JOB_START_COLS = ("stage_ids", "job_group", "description", "sql_execution_id", "submission_time", "callsite",
                   "context_id")
 JOB_END_COLS = ("completion_time", "result", "failure_reason", "context_id")
@@ -108,7 +112,8 @@ def _add_dataset(rows: Rows, ds: dict[str, Any], op_id: str, ctx_pk: str | None,
         "operation": ds.get("operation") or "unknown", "name": ds.get("name"), "mode": ds.get("mode"),
         "format": ds.get("format"), "rows": ds.get("rows"), "bytes": ds.get("bytes"), "files": ds.get("files"),
         "schema": _json(ds.get("schema")), "schema_truncated": ds.get("schema_truncated"),
-        "column_stats": _json(ds.get("column_stats")), "time": time,
+        "column_stats": _json(ds.get("column_stats")), "time": time, "span_id": ds.get("span_id"),
+        "success": ds.get("success"), "error": _json(ds.get("error")), "preview": _json(ds.get("preview")),
     })
 
 
@@ -150,7 +155,8 @@ def _metric(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: Norma
         vtype, num, text = "null", None, None
     else:
         vtype, num, text = "str", None, str(value)
-    rows.metrics.append((event["id"], ctx_pk, app_pk, payload["key"], num, text, vtype, payload.get("origin"), time))
+    rows.metrics.append((event["id"], ctx_pk, app_pk, payload["key"], num, text, vtype, payload.get("origin"), time,
+                         payload.get("span_id")))
 
 
 def _job_start(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
@@ -267,6 +273,25 @@ def _dataset(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: Norm
     _add_dataset(rows, event["payload"], event["id"], ctx_pk, app_pk, None, time)
 
 
+def _span(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
+          ctx_pk: str | None, app_pk: str | None) -> None:
+    """A tracked function call, sent at its end: the event time is the end, the start is `duration_ms` before."""
+    payload = event["payload"]
+    duration_ms = payload["duration_ms"]
+    end = parse_instant(time)
+    start = None
+    if end is not None:
+        try:
+            start = format_instant(end - timedelta(milliseconds=duration_ms))
+        except OverflowError:  # a duration past year 1: the start stays unknown
+            start = None
+    rows.spans.append({"id": payload["span_id"], "event_id": event["id"], "context_id": ctx_pk,
+                       "parent_id": payload.get("parent_span_id"), "name": payload["name"], "state": payload["state"],
+                       "start_time": start, "end_time": time, "duration_ms": duration_ms,
+                       "error": _json(payload.get("error")), "args": _json(payload.get("args")),
+                       "result": payload.get("result")})
+
+
 def _log(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
          ctx_pk: str | None, app_pk: str | None) -> None:
     payload = event["payload"]
@@ -324,6 +349,7 @@ HANDLERS: dict[str, Handler] = {
     "spark_streaming_query.progress": _streaming_query,
     "spark_streaming_query.end": _streaming_query,
     "dataset": _dataset,
+    "span": _span,
     "log": _log,
     "agent_health": _agent_health,
     "dag.definition": _dag_definition,

@@ -39,6 +39,7 @@ from runlink.tracker.models import (
     instances,
     log_chunks,
     metrics,
+    spans,
     spark_app_contexts,
     spark_apps,
     spark_executors,
@@ -129,6 +130,7 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
     insert_ignore(conn, datasets, list(rows.datasets.values()))
     insert_ignore(conn, dataset_ops, rows.dataset_ops)
     insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
+    insert_ignore(conn, spans, rows.spans)
     insert_ignore(conn, log_chunks, rows.logs)
     insert_ignore(conn, agent_health, rows.health)
     insert_ignore(conn, state_events, rows.state_events)

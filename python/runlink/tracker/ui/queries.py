@@ -789,8 +789,8 @@ def dataset_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     ops = _rows(conn, select(
         dataset_ops.c.id, dataset_ops.c.operation, dataset_ops.c.name, dataset_ops.c.mode, dataset_ops.c.format,
         dataset_ops.c.rows, dataset_ops.c.bytes, dataset_ops.c.files, dataset_ops.c.time, dataset_ops.c.spark_app_pk,
-        dataset_ops.c.schema, contexts.c.attempt_pk, contexts.c.run_pk, contexts.c.dag_id, contexts.c.task_id,
-        contexts.c.synthetic)
+        dataset_ops.c.schema, dataset_ops.c.sql_query_pk, dataset_ops.c.success, dataset_ops.c.span_id,
+        contexts.c.attempt_pk, contexts.c.run_pk, contexts.c.dag_id, contexts.c.task_id, contexts.c.synthetic)
         .outerjoin(contexts, contexts.c.id == dataset_ops.c.context_id)
         .where(dataset_ops.c.dataset_pk == pk).order_by(dataset_ops.c.time, dataset_ops.c.id))
     schema = None
