@@ -5,8 +5,10 @@ tracking off; `dataset_op` success and failure on the path a real local Spark (l
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 import runlink
 from runlink import delivery, tracking
 from runlink.config import Config
+from support.cli import runlink_cli
 from support.spark_runs import listener_jar_or_skip
 from support.waiting import wait_for
 
@@ -115,6 +119,26 @@ def test_plain_script_nested_spans_error_masked_args(sqlite_tracker: Any, tmp_pa
     (op,) = attempt["datasets"]
     assert (op["path"], op["operation"], op["success"], op["rows"]) == ("file:/tmp/rl-track/out", "write", True, 3)
     assert op["span_id"] == pipeline["id"] and pipeline["datasets"] == [op["id"]]
+
+    shown = runlink_cli(sqlite_tracker, "runs", "show", "python:etl_job.py").stdout
+    assert re.search(r"fn pipeline  \(\d+ ms\)", shown), shown
+    assert re.search(r"\n\s+fn validate-rows \[failed\]  \(\d+ ms\)\n\s+error: builtins.ValueError: bad row", shown)
+    page = html.unescape(_ui_page(sqlite_tracker, f"/ui/task-attempts/{attempt['id']}"))
+    assert "Tracked functions" in page and "validate-rows" in page and "password=***" in page
+    assert page.index(">pipeline<") < page.index(">transform<") < page.index(">inner-block<")
+    assert "hunter2" not in page
+
+
+def _ui_page(tracker: Any, path: str) -> str:
+    """A web UI page's HTML, after a token login."""
+    session = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
+    assert csrf is not None
+    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
+                 timeout=30)
+    page = session.get(tracker.url + path, timeout=30)
+    assert page.status_code == 200, page.text[:500]
+    return page.text
 
 
 @pytest.fixture

@@ -96,6 +96,23 @@ def _indented(pad: str, text: str) -> list[str]:
     return [pad + first] + [pad + "  " + line for line in rest]
 
 
+def _span_lines(span: dict[str, Any], full: bool, depth: int = 0) -> list[str]:
+    """A tracked function and, indented under it, the calls it made: name, state, duration, its error."""
+    pad = "  " * depth
+    took = span.get("duration_ms")
+    took_text = units.duration(took / 1000.0) if took is not None else "-"
+    state = "" if span.get("state") == "success" else f" [{span.get('state')}]"
+    lines = [f"{pad}fn {span['name']}{state}  ({took_text})"]
+    if span.get("error"):
+        error = span["error"]
+        kind = f"{error['type']}: " if error.get("type") else ""
+        lines.extend(_indented(pad + "  ", f"error: {kind}{_error_text(error.get('message'), full)}"))
+    if depth < 32:
+        for child in span.get("children", []):
+            lines.extend(_span_lines(child, full, depth + 1))
+    return lines
+
+
 def render_tree(run: dict[str, Any], *, full: bool = False, diagnoses: list[dict[str, Any]] | None = None) -> str:
     """The run's head line, then each task attempt in run order with its error, metrics, datasets and Spark apps;
     `diagnoses` (the run's diagnosis answer): a line under each attempt that failed or ran slower than its history."""
@@ -127,7 +144,10 @@ def render_tree(run: dict[str, Any], *, full: bool = False, diagnoses: list[dict
             lines.append(pad + "metrics: " + ", ".join(f"{m['key']}={_value(m['value'])}" for m in attempt["metrics"]))
         for ds in attempt.get("datasets", []):
             rows = "" if ds.get("rows") is None else f" rows={units.number(ds['rows'])}"
-            lines.append(f"{pad}dataset {ds['operation']} {ds.get('name') or ds.get('identity')}{rows}")
+            failed = " [failed]" if ds.get("success") is False else ""
+            lines.append(f"{pad}dataset {ds['operation']} {ds.get('name') or ds.get('identity')}{rows}{failed}")
+        for span in attempt.get("spans", []):
+            lines.extend(pad + line for line in _span_lines(span, full))
         for app in attempt.get("spark_apps", []):
             lines.extend(pad + line for line in _app_lines(app, full))
     for app in run.get("spark_apps", []):
