@@ -124,7 +124,8 @@ def _median_of(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 
 
-def _spill(stage: dict[str, Any]) -> int:
+def spill_of(stage: dict[str, Any]) -> int:
+    """A merged stage's spill, memory and disk."""
     return stage["figures"]["memory_spilled_bytes"] + stage["figures"]["disk_spilled_bytes"]
 
 
@@ -160,7 +161,8 @@ def skew_of(stage: dict[str, Any], slots: int | None) -> tuple[float, bool] | No
     return (min(slowest / others, MAX_SKEW) if others > 0 else MAX_SKEW), True
 
 
-def _stage_label(stage: dict[str, Any]) -> str:
+def stage_label(stage: dict[str, Any]) -> str:
+    """How a stage is named to a person: the user's call site, else Spark's stage name, else its id."""
     return stage.get("callsite") or stage.get("name") or f"stage {stage['stage_id']}"
 
 
@@ -186,8 +188,8 @@ def _stage_causes(stage: dict[str, Any], base: list[dict[str, Any]], slots: int 
                            GROWTH_MIN_BYTES))
         if grown:
             causes.append({"cause": "shuffle growth", **grown, "text": _growth_text("shuffle", grown)})
-    spill = _spill(stage)
-    base_spill = _median_of([_spill(b) for b in base])
+    spill = spill_of(stage)
+    base_spill = _median_of([spill_of(b) for b in base])
     if spill > 0 and (not base or base_spill == 0 or spill >= base_spill * 2):
         how = "appeared" if base and base_spill == 0 else ("grew" if base else "present")
         causes.append({"cause": "spill", "after": spill, "before": base_spill if base else None, "how": how,
@@ -263,7 +265,7 @@ def _stage_findings(mine: SparkWork, before: list[SparkWork]) -> list[dict[str, 
         explained = stage["wall_s"] - (usual_wall or 0.0)
         findings.append({
             "kind": "stage", "order": order, "explained_s": max(explained, 0.0),
-            "stage": {"callsite": _stage_label(stage), "name": stage["name"], "stage_id": stage["stage_id"],
+            "stage": {"callsite": stage_label(stage), "name": stage["name"], "stage_id": stage["stage_id"],
                       "app_pk": stage["app_pk"], "matched_by": how if base else "none", "matched_runs": len(base),
                       "status": stage["status"], "wall_s": stage["wall_s"], "usual_wall_s": usual_wall,
                       "distribution": stage.get("distribution") is not None},

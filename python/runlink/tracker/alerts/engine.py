@@ -21,7 +21,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select, update
 
+from runlink import units
 from runlink.instants import now_instant, parse_instant, seconds_between
+from runlink.tracker import diagnosis, trends
 from runlink.tracker.alerts import rules as rules_mod
 from runlink.tracker.alerts.models import alert_notifications, alerts
 from runlink.tracker.models import (
@@ -38,7 +40,7 @@ from runlink.tracker.models import (
 )
 from runlink.tracker.states import FAILED, error_text
 
-TASK_KINDS = ("task_failed", "spark_failed", "duration", "metric")
+TASK_KINDS = ("task_failed", "spark_failed", "duration", "metric", "slower", "skew", "spill")
 RUNNING = ("running", "queued", "scheduled", "deferred", "restarting", "up_for_reschedule", None)
 SUCCESS = ("success", "skipped")
 
@@ -164,6 +166,10 @@ def eval_task(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Outcome
         return _task_duration(conn, rule, s)
     if kind == "metric":
         return _metric(conn, rule, s)
+    if kind == "slower":
+        return _slower(conn, rule, s)
+    if kind in ("skew", "spill"):
+        return _stage_trouble(conn, rule, s)
     return None
 
 
@@ -247,10 +253,80 @@ def _task_duration(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Ou
     if bound is None:
         return Outcome(rule, s.key, None)
     firing = value > bound
+    explained = _explanation(conn, latest["id"], n) if firing else ""
     return Outcome(rule, s.key, firing, ref=latest["id"], value=value, bound=bound,
                    title=f"Slow task: {s.label} took {value:.1f}s (bound {bound:.1f}s)",
-                   message=f"run {latest['run_id']}: {value:.1f}s > {why}" if firing
+                   message=f"run {latest['run_id']}: {value:.1f}s > {why}{explained}" if firing
                    else f"run {latest['run_id']}: {value:.1f}s within {why}", links=_links(latest, s))
+
+
+def _explanation(conn: Connection, attempt_pk: str, n: int) -> str:
+    """What explains a slow attempt (the diagnosis summary), for a firing alert's message."""
+    found = diagnosis.diagnose(conn, attempt_pk, n)
+    return f". {found['summary']}" if found else ""
+
+
+def _slower(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Outcome:
+    """The latest finished attempt above k x the median of the task's last n successful runs; the message is the
+    diagnosis (computed only when firing: the check itself reads n + a few attempts)."""
+    params = rule["params"]
+    n, k = int(params.get("n", 10)), float(params.get("k", 1.5))
+    attempts_ = [a for a in _attempts_of(conn, s, n * 3 + 5) if a["state"] not in RUNNING]
+    latest = attempts_[0] if attempts_ else None
+    value = _duration(latest) if latest else None
+    history = [d for d in (_duration(a) for a in attempts_[1:] if a["state"] == "success") if d is not None][:n]
+    if latest is None or value is None or len(history) < int(params.get("min_history", 3)):
+        return Outcome(rule, s.key, None)
+    median = statistics.median(history)
+    bound = median * k
+    firing = value > bound
+    why = f"{k:g} x median {median:.1f}s of the last {len(history)} successful runs"
+    if not firing:
+        return Outcome(rule, s.key, False, ref=latest["id"], value=value, bound=bound,
+                       message=f"run {latest['run_id']}: {value:.1f}s within {why}", links=_links(latest, s))
+    found = diagnosis.diagnose(conn, latest["id"], n)
+    message = found["summary"] if found else f"run {latest['run_id']}: {value:.1f}s > {why}"
+    return Outcome(rule, s.key, True, ref=latest["id"], value=value, bound=bound,
+                   title=f"Slower than its history: {s.label} took {value:.1f}s (> {why})",
+                   message=message, links=_links(latest, s))
+
+
+def _stage_trouble(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Outcome:
+    """skew: a stage of the latest finished attempt whose slowest task is over `ratio` x its median task (from the
+    task distribution, else estimated from the stage's totals); spill: the attempt spilled over `min_bytes`."""
+    latest = next((a for a in _attempts_of(conn, s, 5) if a["state"] not in RUNNING), None)
+    if latest is None:
+        return Outcome(rule, s.key, None)
+    work = trends.spark_work(conn, [latest["id"]])[latest["id"]]
+    params = rule["params"]
+    if rule["kind"] == "skew":
+        worst: tuple[float, bool, dict[str, Any]] | None = None
+        for stage in work.stages:
+            found = diagnosis.skew_of(stage, work.slots.get(stage["app_pk"]))
+            if found and stage["wall_s"] >= float(params.get("min_stage_s", 1.0)) and (
+                    worst is None or found[0] > worst[0]):
+                worst = (found[0], found[1], stage)
+        bound = float(params.get("ratio", 3.0))
+        if worst is None or worst[0] <= bound:
+            return Outcome(rule, s.key, False, ref=latest["id"], bound=bound, links=_links(latest, s),
+                           message=f"{s.label}: no stage over {bound:g}x in run {latest['run_id']}")
+        ratio, estimated, stage = worst
+        how = " (estimated from the stage's totals)" if estimated else ""
+        site = diagnosis.stage_label(stage)
+        return Outcome(rule, s.key, True, ref=latest["id"], value=ratio, bound=bound, links=_links(latest, s),
+                       title=f"Skew in {s.label}: stage '{site}' slowest task {ratio:.1f}x the median",
+                       message=f"run {latest['run_id']}: stage '{site}' skew: slowest task {ratio:.1f}x the median "
+                               f"task{how}, over {bound:g}x")
+    spills = sorted(((diagnosis.spill_of(stage), stage) for stage in work.stages), key=lambda p: -p[0])
+    total = float(sum(p[0] for p in spills))
+    bound = float(params.get("min_bytes", 0))
+    if total <= bound:
+        return Outcome(rule, s.key, False, ref=latest["id"], value=total, bound=bound, links=_links(latest, s),
+                       message=f"{s.label}: spill {units.size(total)} within {units.size(bound)}")
+    top = "; ".join(f"'{diagnosis.stage_label(stage)}' {units.size(b)}" for b, stage in spills[:3] if b)
+    return Outcome(rule, s.key, True, ref=latest["id"], value=total, bound=bound, links=_links(latest, s),
+                   title=f"Spill in {s.label}: {units.size(total)}",
+                   message=f"run {latest['run_id']}: spill {units.size(total)} over {units.size(bound)}: {top}")
 
 
 def _metric_value(conn: Connection, attempt_pk: str, key: str) -> float | None:

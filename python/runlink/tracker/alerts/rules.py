@@ -24,8 +24,12 @@ KINDS: dict[str, dict[str, Any]] = {
     "dataset_rows": {"label": "Dataset row count outside bounds or changed too much",
                      "params": ("dataset", "operation", "min", "max", "change_pct")},
     "dag_missing": {"label": "DAG run missing by its expected time", "params": ("grace_s",)},
+    "slower": {"label": "Task slower than its history (k x median of the last n successful runs), with what "
+                        "explains it", "params": ("k", "n", "min_history")},
+    "skew": {"label": "A Spark stage's slowest task over ratio x its median task", "params": ("ratio", "min_stage_s")},
+    "spill": {"label": "Spark spilled more than min_bytes in a task attempt", "params": ("min_bytes",)},
 }
-NUMBER_PARAMS = ("max_s", "k", "min", "max", "change_pct", "grace_s")
+NUMBER_PARAMS = ("max_s", "k", "min", "max", "change_pct", "grace_s", "ratio", "min_stage_s", "min_bytes")
 INT_PARAMS = ("n", "min_history")
 
 
@@ -97,6 +101,15 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
     if kind == "dataset_rows":
         if params.setdefault("operation", "write") not in ("write", "read", "any"):
             raise RuleError("operation: write, read or any", "params.operation")
+    if kind == "slower":
+        params.setdefault("k", 1.5)
+        params.setdefault("n", 10)
+        params.setdefault("min_history", 3)
+    if kind == "skew":
+        params.setdefault("ratio", 3.0)
+        params.setdefault("min_stage_s", 1.0)
+    if kind == "spill":
+        params.setdefault("min_bytes", 0.0)
     if kind == "dag_missing":
         params.setdefault("grace_s", 600.0)
         if not dag_id:
