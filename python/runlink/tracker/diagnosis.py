@@ -133,8 +133,9 @@ def _distribution_figure(distribution: Any, *names: str) -> dict[str, Any] | Non
     """One figure's quantiles (max, median...) from a stage's task distribution, under the first name present."""
     if not isinstance(distribution, dict):
         return None
+    quantiles = distribution.get("metrics") if isinstance(distribution.get("metrics"), dict) else distribution
     for name in names:
-        figure = distribution.get(name)
+        figure = quantiles.get(name)
         if isinstance(figure, dict) and figure.get("max") is not None and figure.get("median") is not None:
             return figure
     return None
@@ -144,6 +145,8 @@ def skew_of(stage: dict[str, Any], slots: int | None) -> tuple[float, bool] | No
     """(slowest task / median task, estimated?): from the task distribution when the stage has one. Else estimated
     from totals: when the stage's wall time is well above its executor time spread over its task slots, one task
     ran about the whole wall time and the others shared the rest."""
+    if stage.get("task_skew") is not None:
+        return float(stage["task_skew"]), False
     figure = _distribution_figure(stage.get("distribution"), "duration_ms", "task_duration_ms", "duration")
     if figure is not None:
         median = float(figure["median"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, inspect, or_, select
 
 from runlink.instants import seconds_between
 from runlink.tracker.models import (
@@ -121,9 +121,18 @@ class SparkWork:
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _optional_stage_columns() -> list[str]:
-    """The call site and task distribution columns, when this schema has them (issue 17, migration 0015)."""
-    return [name for name in ("callsite", "distribution") if name in spark_stages.c]
+_OPTIONAL_STAGE_COLUMNS: dict[str, list[str]] = {}
+
+
+def _optional_stage_columns(conn: Connection) -> list[str]:
+    """The call site and task distribution columns, when the database has them (migration 0015): read once per
+    database, as the schema does not change while the tracker runs."""
+    key = conn.engine.url.render_as_string(hide_password=True)
+    if key not in _OPTIONAL_STAGE_COLUMNS:
+        present = {c["name"] for c in inspect(conn).get_columns("spark_stages")}
+        _OPTIONAL_STAGE_COLUMNS[key] = [name for name in ("callsite", "distribution", "task_skew")
+                                        if name in present and name in spark_stages.c]
+    return _OPTIONAL_STAGE_COLUMNS[key]
 
 
 def spark_work(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, SparkWork]:
@@ -152,7 +161,7 @@ def spark_work(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, SparkW
     if not apps:
         return work
     app_pks = sorted(apps, key=lambda pk: (apps[pk]["start_time"] or "", pk))
-    optional = _optional_stage_columns()
+    optional = _optional_stage_columns(conn)
     columns = [spark_stages.c[c] for c in ("spark_app_pk", "stage_id", "attempt_id", "name", "status", "num_tasks",
                                            "failed_tasks", "submission_time", "completion_time", "failure_reason",
                                            "job_ids", "context_id", *STAGE_FIGURES, *optional)]
@@ -190,6 +199,7 @@ def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: dict[str, A
             "failure_reason": row["failure_reason"], "wall_s": wall or 0.0,
             "job_ids": orjson.loads(row["job_ids"]) if row["job_ids"] else [],
             "figures": {name: row[name] or 0 for name in STAGE_FIGURES}, "distribution": distribution,
+            "task_skew": row.get("task_skew"),
         }
         return
     stage["status"] = row["status"]
@@ -200,6 +210,7 @@ def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: dict[str, A
     stage["wall_s"] += wall or 0.0
     stage["callsite"] = stage["callsite"] or row.get("callsite")
     stage["distribution"] = distribution or stage["distribution"]
+    stage["task_skew"] = row.get("task_skew") if row.get("task_skew") is not None else stage["task_skew"]
     for name in STAGE_FIGURES:
         stage["figures"][name] += row[name] or 0
 
