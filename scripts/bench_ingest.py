@@ -171,6 +171,7 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
             sessions = [requests.Session() for _ in range(args.clients)]
             latencies: list[float] = []
             lock_ms: list[float] = []
+            write_ms: list[float] = []
             server_ms: list[float] = []
 
             def send(index: int) -> None:
@@ -185,12 +186,14 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
                     raise SystemExit(f"batch {index}: {response.status_code} {response.text[:500]}")
                 timing = server_timing(response.headers.get("server-timing", ""))
                 lock_ms.append(timing.get("lock", 0.0))
+                write_ms.append(timing.get("write", 0.0))
                 server_ms.append(timing.get("total", 0.0))
 
             for warm in range(len(targets)):  # warm-up (migrations done, caches hot); not timed
                 send(warm)
             cpu_before = sum(cpu_seconds(p.process.pid) for p in procs)
             lock_ms.clear()
+            write_ms.clear()
             server_ms.clear()
             started = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
@@ -207,7 +210,8 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
             "elapsed": elapsed, "sent": sent, "cpu": cpu, "median": statistics.median(latencies),
             "p95": sorted(latencies)[int(len(latencies) * 0.95)],
             "lock_share": sum(lock_ms) / sum(server_ms) if sum(server_ms) else 0.0,
-            "lock_median": statistics.median(lock_ms)}
+            "lock_median": statistics.median(lock_ms), "write_median": statistics.median(write_ms),
+            "server_median": statistics.median(server_ms)}
 
 
 def main() -> int:
@@ -247,7 +251,8 @@ def main() -> int:
                   f"{figures['rate']:,.0f} events/s (batches of {args.batch}, {args.clients} clients, "
                   f"{args.workers} workers each; batch latency median {figures['median'] * 1000:.1f} ms, p95 "
                   f"{figures['p95'] * 1000:.1f} ms); waiting for the write lock: {figures['lock_share']:.1%} of "
-                  f"server time (median {figures['lock_median']:.1f} ms a batch); server CPU "
+                  f"server time (median {figures['lock_median']:.1f} ms a batch; the write with it "
+                  f"{figures['write_median']:.1f} ms of {figures['server_median']:.1f} ms in the server); server CPU "
                   f"{figures['cpu']:.2f} s; load average now {os.getloadavg()[0]:.1f}", flush=True)
     if len(results) > 1:
         base = results[0]

@@ -7,11 +7,16 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
+from hashlib import blake2b
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -92,8 +97,22 @@ def _head_revision() -> str:
     return head
 
 
-#: PostgreSQL advisory lock key that serializes tracker writes across worker processes
+#: PostgreSQL advisory lock key of all tracker writes: held shared by a keyed write (ingest), exclusively by a
+#: write that may touch anything (tokens, aliases, alerts, retention), across worker processes and replicas
 PG_WRITE_LOCK = 0x72756E6C
+#: SQLSTATEs after which a whole transaction is simply run again (deadlock_detected, serialization_failure)
+RETRYABLE = frozenset({"40P01", "40001"})
+RETRIES = 5
+
+
+def lock_key(name: str) -> int:
+    """The signed 64-bit advisory lock key of a name such as `dag:<dag_id>` (the same in every process)."""
+    return int.from_bytes(blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def retryable(error: BaseException) -> bool:
+    """A PostgreSQL deadlock or serialization failure: the transaction was rolled back and can run again."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in RETRYABLE
 
 
 class _FileLock:
@@ -113,9 +132,12 @@ class _FileLock:
 
 
 class Database:
-    """The engine plus write serialization. Writes are serialized (a thread lock, plus a file lock on SQLite
-    or an advisory lock on PostgreSQL across worker processes): SQLite has one writer anyway, and it keeps
-    concurrent relinks of one dag_id from interleaving."""
+    """The engine plus write serialization. On SQLite every write is serialized (a thread lock plus a file lock
+    across worker processes): it has one writer anyway. On PostgreSQL a write names what it locks: `keys` (an
+    ingest batch's `dag:<dag_id>`s...) are transaction-scoped advisory locks taken in sorted order (no deadlock
+    between them), under a shared hold of PG_WRITE_LOCK; writes of disjoint keys run in parallel, in any
+    process or replica, while those of one key (relinks of one dag_id) take turns. A write without keys holds
+    PG_WRITE_LOCK exclusively: it waits for, and excludes, every other write."""
 
     def __init__(self, url: str):
         self.url = url
@@ -127,9 +149,10 @@ class Database:
             self._file_lock = _FileLock(Path(url[len("sqlite:///"):] + ".lock"))
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction (BEGIN IMMEDIATE on SQLite so readers never block the upgrade to writer).
-        The time spent waiting for the write lock is in `conn.info["lock_wait_s"]`."""
+    def write(self, keys: Iterable[str] | None = None) -> Iterator[Connection]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite so readers never block the upgrade to writer),
+        holding the locks of `keys` (None: all). The time spent waiting for them is in
+        `conn.info["lock_wait_s"]`."""
         began = time.perf_counter()
         if self.sqlite:
             with self._write_lock, self._file_lock or nullcontext(), self.engine.connect() as conn:
@@ -142,10 +165,32 @@ class Database:
                     raise
                 conn.commit()
         else:
-            with self._write_lock, self.engine.begin() as conn:
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+            with self.engine.begin() as conn:
+                if keys is None:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+                else:
+                    ordered = sorted({lock_key(key) for key in keys})
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({PG_WRITE_LOCK})")
+                    if ordered:  # one round trip; the subquery's order is the order the locks are taken in
+                        conn.exec_driver_sql(
+                            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%(keys)s::bigint[]) AS k "
+                            "ORDER BY k) AS ordered", {"keys": ordered})
                 conn.info["lock_wait_s"] = time.perf_counter() - began
                 yield conn
+
+    def transact(self, keys: Iterable[str] | None, work: Callable[[Connection], T]) -> T:
+        """`work(conn)` in a `write(keys)` transaction, run again (a few times) when PostgreSQL rolled it back
+        for a deadlock or a serialization failure: concurrent upserts of shared rows (a dataset, an
+        instance) by batches of different DAGs can meet in opposite orders."""
+        keys = None if keys is None else list(keys)
+        for attempt in range(RETRIES):
+            try:
+                with self.write(keys) as conn:
+                    return work(conn)
+            except DBAPIError as error:
+                if attempt == RETRIES - 1 or not retryable(error):
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -1,7 +1,8 @@
 """Rows -> the database in the caller's transaction: dedupe against stored ids, bulk upserts, relink when needed.
 
-Runs under the write lock, so it only writes: the rows were made by `rows.collect` beforehand (unless the batch
-turns out to be a partial replay, then only the events not stored yet are collected again here).
+Runs under the write lock (on PostgreSQL the batch's own `lock_keys`), so it only writes: the rows were made by
+`rows.collect` beforehand (unless the batch turns out to be a partial replay, then only the events not stored yet
+are collected again here).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import Connection
 from runlink.context import NormalizedContext
 from runlink.tracker import relink
 from runlink.tracker.ingest import audit
-from runlink.tracker.ingest.prepare import Prepared, id_hash
+from runlink.tracker.ingest.prepare import Prepared, id_hash, spark_app_pk
 from runlink.tracker.ingest.rows import (
     EVENT_ROW,
     JOB_END_COLS,
@@ -85,9 +86,27 @@ def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str
     return found
 
 
+def lock_keys(prepared: Prepared, rows: Rows) -> set[str]:
+    """The write locks a batch takes on PostgreSQL (`db.Database.write`): batches with disjoint keys are stored
+    in parallel. `dag:<dag_id>` for every dag_id it brings contexts or definitions of (relink reads and rewrites
+    that dag_id's contexts, runs and attempts); `app:<pk>` for every Spark application it starts or ends (a
+    synthetic run is folded from its application); and for an event without a context, its application's key,
+    else `nodag`. So every event always takes one same key: two replays of it meet there before the id check.
+    The rest are row-level upserts, correct without a lock."""
+    keys = {"dag:" + ctx.dag_id for ctx, _synthetic in rows.contexts.values()}
+    keys.update("dag:" + d["dag_id"] for d in rows.dags)
+    keys.update("app:" + pk for pk in rows.touched_apps)
+    work = prepared.work
+    for index in rows.keep:
+        if prepared.contexts[index] is None and not (work and work[index]):
+            spark = prepared.events[index].get("spark")
+            keys.add("app:" + spark_app_pk(spark["app_id"], spark.get("attempt_id")) if spark else "nodag")
+    return keys
+
+
 def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tuple[int, int]:
-    """Write a prepared batch (inside the caller's transaction), with its rows from `collect()` when the caller
-    made them outside the write lock. Returns (accepted, duplicates)."""
+    """Write a prepared batch (inside the caller's transaction, holding the batch's `lock_keys`, or all), with
+    its rows from `collect()` when the caller made them outside the write lock. Returns (accepted, duplicates)."""
     known = known_ids(conn, prepared)
     if known:  # a replay: only the events not stored yet
         keep = [index for event_id, index in prepared.first.items() if event_id not in known]
@@ -98,7 +117,7 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         return 0, len(prepared.events)
     keep = rows.keep
     duplicates = len(prepared.events) - len(keep)
-    # plain inserts: the id check above, under the write lock, is what keeps events (and metrics) unique
+    # plain inserts: the id check above, under the batch's locks, is what keeps events (and metrics) unique
     insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
     insert_rows(conn, events, rows.events, EVENT_ROW)
     insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
