@@ -3,7 +3,11 @@ runs, then one with 4x the input (its read stage spills) and a hot key in its gr
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
+
+import requests
 
 from support.cli import runlink_cli
 from support.task_history import GROUP_SITE, READ_SITE, task_run
@@ -22,6 +26,17 @@ def _attempts(tracker: Any, dag_id: str) -> list[dict[str, Any]]:
 def _post(tracker: Any, events: list[dict[str, Any]]) -> None:
     response = tracker.post_events(events)
     assert response.status_code == 202, response.text
+
+
+def _ui_page(tracker: Any, path: str) -> str:
+    """A UI page as a person signed in with the admin token sees it."""
+    session = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
+    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
+                 timeout=30)
+    response = session.get(tracker.url + path, timeout=30)
+    assert response.status_code == 200, response.text[-2000:]
+    return html.unescape(response.text)
 
 
 def _stage_finding(diagnosis: dict[str, Any], callsite: str) -> dict[str, Any]:
@@ -75,6 +90,14 @@ def test_grown_input_hot_key_and_spill_are_named_by_stage(tracker: Any, unique: 
                                                                          100_004, 400_005]
     spill = [p["value"] for p in trends["series"]["spark.spill_bytes"]]
     assert spill[:-1] == [0] * 5 and spill[-1] > 2 << 30
+
+    view = tracker.get_json(f"/api/v1/views/task-attempts/{slow['id']}")
+    assert view["diagnosis"]["summary"] == summary and len(view["trends"]["points"]) == 6
+    page = _ui_page(tracker, f"/ui/task-attempts/{slow['id']}")
+    history = page[page.index("Compared with its history"):page.index('id="spark-h"')]
+    assert summary in history and history.index(GROUP_SITE) < history.index(READ_SITE)
+    assert history.count('class="chart fixed"') >= 5  # duration, rows_out, Spark totals
+    assert "metric rows_out" in history and "Spark: spill bytes" in history
 
     run_pk = slow["run_pk"]
     (line,) = tracker.get_json(f"/api/v1/dag-runs/{run_pk}/diagnosis")["items"]

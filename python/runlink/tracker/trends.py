@@ -286,9 +286,19 @@ def task_trends(conn: Connection, attempt_pk: str, limit: int = 30) -> dict[str,
             series["spark." + name] = values
     for key in sorted({k for p in points for k in p["metrics"]}):
         series["metric." + key] = _series(points, lambda p, k=key: p["metrics"].get(k))
+    labels = {name: _label(name) for name in series}
     return {"task": {"uid": attempt["uid"], "dag_id": attempt["dag_id"], "task_id": attempt["task_id"],
                      "map_index": attempt["map_index"]},
-            "attempt_id": attempt_pk, "points": points, "series": series}
+            "attempt_id": attempt_pk, "points": points, "series": series, "labels": labels}
+
+
+def _label(name: str) -> str:
+    """A series name as a chart's title: `duration (s)`, `Spark: spill bytes`, `metric rows_out`."""
+    if name.startswith("spark."):
+        return "Spark: " + name[6:].replace("_", " ").replace(" ms", " (ms)")
+    if name.startswith("metric."):
+        return "metric " + name[7:]
+    return "duration (s)"
 
 
 def _series(points: list[dict[str, Any]], value) -> list[dict[str, Any]]:  # noqa: ANN001
