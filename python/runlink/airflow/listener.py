@@ -215,15 +215,18 @@ def _wrap_execute(task: Any, attempt: _Attempt, settings: Any) -> None:
                         undo = apply(task, current.raw, holder["settings"])
                 except Exception:  # noqa: BLE001
                     log.warning("runlink: injection failed", exc_info=True)
+                sql_undo = _sql_tracking(current, holder["settings"])
                 try:
                     result = original(*args, **kwargs)
                 except BaseException as exc:
                     _guarded(_after_exception, current, exc)
                     raise
                 finally:
-                    if undo is not None:
+                    for done in (undo, sql_undo):
+                        if done is None:
+                            continue
                         try:
-                            undo()
+                            done()
                         except Exception:  # noqa: BLE001
                             log.warning("runlink: could not undo the injection", exc_info=True)
                 current.result = result
@@ -236,6 +239,17 @@ def _wrap_execute(task: Any, attempt: _Attempt, settings: Any) -> None:
             object.__setattr__(task, name, make(original, {"attempt": attempt, "settings": settings}))
         except Exception:  # noqa: BLE001
             log.debug("runlink: cannot wrap %s.%s", type(task).__name__, name, exc_info=True)
+
+
+def _sql_tracking(attempt: _Attempt, settings: Any) -> Any:
+    """Record the SQL hooks' statements under this attempt while execute() runs (the undo puts them back)."""
+    try:
+        from runlink.airflow.sql import install
+
+        return install(attempt.raw, settings)
+    except Exception:  # noqa: BLE001
+        log.warning("runlink: SQL statement tracking failed", exc_info=True)
+        return None
 
 
 def _after_exception(attempt: _Attempt, exc: BaseException) -> None:

@@ -29,6 +29,9 @@ _NAMES: dict[str, tuple[str, str]] = {
     "inject": ("RUNLINK_AIRFLOW_INJECT", "inject"),
     "remote_jar": ("RUNLINK_AIRFLOW_REMOTE_JAR", "remote_jar"),
     "flush_timeout": ("RUNLINK_AIRFLOW_FLUSH_TIMEOUT", "flush_timeout"),
+    "sql_statements": ("RUNLINK_AIRFLOW_SQL_STATEMENTS", "sql_statements"),
+    "sql_strip_literals": ("RUNLINK_AIRFLOW_SQL_STRIP_LITERALS", "sql_strip_literals"),
+    "sql_max_chars": ("RUNLINK_AIRFLOW_SQL_MAX_CHARS", "sql_max_chars"),
 }
 
 
@@ -76,6 +79,10 @@ class AirflowSettings:
     inject: bool = True
     remote_jar: str | None = None
     flush_timeout_s: float = 2.0
+    #: record the statements SQL hooks run (airflow/sql/), their text cut at sql_max_chars, literals kept or not
+    sql_statements: bool = True
+    sql_strip_literals: bool = False
+    sql_max_chars: int = 16384
     extra: dict = field(default_factory=dict)
 
     def dag_excluded(self, dag_id: str | None) -> bool:
@@ -123,6 +130,9 @@ def _load() -> AirflowSettings:
         inject=_bool("inject", True),
         remote_jar=raw_setting("remote_jar"),
         flush_timeout_s=_number("flush_timeout", 2.0),
+        sql_statements=_bool("sql_statements", True),
+        sql_strip_literals=_bool("sql_strip_literals", False),
+        sql_max_chars=max(256, int(_number("sql_max_chars", 16384))),
     )
 
 

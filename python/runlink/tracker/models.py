@@ -355,6 +355,35 @@ streaming_queries = Table(
     Index("ix_streaming_queries_context", "context_id"),
 )
 
+#: one row per statement an Airflow SQL hook ran inside a task attempt (runlink.airflow.sql); its tables, parsed
+#: at ingest (tracker/sql_tables.py), are also dataset_ops of the attempt (id = event id + ":i<n>"/":o<n>")
+sql_statements = Table(
+    "sql_statements",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("context_id", String(ID)),
+    Column("seq", Integer),
+    Column("engine", String(64)),
+    Column("host", Text),
+    Column("database", Text),
+    Column("hook", String(255)),
+    Column("query_id", String(255)),
+    Column("session_id", String(255)),
+    Column("statement", Text, nullable=False),
+    Column("statement_truncated", Boolean),
+    Column("start_time", String(INSTANT)),
+    Column("duration_ms", Float),
+    Column("rows", BigInteger),
+    Column("bytes_scanned", BigInteger),
+    Column("state", String(32)),
+    Column("success", Boolean, nullable=False),
+    Column("error", Text),
+    Column("tables_read", Text),
+    Column("tables_written", Text),
+    Column("time", String(INSTANT)),
+    Index("ix_sql_statements_context", "context_id"),
+)
+
 datasets = Table(
     "datasets",
     metadata,

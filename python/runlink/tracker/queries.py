@@ -27,6 +27,7 @@ from runlink.tracker.models import (
     spark_jobs,
     spark_stages,
     sql_queries,
+    sql_statements,
     streaming_queries,
     task_attempts,
 )
@@ -333,6 +334,7 @@ def _attempt_dict(row: dict[str, Any]) -> dict[str, Any]:
     _decode(row, "error", "params")
     _bools(row, "placeholder")
     row.update(metrics=[], datasets=[], spark_apps=[], log=None, openlineage_runs=[], spans=[])
+    row["sql_statements"] = []
     return row
 
 
@@ -359,6 +361,9 @@ def _children(conn: Connection, ctx_rows: list[dict[str, Any]], owner_of_ctx: di
     _spark_apps(conn, ctx_pks, owner_of_ctx, raw_json)
     for child in child_runs(conn, ctx_pks):  # OpenLineage-only children (dbt, Spark, scripts)
         owner_of_ctx[child["context_id"]].setdefault("openlineage_runs", []).append(child)
+    for statement in _in(conn, sql_statements, "context_id", ctx_pks, "start_time", "seq", "id"):
+        _bools(_decode(statement, "error", "tables_read", "tables_written"), "success", "statement_truncated")
+        owner_of_ctx[statement.pop("context_id")].setdefault("sql_statements", []).append(statement)
 
 
 def _spans(conn: Connection, ctx_pks: Sequence[str], owner_of_ctx: dict[str, dict[str, Any]]) -> None:

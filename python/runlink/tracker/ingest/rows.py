@@ -16,7 +16,7 @@ import orjson
 from runlink import ids
 from runlink.context import NormalizedContext, stored_instant, stored_instant_text
 from runlink.instants import format_instant, parse_instant
-from runlink.tracker import relink
+from runlink.tracker import relink, sql_tables
 from runlink.tracker.ingest import audit
 from runlink.tracker.ingest.prepare import Prepared, context_id, context_rank, spark_app_pk, synthetic_context
 from runlink.tracker.merge import stamp as make_stamp
@@ -42,6 +42,7 @@ class Rows:
         self.exec_added: list[dict] = []
         self.exec_removed: list[dict] = []
         self.queries: list[dict] = []
+        self.sql_statements: list[dict] = []
         self.streams: dict[str, list[dict]] = {stamp: [] for stamp in STREAM_GROUPS}
         self.datasets: dict[str, dict] = {}
         self.dataset_ops: list[dict] = []
@@ -242,6 +243,35 @@ def _sql_query(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: No
                      ctx_pk, app_pk, event_id, time)
 
 
+def _sql_statement(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
+                   ctx_pk: str | None, app_pk: str | None) -> None:
+    """A statement an Airflow SQL hook ran: its row, and (when it succeeded) the tables it read and wrote as
+    datasets of the attempt; a written table's rows are the statement's rows (INSERT, CREATE TABLE AS)."""
+    payload = event["payload"]
+    event_id = event["id"]
+    engine = payload.get("engine")
+    found = sql_tables.tables(payload["statement"], engine)
+    read, written = found if found is not None else (None, None)
+    rows.sql_statements.append({
+        "id": event_id, "context_id": ctx_pk, "seq": payload.get("seq"), "engine": engine,
+        "host": payload.get("host"), "database": payload.get("database"), "hook": payload.get("hook"),
+        "query_id": payload.get("query_id"), "session_id": payload.get("session_id"),
+        "statement": payload["statement"], "statement_truncated": payload.get("statement_truncated"),
+        "start_time": stored_instant(payload.get("start_time")) or time, "duration_ms": payload.get("duration_ms"),
+        "rows": payload.get("rows"), "bytes_scanned": payload.get("bytes_scanned"), "state": payload.get("state"),
+        "success": payload["success"], "error": _json(payload.get("error")), "tables_read": _json(read),
+        "tables_written": _json(written), "time": time,
+    })
+    if not payload["success"] or ctx_pk is None:
+        return
+    for n, name in enumerate(read or ()):
+        _add_dataset(rows, {"table": name, "operation": "read", "format": engine}, f"{event_id}:i{n}", ctx_pk,
+                     None, None, time)
+    for n, name in enumerate(written or ()):
+        _add_dataset(rows, {"table": name, "operation": "write", "format": engine, "rows": payload.get("rows")},
+                     f"{event_id}:o{n}", ctx_pk, None, None, time)
+
+
 def _streaming_query(rows: Rows, event: dict[str, Any], time: str, stamp: str, ctx: NormalizedContext | None,
                      ctx_pk: str | None, app_pk: str | None) -> None:
     """A streaming query run's start, interval or end. The totals on the wire are cumulative, so the latest
@@ -345,6 +375,7 @@ HANDLERS: dict[str, Handler] = {
     "spark_app.end": _app_end,
     "spark_executor": _executor,
     "sql_query": _sql_query,
+    "sql_statement": _sql_statement,
     "spark_streaming_query.start": _streaming_query,
     "spark_streaming_query.progress": _streaming_query,
     "spark_streaming_query.end": _streaming_query,

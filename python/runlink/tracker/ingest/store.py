@@ -47,6 +47,7 @@ from runlink.tracker.models import (
     spark_jobs,
     spark_stages,
     sql_queries,
+    sql_statements,
     state_events,
     streaming_queries,
 )
@@ -144,6 +145,7 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
     insert_ignore(conn, spark_app_contexts, [{"spark_app_pk": app_pk, "context_id": ctx_pk}
                                              for app_pk, ctx_pk in sorted(rows.app_users)])
     insert_ignore(conn, sql_queries, rows.queries)
+    insert_ignore(conn, sql_statements, rows.sql_statements)
     for stamp, updated in STREAM_GROUPS.items():
         upsert_lww(conn, streaming_queries, rows.streams[stamp], ("spark_app_pk", "run_id"), stamp, updated)
     insert_ignore(conn, datasets, list(rows.datasets.values()))
