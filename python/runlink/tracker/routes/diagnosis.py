@@ -3,6 +3,8 @@ attempts (read scope)."""
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -24,10 +26,12 @@ async def get_diagnosis(request: Request, attempt_pk: str,
                                        description="earlier successful attempts compared with")) -> JSONBody:
     """The attempt against the last `n` successful attempts of its task: the duration change and the findings that
     explain it (ranked by the seconds they explain), a summary paragraph and a headline."""
+    started = time.perf_counter()
     found = await run_in_threadpool(_read, request, diagnosis.diagnose, attempt_pk, n)
     if found is None:
         raise HTTPException(404, "task attempt not found")
-    return JSONBody(found)
+    took_ms = (time.perf_counter() - started) * 1000
+    return JSONBody(found, headers={"Server-Timing": f"diagnosis;dur={took_ms:.1f}"})
 
 
 @router.get("/task-attempts/{attempt_pk}/trends")
