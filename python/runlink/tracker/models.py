@@ -276,6 +276,11 @@ spark_stages = Table(
     *(Column(name, BigInteger) for name in STAGE_METRICS),
     Column("stamp", String(STAMP), nullable=False),
     Column("context_id", String(ID)),  # as spark_jobs.context_id: its job's task, on a shared application
+    #: the user's code line that made the stage, and its task distribution (JSON: quantiles per metric, skew, the
+    #: slowest task, failed-task reasons) with its duration skew (max / median) apart, for rules (migration 0015)
+    Column("callsite", Text),
+    Column("distribution", Text),
+    Column("task_skew", Float),
     sqlite_with_rowid=False,  # clustered by (app, stage, attempt): a run tree reads one app's stages in order
 )
 

@@ -139,8 +139,9 @@ def _bools(row: dict[str, Any], *names: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- Spark
 
 _STAGE_SELECT = ("spark_app_pk", "stage_id", "attempt_id", "name", "status", "num_tasks", "failed_tasks",
-                 "killed_tasks", "submission_time", "completion_time", "failure_reason", "job_ids", *STAGE_METRICS)
-_STAGE_KEYS = _STAGE_SELECT[1:11]
+                 "killed_tasks", "submission_time", "completion_time", "failure_reason", "callsite", "task_skew",
+                 "job_ids", "distribution", *STAGE_METRICS)
+_STAGE_KEYS = _STAGE_SELECT[1:13]
 
 
 def _stages(conn: Connection, app_pks: Sequence[str],
@@ -155,10 +156,11 @@ def _stages(conn: Connection, app_pks: Sequence[str],
     loads, keys, metric_names = _loads, _STAGE_KEYS, STAGE_METRICS
     out = []
     for row in rows:
-        stage = dict(zip(keys, row[1:11], strict=True))
-        job_ids = row[11]
+        stage = dict(zip(keys, row[1:13], strict=True))
+        job_ids, distribution = row[13], row[14]
         stage["job_ids"] = loads(job_ids) if job_ids else []
-        stage["metrics"] = dict(zip(metric_names, row[12:], strict=True))
+        stage["distribution"] = loads(distribution) if distribution else None
+        stage["metrics"] = dict(zip(metric_names, row[15:], strict=True))
         out.append((row[0], stage))
     return out
 
@@ -167,13 +169,15 @@ def _stages(conn: Connection, app_pks: Sequence[str],
 def _stages_json_sql(dialect: str, n: int) -> str:
     """The same stage objects as `_stages`, built by the database as JSON text (one per row)."""
     if dialect == "sqlite":
-        obj, job_ids, mark = "json_object", "json(coalesce(job_ids, '[]'))", "?"
+        obj, job_ids, distribution, mark = "json_object", "json(coalesce(job_ids, '[]'))", "json(distribution)", "?"
     else:
-        obj, job_ids, mark = "json_build_object", "coalesce(job_ids::json, '[]'::json)", "%s"
+        obj, job_ids, distribution, mark = ("json_build_object", "coalesce(job_ids::json, '[]'::json)",
+                                            "distribution::json", "%s")
     fields = ", ".join(f"'{k}', {k}" for k in _STAGE_KEYS)
     metric_fields = ", ".join(f"'{k}', {k}" for k in STAGE_METRICS)
     cast = "" if dialect == "sqlite" else "::text"  # text, not a json value psycopg would parse
-    return (f"SELECT spark_app_pk, {obj}({fields}, 'job_ids', {job_ids}, 'metrics', {obj}({metric_fields})){cast} "
+    return (f"SELECT spark_app_pk, {obj}({fields}, 'job_ids', {job_ids}, 'distribution', {distribution}, "
+            f"'metrics', {obj}({metric_fields})){cast} "
             f"FROM spark_stages WHERE spark_app_pk IN ({', '.join([mark] * n)}) "
             f"ORDER BY spark_app_pk, stage_id, attempt_id")
 

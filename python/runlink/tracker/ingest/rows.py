@@ -67,7 +67,7 @@ class Rows:
 EVENT_ROW = ("id", "id_hash", "type", "time", "received_at", "batch_id", "position")
 STAGE_ROW = ("spark_app_pk", "stage_id", "attempt_id", "name", "num_tasks", "failed_tasks", "killed_tasks",
              "submission_time", "completion_time", "status", "failure_reason", "job_ids", "stamp", *STAGE_METRICS,
-             "context_id")
+             "context_id", "callsite", "distribution", "task_skew")
 METRIC_ROW = ("id", "context_id", "spark_app_pk", "key", "value_num", "value_text", "value_type", "origin", "time",
               "span_id")
 JOB_START_COLS = ("stage_ids", "job_group", "description", "sql_execution_id", "submission_time", "callsite",
@@ -135,12 +135,14 @@ def _stage_completed(rows: Rows, event: dict[str, Any], time: str, stamp: str, c
     get = payload.get
     submitted = get("submission_time")
     completed = get("completion_time")
+    distribution = get("distribution")
+    skew = (distribution.get("skew") or {}).get("duration_ms") if distribution else None
     rows.stages.append((
         app_pk, payload["stage_id"], payload["attempt_id"], get("name"), get("num_tasks"),
         get("failed_tasks"), get("killed_tasks"), None if submitted is None else stored_instant_text(str(submitted)),
         None if completed is None else stored_instant_text(str(completed)), payload["status"],
         get("failure_reason"), None if job_ids is None else orjson.dumps(job_ids).decode(), stamp,
-        *map(m.get, STAGE_METRICS), _work_pk(event, ctx_pk),
+        *map(m.get, STAGE_METRICS), _work_pk(event, ctx_pk), get("callsite"), _json(distribution), skew,
     ))
 
 

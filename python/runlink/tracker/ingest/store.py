@@ -57,7 +57,7 @@ _APP_START_COLS = ("name", "spark_version", "scala_version", "master", "deploy_m
                    "conf")
 _APP_END_COLS = ("end_time", "exit_code", "state")
 _STAGE_COLS = ("name", "num_tasks", "failed_tasks", "killed_tasks", "submission_time", "completion_time", "status",
-               "failure_reason", "job_ids", *STAGE_METRICS, "context_id")
+               "failure_reason", "job_ids", *STAGE_METRICS, "context_id", "callsite", "distribution", "task_skew")
 _APP_CONTEXT_ROW = ("id", "app_id", "attempt_id", "context_rank", "context_id")
 _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "fileloc", "is_paused", "next_run_date",
              "tasks", "is_active")

@@ -57,6 +57,16 @@ def _bytes_cell(size, value: Any, records: Any = None) -> str:  # noqa: ANN001
     return f'<td class="n" data-v="{value or 0}">{size(value)}{rec}</td>'
 
 
+def _skew_cell(dur, stage: dict[str, Any]) -> str:  # noqa: ANN001
+    """Max / median task duration from the listener's distribution; the two durations in the tooltip."""
+    skew = stage.get("task_skew")
+    d = ((stage.get("distribution") or {}).get("metrics") or {}).get("duration_ms")
+    if skew is None or not d:
+        return '<td class="n" data-v="0">–</td>'
+    tip = f'median task {dur(d["p50"] / 1000)}, slowest {dur(d["max"] / 1000)}'
+    return f'<td class="n" data-v="{skew}" title="{tip}">{skew:.1f}×</td>'
+
+
 def stage_rows(app: dict[str, Any]) -> Markup:
     dur, size, num, stc = fmt_duration, fmt_bytes, fmt_num, state_class  # locals: once per row below
     slowest = app["analysis"]["slowest_stage"]
@@ -68,6 +78,7 @@ def stage_rows(app: dict[str, Any]) -> Markup:
         label = stage_label(s["stage_id"], s["attempt_id"])
         row_class = "hl" if key == slowest else ("failed" if s["status"] == "failed" else "")
         name = escape(s.get("name") or "")
+        where = escape(s["callsite"]) if s.get("callsite") else name  # the user's line, else Spark's name
         status = escape(s["status"])
         failed = f' <span class="err">({s["failed_tasks"]} failed)</span>' if s.get("failed_tasks") else ""
         duration = s["duration_s"]
@@ -81,11 +92,12 @@ def stage_rows(app: dict[str, Any]) -> Markup:
             f'<tr id="stage-{s["stage_id"]}-{s["attempt_id"]}" class="{row_class}">'
             f'<td class="n" data-v="{s["stage_id"] + s["attempt_id"] / 100}">'
             f'<a href="/ui/spark-apps/{app_pk}/stages/{s["stage_id"]}/{s["attempt_id"]}">{label}</a></td>'
-            f'<td class="small trunc" title="{name}">{name}</td>'
+            f'<td class="small trunc" title="{name}">{where}</td>'
             f'<td><span class="badge {stc(s["status"])}">{status}</span></td>'
             f'<td class="n" data-v="{s.get("num_tasks") or 0}">{num(s.get("num_tasks"))}{failed}</td>'
             f'<td class="n" data-v="{"" if duration is None else duration}">{dur(duration)}</td>'
-            f'<td class="n" data-v="{run_ms}">{dur(run_ms / 1000)}</td>'
+            + _skew_cell(dur, s)
+            + f'<td class="n" data-v="{run_ms}">{dur(run_ms / 1000)}</td>'
             f'<td class="n" data-v="{cpu_ns}">{dur(cpu_ns / 1e9)}</td>'
             f'<td class="n" data-v="{s["gc_ratio"] or 0}">{gc}</td>'
             + _bytes_cell(size, m.get("input_bytes"), m.get("input_records"))

@@ -23,7 +23,7 @@ from runlink.context import ContextError
 from runlink.context import stored_instant as instant
 from runlink.instants import parse_instant, seconds_between
 from runlink.masking import mask_value
-from runlink.tracker import queries
+from runlink.tracker import diagnosis, queries, trends
 from runlink.tracker.alerts import rules as alert_rules
 from runlink.tracker.models import (
     contexts,
@@ -452,6 +452,8 @@ def task_attempt_view(conn: Connection, pk: str) -> dict[str, Any] | None:
                 and h["duration_s"] is not None]
     attempt["history_median_s"] = _median(previous)
     attempt["alerts"] = alerts_about(conn, run.get("dag_id"), "task_attempt", pk)
+    attempt["diagnosis"] = diagnosis.diagnose(conn, pk)  # "Compared with its history"
+    attempt["trends"] = trends.task_trends(conn, pk, limit=HISTORY_RUNS)
     _user_code(attempt)
     return attempt
 
@@ -630,6 +632,9 @@ def attempt_by_context(conn: Connection, dag_id: str, dag_run_id: str, task_id: 
 
 GC_RATIO = 0.1
 UNEVEN_RATIO = 3.0
+#: a stage is skewed when its slowest task took this many times its median task, and at least SKEW_MIN_MS
+SKEW_RATIO = 3.0
+SKEW_MIN_MS = 1000
 
 
 def _lanes(items: list[dict[str, Any]]) -> int:
@@ -690,16 +695,20 @@ def spark_app_view(conn: Connection, pk: str) -> dict[str, Any] | None:
             flags.append("gc")
         if s["status"] == "failed" or (s.get("failed_tasks") or 0) > 0:
             flags.append("failed tasks" if s["status"] != "failed" else "failed")
-        # uneven tasks: the stage's wall time is much longer than its work spread over the slots it had.
-        # The listener reports per-stage sums, not per-task times, so this is an estimate, said as such.
+        # skew, measured: the listener's task distribution (max / median task duration); where none came (an
+        # older listener), uneven tasks estimated: the stage's wall time much longer than its work spread over
+        # the slots it had
+        durations = ((s.get("distribution") or {}).get("metrics") or {}).get("duration_ms") or {}
         slots = min(cores or 1, s.get("num_tasks") or 1)
-        if s["duration_s"] and run_ms and slots > 1:
+        s["uneven_ratio"] = None
+        if durations:
+            if (s.get("task_skew") or 0) >= SKEW_RATIO and (durations.get("max") or 0) >= SKEW_MIN_MS:
+                flags.append("skew")
+        elif s["duration_s"] and run_ms and slots > 1:
             ideal = run_ms / 1000 / slots
             s["uneven_ratio"] = round(s["duration_s"] / ideal, 2) if ideal > 0 else None
             if s["uneven_ratio"] and s["uneven_ratio"] > UNEVEN_RATIO and s["duration_s"] > 1:
                 flags.append("uneven tasks")
-        else:
-            s["uneven_ratio"] = None
         s["gc_ratio"] = round(gc_ms / run_ms, 3) if run_ms else None
         s["spill_bytes"] = spill
         s["flags"] = flags

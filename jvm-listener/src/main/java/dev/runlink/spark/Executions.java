@@ -1,12 +1,9 @@
 package dev.runlink.spark;
 
-import dev.runlink.spark.protocol.Json;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.WeakHashMap;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * QueryExecution -> its SQL execution: the id and the call site. QueryExecutionListener is told neither
@@ -34,10 +31,6 @@ final class Executions {
                 return size() > MAX; // executions that never ended (or ended unseen) age out
             }
         });
-    /** A long call site as runlink's Python wrappers write it: {@code file:line in function}, one frame a line. */
-    private static final Pattern PYTHON_FRAME = Pattern.compile("^(.+:\\d+) in [^\\n]*");
-    /** A short call site as Spark (and PySpark) writes it: {@code collect at App.scala:42}. */
-    private static final Pattern SHORT_FORM = Pattern.compile("^\\S+ at (\\S.*:\\d+)$");
     /** Signalled at every execution end, for a worker in {@link #await}. */
     private static final Object ARRIVAL = new Object();
     /** A RunlinkSparkListener in this JVM sees SQL executions: an execution not known yet is worth waiting for. */
@@ -71,9 +64,9 @@ final class Executions {
             this.context = context;
         }
 
-        /** The user's line that ran the query, or null when Spark's call site names none. */
+        /** The user's line that ran the query ({@link CallSites}), or null when Spark's call site names none. */
         String callsite() {
-            return Executions.callsite(description, details);
+            return CallSites.of(description, details);
         }
     }
 
@@ -150,26 +143,5 @@ final class Executions {
             }
             return execution;
         }
-    }
-
-    /**
-     * {@code file:line} of the user's code: the first frame of a Python long form (runlink's wrappers), else the
-     * location of a short form ({@code collect at /jobs/etl.py:12}, {@code count at App.scala:42}); null for a
-     * job description or a JVM stack.
-     */
-    static String callsite(String description, String details) {
-        if (details != null) {
-            Matcher python = PYTHON_FRAME.matcher(details);
-            if (python.find()) {
-                return Json.cap(python.group(1), 4096);
-            }
-        }
-        if (description != null) {
-            Matcher shortForm = SHORT_FORM.matcher(description);
-            if (shortForm.matches()) {
-                return Json.cap(shortForm.group(1), 4096);
-            }
-        }
-        return null;
     }
 }

@@ -60,9 +60,18 @@ public class RunlinkSparkListener extends SparkListener {
     private long reportedDrops;
     private long lastHealthMillis;
 
-    // Listener-bus thread only. Keys: stage key (stageId << 32 | attempt) -> {failed, killed} of running stages.
-    private final Map<Long, int[]> taskFailures = new HashMap<>();
+    /** Running stages tracked at once, at most (Spark runs far fewer; a stage whose end is never seen ages out). */
+    private static final int MAX_RUNNING_STAGES = 10_000;
+    /** {@code spark.runlink.taskDistributions=false}: only the failed/killed counts, no histograms per stage. */
+    static final String DISTRIBUTIONS_KEY = "spark.runlink.taskDistributions";
+
+    // Listener-bus thread only. Keys: stage key (stageId << 32 | attempt) -> the running stage's task distribution.
+    private final Map<Long, TaskDistribution> running = new HashMap<>();
+    private long lastStageKey = -1;
+    private TaskDistribution lastStage;
+    private boolean distributions = true;
     private final Map<Integer, int[]> jobStages = new HashMap<>();
+    private final Map<Integer, String> jobCallsites = new HashMap<>();
     private final Map<Integer, List<Integer>> stageJobs = new HashMap<>();
     private final JobContexts jobContexts = new JobContexts();
 
@@ -87,6 +96,7 @@ public class RunlinkSparkListener extends SparkListener {
         this.settings = Settings.resolve(conf, env);
         this.conf = conf;
         this.agent = agent;
+        this.distributions = !"false".equalsIgnoreCase(conf.get(DISTRIBUTIONS_KEY));
         setApp(conf.get("spark.app.id"), conf.get("spark.app.attempt.id"));
     }
 
@@ -99,6 +109,7 @@ public class RunlinkSparkListener extends SparkListener {
             return;
         }
         this.agent = given != null ? given : Agent.forSettings(settings);
+        this.distributions = !"false".equalsIgnoreCase(sparkConf.get(DISTRIBUTIONS_KEY));
         setApp(sparkConf.get("spark.app.id"), sparkConf.get("spark.app.attempt.id"));
         LOG.info("runlink: reporting Spark application {} to {}", appId, settings.url);
     }
@@ -229,7 +240,11 @@ public class RunlinkSparkListener extends SparkListener {
             p.put("description", Json.cap(prop(props, "spark.job.description"), MAX_TEXT));
             p.put("sql_execution_id", executionId);
             p.put("submission_time", Json.formatEpochMillis(event.time()));
-            p.put("callsite", Json.cap(prop(props, "callSite.short"), 4096));
+            String callsite = CallSites.of(prop(props, "callSite.short"), prop(props, "callSite.long"));
+            if (callsite != null) {
+                jobCallsites.put(jobId, callsite);
+            }
+            p.put("callsite", callsite);
             emit("spark_job.start", Integer.toString(jobId), event.time(), p, workContext);
         } catch (Throwable t) {
             fail(t);
@@ -275,6 +290,7 @@ public class RunlinkSparkListener extends SparkListener {
     }
 
     private void forgetJob(int jobId) {
+        jobCallsites.remove(jobId);
         int[] stages = jobStages.remove(jobId);
         if (stages == null) {
             return;
@@ -297,28 +313,39 @@ public class RunlinkSparkListener extends SparkListener {
         }
         try {
             StageInfo info = event.stageInfo();
-            taskFailures.put(stageKey(info.stageId(), info.attemptNumber()), new int[2]);
+            if (running.size() < MAX_RUNNING_STAGES) {
+                running.put(stageKey(info.stageId(), info.attemptNumber()), new TaskDistribution());
+            }
         } catch (Throwable t) {
             fail(t);
         }
     }
 
-    /** Hot path (once per task): a success returns at once; a failure bumps a counter of its running stage. */
+    /**
+     * Hot path (once per task): the task's figures go into its running stage's histograms (a few array increments;
+     * the last stage's distribution is kept at hand, so a stage's tasks skip the map lookup), a failure into its
+     * counts.
+     */
     @Override
     public void onTaskEnd(SparkListenerTaskEnd event) {
         if (disabled) {
             return;
         }
         try {
+            long key = stageKey(event.stageId(), event.stageAttemptId());
+            TaskDistribution stage = key == lastStageKey ? lastStage : running.get(key);
+            if (stage == null) {
+                return; // its stage already ended, or was never seen
+            }
+            lastStageKey = key;
+            lastStage = stage;
             TaskEndReason reason = event.reason();
             if (reason instanceof org.apache.spark.Success$) {
-                return;
-            }
-            int[] counts = taskFailures.get(stageKey(event.stageId(), event.stageAttemptId()));
-            if (counts != null) {
-                // as Spark's own status store counts them: killed and commit-denied apart from failed
-                String name = reason == null ? "" : reason.getClass().getSimpleName();
-                counts[name.equals("TaskKilled") || name.equals("TaskCommitDenied") ? 1 : 0]++;
+                if (distributions) {
+                    stage.succeeded(event.taskInfo(), event.taskMetrics());
+                }
+            } else {
+                stage.ended(reason);
             }
         } catch (Throwable t) {
             fail(t);
@@ -334,7 +361,12 @@ public class RunlinkSparkListener extends SparkListener {
             StageInfo info = event.stageInfo();
             int stageId = info.stageId();
             int attempt = info.attemptNumber();
-            int[] counts = taskFailures.remove(stageKey(stageId, attempt));
+            long key = stageKey(stageId, attempt);
+            TaskDistribution tasks = running.remove(key);
+            if (key == lastStageKey) {
+                lastStageKey = -1;
+                lastStage = null;
+            }
             String failure = (String) Reflect.option(info.failureReason());
             Long submitted = (Long) Reflect.option(info.submissionTime());
             Long completed = (Long) Reflect.option(info.completionTime());
@@ -343,20 +375,43 @@ public class RunlinkSparkListener extends SparkListener {
             p.put("attempt_id", attempt);
             p.put("name", Json.cap(info.name(), 4096));
             p.put("num_tasks", info.numTasks());
-            p.put("failed_tasks", counts == null ? null : counts[0]);
-            p.put("killed_tasks", counts == null ? null : counts[1]);
+            p.put("failed_tasks", tasks == null ? null : tasks.failed);
+            p.put("killed_tasks", tasks == null ? null : tasks.killed);
             p.put("submission_time", submitted == null ? null : Json.formatEpochMillis(submitted));
             p.put("completion_time", completed == null ? null : Json.formatEpochMillis(completed));
             p.put("status", failure == null ? "succeeded" : "failed");
             p.put("failure_reason", Json.cap(failure, MAX_TEXT));
             List<Integer> jobs = stageJobs.get(stageId);
             p.put("job_ids", jobs == null ? new ArrayList<Integer>() : new ArrayList<>(jobs));
+            p.put("callsite", stageCallsite(info, jobs));
             p.put("metrics", metrics(info.taskMetrics()));
+            Map<String, Object> distribution = tasks == null ? null : tasks.summary();
+            if (distribution != null) {
+                p.put("distribution", distribution);
+            }
             emit("spark_stage.completed", stageId + "." + attempt, completed == null ? now() : completed, p,
                 jobContexts.ofJobs(jobs));
         } catch (Throwable t) {
             fail(t);
         }
+    }
+
+    /**
+     * The user's line that made the stage: from the stage's own call site (its name and details), else its job's
+     * (an AQE stage submitted from Spark's own thread names only that thread's frames).
+     */
+    private String stageCallsite(StageInfo info, List<Integer> jobs) {
+        String own = CallSites.of(info.name(), info.details());
+        if (own != null || jobs == null) {
+            return own;
+        }
+        for (Integer job : jobs) {
+            String callsite = jobCallsites.get(job);
+            if (callsite != null) {
+                return callsite;
+            }
+        }
+        return null;
     }
 
     /** The stage's aggregated task metrics, under the schema's stage_metrics names. */

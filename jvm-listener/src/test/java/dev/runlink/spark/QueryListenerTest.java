@@ -59,7 +59,7 @@ public class QueryListenerTest {
         assertEquals(250.5, p.get("duration_ms").asDouble(), 0.0);
         assertTrue(p.get("success").asBoolean());
         assertEquals("jvm", p.get("listener").asText());
-        assertEquals("/jobs/etl.py:7", p.get("callsite").asText());
+        assertEquals("/jobs/etl.py:7 main", p.get("callsite").asText());
         JsonNode in = p.get("inputs");
         assertEquals("one source, scanned twice: rows add up", 1, in.size());
         assertEquals("file:/data/a", in.get(0).get("path").asText());
@@ -127,17 +127,7 @@ public class QueryListenerTest {
 
     @Test
     public void callSiteOfTheExecution() {
-        // runlink's PySpark wrappers: the long form's first frame
-        assertEquals("/dags/jobs/etl.py:42", Executions.callsite("collect at /dags/jobs/etl.py:42",
-            "/dags/jobs/etl.py:42 in load\n/dags/jobs/etl.py:90 in main"));
-        // PySpark's own call site (short form only) and Spark's for a JVM application
-        assertEquals("/jobs/etl.py:12", Executions.callsite("collect at /jobs/etl.py:12",
-            "org.apache.spark.sql.Dataset.collect(Dataset.scala:3575)\nsun.reflect.Method.invoke"));
-        assertEquals("App.scala:42", Executions.callsite("count at App.scala:42",
-            "org.apache.spark.sql.Dataset.count(Dataset.scala:3615)\nApp$.main(App.scala:42)"));
-        // a job description instead of a call site, or nothing known: no call site
-        assertNull(Executions.callsite("nightly load of the orders", "org.apache.spark.sql.Dataset.count(D.scala:1)"));
-        assertNull(Executions.callsite(null, null));
+        // the forms of a call site: CallSitesTest
         // without its execution (the query listener alone, or an execution end it never saw)
         JsonNode p = report("collect", FakePlans.v1Write(), null, 1.0, null).get(0).get("payload");
         assertTrue(p.get("callsite").isNull() && p.get("execution_id").isNull());
@@ -150,7 +140,7 @@ public class QueryListenerTest {
         Executions.ended(qe, 77L);
         Executions.Execution execution = Executions.take(qe);
         assertEquals(77L, execution.id);
-        assertEquals("/nb/report.py:3", execution.callsite());
+        assertEquals("/nb/report.py:3 <module>", execution.callsite());
         assertNull("taken once", Executions.take(qe));
         Object unseen = new Object();
         Executions.ended(unseen, 78L); // its start was not seen: the id still pairs, without a call site
@@ -179,7 +169,7 @@ public class QueryListenerTest {
         try {
             JsonNode p = report("save", qe, null, 3.0, null).get(0).get("payload");
             assertEquals(91, p.get("execution_id").asInt());
-            assertEquals("/dags/late.py:5", p.get("callsite").asText());
+            assertEquals("/dags/late.py:5 main", p.get("callsite").asText());
         } finally {
             worker = null;
             sparkListener.interrupt();

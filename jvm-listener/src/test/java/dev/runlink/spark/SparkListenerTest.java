@@ -49,6 +49,7 @@ public class SparkListenerTest {
     private TestSupport.RecordingTransport transport;
     private Agent agent;
     private RunlinkSparkListener listener;
+    private int tasksEnded;
 
     @Before
     public void setUp() {
@@ -95,6 +96,12 @@ public class SparkListenerTest {
     }
 
     private SparkListenerTaskEnd taskEnd(int stage, TaskEndReason reason) {
+        if (reason instanceof Success$) { // a task's figures, for the stage's distribution
+            int n = tasksEnded++;
+            return new SparkListenerTaskEnd(stage, 0, "ResultTask", reason,
+                TaskDistributionTest.task(n, 2_100, 2_200 + 300 * n, "1", "host-a"), null,
+                TaskDistributionTest.metrics(1_000 * (n + 1), 0, 0, 0, 2));
+        }
         return new SparkListenerTaskEnd(stage, 0, "ResultTask", reason, null, null, null);
     }
 
@@ -168,7 +175,7 @@ public class SparkListenerTest {
         assertEquals("group-1", jobStart.get("job_group").asText());
         assertEquals("a join", jobStart.get("description").asText());
         assertEquals(7, jobStart.get("sql_execution_id").asInt());
-        assertEquals("collect at app.py:12", jobStart.get("callsite").asText());
+        assertEquals("app.py:12", jobStart.get("callsite").asText());
 
         List<JsonNode> stages = transport.events("spark_stage.completed");
         assertEquals(2, stages.size());
@@ -181,11 +188,22 @@ public class SparkListenerTest {
         assertEquals(1_000_000, ok.get("metrics").get("input_bytes").asLong());
         assertEquals(20, ok.get("metrics").get("disk_spilled_bytes").asLong());
         assertEquals("1970-01-01T00:00:02.900000Z", ok.get("completion_time").asText());
+        assertEquals("app.py:12", ok.get("callsite").asText());
+        JsonNode distribution = ok.get("distribution");
+        assertEquals(3, distribution.get("tasks").asInt());
+        assertEquals(100, distribution.get("metrics").get("duration_ms").get("min").asLong());
+        assertEquals(700, distribution.get("metrics").get("duration_ms").get("max").asLong());
+        assertEquals(3_000, distribution.get("metrics").get("input_bytes").get("max").asLong());
+        assertEquals(1.75, distribution.get("skew").get("duration_ms").asDouble(), 0.06);
+        assertEquals("host-a", distribution.get("slowest_task").get("host").asText());
         assertEquals("the id a re-send reproduces", Ids.eventId(Ids.sparkAppId(APP, null), "spark_stage.completed",
             "0.0"), stages.get(0).get("id").asText());
         JsonNode failed = stages.get(1).get("payload");
         assertEquals("failed", failed.get("status").asText());
         assertEquals(2, failed.get("failed_tasks").asInt());
+        assertEquals("TaskResultLost (result lost from block manager)",
+            failed.get("distribution").get("failed_task_reasons").get(0).get("reason").asText());
+        assertEquals(2, failed.get("distribution").get("failed_task_reasons").get(0).get("count").asInt());
         assertEquals("Job aborted due to stage failure", failed.get("failure_reason").asText());
 
         JsonNode jobEnd = transport.events("spark_job.end").get(0);
