@@ -46,6 +46,10 @@ def _run(dag_id: str, days_ago: int) -> tuple[list[dict[str, Any]], list[dict[st
     events.append(event("dataset", {"operation": "write", "path": f"/data/{dag_id}/{day}.csv", "rows": 1},
                         context=task))
     events.append(event("metric", {"key": "spark_rows", "value": 3}, spark={"app_id": app, "attempt_id": None}))
+    events.append(event("sql_statement", {"statement": f"INSERT INTO t_{days_ago} SELECT 1", "success": True,
+                                          "engine": "postgres", "rows": 1}, context=task))
+    events.append(event("span", {"span_id": uuid.uuid4().hex[:16], "name": "load", "duration_ms": 5.0,
+                                 "state": "success"}, context=task))
     spark = [e for e in events if e["type"].startswith(("spark_stage", "spark_job", "spark_executor"))]
     return [e for e in events if e not in spark], spark
 
@@ -93,7 +97,7 @@ ORPHANS = [
     *((f"{t} of a missing context", f"SELECT COUNT(*) FROM {t} WHERE context_id IS NOT NULL "
                                     "AND context_id NOT IN (SELECT id FROM contexts)")
       for t in ("state_events", "spark_apps", "dataset_ops", "metrics", "log_chunks", "agent_health", "sql_queries",
-                "openlineage_runs")),
+                "openlineage_runs", "sql_statements", "spans")),
     *((f"{t} of a missing app", f"SELECT COUNT(*) FROM {t} WHERE spark_app_pk IS NOT NULL "
                                 "AND spark_app_pk NOT IN (SELECT id FROM spark_apps)")
       for t in ("spark_jobs", "spark_stages", "spark_executors", "sql_queries", "dataset_ops", "metrics",
@@ -221,6 +225,7 @@ def test_retention_deletes_old_runs_and_everything_under_them(fresh: Any) -> Non
         assert real.deleted == dry.deleted
         assert real.deleted["dag_runs"] == len(old) - glob_pass.deleted["dag_runs"]
         for table in ("task_attempts", "contexts", "spark_apps", "spark_stages", "spark_jobs", "sql_queries",
+                      "sql_statements", "spans", "spark_app_contexts",
                       "metrics", "log_chunks", "state_events", "events", "event_batches", "alerts",
                       "alert_notifications", "openlineage_runs", "openlineage_datasets", "openlineage_pending",
                       "agent_health", "dataset_ops", "datasets"):

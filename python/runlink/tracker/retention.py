@@ -46,9 +46,9 @@ from runlink.tracker.sqlutil import run, select_in
 #: every table retention deletes from, in the order a report lists them
 TABLES: tuple[str, ...] = (
     "dag_runs", "task_attempts", "contexts", "state_events", "spark_apps", "spark_app_contexts", "spark_jobs",
-    "spark_stages", "spark_executors", "sql_queries", "streaming_queries", "dataset_ops", "datasets", "metrics",
-    "spans", "log_chunks", "agent_health", "openlineage_runs", "openlineage_datasets", "openlineage_pending", "alerts",
-    "alert_notifications", "events", "event_batches",
+    "spark_stages", "spark_executors", "sql_queries", "streaming_queries", "sql_statements", "dataset_ops", "datasets",
+    "metrics", "spans", "log_chunks", "agent_health", "openlineage_runs", "openlineage_datasets",
+    "openlineage_pending", "alerts", "alert_notifications", "events", "event_batches",
 )
 #: PostgreSQL advisory lock key held while retention runs: two replicas never run it together
 PG_RETENTION_LOCK = 0x72657465
@@ -172,6 +172,7 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
     ol_runs = _ol_runs_under(conn, contexts)
     event_ids = set(_column(conn, "SELECT event_id FROM state_events WHERE context_id IN ({})", contexts))
     event_ids.update(_column(conn, "SELECT event_id FROM spans WHERE context_id IN ({})", contexts))
+    event_ids.update(_column(conn, "SELECT id FROM sql_statements WHERE context_id IN ({})", contexts))
     for table in ("metrics", "log_chunks"):
         event_ids.update(_column(conn, f"SELECT id FROM {table} WHERE context_id IN ({{}})", contexts))
         event_ids.update(_column(conn, f"SELECT id FROM {table} WHERE context_id IS NULL AND spark_app_pk IN ({{}})",
@@ -192,6 +193,7 @@ def _delete_runs(conn: Connection, state: _Pass, run_pks: list[str]) -> list[str
         _remove(conn, state, table, "context_id IN ({})", contexts)
         _remove(conn, state, table, "context_id IS NULL AND spark_app_pk IN ({})", apps)
     _remove(conn, state, "spans", "context_id IN ({})", contexts)
+    _remove(conn, state, "sql_statements", "context_id IN ({})", contexts)  # an Airflow SQL hook's statements
     _remove(conn, state, "agent_health", "id IN ({})", sorted(health))
     _remove(conn, state, "sql_queries", "id IN ({})", queries)
     for table in ("spark_stages", "spark_jobs", "spark_executors", "streaming_queries"):
