@@ -16,7 +16,6 @@ from runlink.context import ENV_KEYS
 SPARK_LISTENER = "dev.runlink.spark.RunlinkSparkListener"
 QUERY_LISTENER = "dev.runlink.spark.RunlinkQueryListener"
 STREAMING_LISTENER = "dev.runlink.spark.RunlinkStreamingListener"
-BRIDGE = "dev.runlink.spark.PythonBridge"
 JAR_NAME = "runlink-spark-listener.jar"
 
 #: comma-separated keys runlink appends to (the user's entries stay first, nothing is duplicated)
@@ -25,6 +24,7 @@ LIST_KEYS = (
     "spark.extraListeners",
     "spark.sql.queryExecutionListeners",
     "spark.sql.streaming.streamingQueryListeners",
+    "spark.submit.pyFiles",
 )
 URL_KEY = "spark.runlink.url"
 TOKEN_KEY = "spark.runlink.token"
@@ -58,6 +58,12 @@ def listener_jar() -> str:
             "RUNLINK_LISTENER_JAR at a built jar."
         )
     return str(path)
+
+
+def driver_site_hook() -> str:
+    """The sitecustomize.py that names a spark-submitted PySpark driver's work by its Python lines (see
+    runlink/spark/capture_hook.py)."""
+    return str(Path(__file__).resolve().parent / "driver_site" / "sitecustomize.py")
 
 
 def split_list(value: object) -> list[str]:
@@ -117,6 +123,10 @@ def conf(
       `spark.sql.streaming.streamingQueryListeners`: the user's value with ours appended (never duplicated).
       `jar_uri` replaces the local jar path for remote clusters (s3://, gs://, dbfs:/ ...), where the driver
       cannot see this machine's files.
+    - `spark.submit.pyFiles`: the user's value with runlink's driver hook appended (local drivers only, not with
+      `jar_uri`): a `spark-submit app.py` driver then names its jobs, stages and queries by the user's Python
+      lines without calling runlink (a `--py-files` argument replaces this conf: then Spark's own names stay).
+      This process's own PySpark actions get the same (runlink/spark/capture_hook.py).
     - `spark.env.AIRFLOW_CTX_*` from `context` (raw keys or AIRFLOW_CTX_* names) or this process's environment.
     - `spark.runlink.url` and `spark.runlink.tracking` (explicit > environment > defaults).
     - `spark.runlink.token` only when `token` is passed explicitly: the token is a secret, and a driver on
@@ -137,6 +147,11 @@ def conf(
     out["spark.sql.streaming.streamingQueryListeners"] = append_list(
         existing.get("spark.sql.streaming.streamingQueryListeners"), STREAMING_LISTENER
     )
+    if jar_uri is None:
+        out["spark.submit.pyFiles"] = append_list(existing.get("spark.submit.pyFiles"), driver_site_hook(), _same_jar)
+        from runlink.spark.capture_hook import install_on_import
+
+        install_on_import()
 
     env_names = {key: name for name, key in ENV_KEYS.items()}
     for key, value in _raw_context(context).items():

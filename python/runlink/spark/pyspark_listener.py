@@ -36,6 +36,8 @@ log = logging.getLogger("runlink.spark")
 
 _MAX_PLAN_CHARS = 16384
 _MAX_ACTIONS = 512
+#: the jar's class that sets a call site in one py4j call
+BRIDGE = "dev.runlink.spark.PythonBridge"
 
 # -- call-site capture on the calling thread -----------------------------------------------------------
 
@@ -109,6 +111,14 @@ def user_frame(skip: int = 1) -> tuple[str, str] | None:
     return short, "\n".join(lines)
 
 
+def callsite_of(long: str) -> str:
+    """`file:line function` of a long form's first frame: the call site every runlink agent reports (the JVM's
+    CallSites reads the same long form off Spark's job properties)."""
+    first = long.split("\n", 1)[0]
+    where, sep, function = first.partition(" in ")
+    return f"{where} {function}" if sep else where
+
+
 def _pyspark_callsite_sync() -> Any:
     try:
         from pyspark.traceback_utils import SCCallSiteSync
@@ -131,7 +141,7 @@ def _wrap(method: Callable[..., Any], action: str) -> Callable[..., Any]:
         try:
             where = user_frame(2)
             if where is not None:
-                record = _Action(where[0], where[1], action, time.time(), threading.get_ident())
+                record = _Action(callsite_of(where[1]), where[1], action, time.time(), threading.get_ident())
                 _actions.append(record)
                 jsc = _jsc_of(self)
                 if jsc is not None:
@@ -161,10 +171,44 @@ def _wrap(method: Callable[..., Any], action: str) -> Callable[..., Any]:
     return wrapper
 
 
+#: whether the bridge was looked up on the driver (a capture installed before any SparkContext existed, as the
+#: spark-submit hook does, finds it at the first action)
+_bridge_looked_up = False
+
+
+def bridge_class(jvm: Any) -> Any:
+    """The jar's PythonBridge class through py4j, None when the driver cannot load it (each package step is a
+    py4j round trip: look it up once)."""
+    try:
+        if not jvm.org.apache.spark.util.Utils.classIsLoadable(BRIDGE):
+            return None
+        bridge = jvm
+        for part in BRIDGE.split("."):
+            bridge = getattr(bridge, part)
+        return bridge
+    except Exception:
+        return None
+
+
+def _lookup_bridge() -> Any:
+    """The bridge of the active SparkContext's driver, looked up at the first action (once per process)."""
+    global _bridge, _bridge_looked_up
+    _bridge_looked_up = True
+    try:
+        from pyspark import SparkContext
+
+        sc = SparkContext._active_spark_context
+        if sc is not None and sc._jsc is not None:
+            _bridge = bridge_class(sc._jvm)
+    except Exception:
+        _bridge = None
+    return _bridge
+
+
 def _set_callsite(jsc: Any, short: str | None, long: str | None) -> None:
     """Spark's call site for the calling thread: one py4j call through the jar's bridge, else two."""
     global _bridge
-    bridge = _bridge
+    bridge = _bridge if _bridge is not None or _bridge_looked_up else _lookup_bridge()
     if bridge is not None:
         try:
             if bridge.setCallSite(jsc, short, long):

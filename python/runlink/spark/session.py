@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlink.spark.conf import BRIDGE, QUERY_LISTENER, SPARK_LISTENER, split_list
+from runlink.spark.conf import QUERY_LISTENER, SPARK_LISTENER, split_list
 
 log = logging.getLogger("runlink.spark")
 
@@ -224,9 +224,9 @@ def _attach(spark: Any, sc: Any, result: Tracking) -> None:
     if not loadable and not result.jvm_listener:
         result.messages.append(JAR_NOT_ON_CLASSPATH)
 
-    from runlink.spark.pyspark_listener import install_callsite_capture
+    from runlink.spark.pyspark_listener import bridge_class, install_callsite_capture
 
-    install_callsite_capture(_bridge(jvm) if loadable else None)
+    install_callsite_capture(bridge_class(jvm) if loadable else None)
     report_app = SPARK_LISTENER not in extra  # no JVM listener saw the application start: report it from here
     if not result.jvm_query_listener or report_app:
         spark_ref = {"app_id": result.app_id, "attempt_id": _attempt_id(sc)}
@@ -243,17 +243,6 @@ def _attempt_id(sc: Any) -> str | None:
     try:
         opt = sc._jsc.sc().applicationAttemptId()
         return str(opt.get()) if opt.isDefined() else None
-    except Exception:
-        return None
-
-
-def _bridge(jvm: Any) -> Any:
-    """The jar's PythonBridge class through py4j (looked up once: each package step is a py4j round trip)."""
-    try:
-        bridge = jvm
-        for part in BRIDGE.split("."):
-            bridge = getattr(bridge, part)
-        return bridge
     except Exception:
         return None
 
