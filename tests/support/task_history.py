@@ -79,7 +79,9 @@ def task_run(dag_id: str, index: int, *, grown: bool = False, failed: bool = Fal
     state = "failed" if failed else "success"
     events += [
         make_event("spark_job.end", {"job_id": 0, "result": "failed" if failed else "succeeded",
-                                     "completion_time": iso(at)}, context=ctx, spark=app, agent="jvm", time=iso(at)),
+                                     "completion_time": iso(at),
+                                     "failure_reason": "Job aborted: ExecutorLostFailure" if failed else None},
+                   context=ctx, spark=app, agent="jvm", time=iso(at)),
         make_event("spark_app.end", {"end_time": iso(at + timedelta(seconds=1)), "exit_code": 0}, context=ctx,
                    spark=app, agent="jvm", time=iso(at)),
         make_event("metric", {"key": "rows_out", "value": (400_000 if grown else 100_000) + index}, context=ctx,

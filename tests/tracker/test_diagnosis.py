@@ -105,6 +105,14 @@ def test_grown_input_hot_key_and_spill_are_named_by_stage(tracker: Any, unique: 
     shown = runlink_cli(tracker, "runs", "show", dag_id).stdout
     assert "diagnosis: slower" in shown and GROUP_SITE in shown
 
+    _post(tracker, task_run(dag_id, 6, failed=True))
+    failed = _attempts(tracker, dag_id)[-1]
+    found = tracker.get_json(f"/api/v1/task-attempts/{failed['id']}/diagnosis")
+    assert found["verdict"] == "failed" and "ExecutorLostFailure" in found["summary"]
+    assert found["headline"].startswith("failed after 1 min") and "ExecutorLostFailure" in found["headline"]
+    (line,) = tracker.get_json(f"/api/v1/dag-runs/{failed['run_pk']}/diagnosis")["items"]
+    assert line["verdict"] == "failed"
+
 
 def test_unknown_attempt_is_a_404(tracker: Any) -> None:
     assert tracker.get("/api/v1/task-attempts/nope/diagnosis").status_code == 404

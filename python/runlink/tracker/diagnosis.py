@@ -304,7 +304,8 @@ def _run_findings(attempt: dict[str, Any], mine: SparkWork, history: list[dict[s
     if attempt["state"] in FAILED:
         error = error_text(attempt.get("error"))
         reasons = [j["reason"] for j in mine.failed_jobs if j.get("reason")]
-        text = "failed" + (f": {units.clip(error, 200)}" if error else "")
+        text = "failed" + (f": {units.clip(error, 200)}" if error else (", no error message stored" if not reasons
+                                                                          else ""))
         if reasons:
             text += f"; Spark job failed: {units.clip(reasons[0], 200)}"
         out.append({"kind": "failure", "explained_s": 0.0, "stage": None, "order": -2, "causes": [
@@ -353,7 +354,9 @@ def _summary(attempt: dict[str, Any], d: dict[str, Any]) -> str:
 
 def _headline(d: dict[str, Any]) -> str:
     """One line for the CLI: the verdict, the change, the top causes with their stage."""
-    if d["ratio"] is not None and d["verdict"] in ("slower", "faster", "failed"):
+    if d["verdict"] == "failed":
+        head = f"failed after {units.duration(d['duration_s'])}"
+    elif d["ratio"] is not None and d["verdict"] in ("slower", "faster"):
         head = f"{d['verdict']} {d['ratio']:.1f}x the median of {d['history']['with_duration']} earlier run(s)"
     else:
         head = d["verdict"]
@@ -365,7 +368,7 @@ def _headline(d: dict[str, Any]) -> str:
         elif f["kind"] == "before_first_job":
             parts.append(f"{units.duration(f['explained_s'])} more before the first Spark job")
         else:
-            parts.append(causes)
+            parts.append(units.clip(f["causes"][0]["text"], 160) if f["kind"] == "failure" else causes)
     return head + (": " + "; ".join(parts) if parts else "")
 
 
