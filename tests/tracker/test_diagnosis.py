@@ -7,10 +7,11 @@ import html
 import re
 from typing import Any
 
+import pytest
 import requests
 
 from support.cli import runlink_cli
-from support.task_history import GROUP_SITE, READ_SITE, task_run
+from support.task_history import GROUP_LINE, GROUP_SITE, READ_LINE, READ_SITE, task_run
 
 
 def _attempts(tracker: Any, dag_id: str) -> list[dict[str, Any]]:
@@ -45,6 +46,7 @@ def _stage_finding(diagnosis: dict[str, Any], callsite: str) -> dict[str, Any]:
 
 
 def test_grown_input_hot_key_and_spill_are_named_by_stage(tracker: Any, unique: str) -> None:
+    """A listener without call sites or distributions: stages by Spark's names, skew estimated from totals."""
     dag_id = f"diag_{unique}"
     for index in range(5):
         _post(tracker, task_run(dag_id, index))
@@ -112,6 +114,27 @@ def test_grown_input_hot_key_and_spill_are_named_by_stage(tracker: Any, unique: 
     assert found["headline"].startswith("failed after 1 min") and "ExecutorLostFailure" in found["headline"]
     (line,) = tracker.get_json(f"/api/v1/dag-runs/{failed['run_pk']}/diagnosis")["items"]
     assert line["verdict"] == "failed"
+
+
+@pytest.mark.parametrize("older_history", [False, True], ids=["measured", "measured-over-older"])
+def test_measured_skew_and_the_users_lines(tracker: Any, unique: str, older_history: bool) -> None:
+    """A listener with call sites and task distributions: stages matched and named by the user's line, skew
+    measured (not estimated); history from an older listener (Spark's names only) still matches by name."""
+    dag_id = f"diagm_{unique}_{int(older_history)}"
+    for index in range(5):
+        _post(tracker, task_run(dag_id, index, measured=not older_history))
+    _post(tracker, task_run(dag_id, 5, grown=True, measured=True))
+    slow = _attempts(tracker, dag_id)[-1]
+    found = tracker.get_json(f"/api/v1/task-attempts/{slow['id']}/diagnosis")
+    assert found["verdict"] == "slower"
+    group = _stage_finding(found, GROUP_LINE)
+    (skew,) = [c for c in group["causes"] if c["cause"] == "skew"]
+    assert skew["estimated"] is False and skew["what"] == "task duration" and skew["ratio"] == 20
+    assert group["stage"]["distribution"] is True
+    assert group["stage"]["matched_by"] == ("name" if older_history else "callsite")
+    read = _stage_finding(found, READ_LINE)
+    assert {"input growth", "spill"} <= {c["cause"] for c in read["causes"]}
+    assert f"'{GROUP_LINE}'" in found["summary"] and "slowest task 20.0x the median task" in found["summary"]
 
 
 def test_unknown_attempt_is_a_404(tracker: Any) -> None:

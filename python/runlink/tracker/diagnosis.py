@@ -102,22 +102,42 @@ def _verdict(attempt: dict[str, Any], duration: float | None, median: float | No
 
 # ---------------------------------------------------------------- stages
 
-def stage_keys(stages: Sequence[dict[str, Any]]) -> list[tuple[tuple[str, int], str]]:
-    """Each stage's matching key and how it was matched: its call site, else Spark's stage name, else its order
-    among the unnamed; a repeated call site is told apart by its occurrence."""
-    seen: dict[str, int] = {}
+MATCHES = ("callsite", "name")
+
+
+def stage_keys(stages: Sequence[dict[str, Any]]) -> list[dict[str, tuple[str, int]]]:
+    """Each stage's matching keys: its call site and Spark's stage name, each with its occurrence (a line that ran
+    several stages is told apart by their order)."""
+    seen: dict[tuple[str, str], int] = {}
     keys = []
     for stage in stages:
-        label = stage.get("callsite") or stage.get("name")
-        how = "callsite" if stage.get("callsite") else ("name" if label else "order")
-        base = f"{how}:{label or ''}"
-        keys.append(((base, seen.get(base, 0)), how))
-        seen[base] = seen.get(base, 0) + 1
+        mine = {}
+        for how in MATCHES:
+            label = stage.get(how)
+            if label:
+                mine[how] = (label, seen.get((how, label), 0))
+                seen[(how, label)] = mine[how][1] + 1
+        keys.append(mine)
     return keys
 
 
-def _by_key(work: SparkWork) -> dict[tuple[str, int], dict[str, Any]]:
-    return {key: stage for stage, (key, _) in zip(work.stages, stage_keys(work.stages), strict=True)}
+class _Index:
+    """One earlier run's stages, found by call site, by name, or (same number of stages) by position."""
+
+    def __init__(self, work: SparkWork) -> None:
+        self.work = work
+        self.by: dict[str, dict[tuple[str, int], dict[str, Any]]] = {how: {} for how in MATCHES}
+        for stage, keys in zip(work.stages, stage_keys(work.stages), strict=True):
+            for how, key in keys.items():
+                self.by[how][key] = stage
+
+    def match(self, keys: dict[str, tuple[str, int]], position: int, count: int) -> tuple[dict[str, Any], str] | None:
+        for how in MATCHES:
+            if how in keys and keys[how] in self.by[how]:
+                return self.by[how][keys[how]], how
+        if len(self.work.stages) == count:
+            return self.work.stages[position], "order"
+        return None
 
 
 def _median_of(values: Sequence[float]) -> float:
@@ -129,28 +149,31 @@ def spill_of(stage: dict[str, Any]) -> int:
     return stage["figures"]["memory_spilled_bytes"] + stage["figures"]["disk_spilled_bytes"]
 
 
-def _distribution_figure(distribution: Any, *names: str) -> dict[str, Any] | None:
-    """One figure's quantiles (max, median...) from a stage's task distribution, under the first name present."""
-    if not isinstance(distribution, dict):
-        return None
-    quantiles = distribution.get("metrics") if isinstance(distribution.get("metrics"), dict) else distribution
-    for name in names:
-        figure = quantiles.get(name)
-        if isinstance(figure, dict) and figure.get("max") is not None and figure.get("median") is not None:
-            return figure
-    return None
+#: measured data skew: a task distribution's figure, the least its largest task must reach to count, its words
+DATA_SKEW = (("shuffle_read_records", 1000, "shuffle records read"), ("shuffle_read_bytes", 1 << 20,
+              "shuffle bytes read"), ("input_bytes", 1 << 20, "input bytes"))
 
 
-def skew_of(stage: dict[str, Any], slots: int | None) -> tuple[float, bool] | None:
-    """(slowest task / median task, estimated?): from the task distribution when the stage has one. Else estimated
-    from totals: when the stage's wall time is well above its executor time spread over its task slots, one task
-    ran about the whole wall time and the others shared the rest."""
-    if stage.get("task_skew") is not None:
-        return float(stage["task_skew"]), False
-    figure = _distribution_figure(stage.get("distribution"), "duration_ms", "task_duration_ms", "duration")
-    if figure is not None:
-        median = float(figure["median"])
-        return (float(figure["max"]) / median if median > 0 else (MAX_SKEW if figure["max"] else 1.0)), False
+def skew_of(stage: dict[str, Any], slots: int | None) -> dict[str, Any] | None:
+    """The stage's skew: {ratio (largest task / median task), estimated, what}. Measured from the task distribution
+    when the stage has one (task duration when its slowest task took SKEW_MIN_STAGE_S or more and is skewed, else the
+    most skewed of the data a task read); else estimated from totals: when the stage's wall time is well above its
+    executor time spread over its task slots, one task ran about the whole wall time and the others shared the rest."""
+    distribution = stage.get("distribution")
+    if isinstance(distribution, dict) and distribution.get("tasks"):
+        quantiles, skews = distribution.get("metrics") or {}, distribution.get("skew") or {}
+        duration = quantiles.get("duration_ms") or {}
+        ratio = stage.get("task_skew") if stage.get("task_skew") is not None else skews.get("duration_ms")
+        timed = ratio is not None and (duration.get("max") or 0) >= SKEW_MIN_STAGE_S * 1000
+        if timed and ratio >= SKEW:
+            return {"ratio": float(ratio), "estimated": False, "what": "task duration"}
+        data = [(float(skews[name]), words) for name, floor, words in DATA_SKEW
+                if skews.get(name) is not None and ((quantiles.get(name) or {}).get("max") or 0) >= floor]
+        if data:
+            top, words = max(data)
+            if top >= SKEW or not timed:
+                return {"ratio": top, "estimated": False, "what": words}
+        return {"ratio": float(ratio), "estimated": False, "what": "task duration"} if timed else None
     run_s = stage["figures"]["executor_run_time_ms"] / 1000
     tasks = stage["num_tasks"] or 0
     wall = stage["wall_s"]
@@ -158,10 +181,20 @@ def skew_of(stage: dict[str, Any], slots: int | None) -> tuple[float, bool] | No
     if run_s <= 0 or tasks < 2 or parallel < 2 or wall < SKEW_MIN_STAGE_S:
         return None
     if wall < UNEVEN_SPREAD * run_s / parallel:
-        return 1.0, True
+        return {"ratio": 1.0, "estimated": True, "what": "task duration"}
     slowest = min(wall, run_s)
     others = (run_s - slowest) / (tasks - 1)
-    return (min(slowest / others, MAX_SKEW) if others > 0 else MAX_SKEW), True
+    return {"ratio": min(slowest / others, MAX_SKEW) if others > 0 else MAX_SKEW, "estimated": True,
+            "what": "task duration"}
+
+
+def skew_text(skew: dict[str, Any]) -> str:
+    """`slowest task 12.0x the median task`, said as an estimate when it is one."""
+    if skew["estimated"]:
+        return f"slowest task about {skew['ratio']:.0f}x the others (estimated from the stage's totals)"
+    if skew["what"] == "task duration":
+        return f"slowest task {skew['ratio']:.1f}x the median task"
+    return f"largest task {skew['ratio']:.1f}x the median task in {skew['what']}"
 
 
 def stage_label(stage: dict[str, Any]) -> str:
@@ -201,16 +234,13 @@ def _stage_causes(stage: dict[str, Any], base: list[dict[str, Any]], slots: int 
                                + (f" (was {units.size(base_spill)})" if how == "grew" else "")})
     skew = skew_of(stage, slots)
     if skew is not None:
-        ratio, estimated = skew
-        before = [s[0] for s in (skew_of(b, bs) for b, bs in zip(base, base_slots, strict=True))
-                  if s is not None and s[1] == estimated]
+        before = [k["ratio"] for k in (skew_of(b, bs) for b, bs in zip(base, base_slots, strict=True))
+                  if k is not None and k["what"] == skew["what"]]
         usual = _median_of(before) if before else None
-        if ratio >= SKEW and (usual is None or ratio >= usual * GROWTH):
-            what = ("slowest task about {r:.0f}x the others (estimated from the stage's totals)"
-                    if estimated else "slowest task {r:.1f}x the median task")
-            causes.append({"cause": "skew", "ratio": ratio, "estimated": estimated, "usual": usual,
-                           "text": "skew: " + what.format(r=ratio)
-                                   + (f" (usually {usual:.1f}x)" if usual is not None else "")})
+        if skew["ratio"] >= SKEW and (usual is None or skew["ratio"] >= usual * GROWTH):
+            causes.append({"cause": "skew", **skew, "usual": usual,
+                           "text": "skew: " + skew_text(skew) + (f" (usually {usual:.1f}x)" if usual is not None
+                                                                 else "")})
     run_ms = f["executor_run_time_ms"]
     if run_ms > 0:
         share = f["jvm_gc_time_ms"] / run_ms
@@ -234,15 +264,11 @@ def _stage_causes(stage: dict[str, Any], base: list[dict[str, Any]], slots: int 
 
 
 def _failed_reasons(distribution: Any) -> str | None:
-    if not isinstance(distribution, dict):
+    """`reason x2; other x1`: the task distribution's failed-task reasons."""
+    reasons = distribution.get("failed_task_reasons") if isinstance(distribution, dict) else None
+    if not reasons:
         return None
-    for name in ("failed_reasons", "failure_reasons", "failed_task_reasons"):
-        reasons = distribution.get(name)
-        if isinstance(reasons, dict) and reasons:
-            return "; ".join(f"{reason} x{count}" for reason, count in list(reasons.items())[:3])
-        if isinstance(reasons, list) and reasons:
-            return "; ".join(str(r.get("reason", r)) if isinstance(r, dict) else str(r) for r in reasons[:3])
-    return None
+    return "; ".join(f"{r.get('reason')} x{r.get('count', 1)}" for r in reasons[:3])
 
 
 def _growth_text(what: str, grown: dict[str, Any]) -> str:
@@ -253,14 +279,18 @@ def _growth_text(what: str, grown: dict[str, Any]) -> str:
 
 
 def _stage_findings(mine: SparkWork, before: list[SparkWork]) -> list[dict[str, Any]]:
-    earlier = [_by_key(w) for w in before]
+    earlier = [_Index(w) for w in before]
     findings = []
-    for order, (stage, (key, how)) in enumerate(zip(mine.stages, stage_keys(mine.stages), strict=True)):
-        base, base_slots = [], []
-        for w, keyed in zip(before, earlier, strict=True):
-            if key in keyed:
-                base.append(keyed[key])
-                base_slots.append(w.slots.get(keyed[key]["app_pk"]))
+    count = len(mine.stages)
+    for order, (stage, keys) in enumerate(zip(mine.stages, stage_keys(mine.stages), strict=True)):
+        base, base_slots, hows = [], [], []
+        for index in earlier:
+            found = index.match(keys, order, count)
+            if found is not None:
+                base.append(found[0])
+                base_slots.append(index.work.slots.get(found[0]["app_pk"]))
+                hows.append(found[1])
+        how = hows[0] if hows else "none"
         causes = _stage_causes(stage, base, mine.slots.get(stage["app_pk"]), base_slots)
         usual_wall = _median_of([b["wall_s"] for b in base]) if base else None
         if not base and before:
@@ -269,7 +299,7 @@ def _stage_findings(mine: SparkWork, before: list[SparkWork]) -> list[dict[str, 
         findings.append({
             "kind": "stage", "order": order, "explained_s": max(explained, 0.0),
             "stage": {"callsite": stage_label(stage), "name": stage["name"], "stage_id": stage["stage_id"],
-                      "app_pk": stage["app_pk"], "matched_by": how if base else "none", "matched_runs": len(base),
+                      "app_pk": stage["app_pk"], "matched_by": how, "matched_runs": len(base),
                       "status": stage["status"], "wall_s": stage["wall_s"], "usual_wall_s": usual_wall,
                       "distribution": stage.get("distribution") is not None},
             "causes": causes,

@@ -300,23 +300,22 @@ def _stage_trouble(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Ou
     work = trends.spark_work(conn, [latest["id"]])[latest["id"]]
     params = rule["params"]
     if rule["kind"] == "skew":
-        worst: tuple[float, bool, dict[str, Any]] | None = None
+        worst: tuple[dict[str, Any], dict[str, Any]] | None = None
         for stage in work.stages:
             found = diagnosis.skew_of(stage, work.slots.get(stage["app_pk"]))
             if found and stage["wall_s"] >= float(params.get("min_stage_s", 1.0)) and (
-                    worst is None or found[0] > worst[0]):
-                worst = (found[0], found[1], stage)
+                    worst is None or found["ratio"] > worst[0]["ratio"]):
+                worst = (found, stage)
         bound = float(params.get("ratio", 3.0))
-        if worst is None or worst[0] <= bound:
+        if worst is None or worst[0]["ratio"] <= bound:
             return Outcome(rule, s.key, False, ref=latest["id"], bound=bound, links=_links(latest, s),
                            message=f"{s.label}: no stage over {bound:g}x in run {latest['run_id']}")
-        ratio, estimated, stage = worst
-        how = " (estimated from the stage's totals)" if estimated else ""
+        skew, stage = worst
         site = diagnosis.stage_label(stage)
-        return Outcome(rule, s.key, True, ref=latest["id"], value=ratio, bound=bound, links=_links(latest, s),
-                       title=f"Skew in {s.label}: stage '{site}' slowest task {ratio:.1f}x the median",
-                       message=f"run {latest['run_id']}: stage '{site}' skew: slowest task {ratio:.1f}x the median "
-                               f"task{how}, over {bound:g}x")
+        return Outcome(rule, s.key, True, ref=latest["id"], value=skew["ratio"], bound=bound, links=_links(latest, s),
+                       title=f"Skew in {s.label}: stage '{site}' {skew['ratio']:.1f}x the median task",
+                       message=f"run {latest['run_id']}: stage '{site}' skew: {diagnosis.skew_text(skew)}, "
+                               f"over {bound:g}x")
     spills = sorted(((diagnosis.spill_of(stage), stage) for stage in work.stages), key=lambda p: -p[0])
     total = float(sum(p[0] for p in spills))
     bound = float(params.get("min_bytes", 0))
