@@ -37,9 +37,12 @@ async def api_instance(request: Request, name: str) -> JSONBody:
 
 @router.get("/spark-apps")
 async def api_spark_apps(request: Request, q: str | None = Query(None, description="part of the app id or name"),
-                         state: str | None = None, page: int = Query(1, ge=1)) -> JSONBody:
-    """Spark applications, newest first, 50 a page (the Spark applications page)."""
-    return JSONBody(await run_in_threadpool(_read, request, queries.spark_apps_view, q=q, state=state, page=page))
+                         state: str | None = None, cursor: str | None = None,
+                         limit: int = Query(queries.SPARK_APPS_PAGE, ge=1, le=500)) -> JSONBody:
+    """Spark applications, newest first, a keyset page (the Spark applications page): pass `next` (or
+    `previous`) back as `cursor`."""
+    return JSONBody(await run_in_threadpool(_read, request, queries.spark_apps_view, q=q, state=state, cursor=cursor,
+                                            limit=limit))
 
 
 @router.get("/lineage")
@@ -54,18 +57,22 @@ async def api_lineage(request: Request, dataset: str | None = None, dag_id: str 
 @router.get("/dags")
 async def api_dags(request: Request, instance: str | None = None, state: str | None = None,
                    window: str | None = Query(None, description="1h, 24h, 7d or 30d"),
-                   since: str | None = None, until: str | None = None, q: str | None = None) -> JSONBody:
-    """DAGs with their recent runs (state strip, durations) and open alert counts (the DAGs page)."""
+                   since: str | None = None, until: str | None = None, q: str | None = None,
+                   cursor: str | None = None, limit: int = Query(queries.DAGS_PAGE, ge=1, le=500)) -> JSONBody:
+    """DAGs by dag_id with their recent runs (state strip, durations) and open alert counts (the DAGs page), a
+    keyset page of `limit` dag_ids: pass `next` (or `previous`) back as `cursor`."""
     return JSONBody(await run_in_threadpool(_read, request, queries.dags_page, instance, state, window, since, until,
-                                            q))
+                                            q, cursor, limit))
 
 
 @router.get("/dags/{dag_id}")
 async def api_dag(request: Request, dag_id: str, instance: str | None = None, state: str | None = None,
-                  window: str | None = None, since: str | None = None, until: str | None = None) -> JSONBody:
-    """One DAG: runs, duration trend, task grid, alerts (the DAG page)."""
+                  window: str | None = None, since: str | None = None, until: str | None = None,
+                  cursor: str | None = None, limit: int = Query(100, ge=1, le=500)) -> JSONBody:
+    """One DAG: a keyset page of `limit` runs (`next`/`previous` as `cursor`), duration trend, task grid, alerts
+    (the DAG page)."""
     return JSONBody(await run_in_threadpool(_read, request, queries.dag_page, dag_id, instance, state, window, since,
-                                            until))
+                                            until, cursor, limit))
 
 
 @router.get("/dag-runs/{pk}")
@@ -92,8 +99,10 @@ async def api_stage(request: Request, pk: str, stage_id: int, attempt_id: int) -
 
 
 @router.get("/datasets")
-async def api_datasets(request: Request, q: str | None = None) -> JSONBody:
-    return JSONBody(await run_in_threadpool(_read, request, queries.datasets_view, q=q))
+async def api_datasets(request: Request, q: str | None = None, cursor: str | None = None,
+                       limit: int = Query(queries.DATASETS_PAGE, ge=1, le=500)) -> JSONBody:
+    """Datasets by name with their read/write counts, a keyset page: pass `next` (or `previous`) as `cursor`."""
+    return JSONBody(await run_in_threadpool(_read, request, queries.datasets_view, q=q, cursor=cursor, limit=limit))
 
 
 @router.get("/datasets/{pk}")

@@ -100,8 +100,9 @@ def page_instance(conn: Any, session: sessions.Session, name: str) -> dict[str, 
 @router.get("/ui/spark-apps")
 @page("spark_apps.html")
 def page_spark_apps(conn: Any, session: sessions.Session, q: str | None = None, state: str | None = None,
-                    page: int = Query(1, ge=1)) -> dict[str, Any]:
-    return {"view": queries.spark_apps_view(conn, q=_empty(q), state=_empty(state), page=page), "nav": "spark"}
+                    cursor: str | None = None) -> dict[str, Any]:
+    return {"view": queries.spark_apps_view(conn, q=_empty(q), state=_empty(state), cursor=_empty(cursor)),
+            "nav": "spark"}
 
 
 @router.get("/ui/lineage")
@@ -118,9 +119,9 @@ def page_lineage(conn: Any, session: sessions.Session, dataset: str | None = Non
 @page("dags.html")
 def page_dags(conn: Any, session: sessions.Session, instance: str | None = None, state: str | None = None,
               window: str | None = None, since: str | None = None, until: str | None = None,
-              q: str | None = None) -> dict[str, Any]:
+              q: str | None = None, cursor: str | None = None) -> dict[str, Any]:
     view = queries.dags_page(conn, _empty(instance), _empty(state), _empty(window), _empty(since), _empty(until),
-                             _empty(q))
+                             _empty(q), _empty(cursor))
     return {"view": view, "nav": "dags"}
 
 
@@ -128,9 +129,9 @@ def page_dags(conn: Any, session: sessions.Session, instance: str | None = None,
 @page("dag.html")
 def page_dag(conn: Any, session: sessions.Session, dag_id: str, instance: str | None = None,
              state: str | None = None, window: str | None = None, since: str | None = None,
-             until: str | None = None) -> dict[str, Any]:
+             until: str | None = None, cursor: str | None = None) -> dict[str, Any]:
     view = queries.dag_page(conn, dag_id, _empty(instance), _empty(state), _empty(window), _empty(since),
-                            _empty(until))
+                            _empty(until), _empty(cursor))
     return {"view": view, "nav": "dags"}
 
 
@@ -173,8 +174,9 @@ def page_stage(conn: Any, session: sessions.Session, pk: str, stage_id: int, att
 
 @router.get("/ui/datasets")
 @page("datasets.html")
-def page_datasets(conn: Any, session: sessions.Session, q: str | None = None) -> dict[str, Any]:
-    return {"view": queries.datasets_view(conn, q=_empty(q)), "nav": "datasets"}
+def page_datasets(conn: Any, session: sessions.Session, q: str | None = None,
+                  cursor: str | None = None) -> dict[str, Any]:
+    return {"view": queries.datasets_view(conn, q=_empty(q), cursor=_empty(cursor)), "nav": "datasets"}
 
 
 @router.get("/ui/datasets/{pk}")

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import HTTPException
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, literal, literal_column, select
+from sqlalchemy.sql import Select
 
 from runlink.context import ContextError
 from runlink.context import stored_instant as instant
 from runlink.instants import parse_instant, seconds_between
 from runlink.masking import mask_value
-from runlink.tracker import diagnosis, queries, trends
+from runlink.tracker import diagnosis, keyset, queries, trends
 from runlink.tracker.alerts import rules as alert_rules
 from runlink.tracker.models import (
     contexts,
@@ -52,6 +53,15 @@ def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:  # noqa: ANN001
     result = conn.execute(stmt)
     keys = [str(k) for k in result.keys()]
     return [dict(zip(keys, row, strict=False)) for row in result.fetchall()]
+
+
+def keyset_page(conn: Connection, stmt: Select, order: Sequence[keyset.Order], cursor: str | None, limit: int,
+                shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`keyset.page`, a cursor this server did not make answered 422 (the HTML page and its JSON twin alike)."""
+    try:
+        return keyset.page(conn, stmt, order, cursor, limit, shape)
+    except ValueError:
+        raise HTTPException(422, {"message": "cursor: not a cursor of this listing", "field": "cursor"}) from None
 
 
 def _median(values: Iterable[float]) -> float | None:
@@ -177,14 +187,27 @@ SPARK_APP_STATES = ("running", "succeeded", "failed", "ended")
 SPARK_APPS_PAGE = 50
 
 
+_APP_START = func.coalesce(spark_apps.c.start_time, literal_column("''"))  # the index's expression (0016)
+SPARK_APPS_ORDER = (keyset.Order(_APP_START, "start_key", descending=True),
+                    keyset.Order(spark_apps.c.id, "id", descending=True))
+
+
+def _spark_app_item(app: dict[str, Any]) -> dict[str, Any]:
+    app.pop("start_key", None)
+    app["state"] = app["state"] or ("running" if not app["end_time"] else "ended")
+    app["duration_s"] = seconds_between(app["start_time"], app["end_time"])
+    return app
+
+
 def spark_apps_view(conn: Connection, *, q: str | None = None, state: str | None = None,
-                    page: int = 1) -> dict[str, Any]:
-    """Spark applications, newest first, `SPARK_APPS_PAGE` a page: `q` matches the app id or name (contains),
-    `state` the app's state (`running`: no end yet). Each with the task (or run) it belongs to."""
-    page = max(1, page)
+                    cursor: str | None = None, limit: int = SPARK_APPS_PAGE) -> dict[str, Any]:
+    """Spark applications, newest first (start time, then id), a keyset page of `limit` from `cursor` (`next`
+    and `previous` continue): `q` matches the app id or name (contains), `state` the app's state (`running`: no
+    end yet). Each with the task (or run) it belongs to."""
     stmt = (select(spark_apps.c.id, spark_apps.c.app_id, spark_apps.c.attempt_id, spark_apps.c.name,
                    spark_apps.c.state, spark_apps.c.start_time, spark_apps.c.end_time, spark_apps.c.master,
-                   contexts.c.dag_id, contexts.c.task_id, contexts.c.run_pk, contexts.c.attempt_pk)
+                   contexts.c.dag_id, contexts.c.task_id, contexts.c.run_pk, contexts.c.attempt_pk,
+                   _APP_START.label("start_key"))
             .outerjoin(contexts, contexts.c.id == spark_apps.c.context_id))
     if q:
         stmt = stmt.where(spark_apps.c.app_id.contains(q, autoescape=True)
@@ -195,16 +218,8 @@ def spark_apps_view(conn: Connection, *, q: str | None = None, state: str | None
         stmt = stmt.where(spark_apps.c.end_time.is_not(None), spark_apps.c.state.is_(None))
     elif state:
         stmt = stmt.where(spark_apps.c.state == state)
-    rows = _rows(conn, stmt.order_by(spark_apps.c.start_time.desc(), spark_apps.c.id.desc())
-                 .limit(SPARK_APPS_PAGE + 1).offset((page - 1) * SPARK_APPS_PAGE))
-    more = len(rows) > SPARK_APPS_PAGE
-    items = rows[:SPARK_APPS_PAGE]
-    for app in items:
-        app["state"] = app["state"] or ("running" if not app["end_time"] else "ended")
-        app["duration_s"] = seconds_between(app["start_time"], app["end_time"])
-    return {"items": items, "page": page, "next_page": page + 1 if more else None,
-            "previous_page": page - 1 if page > 1 else None,
-            "filters": {"q": q, "state": state}, "states": SPARK_APP_STATES}
+    result = keyset_page(conn, stmt, SPARK_APPS_ORDER, cursor, limit, _spark_app_item)
+    return {**result, "filters": {"q": q, "state": state}, "states": SPARK_APP_STATES}
 
 
 # ---------------------------------------------------------------- DAGs
@@ -234,33 +249,97 @@ def _run_item(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+DAGS_PAGE = 50
+
+
+def _walk(conn: Connection, table: Any, bound: str, limit: int, backwards: bool, filters: list[Any]) -> list[str]:
+    """Up to `limit` distinct dag_ids of `table` after `bound` (before it when `backwards`), nearest first: a
+    recursive query that probes the dag_id index once per value (min/max of the next range), so its cost does
+    not grow with the number of runs."""
+    pick, beyond = (func.max, table.c.dag_id.__lt__) if backwards else (func.min, table.c.dag_id.__gt__)
+
+    def next_after(value: Any) -> Any:
+        return select(pick(table.c.dag_id)).where(beyond(value), *filters).scalar_subquery()
+
+    walk = select(next_after(bound).label("dag_id"), literal(1).label("n")).cte("walk", recursive=True)
+    walk = walk.union_all(select(next_after(walk.c.dag_id), walk.c.n + 1)
+                          .where(walk.c.dag_id.is_not(None), walk.c.n < limit))
+    return [r[0] for r in conn.execute(select(walk.c.dag_id).where(walk.c.dag_id.is_not(None)))]
+
+
+def _dag_ids(conn: Connection, bound: str, limit: int, backwards: bool, *, instance: str | None, q: str | None,
+             include_spark: bool, run_filtered: Select | None) -> list[str]:
+    """Up to `limit` dag_ids with runs or a definition after `bound` (before it when `backwards`), in order.
+    With run filters (state, time window), only dag_ids of the filtered runs, from those runs."""
+    if run_filtered is not None:
+        sub = run_filtered.where(dag_runs.c.dag_id < bound if backwards else dag_runs.c.dag_id > bound).subquery()
+        ordered = sub.c.dag_id.desc() if backwards else sub.c.dag_id
+        found = {r[0] for r in conn.execute(select(sub.c.dag_id).distinct().order_by(ordered).limit(limit))}
+    else:
+        run_filters: list[Any] = [] if include_spark else [dag_runs.c.synthetic.is_(False)]
+        def_filters: list[Any] = []
+        if instance:
+            run_filters.append(dag_runs.c.uid == instance)
+            def_filters.append(dags.c.uid == instance)
+        if q:
+            run_filters.append(dag_runs.c.dag_id.contains(q, autoescape=True))
+            def_filters.append(dags.c.dag_id.contains(q, autoescape=True))
+        found = {*_walk(conn, dag_runs, bound, limit, backwards, run_filters),
+                 *_walk(conn, dags, bound, limit, backwards, def_filters)}
+    ids = sorted(found)
+    return ids[-limit:] if backwards else ids[:limit]
+
+
 def dags_view(conn: Connection, *, instance: str | None = None, state: str | None = None, since: str | None = None,
-              until: str | None = None, q: str | None = None, include_spark: bool = True) -> dict[str, Any]:
-    """Every DAG (per instance) with its last runs: a state strip and a duration trend."""
-    ranked = _run_filters(
-        select(*(dag_runs.c[c] for c in _RUN_COLS),
-               func.row_number().over(partition_by=(dag_runs.c.uid, dag_runs.c.dag_id),
-                                      order_by=(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc())).label("rn")),
-        instance, state, since, until,
-    )
-    if q:
-        ranked = ranked.where(dag_runs.c.dag_id.contains(q, autoescape=True))
-    if not include_spark:
-        ranked = ranked.where(dag_runs.c.synthetic.is_(False))
-    sub = ranked.subquery()
-    runs = _rows(conn, select(sub).where(sub.c.rn <= HISTORY_RUNS).order_by(sub.c.dag_id, sub.c.uid, sub.c.sort_key))
+              until: str | None = None, q: str | None = None, include_spark: bool = True,
+              cursor: str | None = None, limit: int = DAGS_PAGE) -> dict[str, Any]:
+    """DAGs by dag_id, a keyset page of `limit` dag_ids after `cursor` (every instance of a dag_id on the same
+    page; `next`/`previous` continue), each (instance, DAG) with its last runs: a state strip and a trend."""
+    after, backwards = "", False
+    if cursor:
+        try:
+            (after,), backwards = keyset.decode(cursor, 1)
+        except ValueError:
+            raise HTTPException(422, {"message": "cursor: not a cursor of this listing", "field": "cursor"}) from None
+        if not isinstance(after, str):
+            raise HTTPException(422, {"message": "cursor: not a cursor of this listing", "field": "cursor"})
+    filtered = state or since or until
+    run_filter = None
+    if filtered:
+        run_filter = _run_filters(select(dag_runs.c.dag_id), instance, state, since, until)
+        if q:
+            run_filter = run_filter.where(dag_runs.c.dag_id.contains(q, autoescape=True))
+        if not include_spark:
+            run_filter = run_filter.where(dag_runs.c.synthetic.is_(False))
+    ids = _dag_ids(conn, after, limit + 1, backwards, instance=instance, q=q, include_spark=include_spark,
+                   run_filtered=run_filter)
+    more = len(ids) > limit
+    if backwards:
+        ids, more_before, more_after = ids[-limit:], more, True
+    else:
+        ids, more_before, more_after = ids[:limit], bool(cursor) and bool(ids), more
+    runs: list[dict[str, Any]] = []
+    for dag_id in ids:  # each an index range: the DAG's newest runs
+        stmt = _run_filters(select(*(dag_runs.c[c] for c in _RUN_COLS)).where(dag_runs.c.dag_id == dag_id),
+                            instance, state, since, until)
+        if not include_spark:
+            stmt = stmt.where(dag_runs.c.synthetic.is_(False))
+        runs += _rows(conn, stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc())
+                      .limit(HISTORY_RUNS * 4))
     counts = {(r[0], r[1]): r[2] for r in conn.execute(
         _run_filters(select(dag_runs.c.uid, dag_runs.c.dag_id, func.count()), instance, state, since, until)
-        .group_by(dag_runs.c.uid, dag_runs.c.dag_id)).all()}
+        .where(dag_runs.c.dag_id.in_(ids)).group_by(dag_runs.c.uid, dag_runs.c.dag_id)).all()} if ids else {}
     defs = {(d["uid"], d["dag_id"]): d for d in _rows(conn, select(
         dags.c.uid, dags.c.dag_id, dags.c.schedule, dags.c.is_paused, dags.c.next_run_date, dags.c.owners,
-        dags.c.tags, dags.c.description, dags.c.is_active))}
+        dags.c.tags, dags.c.description, dags.c.is_active).where(dags.c.dag_id.in_(ids)))} if ids else {}
     by_dag: dict[tuple, dict[str, Any]] = {}
-    for run in runs:
+    for run in reversed(runs):  # oldest first within each DAG, at most HISTORY_RUNS each
         key = (run["uid"], run["dag_id"])
         entry = by_dag.setdefault(key, {"uid": run["uid"], "dag_id": run["dag_id"], "runs": [],
                                         "synthetic": bool(run["synthetic"])})
         entry["runs"].append(_run_item(run))
+    for entry in by_dag.values():
+        entry["runs"] = sorted(entry["runs"], key=lambda r: (r["sort_key"], r["id"]))[-HISTORY_RUNS:]
     if not (state or since or until):
         for key in defs:
             if instance and key[0] != instance:
@@ -283,9 +362,11 @@ def dags_view(conn: Connection, *, instance: str | None = None, state: str | Non
             failed_recent=sum(1 for r in runs_ if r["state"] in FAILED),
         )
         items.append(entry)
-    items.sort(key=lambda e: (e["synthetic"], e["dag_id"].lower(), e["uid"] or ""))
-    return {"items": items, "filters": {"instance": instance, "state": state, "since": since, "until": until,
-                                        "q": q}, "history_runs": HISTORY_RUNS}
+    items.sort(key=lambda e: (e["dag_id"], e["uid"] or ""))
+    return {"items": items, "next": keyset.encode([ids[-1]]) if ids and more_after else None,
+            "previous": keyset.encode([ids[0]], backwards=True) if ids and more_before else None,
+            "filters": {"instance": instance, "state": state, "since": since, "until": until, "q": q},
+            "history_runs": HISTORY_RUNS}
 
 
 def _loads(value: str | None) -> Any:
@@ -297,13 +378,19 @@ def _loads(value: str | None) -> Any:
         return value
 
 
+RUNS_ORDER = (keyset.Order(dag_runs.c.sort_key, "sort_key", descending=True),
+              keyset.Order(dag_runs.c.id, "id", descending=True))
+
+
 def dag_view(conn: Connection, dag_id: str, *, instance: str | None = None, state: str | None = None,
-             since: str | None = None, until: str | None = None, limit: int = 100) -> dict[str, Any] | None:
-    """One DAG: run list (newest first), duration trend, and the Airflow-like grid (tasks x recent runs)."""
+             since: str | None = None, until: str | None = None, limit: int = 100,
+             cursor: str | None = None) -> dict[str, Any] | None:
+    """One DAG: a keyset page of its runs (newest first; `next`/`previous` continue), their duration trend, and
+    the Airflow-like grid (tasks x the page's most recent runs)."""
     stmt = _run_filters(select(*(dag_runs.c[c] for c in _RUN_COLS)).where(dag_runs.c.dag_id == dag_id),
                         instance, state, since, until)
-    runs = [_run_item(r) for r in _rows(conn, stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc())
-                                        .limit(limit))]
+    listing = keyset_page(conn, stmt, RUNS_ORDER, cursor, limit, _run_item)
+    runs = listing["items"]
     definition = _rows(conn, select(dags).where(dags.c.dag_id == dag_id)
                        .where(dags.c.uid == instance if instance else True))
     if not runs and not definition:
@@ -337,7 +424,8 @@ def dag_view(conn: Connection, dag_id: str, *, instance: str | None = None, stat
         "dag_id": dag_id, "instance": instance,
         "definition": {k: (_loads(v) if k in ("owners", "tags", "tasks") else v) for k, v in d.items()
                        if k not in ("stamp",)} if d else None,
-        "runs": runs, "trend": trend, "median_duration_s": _median(durations),
+        "runs": runs, "next": listing["next"], "previous": listing["previous"], "trend": trend,
+        "median_duration_s": _median(durations),
         "grid": {"runs": [{"id": r["id"], "run_id": r["run_id"], "logical_date": r["logical_date"],
                            "state": r["state"]} for r in grid_runs],
                  "tasks": [{"task_id": t, "cells": [cells.get(t, {}).get(r["id"]) for r in grid_runs]}
@@ -769,23 +857,34 @@ def _dataset_label(row: dict[str, Any]) -> str:
     return row.get("table_name") or row.get("path") or row.get("uri") or row.get("identity") or "?"
 
 
-def datasets_view(conn: Connection, *, q: str | None = None, limit: int = 500) -> dict[str, Any]:
-    """Datasets with how often they are read and written and the last row count seen."""
-    is_read = case((dataset_ops.c.operation == "read", 1), else_=0)
-    is_write = case((dataset_ops.c.operation == "write", 1), else_=0)
-    stats = select(dataset_ops.c.dataset_pk,
-                   func.count().label("ops"),
-                   func.sum(is_read).label("reads"),
-                   func.sum(is_write).label("writes"),
-                   func.max(dataset_ops.c.time).label("last_time")).group_by(dataset_ops.c.dataset_pk).subquery()
-    stmt = select(datasets, stats.c.ops, stats.c.reads, stats.c.writes, stats.c.last_time).join(
-        stats, stats.c.dataset_pk == datasets.c.id)
+DATASETS_PAGE = 100
+_DATASET_NAME = func.substr(datasets.c.identity, 1, 200)  # the index's expression (0016)
+DATASETS_ORDER = (keyset.Order(_DATASET_NAME, "name_key"), keyset.Order(datasets.c.id, "id"))
+
+
+def datasets_view(conn: Connection, *, q: str | None = None, cursor: str | None = None,
+                  limit: int = DATASETS_PAGE) -> dict[str, Any]:
+    """Datasets by name (identity), a keyset page from `cursor`, each with how often it is read and written and
+    when last (counted for the page's datasets only, through their operations' index)."""
+    stmt = select(datasets, _DATASET_NAME.label("name_key"))
     if q:
         stmt = stmt.where(datasets.c.identity.contains(q, autoescape=True))
-    rows = _rows(conn, stmt.order_by(stats.c.last_time.desc()).limit(limit))
+    result = keyset_page(conn, stmt, DATASETS_ORDER, cursor, limit)
+    rows = result["items"]
+    is_read = case((dataset_ops.c.operation == "read", 1), else_=0)
+    is_write = case((dataset_ops.c.operation == "write", 1), else_=0)
+    stats = {r.dataset_pk: r for r in conn.execute(
+        select(dataset_ops.c.dataset_pk, func.count().label("ops"), func.sum(is_read).label("reads"),
+               func.sum(is_write).label("writes"), func.max(dataset_ops.c.time).label("last_time"))
+        .where(dataset_ops.c.dataset_pk.in_([r["id"] for r in rows])).group_by(dataset_ops.c.dataset_pk))}
     for row in rows:
+        row.pop("name_key", None)
+        found_stats = stats.get(row["id"])
+        row.update(ops=found_stats.ops if found_stats else 0, reads=found_stats.reads if found_stats else 0,
+                   writes=found_stats.writes if found_stats else 0,
+                   last_time=found_stats.last_time if found_stats else None)
         row["label"] = _dataset_label(row)
-    return {"items": rows, "filters": {"q": q}}
+    return {**result, "filters": {"q": q}}
 
 
 def dataset_view(conn: Connection, pk: str) -> dict[str, Any] | None:
@@ -857,9 +956,10 @@ def time_filter(window: str | None, since: str | None, until: str | None) -> tup
 
 
 def dags_page(conn: Connection, instance: str | None, state: str | None, window: str | None, since: str | None,
-              until: str | None, q: str | None) -> dict[str, Any]:
+              until: str | None, q: str | None, cursor: str | None = None, limit: int = DAGS_PAGE) -> dict[str, Any]:
     since_i, until_i = time_filter(window, since, until)
-    view = dags_view(conn, instance=instance, state=state, since=since_i, until=until_i, q=q)
+    view = dags_view(conn, instance=instance, state=state, since=since_i, until=until_i, q=q, cursor=cursor,
+                     limit=limit)
     view["filters"]["window"] = window
     view["options"] = filter_options(conn)
     view["open_alerts"] = _open_alert_counts(conn)
@@ -876,9 +976,10 @@ def _open_alert_counts(conn: Connection) -> dict[str, int]:
 
 
 def dag_page(conn: Connection, dag_id: str, instance: str | None, state: str | None, window: str | None,
-             since: str | None, until: str | None) -> dict[str, Any]:
+             since: str | None, until: str | None, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
     since_i, until_i = time_filter(window, since, until)
-    view = found(dag_view(conn, dag_id, instance=instance, state=state, since=since_i, until=until_i), "DAG")
+    view = found(dag_view(conn, dag_id, instance=instance, state=state, since=since_i, until=until_i,
+                          cursor=cursor, limit=limit), "DAG")
     view["filters"]["window"] = window
     view["options"] = filter_options(conn)
     view["alerts"] = [a for a in alert_rules.list_alerts(conn, limit=50)
