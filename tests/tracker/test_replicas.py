@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from runlink.tracker.db import migration_state, upgrade
 from support.postgres import create_database, drop_database
 from support.tracker import Tracker
+from support.waiting import wait_for
 
 
 @pytest.fixture
@@ -97,33 +98,61 @@ def test_readyz_answers_503_while_the_schema_is_behind(tmp_path: Path) -> None:
         tracker.stop()
 
 
+def _unread_bytes(server_port: int, client_port: int) -> int | None:
+    """Bytes of one connection the server has not read yet: still queued on the client's side (tx_queue) or
+    waiting on the server's (rx_queue), from /proc/net/tcp; None while either side is not listed."""
+    unread: dict[str, int] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        tx_queue, rx_queue = (int(q, 16) for q in fields[4].split(":"))
+        if (local, remote) == (server_port, client_port):
+            unread["server"] = rx_queue
+        elif (local, remote) == (client_port, server_port):
+            unread["client"] = tx_queue
+    return sum(unread.values()) if len(unread) == 2 else None
+
+
+def _send(tracker: Tracker, batch: list[dict]) -> http.client.HTTPConnection:
+    connection = http.client.HTTPConnection("127.0.0.1", tracker.port, timeout=120)
+    connection.request("POST", "/api/v1/events", body=json.dumps({"events": batch}),
+                       headers={"Content-Type": "application/json", **tracker.headers()})
+    return connection
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_stopping_replica_finishes_the_batches_in_flight(tmp_path: Path, workers: int) -> None:
-    """SIGTERM while batches are being stored: each one sent before it is answered 202 and stored whole (uvicorn's
-    graceful shutdown; with --workers the supervisor forwards the signal), then the process exits."""
+    """SIGTERM while a batch is being stored: it is answered 202 and stored whole (uvicorn's graceful shutdown;
+    with --workers the supervisor forwards the signal); batches the server had not begun reading are refused
+    (the connection closes: the agent retries) and nothing of them is stored; then the process exits."""
     tracker = Tracker(tmp_path / "home", workers=workers).start()
     batches = [[event("metric", {"key": f"k{n}", "value": i}, context={"dag_id": f"drain_{n}"})
                 for i in range(4000)] for n in range(4)]
     connections = []
+    outcomes: list[int | str] = []
     try:
-        for batch in batches:  # every request fully sent (body and all) before the signal
-            connection = http.client.HTTPConnection("127.0.0.1", tracker.port, timeout=120)
-            connection.request("POST", "/api/v1/events", body=json.dumps({"events": batch}),
-                               headers={"Content-Type": "application/json", **tracker.headers()})
-            connections.append(connection)
+        connections.append(_send(tracker, batches[0]))
+        client_port = connections[0].sock.getsockname()[1]
+        wait_for(lambda: _unread_bytes(tracker.port, client_port) == 0, "the server read the first batch")
+        connections += [_send(tracker, batch) for batch in batches[1:]]
         tracker.process.send_signal(signal.SIGTERM)
-        statuses = [connection.getresponse().status for connection in connections]
+        for connection in connections:
+            try:
+                outcomes.append(connection.getresponse().status)
+            except (ConnectionError, http.client.HTTPException) as exc:
+                outcomes.append(type(exc).__name__)
         # uvicorn re-raises the signal once drained (exit by SIGTERM); the supervisor exits 0
         assert tracker.process.wait(timeout=60) in (0, -signal.SIGTERM), tracker.log_tail()
     finally:
         for connection in connections:
             connection.close()
         tracker.stop()
-    assert statuses == [202] * len(batches)
+    assert outcomes[0] == 202, outcomes
     engine = create_engine(tracker.db_url)
     try:
         with engine.connect() as conn:
-            stored = conn.execute(text("SELECT COUNT(*) FROM metrics WHERE key LIKE 'k%'")).scalar_one()
+            stored = dict(conn.execute(text("SELECT key, COUNT(*) FROM metrics GROUP BY key")).all())
     finally:
         engine.dispose()
-    assert stored == sum(len(batch) for batch in batches)
+    for n, outcome in enumerate(outcomes):  # whole or nothing, as answered
+        assert stored.get(f"k{n}", 0) == (len(batches[n]) if outcome == 202 else 0), (n, outcome)
