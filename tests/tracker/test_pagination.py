@@ -1,4 +1,5 @@
-"""Keyset pagination of every list, over HTTP on SQLite and PostgreSQL: walking all pages (small ones) returns each
+"""Keyset pagination of every list (DAG runs, DAGs, a DAG's runs, Spark applications, datasets, alerts, instances),
+over HTTP on SQLite and PostgreSQL: walking all pages (small ones) returns each
 row once, in the listing's order, and the same walked backwards with `previous`; rows inserted while a walk is under
 way (newer than its cursor) never make a row appear twice; a cursor the server did not make is a 422; the UI pages
 link to the next page.
@@ -16,6 +17,7 @@ from builders import event, full_run
 
 from support.postgres import BACKENDS, create_database, drop_database
 from support.tracker import Tracker
+from support.waiting import wait_for
 
 DAGS = [f"pg_dag_{n}" for n in range(7)]
 RUNS_PER_DAG = 4
@@ -141,7 +143,35 @@ def test_rows_inserted_during_a_walk_are_not_repeated(tracker: Tracker) -> None:
     assert len(app_ids) == len(set(app_ids))
 
 
-@pytest.mark.parametrize("path", ["/api/v1/views/spark-apps", "/api/v1/views/datasets", "/api/v1/views/dags",
+def test_alerts_newest_first(tracker: Tracker) -> None:
+    rule = requests.post(tracker.url + "/api/v1/alert-rules", json={"name": "failures", "kind": "task_failed"},
+                         headers=tracker.headers(), timeout=30)
+    assert rule.status_code == 201, rule.text
+    failures = [event("task_attempt.end", {"state": "failed", "end_date": "2026-10-20T01:00:00Z"}, agent="airflow",
+                      time="2026-10-20T01:00:00Z",
+                      context={"dag_id": dag_id, "execution_date": "2026-10-20T00:00:00+00:00", "uid": "prod",
+                               "task_id": f"t{n}", "try_number": "1"})
+                for dag_id in DAGS[:3] for n in range(3)]
+    assert tracker.post_events(failures).status_code == 202
+    wait_for(lambda: requests.post(tracker.url + "/api/v1/alerts/evaluate", headers=tracker.headers(),
+                                   timeout=60).ok and len(tracker.get_json("/api/v1/alerts")["items"]) >= 9,
+             "nine alerts", 60)
+    expected = len(tracker.get_json("/api/v1/alerts")["items"])
+    _check_walk(tracker, "/api/v1/alerts", lambda a: (a["opened_at"], a["id"]), expected, newest_first=True,
+                limit=2)
+
+
+def test_instances_by_name(tracker: Tracker) -> None:
+    for n in (3, 1, 4, 0, 2):
+        answer = requests.post(tracker.url + "/api/v1/airflow-instances",
+                               json={"name": f"airflow-{n}", "url": "http://x", "auth_kind": "none"},
+                               headers=tracker.headers(), timeout=30)
+        assert answer.status_code == 201, answer.text
+    _check_walk(tracker, "/api/v1/airflow-instances", lambda i: i["name"], 5, ident="name", limit=2)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/alerts", "/api/v1/airflow-instances", "/api/v1/views/alerts",
+                                  "/api/v1/views/spark-apps", "/api/v1/views/datasets", "/api/v1/views/dags",
                                   f"/api/v1/views/dags/{DAGS[0]}", "/api/v1/dag-runs"])
 def test_a_made_up_cursor_is_a_422(tracker: Tracker, path: str) -> None:
     answer = tracker.get(path, cursor="bm90IGEgY3Vyc29y")
@@ -155,7 +185,7 @@ def test_ui_pages_render_and_link_back(tracker: Tracker) -> None:
     login = session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1),
                                                           "next": "/ui/dags"}, allow_redirects=False, timeout=30)
     assert login.status_code == 303, login.text
-    for path in ("/ui/spark-apps", "/ui/datasets", "/ui/dags", f"/ui/dags/{DAGS[0]}"):
+    for path in ("/ui/spark-apps", "/ui/datasets", "/ui/dags", f"/ui/dags/{DAGS[0]}", "/ui/alerts", "/ui/instances"):
         page = session.get(tracker.url + path, timeout=30)
         assert page.status_code == 200, (path, page.text[:500])
     cursors = {"/ui/spark-apps": tracker.get_json("/api/v1/views/spark-apps", limit=5)["next"],

@@ -22,6 +22,7 @@ from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, St
 
 from runlink.instants import format_instant
 from runlink.sealing import seal
+from runlink.tracker import keyset
 from runlink.tracker.models import INSTANT, metadata
 
 API_VERSIONS = ("v1", "v2", "auto")
@@ -206,6 +207,21 @@ def remove_alias(conn: Connection, name: str, alias: str) -> str:
 
 def get_row(conn: Connection, name: str) -> Any:
     return conn.execute(select(airflow_instances).where(airflow_instances.c.name == name)).first()
+
+
+#: by name (unique)
+INSTANCES_ORDER = (keyset.Order(airflow_instances.c.name, "name"),)
+
+
+def instances_page(conn: Connection, cursor: str | None = None, limit: int = keyset.MAX_LIMIT) -> dict[str, Any]:
+    """A keyset page of the registered instances by name (`next`/`previous`; a bad cursor raises ValueError)."""
+    page = keyset.page(conn, select(airflow_instances), INSTANCES_ORDER, cursor, limit)
+    uids = sorted({row["uid"] for row in page["items"]})
+    by_uid: dict[str, list[str]] = {}
+    for alias, uid in conn.execute(select(instance_aliases.c.alias, instance_aliases.c.uid)
+                                   .where(instance_aliases.c.uid.in_(uids))):
+        by_uid.setdefault(uid, []).append(alias)
+    return {**page, "items": [public_view(row, by_uid.get(row["uid"])) for row in page["items"]]}
 
 
 def list_public(conn: Connection) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Connection, and_, or_
 from sqlalchemy.sql import ColumnElement, Select
 
-MAX_LIMIT = 500
+MAX_LIMIT = 1000
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.sql import Select
 
 from runlink.instants import now_instant
+from runlink.tracker import keyset
 from runlink.tracker.alerts.models import alert_notifications, alert_rules, alerts
 
 #: kind -> (what it watches, parameter names). Subjects: a task (dag, task, map index), a DAG, a dataset.
@@ -215,9 +217,7 @@ def resolve_rule_alerts(conn: Connection, rule_pk: str, why: str) -> None:
         state="resolved", resolved_at=now_instant(), resolved_by="system", resolution=why))
 
 
-def list_alerts(conn: Connection, *, state: str | None = None, rule_id: str | None = None,
-                dag_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Newest first; with the rule's name and kind, and the delivery status of each alert."""
+def _alerts_select(state: str | None, rule_id: str | None, dag_id: str | None) -> Select:
     stmt = (select(alerts, alert_rules.c.name.label("rule_name"), alert_rules.c.kind.label("rule_kind"))
             .outerjoin(alert_rules, alert_rules.c.id == alerts.c.rule_id))
     if state:
@@ -227,7 +227,11 @@ def list_alerts(conn: Connection, *, state: str | None = None, rule_id: str | No
     if dag_id:
         stmt = stmt.where(alerts.c.subject.like(f"%|{_like_escape(dag_id)}|%", escape="\\")
                           | alerts.c.subject.like(f"%|{_like_escape(dag_id)}", escape="\\"))
-    rows = [alert_dict(r) for r in conn.execute(stmt.order_by(alerts.c.opened_at.desc(), alerts.c.id).limit(limit))]
+    return stmt
+
+
+def _with_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each alert with the delivery status of its notifications."""
     if rows:
         ids = [r["id"] for r in rows]
         deliveries: dict[str, list[dict[str, Any]]] = {}
@@ -241,6 +245,26 @@ def list_alerts(conn: Connection, *, state: str | None = None, rule_id: str | No
         for r in rows:
             r["deliveries"] = deliveries.get(r["id"], [])
     return rows
+
+
+def list_alerts(conn: Connection, *, state: str | None = None, rule_id: str | None = None,
+                dag_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Newest first; with the rule's name and kind, and the delivery status of each alert."""
+    return alerts_page(conn, state=state, rule_id=rule_id, dag_id=dag_id, limit=limit)["items"]
+
+
+#: newest first, the id breaking ties (the index alerts (state, opened_at, id) / (opened_at, id), migration 0016)
+ALERTS_ORDER = (keyset.Order(alerts.c.opened_at, "opened_at", descending=True),
+                keyset.Order(alerts.c.id, "id", descending=True))
+
+
+def alerts_page(conn: Connection, *, state: str | None = None, rule_id: str | None = None,
+                dag_id: str | None = None, cursor: str | None = None, limit: int = 200) -> dict[str, Any]:
+    """A keyset page of alerts, newest first (`next`/`previous` continue; a bad cursor raises ValueError), each
+    with its rule's name and kind and its deliveries."""
+    page = keyset.page(conn, _alerts_select(state, rule_id, dag_id), ALERTS_ORDER, cursor, limit, alert_dict)
+    _with_deliveries(conn, page["items"])
+    return page
 
 
 def _like_escape(text: str) -> str:

@@ -111,11 +111,15 @@ def delete_rule(request: Request, pk: str) -> Response:
 @router.get("/alerts", dependencies=[Depends(require("read"))])
 def list_alerts(request: Request, state: str | None = Query(None, description="open | resolved"),
                 rule_id: str | None = None, dag_id: str | None = None,
-                limit: int = Query(200, ge=1, le=1000)) -> JSONBody:
-    """Alert events, newest first, each with its deliveries (channel, status, attempts, last error)."""
-    with request.app.state.db.read() as conn:
-        return JSONBody({"items": alert_rules.list_alerts(conn, state=state, rule_id=rule_id, dag_id=dag_id,
-                                                           limit=limit)})
+                limit: int = Query(200, ge=1, le=1000), cursor: str | None = None) -> JSONBody:
+    """Alert events, newest first, each with its deliveries (channel, status, attempts, last error); a keyset
+    page: pass `next` (or `previous`) back as `cursor`."""
+    try:
+        with request.app.state.db.read() as conn:
+            return JSONBody(alert_rules.alerts_page(conn, state=state, rule_id=rule_id, dag_id=dag_id, cursor=cursor,
+                                                    limit=limit))
+    except ValueError:
+        raise HTTPException(422, {"message": "cursor: not a cursor of this listing", "field": "cursor"}) from None
 
 
 @router.post("/alerts/{pk}/resolve", dependencies=[Depends(require("admin"))])

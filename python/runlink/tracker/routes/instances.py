@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from runlink.context import ContextError
 from runlink.context import stored_instant as instant
 from runlink.tracker import airflow_instances as registry
-from runlink.tracker import relink
+from runlink.tracker import keyset, relink
 from runlink.tracker.auth import bearer, require, token_scope
 from runlink.tracker.routes import JSONBody
 
@@ -85,9 +85,14 @@ def create_instance(request: Request, body: InstanceIn) -> JSONBody:
 
 
 @router.get("", dependencies=[Depends(any_scope)])
-def list_instances(request: Request) -> JSONBody:
-    with request.app.state.db.read() as conn:
-        return JSONBody({"items": registry.list_public(conn)})
+def list_instances(request: Request, cursor: str | None = None,
+                   limit: int = Query(keyset.MAX_LIMIT, ge=1, le=keyset.MAX_LIMIT)) -> JSONBody:
+    """Registered Airflow instances by name, a keyset page: pass `next` (or `previous`) back as `cursor`."""
+    try:
+        with request.app.state.db.read() as conn:
+            return JSONBody(registry.instances_page(conn, cursor, limit))
+    except ValueError:
+        raise HTTPException(422, {"message": "cursor: not a cursor of this listing", "field": "cursor"}) from None
 
 
 def _row(request: Request, name: str) -> Any:

@@ -112,6 +112,7 @@ async def api_dataset(request: Request, pk: str) -> JSONBody:
 
 
 @router.get("/alerts")
-async def api_alerts_page(request: Request) -> JSONBody:
-    """Open alerts, recently resolved ones and the rules (the Alerts page)."""
-    return JSONBody(await run_in_threadpool(_read, request, queries.alerts_page))
+async def api_alerts_page(request: Request, cursor: str | None = None) -> JSONBody:
+    """Open alerts, a keyset page of resolved ones (`next`/`previous` as `cursor`) and the rules (the Alerts
+    page)."""
+    return JSONBody(await run_in_threadpool(_read, request, queries.alerts_page, cursor))

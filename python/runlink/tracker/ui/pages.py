@@ -188,8 +188,8 @@ def page_dataset(conn: Any, session: sessions.Session, pk: str) -> dict[str, Any
 @router.get("/ui/alerts")
 @page("alerts.html")
 def page_alerts(conn: Any, session: sessions.Session, error: str | None = None, kind: str | None = None,
-                dag_id: str | None = None, task_id: str | None = None) -> dict[str, Any]:
-    return {"view": queries.alerts_page(conn), "nav": "alerts", "error": error,
+                dag_id: str | None = None, task_id: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+    return {"view": queries.alerts_page(conn, _empty(cursor)), "nav": "alerts", "error": error,
             "prefill": {"kind": kind or "task_failed", "dag_id": dag_id or "", "task_id": task_id or ""}}
 
 

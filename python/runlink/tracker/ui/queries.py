@@ -998,10 +998,14 @@ def stage_page(conn: Connection, app_pk: str, stage_id: int, attempt_id: int) ->
             "stage": stage, "jobs": jobs, "other_attempts": others}
 
 
-def alerts_page(conn: Connection) -> dict[str, Any]:
-    return {"open": alert_rules.list_alerts(conn, state="open"),
-            "recent": alert_rules.list_alerts(conn, state="resolved", limit=50),
-            "rules": alert_rules.list_rules(conn)}
+def alerts_page(conn: Connection, cursor: str | None = None) -> dict[str, Any]:
+    """Open alerts, a keyset page of the resolved ones (`next`/`previous` as `cursor`), the rules."""
+    try:
+        recent = alert_rules.alerts_page(conn, state="resolved", cursor=cursor, limit=50)
+    except ValueError:
+        raise HTTPException(422, {"message": "cursor: not a cursor of this listing", "field": "cursor"}) from None
+    return {"open": alert_rules.list_alerts(conn, state="open"), "recent": recent["items"], "next": recent["next"],
+            "previous": recent["previous"], "rules": alert_rules.list_rules(conn)}
 
 
 __all__ = [
