@@ -16,11 +16,12 @@ from typing import Any
 from runlink.airflow.injection.base import Undo
 from runlink.airflow.sql.patching import classes_defining, hook_target, loaded, patch_method
 from runlink.airflow.sql.recorder import StatementRecorder
+from runlink.airflow.sql.submitted import Submitted
 
 MODULE = "airflow.providers.common.sql.hooks.sql"
 
 
-def patch(recorder: StatementRecorder, undo: Undo) -> None:
+def patch(recorder: StatementRecorder, undo: Undo, submitted: Submitted) -> None:
     module = loaded(MODULE)
     if module is None:
         try:  # common-sql is light and every SQL operator imports it: importing it here costs nothing new
@@ -70,8 +71,9 @@ def query_id(cur: Any) -> str | None:
 
 
 def _redshift_last_query_id(cur: Any) -> str | None:
-    """redshift_connector: `pg_last_query_id()` on another cursor of the session (the statement's own id)."""
-    conn = getattr(cur, "connection", None)
+    """redshift_connector: `pg_last_query_id()` on another cursor of the session (the statement's own id).
+    The session is the cursor's `_c` (its `connection` property warns that it is a DB-API extension)."""
+    conn = getattr(cur, "_c", None)
     if conn is None:
         return None
     try:
