@@ -58,8 +58,7 @@ def app_tree(tracker: Any, dag_id: str, app_id: str, rest: dict) -> tuple[dict, 
     return None
 
 
-def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_etl",
-              python_listener: bool = False) -> tuple[dict, dict, dict]:
+def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_etl") -> tuple[dict, dict, dict]:
     assert submitted.returncode == 0, submitted.log[-6000:]
     rest = json.loads((submitted.out / "spark_rest.json").read_text())
     app_id = rest["app_id"]
@@ -106,16 +105,16 @@ def check_app(tracker: Any, dag_id: str, submitted: Any, task_id: str = "spark_e
     assert (logged["name"], logged["rows"], logged["operation"]) == ("totals", 7, "read")
     assert logged["column_stats"]["n"]["min"] == 142 and len(logged["schema"]) == 3, logged
 
-    # call sites: PySpark's own for the actions it marks (collect), every action's with runlink's wrappers
+    # call sites (`file:line function`): every action's, with runlink's wrappers (installed by runlink's conf at
+    # the driver's start-up, or by track_session)
     marks = callsite_lines(APP)
     app_path = str(Path(__file__).parent / "apps" / APP)
-    assert failures[0]["callsite"] == f"{app_path}:{marks['failing']}"
-    if python_listener:
-        (write_orders,) = writes(queries, "orders")
-        by_output = {o["id"]: q for q in queries for o in q["outputs"]}
-        (write_totals,) = writes(queries, "totals")
-        assert by_output[write_orders["id"]]["callsite"] == f"{app_path}:{marks['write_orders']}"
-        assert by_output[write_totals["id"]]["callsite"] == f"{app_path}:{marks['write_totals']}"
+    assert failures[0]["callsite"] == f"{app_path}:{marks['failing']} <module>"
+    (write_orders,) = writes(queries, "orders")
+    by_output = {o["id"]: q for q in queries for o in q["outputs"]}
+    (write_totals,) = writes(queries, "totals")
+    assert by_output[write_orders["id"]]["callsite"] == f"{app_path}:{marks['write_orders']} <module>"
+    assert by_output[write_totals["id"]]["callsite"] == f"{app_path}:{marks['write_totals']} <module>"
     return tree, attempt, app
 
 
@@ -127,7 +126,7 @@ def test_airflow_env_context(tracker: Any, tmp_path: Path, unique: str) -> None:
     assert not any("AIRFLOW_CTX" in a for a in conf_args)  # the context travels in the environment here
     env = clean_env(tmp_path / "home", RUNLINK_TOKEN=tracker.token, **airflow_ctx(dag_id))
     submitted = spark_submit(APP, tmp_path / "out", conf_args, env, "--track-python")
-    tree, attempt, app = check_app(tracker, dag_id, submitted, python_listener=True)
+    tree, attempt, app = check_app(tracker, dag_id, submitted)
     assert tree["dag_id"] == dag_id
     assert tree["run_id"] == "scheduled__2026-11-22T10:00:00+00:00"
     assert attempt["try_number"] == 1

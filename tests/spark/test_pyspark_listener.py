@@ -81,8 +81,9 @@ def by_callsite(queries: list[dict]) -> dict[str, list[dict]]:
 
 
 def script_sites(script: Path) -> dict[str, str]:
-    """`# SITE:name` markers of a script -> `file:line`, the call site runlink should report for that line."""
-    return {line.split("# SITE:")[1].strip(): f"{script}:{number}"
+    """`# SITE:name` markers of a script (module level) -> `file:line <module>`, the call site runlink should
+    report for that line."""
+    return {line.split("# SITE:")[1].strip(): f"{script}:{number} <module>"
             for number, line in enumerate(script.read_text().splitlines(), start=1) if "# SITE:" in line}
 
 
@@ -162,7 +163,7 @@ def test_sql_queries_with_python_callsite(session: Any, sqlite_tracker: Any, tmp
     assert_df_equality(session.createDataFrame(rows), expected, ignore_row_order=True, ignore_nullable=True)
 
     here = os.path.abspath(__file__)
-    where = {name: f"{here}:{line}" for name, line in
+    where = {name: f"{here}:{line} test_sql_queries_with_python_callsite" for name, line in
              (("write", write_line), ("collect", collect_line), ("count", count_line), ("fail", fail_line))}
     queries = _app_queries(sqlite_tracker, APP_NAME, session.sparkContext.applicationId, set(where.values()))
     # the jar is on this driver: the JVM query listener reports every query, once, with the Python line

@@ -36,6 +36,11 @@ def _datasets(items: list[dict[str, Any]]) -> str:
     return ", ".join(o.get("path") or o.get("table") or o.get("uri") or "?" for o in items)
 
 
+def _at(item: dict[str, Any]) -> str:
+    """` at file:line function`: the user's code line that ran a job, query or stage, when known."""
+    return f" at {units.clip(item['callsite'], 120)}" if item.get("callsite") else ""
+
+
 def _app_lines(app: dict[str, Any], full: bool) -> list[str]:
     stages = app.get("stages", [])
     failed = sum(1 for s in stages if s["status"] == "failed")
@@ -49,7 +54,7 @@ def _app_lines(app: dict[str, Any], full: bool) -> list[str]:
         f"shuffle write {units.size(sum((s['metrics'].get('shuffle_write_bytes') or 0) for s in stages))}",
     ]
     for job in app.get("jobs", [])[:20]:
-        lines.append(f"  job {job['job_id']} {job.get('result') or 'running'}"
+        lines.append(f"  job {job['job_id']} {job.get('result') or 'running'}" + _at(job)
                      + (f": {_error_text(job['failure_reason'], full)}" if job.get("failure_reason") else ""))
     if len(app.get("jobs", [])) > 20:
         lines.append(f"  ... {len(app['jobs']) - 20} more jobs")
@@ -57,8 +62,14 @@ def _app_lines(app: dict[str, Any], full: bool) -> list[str]:
         ins, outs = _datasets(query.get("inputs", [])), _datasets(query.get("outputs", []))
         status = "ok" if query.get("success") else "FAILED"
         took = None if query.get("duration_ms") is None else query["duration_ms"] / 1000
-        lines.append(f"  query {query.get('action') or '?'} {status} {units.duration(took)}"
+        lines.append(f"  query {query.get('action') or '?'} {status} {units.duration(took)}" + _at(query)
                      + (f" in: {ins}" if ins else "") + (f" out: {outs}" if outs else ""))
+    skewed = max((s for s in stages if s.get("task_skew")), key=lambda s: s["task_skew"], default=None)
+    if skewed is not None:
+        tasks = ((skewed.get("distribution") or {}).get("metrics") or {}).get("duration_ms") or {}
+        lines.append(f"  most uneven stage {skewed['stage_id']}{_at(skewed)}: slowest task "
+                     f"{units.duration((tasks.get('max') or 0) / 1000)}, {skewed['task_skew']:.1f}x the median "
+                     f"{units.duration((tasks.get('p50') or 0) / 1000)}")
     for stream in app.get("streaming", [])[:20]:
         lines.append(_streaming_line(stream))
     return lines
