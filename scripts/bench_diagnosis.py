@@ -9,7 +9,7 @@ Server-Timing (the diagnosis in its worker thread) is read, with the client-side
 load average is printed with the figures: other work on it weighs on every request.
 
     .venv/bin/python scripts/bench_diagnosis.py [--runs 50] [--stages 200] [--requests 50]
-        [--db sqlite --db postgresql+psycopg://postgres@127.0.0.1:5432/bench] [--json]
+        [--db sqlite --db postgresql+psycopg://postgres@127.0.0.1:5432/bench] [--totals-only] [--json]
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ from runlink.tracker.process import TrackerProcess  # noqa: E402
 from support.task_history import task_run  # noqa: E402
 
 
-def _feed(tracker: TrackerProcess, dag_id: str, runs: int, stages: int) -> float:
+def _feed(tracker: TrackerProcess, dag_id: str, runs: int, stages: int, measured: bool) -> float:
     """Ingest the task's runs (one batch per run); returns the seconds it took."""
     started = time.perf_counter()
     session = requests.Session()
     for index in range(runs):
-        events = task_run(dag_id, index, grown=index == runs - 1, fillers=stages - 2)
+        events = task_run(dag_id, index, grown=index == runs - 1, fillers=stages - 2, measured=measured)
         response = session.post(tracker.url + "/api/v1/events", json={"events": events},
                                 headers={"Authorization": f"Bearer {tracker.token}"}, timeout=300)
         response.raise_for_status()
@@ -68,7 +68,7 @@ def run_once(db: str | None, args: argparse.Namespace) -> dict[str, Any]:
             tracker = TrackerProcess(Path(tmp) / "home", url).start()
             try:
                 dag_id = f"bench_diag_{uuid.uuid4().hex[:8]}"
-                fed_s = _feed(tracker, dag_id, args.runs, args.stages)
+                fed_s = _feed(tracker, dag_id, args.runs, args.stages, not args.totals_only)
                 attempt = _last_attempt(tracker, dag_id)
                 session = requests.Session()
                 headers = {"Authorization": f"Bearer {tracker.token}"}
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", type=int, default=200, help="stages per run (at least 2)")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--totals-only", action="store_true", help="stages without call sites and task "
+                                                                   "distributions (an older listener)")
     parser.add_argument("--db", action="append", help="sqlite or a PostgreSQL URL (a scratch database is made "
                                                       "on its server); repeat for both (default: sqlite)")
     parser.add_argument("--json", action="store_true")

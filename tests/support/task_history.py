@@ -102,7 +102,8 @@ def task_run(dag_id: str, index: int, *, grown: bool = False, failed: bool = Fal
     at = group_start + timedelta(seconds=group_wall)
     for k in range(fillers):
         events.append(_stage(app, ctx, 2 + k, f"map at etl.py:{100 + k}", at, 0.05, tasks=2, run_s=0.08,
-                             input_records=1000))
+                             input_records=1000, callsite=f"/jobs/etl.py:{100 + k} enrich",
+                             distribution=_distribution(2, (35, 40, 45), (0, 0, 0), 0) if measured else None))
         at += timedelta(seconds=0.05)
     end = at + timedelta(seconds=10)
     state = "failed" if failed else "success"

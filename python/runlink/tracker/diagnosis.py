@@ -49,7 +49,13 @@ def diagnose(conn: Connection, attempt_pk: str, n: int = DEFAULT_HISTORY) -> dic
     if attempt is None:
         return None
     history = trends.earlier_successes(conn, attempt, n)
-    work = trends.spark_work(conn, [attempt_pk, *(h["id"] for h in history)])
+    work = trends.spark_work(conn, [attempt_pk, *(h["id"] for h in history)], distributions={attempt_pk})
+    mine = work[attempt_pk]
+    skewed = {stage_label(s) for s in mine.stages
+              if (found := skew_of(s, mine.slots.get(s["app_pk"]))) and found["ratio"] >= SKEW}
+    if skewed:  # the same stages in earlier runs: how skewed they usually are
+        trends.load_distributions(conn, [s for h in history for s in work[h["id"]].stages
+                                         if stage_label(s) in skewed or s.get("name") in skewed])
     return compare(attempt, history, work)
 
 
@@ -103,6 +109,7 @@ def _verdict(attempt: dict[str, Any], duration: float | None, median: float | No
 # ---------------------------------------------------------------- stages
 
 MATCHES = ("callsite", "name")
+_GROWTH_FIGURES = ("input_bytes", "input_records", "shuffle_read_bytes", "shuffle_write_bytes")
 
 
 def stage_keys(stages: Sequence[dict[str, Any]]) -> list[dict[str, tuple[str, int]]]:
@@ -159,7 +166,7 @@ def skew_of(stage: dict[str, Any], slots: int | None) -> dict[str, Any] | None:
     when the stage has one (task duration when its slowest task took SKEW_MIN_STAGE_S or more and is skewed, else the
     most skewed of the data a task read); else estimated from totals: when the stage's wall time is well above its
     executor time spread over its task slots, one task ran about the whole wall time and the others shared the rest."""
-    distribution = stage.get("distribution")
+    distribution = trends.distribution_of(stage)
     if isinstance(distribution, dict) and distribution.get("tasks"):
         quantiles, skews = distribution.get("metrics") or {}, distribution.get("skew") or {}
         duration = quantiles.get("duration_ms") or {}
@@ -212,7 +219,7 @@ def _stage_causes(stage: dict[str, Any], base: list[dict[str, Any]], slots: int 
                   base_slots: list[int | None]) -> list[dict[str, Any]]:
     """What changed in this stage against the same stage in earlier runs (medians), each with its evidence."""
     f = stage["figures"]
-    med = {name: _median_of([b["figures"][name] for b in base]) for name in trends.STAGE_FIGURES}
+    med = {name: _median_of([b["figures"][name] for b in base]) for name in _GROWTH_FIGURES}
     causes = []
     if base:
         grown = (_grown("input_bytes", f["input_bytes"], med["input_bytes"], GROWTH_MIN_BYTES)
@@ -233,11 +240,11 @@ def _stage_causes(stage: dict[str, Any], base: list[dict[str, Any]], slots: int 
                        "text": f"spill {how}: {units.size(spill)}"
                                + (f" (was {units.size(base_spill)})" if how == "grew" else "")})
     skew = skew_of(stage, slots)
-    if skew is not None:
+    if skew is not None and skew["ratio"] >= SKEW:
         before = [k["ratio"] for k in (skew_of(b, bs) for b, bs in zip(base, base_slots, strict=True))
                   if k is not None and k["what"] == skew["what"]]
         usual = _median_of(before) if before else None
-        if skew["ratio"] >= SKEW and (usual is None or skew["ratio"] >= usual * GROWTH):
+        if usual is None or skew["ratio"] >= usual * GROWTH:
             causes.append({"cause": "skew", **skew, "usual": usual,
                            "text": "skew: " + skew_text(skew) + (f" (usually {usual:.1f}x)" if usual is not None
                                                                  else "")})
@@ -253,7 +260,7 @@ def _stage_causes(stage: dict[str, Any], base: list[dict[str, Any]], slots: int 
                                    + (f" (usually {usual_gc:.0%})" if usual_gc is not None else "")})
     failed_usual = _median_of([b["failed_tasks"] for b in base])
     if stage["failed_tasks"] > failed_usual or stage["failed_attempts"]:
-        reason = stage.get("failure_reason") or _failed_reasons(stage.get("distribution"))
+        reason = stage.get("failure_reason") or _failed_reasons(trends.distribution_of(stage))
         causes.append({"cause": "failed tasks", "failed_tasks": stage["failed_tasks"],
                        "failed_attempts": stage["failed_attempts"], "usual": failed_usual, "reason": reason,
                        "text": f"{stage['failed_tasks']} failed task(s)"

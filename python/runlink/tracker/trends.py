@@ -6,12 +6,13 @@ Every read is bounded: a number of attempts (at most MAX_RUNS), then their Spark
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, inspect, or_, select
+from sqlalchemy import Connection, and_, inspect, literal_column, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from runlink.instants import seconds_between
 from runlink.tracker.models import (
@@ -135,9 +136,11 @@ def _optional_stage_columns(conn: Connection) -> list[str]:
     return _OPTIONAL_STAGE_COLUMNS[key]
 
 
-def spark_work(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, SparkWork]:
+def spark_work(conn: Connection, attempt_pks: Sequence[str],
+               distributions: Collection[str] | None = None) -> dict[str, SparkWork]:
     """Each attempt's Spark work: the applications it owns (less other tasks' work there) and its share of the
-    shared ones it used; stages in application then stage order."""
+    shared ones it used; stages in application then stage order. `distributions`: the attempts whose stages' task
+    distributions are read (default all; the JSON is most of a stage row: load_distributions reads more later)."""
     work = {pk: SparkWork() for pk in attempt_pks}
     if not attempt_pks:
         return work
@@ -162,18 +165,20 @@ def spark_work(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, SparkW
         return work
     app_pks = sorted(apps, key=lambda pk: (apps[pk]["start_time"] or "", pk))
     optional = _optional_stage_columns(conn)
-    columns = [spark_stages.c[c] for c in ("spark_app_pk", "stage_id", "attempt_id", "name", "status", "num_tasks",
-                                           "failed_tasks", "submission_time", "completion_time", "failure_reason",
-                                           "job_ids", "context_id", *STAGE_FIGURES, *optional)]
     merged: dict[tuple[str, int], dict[str, Any]] = {}
-    for chunk in _chunks(app_pks):
-        for row in _rows(conn, select(*columns).where(spark_stages.c.spark_app_pk.in_(chunk))
-                         .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)):
-            app = apps[row["spark_app_pk"]]
-            mine = row["context_id"] in ctx_of and ctx_of[row["context_id"]] == app["attempt"]
-            if not (mine or (app["owned"] and row["context_id"] is None)):
-                continue
-            _merge_stage(merged, row)
+    for wanted, chunk in _app_chunks(app_pks, apps, distributions):
+        names = optional if wanted else [c for c in optional if c != "distribution"]
+        columns = [*(spark_stages.c[c] for c in _STAGE_BASE[:6]), _wall_seconds(conn.dialect.name),
+                   *(spark_stages.c[c] for c in (*_STAGE_BASE[7:], *STAGE_FIGURES, *names))]
+        rows = conn.execute(select(*columns).where(spark_stages.c.spark_app_pk.in_(chunk))
+                            .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id,
+                                      spark_stages.c.attempt_id)).fetchall()
+        for row in rows:  # driver tuples: a comparison reads thousands of stages
+            app = apps[row[0]]
+            context_id = row[8]
+            mine = context_id in ctx_of and ctx_of[context_id] == app["attempt"]
+            if mine or (app["owned"] and context_id is None):
+                _merge_stage(merged, row, names)
     order = {pk: i for i, pk in enumerate(app_pks)}
     for (app_pk, _), stage in sorted(merged.items(), key=lambda item: (order[item[0][0]], item[0][1])):
         work[apps[app_pk]["attempt"]].stages.append(stage)
@@ -182,37 +187,85 @@ def spark_work(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, SparkW
     return work
 
 
-def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: dict[str, Any]) -> None:
+def _app_chunks(app_pks: list[str], apps: dict[str, dict[str, Any]],
+                distributions: Collection[str] | None) -> Iterable[tuple[bool, Sequence[str]]]:
+    """The applications in chunks, those whose distributions are read apart."""
+    wanted = [pk for pk in app_pks if distributions is None or apps[pk]["attempt"] in distributions]
+    others = [pk for pk in app_pks if pk not in set(wanted)]
+    for flag, pks in ((True, wanted), (False, others)):
+        for chunk in _chunks(pks):
+            yield flag, chunk
+
+
+def load_distributions(conn: Connection, stages: Sequence[dict[str, Any]]) -> None:
+    """Read the task distributions of these merged stages (left out by spark_work) into them."""
+    if "distribution" not in _optional_stage_columns(conn) or not stages:
+        return
+    by_key = {(s["app_pk"], s["stage_id"]): s for s in stages}
+    for chunk in _chunks(sorted({s["app_pk"] for s in stages})):
+        ids = sorted({s["stage_id"] for s in stages if s["app_pk"] in chunk})
+        for app_pk, stage_id, text in conn.execute(
+                select(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.distribution)
+                .where(spark_stages.c.spark_app_pk.in_(chunk), spark_stages.c.stage_id.in_(ids[:900]),
+                       spark_stages.c.distribution.is_not(None))
+                .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id, spark_stages.c.attempt_id)):
+            stage = by_key.get((app_pk, stage_id))
+            if stage is not None:
+                stage["distribution"] = text
+
+
+_STAGE_BASE = ("spark_app_pk", "stage_id", "name", "status", "num_tasks", "failed_tasks", "wall_s",
+               "failure_reason", "context_id")
+_FIGURES_AT = len(_STAGE_BASE)
+
+
+def _wall_seconds(dialect: str) -> ColumnElement:
+    """A stage's wall time in seconds, computed by the database (parsing thousands of instants in Python was a
+    third of a comparison's time)."""
+    if dialect == "sqlite":
+        return literal_column("(julianday(completion_time) - julianday(submission_time)) * 86400.0")
+    return literal_column("EXTRACT(EPOCH FROM (CAST(completion_time AS timestamptz) "
+                          "- CAST(submission_time AS timestamptz)))")
+
+
+def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: Sequence[Any], optional: list[str]) -> None:
     """Attempts of one stage become one: figures and wall times summed, failed attempts counted, the last attempt's
-    status, the latest distribution."""
-    key = (row["spark_app_pk"], row["stage_id"])
-    wall = seconds_between(row["submission_time"], row["completion_time"])
-    distribution = row.get("distribution")
-    if isinstance(distribution, str):
-        distribution = orjson.loads(distribution)
-    stage = merged.get(key)
+    status, the latest distribution (kept as its JSON text until distribution_of reads it)."""
+    app_pk, stage_id, name, status, num_tasks, failed_tasks, wall, reason = row[:8]
+    extra = dict(zip(optional, row[_FIGURES_AT + len(STAGE_FIGURES):], strict=True))
+    figures = [value or 0 for value in row[_FIGURES_AT:_FIGURES_AT + len(STAGE_FIGURES)]]
+    wall = max(float(wall), 0.0) if wall is not None else 0.0
+    stage = merged.get((app_pk, stage_id))
     if stage is None:
-        merged[key] = {
-            "app_pk": row["spark_app_pk"], "stage_id": row["stage_id"], "name": row["name"],
-            "callsite": row.get("callsite"), "status": row["status"], "num_tasks": row["num_tasks"] or 0,
-            "failed_tasks": row["failed_tasks"] or 0, "failed_attempts": int(row["status"] == "failed"),
-            "failure_reason": row["failure_reason"], "wall_s": wall or 0.0,
-            "job_ids": orjson.loads(row["job_ids"]) if row["job_ids"] else [],
-            "figures": {name: row[name] or 0 for name in STAGE_FIGURES}, "distribution": distribution,
-            "task_skew": row.get("task_skew"),
+        merged[(app_pk, stage_id)] = {
+            "app_pk": app_pk, "stage_id": stage_id, "name": name, "callsite": extra.get("callsite"),
+            "status": status, "num_tasks": num_tasks or 0, "failed_tasks": failed_tasks or 0,
+            "failed_attempts": int(status == "failed"), "failure_reason": reason, "wall_s": wall,
+            "figures": dict(zip(STAGE_FIGURES, figures, strict=True)), "distribution": extra.get("distribution"),
+            "task_skew": extra.get("task_skew"),
         }
         return
-    stage["status"] = row["status"]
-    stage["num_tasks"] = max(stage["num_tasks"], row["num_tasks"] or 0)
-    stage["failed_tasks"] += row["failed_tasks"] or 0
-    stage["failed_attempts"] += int(row["status"] == "failed")
-    stage["failure_reason"] = stage["failure_reason"] or row["failure_reason"]
-    stage["wall_s"] += wall or 0.0
-    stage["callsite"] = stage["callsite"] or row.get("callsite")
-    stage["distribution"] = distribution or stage["distribution"]
-    stage["task_skew"] = row.get("task_skew") if row.get("task_skew") is not None else stage["task_skew"]
-    for name in STAGE_FIGURES:
-        stage["figures"][name] += row[name] or 0
+    stage["status"] = status
+    stage["num_tasks"] = max(stage["num_tasks"], num_tasks or 0)
+    stage["failed_tasks"] += failed_tasks or 0
+    stage["failed_attempts"] += int(status == "failed")
+    stage["failure_reason"] = stage["failure_reason"] or reason
+    stage["wall_s"] += wall
+    stage["callsite"] = stage["callsite"] or extra.get("callsite")
+    stage["distribution"] = extra.get("distribution") or stage["distribution"]
+    if extra.get("task_skew") is not None:
+        stage["task_skew"] = extra["task_skew"]
+    totals = stage["figures"]
+    for figure, value in zip(STAGE_FIGURES, figures, strict=True):
+        totals[figure] += value
+
+
+def distribution_of(stage: dict[str, Any]) -> dict[str, Any] | None:
+    """A merged stage's task distribution, decoded on first use (most stages of a comparison never need it)."""
+    distribution = stage.get("distribution")
+    if isinstance(distribution, str):
+        distribution = stage["distribution"] = orjson.loads(distribution)
+    return distribution
 
 
 def _jobs(conn: Connection, apps: dict[str, dict[str, Any]], ctx_of: dict[str, str],
