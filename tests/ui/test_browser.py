@@ -179,7 +179,7 @@ def test_alert_rule_made_in_ui_fires_on_failing_run(page: Any, ui_tracker: Any, 
         expect(row).to_contain_text("webhook fired: sent")
         shot(page, "12-alerts-firing")
         row.get_by_role("link", name="task attempt").click()
-        expect(page.locator(".callout.bad")).to_contain_text("partner feed is empty")
+        expect(page.locator("section.callout.bad[aria-labelledby=err-h]")).to_contain_text("partner feed is empty")
         shot(page, "13-failed-attempt")
         page.goto(ui_tracker.url + "/ui/alerts")
         firing = page.locator("#open-alerts tbody tr", has_text="ui_failing.load_partner_feed")
@@ -201,11 +201,12 @@ def test_keyboard_navigation(page: Any, ui_tracker: Any, etl: dict) -> None:
     assert page.evaluate("document.activeElement.id") == "main"
     page.goto(ui_tracker.url + "/ui/dags")
     seen = []
-    for _ in range(8):
+    for _ in range(10):
         page.keyboard.press("Tab")
         seen.append(page.evaluate("document.activeElement.textContent.trim()"))
-    assert seen[:6] == ["Skip to content", "runlink", "DAGs", "Instances", "Datasets", "Alerts"], seen
-    page.keyboard.press("Shift+Tab") if seen[6] != "Alerts" else None
+    assert seen[:8] == ["Skip to content", "runlink", "DAGs", "Instances", "Spark apps", "Datasets", "Lineage",
+                        "Alerts"], seen
+    page.keyboard.press("Shift+Tab") if seen[8] != "Alerts" else None
     while page.evaluate("document.activeElement.textContent.trim()") != "Alerts":
         page.keyboard.press("Shift+Tab")
     page.keyboard.press("Enter")
