@@ -12,11 +12,23 @@ from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:8686"
 
-#: primary environment name -> aliases, read in order when the primary is unset
+#: primary environment name -> aliases, read in order when the primary is unset: the `DBND__*` names that mean
+#: something here (README "Coming from Databand" lists them; the others are not read)
 ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "RUNLINK_URL": ("DBND__CORE__DATABAND_URL",),
     "RUNLINK_TOKEN": ("DBND__CORE__DATABAND_ACCESS_TOKEN",),
     "RUNLINK_TRACKING": ("DBND__TRACKING",),
+    # dataset operations (runlink.dataset_op / log_dataset_op / log_dataframe): what is measured by default
+    "RUNLINK_DATASET_PREVIEW": ("DBND__TRACKING__LOG_VALUE_PREVIEW",),
+    "RUNLINK_DATASET_SCHEMA": ("DBND__TRACKING__LOG_VALUE_SCHEMA",),
+    "RUNLINK_DATASET_STATS": ("DBND__TRACKING__LOG_VALUE_STATS",),
+    # the Airflow plugin (runlink.airflow.settings)
+    "RUNLINK_AIRFLOW_CAPTURE_SOURCE": ("DBND__TRACKING__TRACK_SOURCE_CODE",),
+    "RUNLINK_AIRFLOW_CAPTURE_LOGS": ("DBND__TRACKING__CAPTURE_TRACKING_LOG",),
+    "RUNLINK_AIRFLOW_LOG_BYTES": ("DBND__LOG__PREVIEW_TAIL_BYTES",),
+    # the monitor DAG (runlink.airflow.get_monitor_dag)
+    "RUNLINK_MONITOR_INTERVAL": ("DBND__AIRFLOW_MONITOR__INTERVAL",),
+    "RUNLINK_MONITOR_LOGS": ("DBND__AIRFLOW_MONITOR__INCLUDE_LOGS",),
 }
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}

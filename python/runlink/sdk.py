@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runlink import delivery, tracking
+from runlink import delivery
 from runlink.context import ENV_KEYS, from_env
 from runlink.masking import mask_metric, mask_value
+from runlink.span_context import current_span
 
 log = logging.getLogger("runlink")
 
@@ -57,7 +58,7 @@ def log_metric(key: str, value: Any) -> None:
         client = delivery._client or delivery.get_client()
         if client.tracking:
             key, value = mask_metric(key, value)
-            span = tracking.current_span.get()
+            span = current_span.get()
             if span is None:
                 client.emit_lazy("metric", {"key": key, "value": value}, time.time(), current_context())
             else:  # inside a tracked function: the metric is the span's (and its run's, outside Airflow)
@@ -74,7 +75,7 @@ def log_metrics(metrics: Mapping[str, Any]) -> None:
         if not client.tracking:
             return
         now = time.time()
-        span = tracking.current_span.get()
+        span = current_span.get()
         context = current_context() if span is None else span.context
         extra = {} if span is None else {"span_id": span.span_id}
         for key, value in dict(metrics).items():
@@ -105,7 +106,7 @@ def log_dataframe(
             return
         if operation not in ("read", "write", "unknown"):
             operation = "unknown"
-        span = tracking.current_span.get()
+        span = current_span.get()
         context = current_context() if span is None else span.context
         if spark_ref is not None and context is None:  # an Airflow context passed as `spark.env.AIRFLOW_CTX_*`
             context = spark_ref.pop("context", None)

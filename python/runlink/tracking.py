@@ -23,11 +23,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
 from runlink import delivery, sdk
+from runlink.config import env_value, parse_bool
 from runlink.masking import MASK, is_secret_key, mask_text, mask_value
+from runlink.span_context import OpenSpan, current_span
 
 log = logging.getLogger("runlink")
 
@@ -41,19 +42,6 @@ MAX_TRACEBACK_CHARS = 64 * 1024
 MAX_MESSAGE_CHARS = 8192
 MAX_PREVIEW_ROWS = 20
 
-
-class _Span:
-    __slots__ = ("span_id", "parent_id", "name", "context")
-
-    def __init__(self, span_id: str, parent_id: str | None, name: str, context: Mapping[str, str]) -> None:
-        self.span_id = span_id
-        self.parent_id = parent_id
-        self.name = name
-        self.context = context
-
-
-#: the innermost open span of this thread / asyncio task
-current_span: ContextVar[_Span | None] = ContextVar("runlink_span", default=None)
 
 _id_prefix = uuid.uuid4().hex[:16]
 _id_counter = itertools.count(1)
@@ -86,15 +74,15 @@ def process_context() -> Mapping[str, str]:
     return _own_context
 
 
-def _open(name: str) -> tuple[_Span, Any]:
+def _open(name: str) -> tuple[OpenSpan, Any]:
     parent = current_span.get()
     context = parent.context if parent is not None else process_context()
-    span = _Span(f"{_id_prefix}{next(_id_counter):x}", parent.span_id if parent is not None else None, name,
+    span = OpenSpan(f"{_id_prefix}{next(_id_counter):x}", parent.span_id if parent is not None else None, name,
                  context)
     return span, current_span.set(span)
 
 
-def _close(client: Any, span: _Span, token: Any, started: float, error: BaseException | None,
+def _close(client: Any, span: OpenSpan, token: Any, started: float, error: BaseException | None,
            args: dict[str, Any] | None = None, result: Any = None, capture_result: bool = False) -> None:
     duration_ms = (time.perf_counter() - started) * 1000.0
     try:
@@ -239,7 +227,7 @@ def _wrap(func: Callable[..., Any], name: str | None, capture_args: bool, captur
     return tracked
 
 
-def _safe_close(client: Any, span: _Span, token: Any, started: float, error: BaseException | None,
+def _safe_close(client: Any, span: OpenSpan, token: Any, started: float, error: BaseException | None,
                 args: dict[str, Any] | None, result: Any = None, capture_result: bool = False) -> None:
     try:
         _close(client, span, token, started, error, args, result, capture_result)
@@ -258,7 +246,7 @@ class span:  # noqa: N801 - used as `with runlink.span("name"):`, like a functio
     def __init__(self, name: str) -> None:
         self.name = str(name)[:MAX_NAME_CHARS] or "span"
         self._client: Any = None
-        self._span: _Span | None = None
+        self._span: OpenSpan | None = None
 
     def __enter__(self) -> span:
         try:
@@ -309,25 +297,52 @@ def dataset_location(path_or_table: str) -> dict[str, str]:
 def log_dataset_op(
     op_path: str,
     op: str = "read",
-    data: Any = None,
-    *,
     success: bool = True,
+    data: Any = None,
     error: BaseException | str | None = None,
+    *,
     rows: int | None = None,
     name: str | None = None,
-    with_schema: bool = True,
-    with_preview: bool = False,
-    with_stats: bool = False,
+    with_schema: bool | None = None,
+    with_preview: bool | None = None,
+    with_stats: bool | None = None,
     op_type: str | None = None,
+    **databand_options: Any,
 ) -> None:
     """Report one dataset operation: where (a path or a table), read or write, success or failure, and, from a
     pandas or Spark DataFrame in `data`, rows and schema (a preview of the first rows only with `with_preview`).
-    `op_type` is Databand's name for `op`. Never raises."""
+    Databand's signature: `op_type` is its name for `op`; its other options (`with_histograms`, `with_partition`,
+    ...) are accepted and ignored (logged once). The `with_*` defaults: RUNLINK_DATASET_SCHEMA (true),
+    RUNLINK_DATASET_PREVIEW (false), RUNLINK_DATASET_STATS (false), or their DBND__TRACKING__LOG_VALUE_* aliases.
+    Never raises."""
+    if databand_options:
+        _ignored_once(databand_options)
     try:
-        _emit_dataset_op(op_path, op_type or op, data, success, error, rows, name, with_schema, with_preview,
-                         with_stats)
+        _emit_dataset_op(op_path, op_type or op, data, success, error, rows, name,
+                         _default(with_schema, "RUNLINK_DATASET_SCHEMA", True),
+                         _default(with_preview, "RUNLINK_DATASET_PREVIEW", False),
+                         _default(with_stats, "RUNLINK_DATASET_STATS", False))
     except Exception as exc:
         log.warning("runlink.log_dataset_op(%r) failed: %s", op_path, exc)
+
+
+_IGNORED_LOGGED: set[str] = set()
+
+
+def _ignored_once(options: Mapping[str, Any]) -> None:
+    new = sorted(set(options) - _IGNORED_LOGGED)
+    if new:
+        _IGNORED_LOGGED.update(new)
+        log.warning("runlink dataset operations ignore %s (Databand options with no meaning here)", ", ".join(new))
+
+
+def _default(value: bool | None, env_name: str, fallback: bool) -> bool:
+    if value is not None:
+        return bool(value)
+    try:
+        return parse_bool(env_value(env_name), fallback)
+    except ValueError:
+        return fallback
 
 
 def _emit_dataset_op(op_path: str, op: str, data: Any, success: bool, error: BaseException | str | None,
@@ -379,8 +394,11 @@ class dataset_op:  # noqa: N801 - used as `with runlink.dataset_op(path, op="wri
     the block raises (the exception goes on to the caller), succeeds otherwise; `op.set(data=df, rows=n)` says
     what was read or written."""
 
-    def __init__(self, op_path: str, op: str = "read", *, name: str | None = None, with_schema: bool = True,
-                 with_preview: bool = False, with_stats: bool = False, op_type: str | None = None) -> None:
+    def __init__(self, op_path: str, op: str = "read", *, name: str | None = None, with_schema: bool | None = None,
+                 with_preview: bool | None = None, with_stats: bool | None = None,
+                 op_type: str | None = None, **databand_options: Any) -> None:
+        if databand_options:
+            _ignored_once(databand_options)
         self.op_path = op_path
         self.op = op_type or op
         self.name = name
@@ -400,6 +418,6 @@ class dataset_op:  # noqa: N801 - used as `with runlink.dataset_op(path, op="wri
         return self
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
-        log_dataset_op(self.op_path, self.op, self.data, success=error is None, error=error, rows=self.rows,
+        log_dataset_op(self.op_path, self.op, error is None, self.data, error, rows=self.rows,
                        name=self.name, with_schema=self.with_schema, with_preview=self.with_preview,
                        with_stats=self.with_stats)

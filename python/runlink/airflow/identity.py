@@ -71,6 +71,24 @@ def database_url() -> str | None:
     return url
 
 
+def databand_uid(url: str | None = None) -> str | None:
+    """The uid Databand's plugin reported for the deployment whose metadata database is `url` (default: this
+    process's): uuid5(NAMESPACE_URL, "host:port/database"). Added as an alias of the instance (`runlink airflow
+    alias NAME <uid>`), it joins what was reported under Databand's uid to the instance's run trees."""
+    import uuid
+
+    url = url or database_url()
+    if not url:
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL has no Databand uid
+        return None
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{parsed.host}:{parsed.port}/{parsed.database}"))
+
+
 def derived_uid() -> str | None:
     """The uid derived from this process's own metadata database URL, or None."""
     url = database_url()

@@ -192,23 +192,25 @@ def _summary(r: CycleResult) -> str:
 # ---------------------------------------------------------------------------------------------- the DAG
 
 def sync_from_airflow(name: str, uid: str | None = None, conn_id: str | None = None, api_version: str = "auto",
-                      auth_kind: str = "password", logs: bool = False) -> dict[str, Any]:
+                      auth_kind: str = "password", logs: bool = False, url: str | None = None,
+                      token: str | None = None) -> dict[str, Any]:
     """The monitor DAG's task: credentials from an Airflow connection (`runlink_airflow_<name>`: host = URL,
     login/password, or password = token with auth_kind "token"); tracker from RUNLINK_URL/RUNLINK_TOKEN.
 
     The instance must be registered in the tracker (its watermark lives there); `uid` registers nothing, it only
-    overrides the uid the events carry when given.
+    overrides the uid the events carry when given. `url` / `token`: the tracker's, over RUNLINK_URL / RUNLINK_TOKEN.
     """
     conn_id = conn_id or CONN_PREFIX + name
-    creds, url = _from_reference(f"airflow-conn:{conn_id}", auth_kind, None)
-    config = load()
+    creds, airflow_url = _from_reference(f"airflow-conn:{conn_id}", auth_kind, None)
+    config = load(url=url, token=token)
     api = TrackerClient.from_config(config)
     try:
         registered = api.instance(name)
         if registered is None:
             raise LookupError(f"no Airflow instance named {name!r} in the tracker (runlink airflow add {name} ...)")
-        url = url or registered["url"]
-        client = make_client(url, creds, api_version if api_version != "auto" else registered["api_version"])
+        airflow_url = airflow_url or registered["url"]
+        client = make_client(airflow_url, creds,
+                             api_version if api_version != "auto" else registered["api_version"])
         try:
             instance = Instance(name=name, uid=uid or registered["uid"])
             result = sync_cycle(client, api, instance, logs=logs,
@@ -222,15 +224,31 @@ def sync_from_airflow(name: str, uid: str | None = None, conn_id: str | None = N
     return {k: v for k, v in result.as_dict().items() if k != "extra"}
 
 
+#: Databand's `get_monitor_dag` keywords that mean nothing here (its monitor was one long task restarted now and
+#: then; here each cycle is one short DAG run): accepted, ignored with a warning
+DATABAND_IGNORED = ("force_restart_after", "guard_memory", "dag_kwargs", "syncer_name", "retries", "monitor_config")
+
+
 def get_monitor_dag(name: str | None = None, *, dag_id: str = MONITOR_DAG_ID, schedule: Any = None,
                     conn_id: str | None = None, uid: str | None = None, api_version: str = "auto",
-                    auth_kind: str = "password", logs: bool = False) -> Any:
-    """A DAG that syncs an Airflow instance into the tracker every few minutes (one run at a time).
+                    auth_kind: str = "password", logs: bool | None = None, check_interval: Any = None,
+                    start_date: Any = None, url: str | None = None, token: str | None = None,
+                    databand_url: str | None = None, databand_access_token: str | None = None,
+                    **ignored: Any) -> Any:
+    """A DAG that syncs an Airflow instance into the tracker every few minutes (one run at a time); public as
+    `runlink.airflow.get_monitor_dag` (Databand's `airflow_monitor.monitor_as_dag.get_monitor_dag`).
 
     `name` defaults to the `name` param (`RUNLINK_MONITOR_INSTANCE`, else "default"); credentials come from the
-    Airflow connection `runlink_airflow_<name>` unless `conn_id` is given.
+    Airflow connection `runlink_airflow_<name>` unless `conn_id` is given. Databand's keywords: `check_interval`
+    (seconds or a timedelta between cycles: the schedule, when `schedule` is not given; default
+    RUNLINK_MONITOR_INTERVAL / DBND__AIRFLOW_MONITOR__INTERVAL, else 5 minutes), `start_date`, `dag_id`,
+    `databand_url` / `databand_access_token` (the tracker's `url` / `token`, else RUNLINK_URL / RUNLINK_TOKEN);
+    any other keyword is ignored with a warning. `logs`: send log tails too (default RUNLINK_MONITOR_LOGS).
     """
+    import warnings
     from datetime import datetime, timedelta
+
+    from runlink.config import env_value, parse_bool
 
     try:
         from airflow.sdk import DAG, task  # Airflow 3
@@ -239,11 +257,24 @@ def get_monitor_dag(name: str | None = None, *, dag_id: str = MONITOR_DAG_ID, sc
 
         from airflow import DAG  # type: ignore[no-redef]
 
+    if ignored:
+        unknown = sorted(k for k in ignored if k not in DATABAND_IGNORED)
+        warnings.warn(f"runlink get_monitor_dag ignores {', '.join(sorted(ignored))}"
+                      + (f" (not Databand keywords either: {', '.join(unknown)})" if unknown else
+                         " (Databand monitor settings with no meaning here)"), UserWarning, stacklevel=2)
+    if check_interval is None:
+        check_interval = env_value("RUNLINK_MONITOR_INTERVAL")
+    if schedule is None and check_interval not in (None, ""):
+        schedule = check_interval if isinstance(check_interval, timedelta) else timedelta(
+            seconds=float(check_interval))
+    if logs is None:
+        logs = parse_bool(env_value("RUNLINK_MONITOR_LOGS"), False)
+    tracker_url, tracker_token = url or databand_url, token or databand_access_token
     default_name = name or os.environ.get("RUNLINK_MONITOR_INSTANCE") or "default"
     dag = DAG(
         dag_id=dag_id,
         schedule=schedule if schedule is not None else timedelta(minutes=5),
-        start_date=datetime(2024, 1, 1),
+        start_date=start_date or datetime(2024, 1, 1),
         catchup=False,
         max_active_runs=1,
         tags=["runlink"],
@@ -258,7 +289,7 @@ def get_monitor_dag(name: str | None = None, *, dag_id: str = MONITOR_DAG_ID, sc
             params = params or {}
             return sync_from_airflow(params.get("name") or default_name, uid=params.get("uid") or uid,
                                      conn_id=params.get("conn_id") or conn_id, api_version=api_version,
-                                     auth_kind=auth_kind, logs=logs)
+                                     auth_kind=auth_kind, logs=bool(logs), url=tracker_url, token=tracker_token)
 
         sync()
     return dag

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from runlink.airflow import identity
-from runlink.config import parse_bool
+from runlink.config import ENV_ALIASES, env_value, parse_bool
 
 #: setting -> (environment name, [runlink] option in airflow.cfg)
 _NAMES: dict[str, tuple[str, str]] = {
@@ -49,10 +49,9 @@ def _from_airflow_cfg(option: str) -> str | None:
 
 def raw_setting(name: str, environ: os._Environ | dict | None = None) -> str | None:
     env_name, option = _NAMES[name]
-    environ = os.environ if environ is None else environ
-    value = environ.get(env_name)
-    if value is not None and value.strip():
-        return value.strip()
+    value = env_value(env_name, environ)  # or its Databand alias (config.ENV_ALIASES)
+    if value is not None:
+        return value
     value = _from_airflow_cfg(option)
     return value.strip() if value and value.strip() else None
 
@@ -141,6 +140,7 @@ _CACHE: dict[tuple, AirflowSettings] = {}
 
 #: the environment variables the settings depend on: `RUNLINK_AIRFLOW_*` and their `AIRFLOW__RUNLINK__*` twins
 _ENV_NAMES = tuple(env for env, _ in _NAMES.values()) + tuple(
+    alias for env, _ in _NAMES.values() for alias in ENV_ALIASES.get(env, ())) + tuple(
     f"AIRFLOW__RUNLINK__{option.upper()}" for _, option in _NAMES.values()) + (
     identity.INHERITED_ENV, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
 
