@@ -7,8 +7,9 @@
 RUNLINK_CACHE=${RUNLINK_CACHE:-$HOME/.cache/runlink}
 
 # cached_venv LINK NAME HASH PYTHON: LINK (e.g. .venv) becomes a symlink to $RUNLINK_CACHE/venv-NAME-HASH, a venv
-# made when missing; the NAME's venvs for other hashes are removed. A real directory at LINK (a developer's own
-# venv in the tree) is kept as it is.
+# made when missing; the NAME's venvs for other hashes are removed once unused for a day (another checkout, or a
+# test still running in one, may be using the previous one). A real directory at LINK (a developer's own venv in
+# the tree) is kept as it is.
 cached_venv() {
   local link=$1 name=$2 hash=$3 python=$4 dir stale
   if [ -d "$link" ] && [ ! -L "$link" ]; then
@@ -21,8 +22,10 @@ cached_venv() {
     "$python" -m venv "$dir" || return 1
   fi
   ln -sfn "$dir" "$link"
+  touch "$dir"
   for stale in "$RUNLINK_CACHE/venv-$name"-*; do
-    [ "$stale" = "$dir" ] || rm -rf "$stale"
+    [ "$stale" = "$dir" ] && continue
+    if [ -n "$(find "$stale" -maxdepth 0 -mmin +1440 2>/dev/null)" ]; then rm -rf "$stale"; fi
   done
 }
 
