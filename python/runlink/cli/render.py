@@ -89,6 +89,21 @@ def _streaming_line(q: dict[str, Any]) -> str:
             + (f": {_value(failure)}" if failure else ""))
 
 
+def _statement_line(q: dict[str, Any], full: bool) -> str:
+    """One statement an Airflow SQL hook ran: engine, query id, duration, rows, tables, the error."""
+    took = None if q.get("duration_ms") is None else q["duration_ms"] / 1000
+    text = " ".join(str(q.get("statement") or "").split())
+    head = (f"sql {q.get('engine') or '?'} {'ok' if q.get('success') else 'FAILED'} {units.duration(took)}"
+            + ("" if q.get("rows") is None else f" rows={units.number(q['rows'])}")
+            + (f" id={q['query_id']}" if q.get("query_id") else ""))
+    tables = [f"in: {', '.join(q['tables_read'])}"] if q.get("tables_read") else []
+    tables += [f"out: {', '.join(q['tables_written'])}"] if q.get("tables_written") else []
+    error = q.get("error") or {}
+    failure = ": ".join(str(p) for p in (error.get("type"), error.get("message")) if p)
+    line = f"{head} {text if full else units.clip(text, 60)}" + (f" {' '.join(tables)}" if tables else "")
+    return line + (f"\nerror: {_error_text(failure, full)}" if failure else "")
+
+
 def _error_text(message: Any, full: bool) -> str:
     """The whole message with `--full` (its lines kept), else its first ERROR_WIDTH characters cut at a word."""
     text = str(message or "")
@@ -159,6 +174,8 @@ def render_tree(run: dict[str, Any], *, full: bool = False, diagnoses: list[dict
             lines.append(f"{pad}dataset {ds['operation']} {ds.get('name') or ds.get('identity')}{rows}{failed}")
         for span in attempt.get("spans", []):
             lines.extend(pad + line for line in _span_lines(span, full))
+        for statement in attempt.get("sql_statements", []):
+            lines.extend(_indented(pad, _statement_line(statement, full)))
         for app in attempt.get("spark_apps", []):
             lines.extend(pad + line for line in _app_lines(app, full))
     for app in run.get("spark_apps", []):

@@ -36,11 +36,12 @@ from runlink.tracker.models import (
     spark_apps,
     spark_jobs,
     sql_queries,
+    sql_statements,
     task_attempts,
 )
 from runlink.tracker.states import FAILED, error_text
 
-TASK_KINDS = ("task_failed", "spark_failed", "duration", "metric", "slower", "skew", "spill")
+TASK_KINDS = ("task_failed", "spark_failed", "duration", "metric", "slower", "skew", "spill", "sql_statement")
 RUNNING = ("running", "queued", "scheduled", "deferred", "restarting", "up_for_reschedule", None)
 SUCCESS = ("success", "skipped")
 
@@ -170,6 +171,8 @@ def eval_task(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Outcome
         return _slower(conn, rule, s)
     if kind in ("skew", "spill"):
         return _stage_trouble(conn, rule, s)
+    if kind == "sql_statement":
+        return _sql_statements(conn, rule, s)
     return None
 
 
@@ -372,6 +375,57 @@ def _metric(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Outcome |
     return Outcome(rule, subject, outside, ref=latest["id"], value=value, bound=bound,
                    title=f"Metric {key} of {s.label}: {why}", message=f"run {latest['run_id']}: {why}",
                    links={**_links(latest, s), "metric": key})
+
+
+def _statement_matches(needle: str | None, statement: dict[str, Any]) -> bool:
+    if not needle:
+        return True
+    tables = [*orjson.loads(statement["tables_read"] or "[]"), *orjson.loads(statement["tables_written"] or "[]")]
+    if any(ch in needle for ch in "*?["):
+        return any(rules_mod.matches(needle, v) for v in (statement["statement"], *tables))
+    return needle.lower() in statement["statement"].lower() or needle in tables
+
+
+def _sql_statements(conn: Connection, rule: dict[str, Any], s: TaskSubject) -> Outcome | None:
+    """The latest attempt's SQL statements (those matching `statement`): any with rows below min_rows, above
+    max_rows, or longer than max_s fires; an ended attempt whose statements are all within clears."""
+    params = rule["params"]
+    subject = f"{s.key}|sql|{params.get('statement') or ''}"
+    latest = (_attempts_of(conn, s, 1) or [None])[0]
+    if latest is None:
+        return None
+    found = [r for r in _rows(conn, select(sql_statements.c.statement, sql_statements.c.rows,
+                                           sql_statements.c.duration_ms, sql_statements.c.query_id,
+                                           sql_statements.c.tables_read, sql_statements.c.tables_written,
+                                           sql_statements.c.seq)
+                              .join(contexts, contexts.c.id == sql_statements.c.context_id)
+                              .where(contexts.c.attempt_pk == latest["id"], sql_statements.c.success.is_(True))
+                              .order_by(sql_statements.c.start_time, sql_statements.c.seq))
+             if _statement_matches(params.get("statement"), r)]
+    if not found:
+        return None if latest["state"] in RUNNING else Outcome(
+            rule, subject, False, ref=latest["id"], message=f"{s.label}: no matching SQL statement in run "
+                                                            f"{latest['run_id']}", links=_links(latest, s))
+    for r in found:
+        rows, took = r["rows"], None if r["duration_ms"] is None else r["duration_ms"] / 1000
+        why, value, bound = None, None, None
+        if rows is not None and params.get("min_rows") is not None and rows < params["min_rows"]:
+            why, value, bound = f"{rows:g} rows < min {params['min_rows']:g}", float(rows), params["min_rows"]
+        elif rows is not None and params.get("max_rows") is not None and rows > params["max_rows"]:
+            why, value, bound = f"{rows:g} rows > max {params['max_rows']:g}", float(rows), params["max_rows"]
+        elif took is not None and params.get("max_s") is not None and took > params["max_s"]:
+            why, value, bound = f"took {took:.1f}s > {params['max_s']:g}s", took, params["max_s"]
+        if why:
+            text = " ".join(r["statement"].split())[:200]
+            return Outcome(rule, subject, True, ref=latest["id"], value=value, bound=bound,
+                           title=f"SQL statement of {s.label}: {why}",
+                           message=f"run {latest['run_id']}, statement {r['seq']}"
+                                   f"{' (query ' + r['query_id'] + ')' if r['query_id'] else ''}: {why}: {text}",
+                           links={**_links(latest, s), "sql_statement": r["seq"]})
+    if latest["state"] in RUNNING:
+        return Outcome(rule, subject, None)
+    return Outcome(rule, subject, False, ref=latest["id"], links=_links(latest, s),
+                   message=f"{s.label}: {len(found)} SQL statement(s) within bounds in run {latest['run_id']}")
 
 
 # ---------------------------------------------------------------- DAG-level kinds

@@ -30,8 +30,12 @@ KINDS: dict[str, dict[str, Any]] = {
                         "explains it", "params": ("k", "n", "min_history")},
     "skew": {"label": "A Spark stage's slowest task over ratio x its median task", "params": ("ratio", "min_stage_s")},
     "spill": {"label": "Spark spilled more than min_bytes in a task attempt", "params": ("min_bytes",)},
+    "sql_statement": {"label": "A SQL statement's rows or duration outside bounds (statement text or table: "
+                               "a substring or glob; empty = every statement of the task)",
+                      "params": ("statement", "min_rows", "max_rows", "max_s")},
 }
-NUMBER_PARAMS = ("max_s", "k", "min", "max", "change_pct", "grace_s", "ratio", "min_stage_s", "min_bytes")
+NUMBER_PARAMS = ("max_s", "k", "min", "max", "change_pct", "grace_s", "ratio", "min_stage_s", "min_bytes",
+                 "min_rows", "max_rows")
 INT_PARAMS = ("n", "min_history")
 
 
@@ -94,6 +98,8 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
         params.setdefault("min_history", 3)
         if not dag_id:
             raise RuleError("dag_id: required for a duration rule", "dag_id")
+    if kind == "sql_statement" and all(params.get(k) is None for k in ("min_rows", "max_rows", "max_s")):
+        raise RuleError("give min_rows, max_rows or max_s", "params.min_rows")
     if kind in ("metric", "dataset_rows"):
         needed = "key" if kind == "metric" else "dataset"
         if not params.get(needed):

@@ -24,7 +24,7 @@ log = logging.getLogger("runlink.alerts")
 
 #: event types that can change an alert's condition
 RELEVANT = {"task_attempt.start", "task_attempt.end", "task_attempt.state", "dag_run.start", "dag_run.end",
-            "dag_run.state", "metric", "spark_job.end", "sql_query", "spark_app.end", "dataset"}
+            "dag_run.state", "metric", "spark_job.end", "sql_query", "spark_app.end", "dataset", "sql_statement"}
 QUEUE_SIZE = 10000
 
 
@@ -121,7 +121,7 @@ class AlertWorker:
                     spark = event.get("spark")
                     if spark:
                         app_pks.add(spark_app_pk(spark["app_id"], spark.get("attempt_id")))
-                    if type_ in ("dataset", "sql_query"):
+                    if type_ in ("dataset", "sql_query", "sql_statement"):
                         datasets = True
             try:
                 item = self.notices.get_nowait()

@@ -517,6 +517,7 @@ def task_attempt_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     apps = attempt.pop("spark_apps", [])
     attempt["spark_apps"] = [spark_summary(a) for a in apps]
     attempt["streaming_queries"] = [streaming_summary(q, a) for a in apps for q in a.get("streaming", [])]
+    attempt["sql_statements"] = [sql_statement_summary(s) for s in attempt.get("sql_statements", [])]
     run = attempt.get("dag_run") or {}
     others = _rows(conn, select(task_attempts.c.id, task_attempts.c.try_number, task_attempts.c.state,
                                 task_attempts.c.duration_s, task_attempts.c.start_date)
@@ -623,6 +624,43 @@ def streaming_summary(query: dict[str, Any], app: dict[str, Any]) -> dict[str, A
         "latest_batch_id": query.get("latest_batch_id"),
         "watermark": query.get("watermark"), "state_rows": query.get("state_rows"),
         "error": error_text(query.get("error")),
+    }
+
+
+#: a link to a statement in its warehouse's console, per engine: RUNLINK_SQL_LINK_<ENGINE> (for example
+#: RUNLINK_SQL_LINK_SNOWFLAKE=https://app.snowflake.com/acme/xy1/#/compute/history/queries/{query_id}/detail) with
+#: {query_id}, {host}, {database} and {engine} filled in (URL-quoted); unset: no link
+SQL_LINK_ENV = "RUNLINK_SQL_LINK_"
+
+
+def sql_statement_link(statement: dict[str, Any]) -> str | None:
+    """The configured console link of a statement's engine, or None (no id, no template, not http(s))."""
+    import os
+
+    engine, query_id = statement.get("engine"), statement.get("query_id")
+    template = os.environ.get(SQL_LINK_ENV + re.sub(r"[^A-Za-z0-9]", "_", engine or "").upper()) if engine else None
+    if not template or not query_id or not template.startswith(("https://", "http://")):
+        return None
+    values = {k: quote(str(statement.get(k) or ""), safe="") for k in ("query_id", "host", "database", "engine")}
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):  # a template naming something else: no link rather than a 500
+        return None
+
+
+def sql_statement_summary(statement: dict[str, Any]) -> dict[str, Any]:
+    """A statement an Airflow SQL hook ran, as one row of the task page's table."""
+    return {
+        "id": statement["id"], "seq": statement.get("seq"), "engine": statement.get("engine"),
+        "host": statement.get("host"), "database": statement.get("database"), "query_id": statement.get("query_id"),
+        "session_id": statement.get("session_id"), "link": sql_statement_link(statement),
+        "statement": statement.get("statement") or "", "truncated": statement.get("statement_truncated"),
+        "start_time": statement.get("start_time"), "state": statement.get("state"),
+        "duration_s": None if statement.get("duration_ms") is None else statement["duration_ms"] / 1000,
+        "rows": statement.get("rows"), "bytes_scanned": statement.get("bytes_scanned"),
+        "success": statement.get("success"), "error": error_text(statement.get("error")),
+        "tables_read": statement.get("tables_read") or [], "tables_written": statement.get("tables_written") or [],
+        "parsed": statement.get("tables_read") is not None,
     }
 
 
