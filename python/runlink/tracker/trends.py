@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, inspect, literal_column, or_, select
+from sqlalchemy import Connection, and_, func, inspect, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from runlink.instants import seconds_between
@@ -131,8 +131,7 @@ def _optional_stage_columns(conn: Connection) -> list[str]:
     key = conn.engine.url.render_as_string(hide_password=True)
     if key not in _OPTIONAL_STAGE_COLUMNS:
         present = {c["name"] for c in inspect(conn).get_columns("spark_stages")}
-        _OPTIONAL_STAGE_COLUMNS[key] = [name for name in ("callsite", "distribution", "task_skew")
-                                        if name in present and name in spark_stages.c]
+        _OPTIONAL_STAGE_COLUMNS[key] = [name for name in _OPTIONAL if name in present and name in spark_stages.c]
     return _OPTIONAL_STAGE_COLUMNS[key]
 
 
@@ -169,7 +168,9 @@ def spark_work(conn: Connection, attempt_pks: Sequence[str],
     for wanted, chunk in _app_chunks(app_pks, apps, distributions):
         names = optional if wanted else [c for c in optional if c != "distribution"]
         columns = [*(spark_stages.c[c] for c in _STAGE_BASE[:6]), _wall_seconds(conn.dialect.name),
-                   *(spark_stages.c[c] for c in (*_STAGE_BASE[7:], *STAGE_FIGURES, *names))]
+                   *(spark_stages.c[c] for c in _STAGE_BASE[7:]),
+                   *(func.coalesce(spark_stages.c[c], 0) for c in STAGE_FIGURES),
+                   *(spark_stages.c[c] if c in names else literal_column("NULL") for c in _OPTIONAL)]
         rows = conn.execute(select(*columns).where(spark_stages.c.spark_app_pk.in_(chunk))
                             .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id,
                                       spark_stages.c.attempt_id)).fetchall()
@@ -178,7 +179,7 @@ def spark_work(conn: Connection, attempt_pks: Sequence[str],
             context_id = row[8]
             mine = context_id in ctx_of and ctx_of[context_id] == app["attempt"]
             if mine or (app["owned"] and context_id is None):
-                _merge_stage(merged, row, names)
+                _merge_stage(merged, row)
     order = {pk: i for i, pk in enumerate(app_pks)}
     for (app_pk, _), stage in sorted(merged.items(), key=lambda item: (order[item[0][0]], item[0][1])):
         work[apps[app_pk]["attempt"]].stages.append(stage)
@@ -217,6 +218,8 @@ def load_distributions(conn: Connection, stages: Sequence[dict[str, Any]]) -> No
 _STAGE_BASE = ("spark_app_pk", "stage_id", "name", "status", "num_tasks", "failed_tasks", "wall_s",
                "failure_reason", "context_id")
 _FIGURES_AT = len(_STAGE_BASE)
+_OPTIONAL_AT = _FIGURES_AT + len(STAGE_FIGURES)
+_OPTIONAL = ("callsite", "distribution", "task_skew")
 
 
 def _wall_seconds(dialect: str) -> ColumnElement:
@@ -228,21 +231,21 @@ def _wall_seconds(dialect: str) -> ColumnElement:
                           "- CAST(submission_time AS timestamptz)))")
 
 
-def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: Sequence[Any], optional: list[str]) -> None:
+def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: Sequence[Any]) -> None:
     """Attempts of one stage become one: figures and wall times summed, failed attempts counted, the last attempt's
     status, the latest distribution (kept as its JSON text until distribution_of reads it)."""
     app_pk, stage_id, name, status, num_tasks, failed_tasks, wall, reason = row[:8]
-    extra = dict(zip(optional, row[_FIGURES_AT + len(STAGE_FIGURES):], strict=True))
-    figures = [value or 0 for value in row[_FIGURES_AT:_FIGURES_AT + len(STAGE_FIGURES)]]
+    callsite, distribution, task_skew = row[_OPTIONAL_AT:]
+    figures = row[_FIGURES_AT:_OPTIONAL_AT]
     wall = max(float(wall), 0.0) if wall is not None else 0.0
     stage = merged.get((app_pk, stage_id))
     if stage is None:
         merged[(app_pk, stage_id)] = {
-            "app_pk": app_pk, "stage_id": stage_id, "name": name, "callsite": extra.get("callsite"),
+            "app_pk": app_pk, "stage_id": stage_id, "name": name, "callsite": callsite,
             "status": status, "num_tasks": num_tasks or 0, "failed_tasks": failed_tasks or 0,
             "failed_attempts": int(status == "failed"), "failure_reason": reason, "wall_s": wall,
-            "figures": dict(zip(STAGE_FIGURES, figures, strict=True)), "distribution": extra.get("distribution"),
-            "task_skew": extra.get("task_skew"),
+            "figures": dict(zip(STAGE_FIGURES, figures, strict=True)), "distribution": distribution,
+            "task_skew": task_skew,
         }
         return
     stage["status"] = status
@@ -251,10 +254,10 @@ def _merge_stage(merged: dict[tuple[str, int], dict[str, Any]], row: Sequence[An
     stage["failed_attempts"] += int(status == "failed")
     stage["failure_reason"] = stage["failure_reason"] or reason
     stage["wall_s"] += wall
-    stage["callsite"] = stage["callsite"] or extra.get("callsite")
-    stage["distribution"] = extra.get("distribution") or stage["distribution"]
-    if extra.get("task_skew") is not None:
-        stage["task_skew"] = extra["task_skew"]
+    stage["callsite"] = stage["callsite"] or callsite
+    stage["distribution"] = distribution or stage["distribution"]
+    if task_skew is not None:
+        stage["task_skew"] = task_skew
     totals = stage["figures"]
     for figure, value in zip(STAGE_FIGURES, figures, strict=True):
         totals[figure] += value
