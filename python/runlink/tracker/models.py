@@ -19,6 +19,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
+    literal_column,
 )
 
 metadata = MetaData()
@@ -180,7 +182,10 @@ dag_runs = Table(
     Column("note", Text),
     Column("sort_key", String(INSTANT), nullable=False),
     Index("ix_dag_runs_sort", "sort_key", "id"),
-    Index("ix_dag_runs_dag", "dag_id", "sort_key"),
+    Index("ix_dag_runs_dag", "dag_id", "sort_key", "id"),  # 0016: the keyset orders of tracker/keyset.py
+    Index("ix_dag_runs_dag_uid", "dag_id", "uid", "sort_key", "id"),
+    Index("ix_dag_runs_uid", "uid", "sort_key", "id"),
+    Index("ix_dag_runs_state", "state", "sort_key", "id"),
 )
 
 task_attempts = Table(
@@ -235,6 +240,7 @@ spark_apps = Table(
     Column("end_stamp", String(STAMP)),
     Index("ix_spark_apps_context", "context_id"),
 )
+Index("ix_spark_apps_start", func.coalesce(spark_apps.c.start_time, literal_column("''")), spark_apps.c.id)
 
 spark_jobs = Table(
     "spark_jobs",
@@ -427,7 +433,9 @@ dataset_ops = Table(
     Index("ix_dataset_ops_context", "context_id"),
     Index("ix_dataset_ops_query", "sql_query_pk"),
     Index("ix_dataset_ops_dataset", "dataset_pk"),
+    Index("ix_dataset_ops_dataset_time", "dataset_pk", "time"),
 )
+Index("ix_datasets_identity", func.substr(datasets.c.identity, 1, 200), datasets.c.id)
 
 #: no index on `id` (the event id): events' dedupe already makes it unique, and a random-key index cost an
 #: index page write per metric

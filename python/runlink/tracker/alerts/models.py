@@ -47,7 +47,8 @@ alerts = Table(
     Column("resolved_by", String(200)),
     Column("resolution", Text),
     Index("ix_alerts_rule_subject", "rule_id", "subject", "state"),
-    Index("ix_alerts_state", "state", "opened_at"),
+    Index("ix_alerts_state", "state", "opened_at", "id"),  # 0016: the keyset order, all or of one state
+    Index("ix_alerts_opened", "opened_at", "id"),
 )
 
 alert_notifications = Table(

@@ -252,19 +252,19 @@ def _run_item(row: dict[str, Any]) -> dict[str, Any]:
 DAGS_PAGE = 50
 
 
-def _walk(conn: Connection, table: Any, bound: str, limit: int, backwards: bool, filters: list[Any]) -> list[str]:
-    """Up to `limit` distinct dag_ids of `table` after `bound` (before it when `backwards`), nearest first: a
-    recursive query that probes the dag_id index once per value (min/max of the next range), so its cost does
-    not grow with the number of runs."""
-    pick, beyond = (func.max, table.c.dag_id.__lt__) if backwards else (func.min, table.c.dag_id.__gt__)
+def _walk(conn: Connection, column: Any, bound: str, limit: int, backwards: bool, filters: list[Any]) -> list[str]:
+    """Up to `limit` distinct values of an indexed `column` after `bound` (before it when `backwards`), nearest
+    first: a recursive query that probes the index once per value (min/max of the next range), so its cost does
+    not grow with the number of rows."""
+    pick, beyond = (func.max, column.__lt__) if backwards else (func.min, column.__gt__)
 
     def next_after(value: Any) -> Any:
-        return select(pick(table.c.dag_id)).where(beyond(value), *filters).scalar_subquery()
+        return select(pick(column)).where(beyond(value), *filters).scalar_subquery()
 
-    walk = select(next_after(bound).label("dag_id"), literal(1).label("n")).cte("walk", recursive=True)
-    walk = walk.union_all(select(next_after(walk.c.dag_id), walk.c.n + 1)
-                          .where(walk.c.dag_id.is_not(None), walk.c.n < limit))
-    return [r[0] for r in conn.execute(select(walk.c.dag_id).where(walk.c.dag_id.is_not(None)))]
+    walk = select(next_after(bound).label("value"), literal(1).label("n")).cte("walk", recursive=True)
+    walk = walk.union_all(select(next_after(walk.c.value), walk.c.n + 1)
+                          .where(walk.c.value.is_not(None), walk.c.n < limit))
+    return [r[0] for r in conn.execute(select(walk.c.value).where(walk.c.value.is_not(None)))]
 
 
 def _dag_ids(conn: Connection, bound: str, limit: int, backwards: bool, *, instance: str | None, q: str | None,
@@ -284,8 +284,8 @@ def _dag_ids(conn: Connection, bound: str, limit: int, backwards: bool, *, insta
         if q:
             run_filters.append(dag_runs.c.dag_id.contains(q, autoescape=True))
             def_filters.append(dags.c.dag_id.contains(q, autoescape=True))
-        found = {*_walk(conn, dag_runs, bound, limit, backwards, run_filters),
-                 *_walk(conn, dags, bound, limit, backwards, def_filters)}
+        found = {*_walk(conn, dag_runs.c.dag_id, bound, limit, backwards, run_filters),
+                 *_walk(conn, dags.c.dag_id, bound, limit, backwards, def_filters)}
     ids = sorted(found)
     return ids[-limit:] if backwards else ids[:limit]
 
@@ -325,7 +325,7 @@ def dags_view(conn: Connection, *, instance: str | None = None, state: str | Non
         if not include_spark:
             stmt = stmt.where(dag_runs.c.synthetic.is_(False))
         runs += _rows(conn, stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc())
-                      .limit(HISTORY_RUNS * 4))
+                      .limit(HISTORY_RUNS))
     counts = {(r[0], r[1]): r[2] for r in conn.execute(
         _run_filters(select(dag_runs.c.uid, dag_runs.c.dag_id, func.count()), instance, state, since, until)
         .where(dag_runs.c.dag_id.in_(ids)).group_by(dag_runs.c.uid, dag_runs.c.dag_id)).all()} if ids else {}
@@ -963,8 +963,7 @@ def dataset_view(conn: Connection, pk: str) -> dict[str, Any] | None:
 def filter_options(conn: Connection) -> dict[str, Any]:
     """Values for the filter drop-downs (instances, states)."""
     uids = [r[0] for r in conn.execute(select(instances.c.uid).order_by(instances.c.uid)).all()]
-    states = [r[0] for r in conn.execute(select(dag_runs.c.state).where(dag_runs.c.state.is_not(None))
-                                         .group_by(dag_runs.c.state).order_by(dag_runs.c.state)).all()]
+    states = sorted(_walk(conn, dag_runs.c.state, "", 100, False, []))  # distinct, by the (state, ...) index
     return {"instances": uids, "states": states}
 
 
