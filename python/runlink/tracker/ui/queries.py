@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import HTTPException
-from sqlalchemy import Connection, case, func, literal, literal_column, select
+from sqlalchemy import Connection, case, func, literal, literal_column, select, union_all
 from sqlalchemy.sql import Select
 
 from runlink.context import ContextError
@@ -318,14 +318,15 @@ def dags_view(conn: Connection, *, instance: str | None = None, state: str | Non
         ids, more_before, more_after = ids[-limit:], more, True
     else:
         ids, more_before, more_after = ids[:limit], bool(cursor) and bool(ids), more
-    runs: list[dict[str, Any]] = []
-    for dag_id in ids:  # each an index range: the DAG's newest runs
+    newest = []
+    for dag_id in ids:  # each an index range: the DAG's newest runs; all of them in one statement
         stmt = _run_filters(select(*(dag_runs.c[c] for c in _RUN_COLS)).where(dag_runs.c.dag_id == dag_id),
                             instance, state, since, until)
         if not include_spark:
             stmt = stmt.where(dag_runs.c.synthetic.is_(False))
-        runs += _rows(conn, stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc())
-                      .limit(HISTORY_RUNS))
+        newest.append(select(stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc()).limit(HISTORY_RUNS)
+                             .subquery()))
+    runs = _rows(conn, union_all(*newest)) if newest else []
     counts = {(r[0], r[1]): r[2] for r in conn.execute(
         _run_filters(select(dag_runs.c.uid, dag_runs.c.dag_id, func.count()), instance, state, since, until)
         .where(dag_runs.c.dag_id.in_(ids)).group_by(dag_runs.c.uid, dag_runs.c.dag_id)).all()} if ids else {}
