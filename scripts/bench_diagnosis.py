@@ -5,8 +5,9 @@
 A real `runlink server` per database (PostgreSQL: a scratch database, dropped afterwards) is fed the task's runs
 through the real ingest (tests/support/task_history.py: normal runs, the last with grown input, a hot key and
 spill); then the last attempt's diagnosis is asked for `--requests` times (after a warm-up) and the route's own
-Server-Timing (the diagnosis in its worker thread) is read, with the client-side latency beside it. The machine's
-load average is printed with the figures: other work on it weighs on every request.
+Server-Timing (the diagnosis in its worker thread, and that thread's CPU time) is read, with the client-side latency
+beside it. The machine's load average is printed with the figures: other work on it stretches every request's wall
+time, not its CPU time.
 
     .venv/bin/python scripts/bench_diagnosis.py [--runs 50] [--stages 200] [--requests 50]
         [--db sqlite --db postgresql+psycopg://postgres@127.0.0.1:5432/bench] [--totals-only] [--json]
@@ -77,14 +78,16 @@ def run_once(db: str | None, args: argparse.Namespace) -> dict[str, Any]:
                 first.raise_for_status()
                 for _ in range(args.warmup):
                     session.get(path, headers=headers, timeout=60).raise_for_status()
-                server, client = [], []
+                server, cpu, client = [], [], []
                 load_start = os.getloadavg()
                 for _ in range(args.requests):
                     started = time.perf_counter()
                     response = session.get(path, headers=headers, timeout=60)
                     client.append((time.perf_counter() - started) * 1000)
                     response.raise_for_status()
-                    server.append(server_timing(response.headers["Server-Timing"])["diagnosis"])
+                    timing = server_timing(response.headers["Server-Timing"])
+                    server.append(timing["diagnosis"])
+                    cpu.append(timing["cpu"])
                 found = first.json()
             finally:
                 tracker.stop()
@@ -97,7 +100,7 @@ def run_once(db: str | None, args: argparse.Namespace) -> dict[str, Any]:
         "headline": found["headline"], "ingest_s": round(fed_s, 1),
         "server_ms_median": round(statistics.median(server), 1),
         "server_ms_p90": round(statistics.quantiles(server, n=10)[-1], 1) if len(server) > 1 else server[0],
-        "client_ms_median": round(statistics.median(client), 1),
+        "client_ms_median": round(statistics.median(client), 1), "cpu_ms_median": round(statistics.median(cpu), 1),
         "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
     }
 
@@ -121,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print(f"{r['backend']}: {r['runs']} runs x {r['stages_per_run']} stages (compared with "
                   f"{r['compared_runs']}), ingest {r['ingest_s']} s; diagnosis server time median "
-                  f"{r['server_ms_median']} ms, p90 {r['server_ms_p90']} ms; client median {r['client_ms_median']} "
-                  f"ms; load average {r['loadavg_start'][0]:.2f} -> {r['loadavg_end'][0]:.2f}")
+                  f"{r['server_ms_median']} ms, p90 {r['server_ms_p90']} ms (its thread's CPU "
+                  f"{r['cpu_ms_median']} ms); client median {r['client_ms_median']} ms; load average "
+                  f"{r['loadavg_start'][0]:.2f} -> {r['loadavg_end'][0]:.2f}")
             print(f"  {r['headline']}")
     return 0
 
