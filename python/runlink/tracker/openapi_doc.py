@@ -55,10 +55,14 @@ SPARK_APP = obj({"id": S, "app_id": S}, {"name": S_, "state": S_, "start_time": 
                                          "ui_url": S_, "conf": OBJ_, "jobs": arr(JOB), "stages": arr(STAGE),
                                          "queries": arr(QUERY), "streaming": arr(STREAMING_QUERY),
                                          "executors": ARR, "metrics": arr(METRIC)})
+#: a tracked Python function call (runlink.track / runlink.span) with the calls it made under `children`
+SPAN = obj({"id": S, "name": S, "state": S}, {"parent_id": S_, "start_time": S_, "end_time": S_, "duration_ms": N_,
+                                              "error": OBJ_, "args": OBJ_, "result": S_, "children": ARR,
+                                              "metrics": ARR, "datasets": ARR})
 TASK_ATTEMPT = obj({"id": S, "task_id": S, "map_index": I},
                    {"run_pk": S_, "try_number": I_, "state": S_, "start_date": S_, "end_date": S_,
                     "duration_s": N_, "error": OBJ_, "params": OBJ_, "log_url": S_, "metrics": arr(METRIC),
-                    "datasets": arr(DATASET_OP), "spark_apps": arr(SPARK_APP)})
+                    "datasets": arr(DATASET_OP), "spark_apps": arr(SPARK_APP), "spans": arr(SPAN)})
 RUN_TREE = obj({**RUN["properties"], "task_attempts": arr(TASK_ATTEMPT)}, {
     "metrics": arr(METRIC), "datasets": arr(DATASET_OP), "spark_apps": arr(SPARK_APP), "conf": OBJ_})
 RUN_TREE["required"] = ["dag_id", "id", "task_attempts"]
