@@ -255,3 +255,5 @@ def test_dataset_op_success_and_failure_merge_with_the_spark_write(sqlite_tracke
     assert spark_ops and all(o["operation"] == "write" for o in spark_ops)
     assert any(o["rows"] == 25 for o in spark_ops)
     assert {o["dag_id"] for o in python_ops} == {"python:spark_job.py"}
+    page = _ui_page(sqlite_tracker, f"/ui/datasets/{view['dataset']['id']}")
+    assert page.count(">failed</span>") == 1
