@@ -168,9 +168,15 @@ def test_instances_by_name(tracker: Tracker) -> None:
                                headers=tracker.headers(), timeout=30)
         assert answer.status_code == 201, answer.text
     _check_walk(tracker, "/api/v1/airflow-instances", lambda i: i["name"], 5, ident="name", limit=2)
+    # the Instances page: instances seen in events ("prod") and registered ones, by uid
+    whole = tracker.get_json("/api/v1/views/instances", limit=500)["items"]
+    assert len(whole) >= 6
+    walked = _check_walk(tracker, "/api/v1/views/instances", lambda i: i["uid"], len(whole), ident="uid", limit=2)
+    assert [i["uid"] for i in walked] == [i["uid"] for i in whole]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/alerts", "/api/v1/airflow-instances", "/api/v1/views/alerts",
+                                  "/api/v1/views/instances",
                                   "/api/v1/views/spark-apps", "/api/v1/views/datasets", "/api/v1/views/dags",
                                   f"/api/v1/views/dags/{DAGS[0]}", "/api/v1/dag-runs"])
 def test_a_made_up_cursor_is_a_422(tracker: Tracker, path: str) -> None:

@@ -24,9 +24,10 @@ def _read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -
 
 
 @router.get("/instances")
-async def api_instances(request: Request) -> JSONBody:
-    """Airflow instances with syncer health (the Instances page)."""
-    return JSONBody(await run_in_threadpool(_read, request, queries.instances_view))
+async def api_instances(request: Request, cursor: str | None = None,
+                        limit: int = Query(queries.INSTANCES_PAGE, ge=1, le=500)) -> JSONBody:
+    """Airflow instances with syncer health (the Instances page), a keyset page: `next`/`previous` as `cursor`."""
+    return JSONBody(await run_in_threadpool(_read, request, queries.instances_view, cursor, limit))
 
 
 @router.get("/instances/{name}")

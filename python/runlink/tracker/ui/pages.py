@@ -86,8 +86,8 @@ def login_form(request: Request, next: str | None = None) -> Response:
 
 @router.get("/ui/instances")
 @page("instances.html")
-def page_instances(conn: Any, session: sessions.Session) -> dict[str, Any]:
-    return {"view": queries.instances_view(conn), "nav": "instances",
+def page_instances(conn: Any, session: sessions.Session, cursor: str | None = None) -> dict[str, Any]:
+    return {"view": queries.instances_view(conn, _empty(cursor)), "nav": "instances",
             "lineage_waiting": openlineage_pending.counts(conn, openlineage_pending.default_ttl_s())}
 
 

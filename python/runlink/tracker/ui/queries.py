@@ -75,8 +75,32 @@ def _run_duration(run: dict[str, Any]) -> float | None:
 
 # ---------------------------------------------------------------- instances
 
-def instances_view(conn: Connection) -> dict[str, Any]:
-    """Airflow instances with what the tracker knows of their syncer: last snapshot, DAGs, runs.
+INSTANCES_PAGE = 50
+
+
+def _uid_page(uids: list[str], cursor: str | None, limit: int) -> tuple[list[str], str | None, str | None]:
+    """A keyset page of sorted instance uids (a handful: they are paged in memory, their counts in the database)."""
+    after, backwards = "", False
+    if cursor:
+        try:
+            (after,), backwards = keyset.decode(cursor, 1)
+        except ValueError:
+            after = None
+        if not isinstance(after, str):
+            raise HTTPException(422, {"message": "cursor: not a cursor of this listing", "field": "cursor"})
+    if backwards:
+        before = [uid for uid in uids if uid < after]
+        page, more_before, more_after = before[-limit:], len(before) > limit, True
+    else:
+        rest = [uid for uid in uids if uid > after]
+        page, more_before, more_after = rest[:limit], bool(cursor), len(rest) > limit
+    return (page, keyset.encode([page[-1]]) if page and more_after else None,
+            keyset.encode([page[0]], backwards=True) if page and more_before else None)
+
+
+def instances_view(conn: Connection, cursor: str | None = None, limit: int = INSTANCES_PAGE) -> dict[str, Any]:
+    """Airflow instances by uid, a keyset page (`next`/`previous` as `cursor`), with what the tracker knows of
+    their syncer: last snapshot, DAGs, runs (counted for the page's instances only).
 
     Uses the syncer's `airflow_instances` module when it is installed (name, url, lag, last error)."""
     rows = _rows(conn, select(instances).order_by(instances.c.uid))
@@ -95,20 +119,24 @@ def instances_view(conn: Connection) -> dict[str, Any]:
             seen = (by_uid.pop(alias, None) or {}).get("first_seen")
             if seen and (by_uid[uid]["first_seen"] is None or seen < by_uid[uid]["first_seen"]):
                 by_uid[uid]["first_seen"] = seen
+    page, next_cursor, previous = _uid_page(sorted(by_uid), cursor, limit)
+    by_uid = {uid: by_uid[uid] for uid in page}
     dag_counts = instance_dag_counts(conn, by_uid)
     run_stats = {r[0]: (r[1], r[2]) for r in conn.execute(
-        select(dag_runs.c.uid, func.count(), func.max(dag_runs.c.sort_key)).group_by(dag_runs.c.uid)).all()}
+        select(dag_runs.c.uid, func.count(), func.max(dag_runs.c.sort_key)).where(dag_runs.c.uid.in_(page))
+        .group_by(dag_runs.c.uid)).all()}
     syncer_last = dict(conn.execute(
         select(contexts.c.uid, func.max(state_events.c.time))
         .join(contexts, contexts.c.id == state_events.c.context_id)
-        .where(state_events.c.agent == "syncer")
+        .where(state_events.c.agent == "syncer", contexts.c.uid.in_(page))
         .group_by(contexts.c.uid)
     ).all())
     failed_runs = dict(conn.execute(
-        select(dag_runs.c.uid, func.count()).where(dag_runs.c.state == "failed").group_by(dag_runs.c.uid)).all())
+        select(dag_runs.c.uid, func.count()).where(dag_runs.c.state == "failed", dag_runs.c.uid.in_(page))
+        .group_by(dag_runs.c.uid)).all())
     now = datetime.now(timezone.utc)
     items = []
-    for uid, item in sorted(by_uid.items()):
+    for uid, item in by_uid.items():
         runs, last_run = run_stats.get(uid, (0, None))
         last_sync = item.get("last_sync_at") or syncer_last.get(uid)
         seen = parse_instant(last_sync)
@@ -126,12 +154,14 @@ def instances_view(conn: Connection) -> dict[str, Any]:
                       "failed_runs": failed_runs.get(uid, 0), "last_sync_at": last_sync, "sync_age_s": age,
                       "health": health})
     unassigned = conn.execute(select(func.count()).select_from(dag_runs).where(dag_runs.c.uid.is_(None))).scalar()
-    return {"items": items, "runs_without_instance": unassigned or 0}
+    return {"items": items, "next": next_cursor, "previous": previous, "runs_without_instance": unassigned or 0}
 
 
 def instance_dag_counts(conn: Connection, by_uid: dict[str, dict[str, Any]]) -> dict[str, int]:
     """DAGs per instance as the DAG list counts them: a definition or a run under the uid or one of its aliases."""
-    pairs = select(dags.c.uid, dags.c.dag_id).union(select(dag_runs.c.uid, dag_runs.c.dag_id).distinct())
+    uids = sorted({*by_uid, *(alias for item in by_uid.values() for alias in item.get("aliases") or ())})
+    pairs = select(dags.c.uid, dags.c.dag_id).where(dags.c.uid.in_(uids)).union(
+        select(dag_runs.c.uid, dag_runs.c.dag_id).where(dag_runs.c.uid.in_(uids)).distinct())
     dag_ids: dict[str, set[str]] = {}
     for uid, dag_id in conn.execute(pairs).all():
         dag_ids.setdefault(uid, set()).add(dag_id)
@@ -167,7 +197,7 @@ def _syncer_instances(conn: Connection) -> list[dict[str, Any]]:
 
 def instance_view(conn: Connection, name: str) -> dict[str, Any] | None:
     """One Airflow instance by name, uid or alias: its syncer health, uid and aliases, DAGs and recent runs."""
-    item = next((i for i in instances_view(conn)["items"]
+    item = next((i for i in instances_view(conn, limit=keyset.MAX_LIMIT)["items"]
                  if name in (i.get("name"), i["uid"]) or name in (i.get("aliases") or ())), None)
     if item is None:
         return None
