@@ -279,6 +279,81 @@ def install_callsite_capture(bridge: Any = None) -> bool:
         return _installed
 
 
+#: a Spark Connect operation's tag naming its Python line: the server makes each tag a job tag
+#: (`spark.job.tags`), where the JVM listener reads it (CallSites.fromTags)
+CONNECT_TAG = "runlink-callsite="
+_connect_installed = False
+
+
+def _connect_session_of(obj: Any) -> Any:
+    """The Spark Connect session behind a DataFrame, a writer or the session itself. Read from the instance's
+    own attributes: a Connect DataFrame answers any other name through `__getattr__` (a column lookup that asks
+    the server for the schema)."""
+    own = getattr(obj, "__dict__", {})
+    session = own.get("_session") or own.get("_spark")
+    if session is not None:
+        return session
+    return obj if "addTag" in dir(type(obj)) else None
+
+
+def _wrap_connect(method: Callable[..., Any], action: str) -> Callable[..., Any]:
+    """A Spark Connect action with its Python line as an operation tag: local to the client (no round trip), sent
+    with the operation's request, gone after it."""
+    if getattr(method, "__runlink_wrapped__", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_local, "depth", 0):
+            return method(self, *args, **kwargs)
+        session = tag = None
+        try:
+            where = user_frame(2)
+            session = _connect_session_of(self) if where is not None else None
+            if session is not None and where is not None:
+                tag = CONNECT_TAG + callsite_of(where[1]).replace(",", ";")[:2000]
+                session.addTag(tag)
+        except Exception:  # never hurt the user's action
+            session = None
+        _local.depth = 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            _local.depth = 0
+            if session is not None:
+                try:
+                    session.removeTag(tag)
+                except Exception:
+                    pass
+
+    wrapper.__runlink_wrapped__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def install_connect_capture() -> bool:
+    """Wrap the Spark Connect client's DataFrame actions and writers once per process (track_session on a
+    Spark Connect session), so the server's jobs, stages and queries know the client's Python line."""
+    global _connect_installed
+    with _install_lock:
+        if _connect_installed:
+            return True
+        try:
+            from pyspark.sql.connect.dataframe import DataFrame
+            from pyspark.sql.connect.readwriter import DataFrameWriter, DataFrameWriterV2
+            from pyspark.sql.connect.session import SparkSession
+
+            for cls, names in ((DataFrame, _DATAFRAME_ACTIONS), (DataFrameWriter, _WRITER_ACTIONS),
+                               (DataFrameWriterV2, _WRITER_V2_ACTIONS), (SparkSession, ("sql",))):
+                for name in names:
+                    method = getattr(cls, name, None)
+                    if callable(method):
+                        setattr(cls, name, _wrap_connect(method, name))
+            _connect_installed = True
+        except Exception as exc:
+            log.warning("runlink: cannot capture Python call sites on Spark Connect (%s)", exc)
+        return _connect_installed
+
+
 def _planning_time(qe: Any) -> float | None:
     """When Spark planned this query (epoch s): inside the action for every fresh query, an exact anchor."""
     try:

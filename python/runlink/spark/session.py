@@ -152,6 +152,9 @@ def _track_connect(spark: Any, raw: dict[str, Any]) -> Tracking:
     except Exception:
         app_id = ""
     result = Tracking(app_id=app_id)
+    from runlink.spark.pyspark_listener import install_connect_capture
+
+    install_connect_capture()
     value = encode(raw)
     if value is None:
         result.messages.append("runlink: no Airflow context to set on this Spark Connect session (outside an "

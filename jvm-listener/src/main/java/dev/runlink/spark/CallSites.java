@@ -27,10 +27,30 @@ final class CallSites {
         + "\\(([^():]+):(\\d+)\\)\\s*$");
     private static final String[] INTERNAL = {
         "org.apache.spark.", "scala.", "java.", "javax.", "jdk.", "sun.", "com.sun.", "py4j.", "io.netty.",
-        "io.grpc.", "com.google.",
+        "io.grpc.", "com.google.", "org.sparkproject.", "org.apache.hadoop.", "com.fasterxml.",
     };
 
+    /** The operation tag runlink's Spark Connect wrappers set (pyspark_listener.CONNECT_TAG). */
+    static final String CONNECT_TAG = "runlink-callsite=";
+
     private CallSites() {}
+
+    /**
+     * The Python line a Spark Connect client named in its operation's tags: the server turns each into a job tag
+     * ({@code spark.job.tags}, comma-separated, prefixed with the session's ids); null when none does.
+     */
+    static String fromTags(String jobTags) {
+        if (jobTags == null) {
+            return null;
+        }
+        int at = jobTags.indexOf(CONNECT_TAG);
+        if (at < 0) {
+            return null;
+        }
+        int end = jobTags.indexOf(',', at);
+        String value = jobTags.substring(at + CONNECT_TAG.length(), end < 0 ? jobTags.length() : end).trim();
+        return value.isEmpty() ? null : Json.cap(value, MAX_CHARS);
+    }
 
     /** {@code file:line function} of the user's code, or null when the pair names none. */
     static String of(String shortForm, String longForm) {

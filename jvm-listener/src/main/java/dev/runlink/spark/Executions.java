@@ -41,6 +41,8 @@ final class Executions {
         final String description;
         final String details;
         Map<String, String> context;
+        /** The call site one of its jobs named (a Spark Connect client's line), when Spark's names none. */
+        String callsite;
 
         Started(String description, String details, Map<String, String> context) {
             this.description = description;
@@ -56,17 +58,23 @@ final class Executions {
         private final String details;
         /** On a shared application, the Airflow context of the task that ran the query (else null). */
         final Map<String, String> context;
+        private final String jobCallsite;
 
-        Execution(long id, String description, String details, Map<String, String> context) {
+        Execution(long id, String description, String details, Map<String, String> context, String jobCallsite) {
             this.id = id;
             this.description = description;
             this.details = details;
             this.context = context;
+            this.jobCallsite = jobCallsite;
         }
 
-        /** The user's line that ran the query ({@link CallSites}), or null when Spark's call site names none. */
+        /**
+         * The user's line that ran the query ({@link CallSites}): Spark's call site, else the one its jobs named
+         * (Spark Connect); null when neither names one.
+         */
         String callsite() {
-            return CallSites.of(description, details);
+            String own = CallSites.of(description, details);
+            return own != null ? own : jobCallsite;
         }
     }
 
@@ -89,6 +97,14 @@ final class Executions {
         }
     }
 
+    /** Listener thread, at the start of one of the execution's jobs: the client's line its tags named. */
+    static void jobCallsite(long executionId, String callsite) {
+        Started started = STARTED.get(executionId);
+        if (started != null && started.callsite == null) {
+            started.callsite = callsite;
+        }
+    }
+
     /** The Spark listener stopped (disabled): nobody will record executions any more. */
     static void unwatched() {
         watched = false;
@@ -106,8 +122,8 @@ final class Executions {
         if (BY_QUERY.size() >= MAX) {
             BY_QUERY.clear(); // only reached without a query listener taking them
         }
-        BY_QUERY.put(queryExecution, started == null ? new Execution(executionId, null, null, null)
-            : new Execution(executionId, started.description, started.details, started.context));
+        BY_QUERY.put(queryExecution, started == null ? new Execution(executionId, null, null, null, null)
+            : new Execution(executionId, started.description, started.details, started.context, started.callsite));
         synchronized (ARRIVAL) {
             ARRIVAL.notifyAll();
         }

@@ -241,6 +241,12 @@ public class RunlinkSparkListener extends SparkListener {
             p.put("sql_execution_id", executionId);
             p.put("submission_time", Json.formatEpochMillis(event.time()));
             String callsite = CallSites.of(prop(props, "callSite.short"), prop(props, "callSite.long"));
+            if (callsite == null) { // a Spark Connect server's job: the client's line, from its operation's tags
+                callsite = CallSites.fromTags(prop(props, "spark.job.tags"));
+                if (callsite != null && executionId != null) {
+                    Executions.jobCallsite(executionId, callsite);
+                }
+            }
             if (callsite != null) {
                 jobCallsites.put(jobId, callsite);
             }

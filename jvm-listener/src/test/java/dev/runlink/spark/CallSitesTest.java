@@ -42,4 +42,21 @@ public class CallSitesTest {
         // a call site the user's code set by hand
         assertEquals("load the orders", CallSites.of("load the orders", ""));
     }
+
+    @Test
+    public void aSparkConnectClientsLineFromItsOperationTags() {
+        String tags = "SparkConnect_OperationTag_User__Session_s1_Operation_o1,"
+            + "SparkConnect_SessionTag_User__Session_s1_Tag_runlink-callsite=/nb/report.py:9 load";
+        assertEquals("/nb/report.py:9 load", CallSites.fromTags(tags));
+        assertEquals("/a.py:1 <module>", CallSites.fromTags("x_Tag_runlink-callsite=/a.py:1 <module>,other"));
+        assertNull(CallSites.fromTags("SparkConnect_OperationTag_User__Session_s1_Operation_o1"));
+        assertNull(CallSites.fromTags(null));
+        // the SQL execution a Connect job ran for takes the line its job named (Spark's own names server frames)
+        Object qe = new Object();
+        Executions.started(501L, "collect at ExecuteThreadRunner.scala:1",
+            "org.apache.spark.sql.connect.execution.ExecuteThreadRunner.execute(ExecuteThreadRunner.scala:1)", null);
+        Executions.jobCallsite(501L, "/nb/report.py:9 load");
+        Executions.ended(qe, 501L);
+        assertEquals("/nb/report.py:9 load", Executions.take(qe).callsite());
+    }
 }

@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Properties;
 import org.apache.spark.Success$;
 import org.apache.spark.TaskResultLost$;
+import org.apache.spark.executor.TaskMetrics;
 import org.apache.spark.scheduler.JobSucceeded$;
 import org.apache.spark.scheduler.SparkListenerJobEnd;
 import org.apache.spark.scheduler.SparkListenerJobStart;
@@ -21,7 +22,10 @@ import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.scheduler.StageInfo;
 import org.junit.Test;
 
-/** The heap the listener keeps after 100,000 tasks, in the worst case: the tracker is down the whole time. */
+/**
+ * The heap the listener keeps after 100,000 tasks, in the worst case: the tracker is down the whole time, and every
+ * stage event queued holds its task distribution.
+ */
 public class MemoryTest {
 
     private static long usedAfterGc(MemoryMXBean memory) {
@@ -45,14 +49,17 @@ public class MemoryTest {
         int stages = 2_000;
         int tasksPerStage = 50;
         Properties props = new Properties();
+        TaskMetrics taskMetrics = TaskDistributionTest.metrics(123_456, 654_321, 4_321, 1 << 20, 12);
         for (int s = 0; s < stages; s++) {
             StageInfo info = SparkListenerTest.stage(s, 0, tasksPerStage, SparkListenerTest.metrics());
             listener.onJobStart(new SparkListenerJobStart(s, 0L, SparkListenerTest.seq(Collections.singletonList(info)),
                 props));
             listener.onStageSubmitted(new SparkListenerStageSubmitted(info, props));
-            for (int t = 0; t < tasksPerStage; t++) {
+            for (int t = 0; t < tasksPerStage; t++) { // with their figures: every stage keeps a distribution
                 listener.onTaskEnd(new SparkListenerTaskEnd(s, 0, "ResultTask",
-                    t == 0 ? TaskResultLost$.MODULE$ : Success$.MODULE$, null, null, null));
+                    t == 0 ? TaskResultLost$.MODULE$ : Success$.MODULE$,
+                    TaskDistributionTest.task(t, 1_000, 1_000 + 7L * t * t, "exec-" + (t % 4), "host-" + (t % 4)),
+                    null, taskMetrics));
             }
             listener.onStageCompleted(new SparkListenerStageCompleted(info));
             listener.onJobEnd(new SparkListenerJobEnd(s, 0L, JobSucceeded$.MODULE$));

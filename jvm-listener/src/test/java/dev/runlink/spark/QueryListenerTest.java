@@ -40,7 +40,7 @@ public class QueryListenerTest {
     }
 
     private List<JsonNode> report(String action, Object qe, Double durationMs, Exception error) {
-        return report(action, qe, new Executions.Execution(12L, "save at /jobs/etl.py:7", "/jobs/etl.py:7 in main", null),
+        return report(action, qe, new Executions.Execution(12L, "save at /jobs/etl.py:7", "/jobs/etl.py:7 in main", null, null),
             durationMs, error);
     }
 

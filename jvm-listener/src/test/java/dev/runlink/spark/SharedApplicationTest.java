@@ -161,7 +161,7 @@ public class SharedApplicationTest {
         conf.put("spark.app.id", APP);
         RunlinkQueryListener queries = new RunlinkQueryListener(conf, Collections.<String, String>emptyMap(), agent);
         Map<String, String> ctx = WorkContext.parse(TASK_B);
-        queries.report("collect", new Object(), new Executions.Execution(9L, null, null, ctx), 1.0, null,
+        queries.report("collect", new Object(), new Executions.Execution(9L, null, null, ctx, null), 1.0, null,
             dev.runlink.spark.protocol.Json.now());
         flushed();
         JsonNode query = transport.events("sql_query").get(0);
