@@ -227,6 +227,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="tracker worker processes")
     parser.add_argument("--replicas", type=int, action="append",
                         help="tracker processes on one database, batches sent round robin (repeat to compare)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every setup, interleaved; best and median")
     parser.add_argument("--url", help="use a running tracker instead of starting one (needs --token)")
     parser.add_argument("--token")
     args = parser.parse_args()
@@ -241,24 +242,29 @@ def main() -> int:
     mix = ", ".join(f"{k} {v * 100 / len(events):.0f}%" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
     print(f"mix: {mix}")
 
-    results = []
-    for db in args.db or [None]:
-        for replicas in args.replicas or [1]:
-            figures = run_once(args, None if db == "sqlite" else db, replicas, bodies, len(events))
-            figures["replicas"] = replicas
-            results.append(figures)
-            print(f"{figures['backend']} x{replicas}: {figures['sent']} events in {figures['elapsed']:.2f}s = "
-                  f"{figures['rate']:,.0f} events/s (batches of {args.batch}, {args.clients} clients, "
-                  f"{args.workers} workers each; batch latency median {figures['median'] * 1000:.1f} ms, p95 "
-                  f"{figures['p95'] * 1000:.1f} ms); waiting for the write lock: {figures['lock_share']:.1%} of "
-                  f"server time (median {figures['lock_median']:.1f} ms a batch; the write with it "
-                  f"{figures['write_median']:.1f} ms of {figures['server_median']:.1f} ms in the server); server CPU "
-                  f"{figures['cpu']:.2f} s; load average now {os.getloadavg()[0]:.1f}", flush=True)
-    if len(results) > 1:
-        base = results[0]
-        for figures in results[1:]:
-            print(f"{figures['backend']} x{figures['replicas']} / {base['backend']} x{base['replicas']}: "
-                  f"{figures['rate'] / base['rate']:.0%}")
+    results: dict[tuple[str | None, int], list[dict]] = {}
+    for round_n in range(args.rounds):  # interleaved: a busy moment of the machine weighs on every setup alike
+        for db in args.db or [None]:
+            for replicas in args.replicas or [1]:
+                figures = run_once(args, None if db == "sqlite" else db, replicas, bodies, len(events))
+                figures["replicas"] = replicas
+                figures["round"] = round_n + 1
+                results.setdefault((db, replicas), []).append(figures)
+                print(f"round {round_n + 1}: {figures['backend']} x{replicas}: {figures['sent']} events in "
+                      f"{figures['elapsed']:.2f}s = {figures['rate']:,.0f} events/s (batches of {args.batch}, "
+                      f"{args.clients} clients, {args.workers} workers each; batch latency median "
+                      f"{figures['median'] * 1000:.1f} ms, p95 {figures['p95'] * 1000:.1f} ms); waiting for the "
+                      f"write lock: {figures['lock_share']:.1%} of server time (median {figures['lock_median']:.1f} "
+                      f"ms a batch; the write with it {figures['write_median']:.1f} ms of "
+                      f"{figures['server_median']:.1f} ms in the server); server CPU {figures['cpu']:.2f} s; load "
+                      f"average now {os.getloadavg()[0]:.1f}", flush=True)
+    best = {key: max(runs, key=lambda f: f["rate"]) for key, runs in results.items()}
+    base = next(iter(best.values()))
+    for key, figures in best.items():
+        median_rate = statistics.median(f["rate"] for f in results[key])
+        print(f"best of {args.rounds}: {figures['backend']} x{figures['replicas']}: {figures['rate']:,.0f} events/s "
+              f"(median {median_rate:,.0f}), {figures['rate'] / base['rate']:.0%} of {base['backend']} "
+              f"x{base['replicas']}; waiting for the write lock {figures['lock_share']:.1%} of server time")
     return 0
 
 
