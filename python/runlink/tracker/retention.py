@@ -10,7 +10,8 @@ one of the deleted attempts, runs or dataset operations, and their notifications
 else rewritten with the deleted events' places set to null, so `events.position` still points right).
 
 Deletes run in short transactions of `runs_per_transaction` runs (audit batches: decoded before, pruned in
-transactions of `batches_per_transaction`), each under the tracker's write lock and followed by a pause as long as
+transactions of `batches_per_transaction`), each under the tracker's write lock (on PostgreSQL only the deleted
+runs' DAG and Spark app keys, so other DAGs' ingest runs alongside) and followed by a pause as long as
 it (three times as long), so a batch of ingest waits at most one such transaction and ingest keeps the lock at
 least three quarters of the time. A
 dry run walks the same ids and counts instead.
@@ -375,11 +376,12 @@ def _matches(dag_id: str, dag_glob: str | None) -> bool:
 
 
 @contextmanager
-def _transaction(db: Database, state: _Pass, stop: threading.Event) -> Iterator[Connection]:
+def _transaction(db: Database, state: _Pass, stop: threading.Event,
+                 keys: Sequence[str] | None = None) -> Iterator[Connection]:
     """A write transaction (a read one in a dry run), timed: the longest is how long ingest could have waited.
     After it, a pause of PAUSE_RATIO times as long: ingest gets the write lock most of the time."""
     started = time.monotonic()
-    with (db.read() if state.dry else db.write()) as conn:
+    with (db.read() if state.dry else db.write(keys)) as conn:
         yield conn
     elapsed = time.monotonic() - started
     state.report.transactions += 1
@@ -423,7 +425,7 @@ def apply_retention(db: Database, keep_days: float, dag_glob: str | None = None,
         chosen = [r for r in page if _matches(r[1], dag_glob)]
         for chunk in _chunks(chosen, runs_per_transaction, stop):
             _widen_audit_window(state, chunk)
-            with _transaction(db, state, stop) as conn:
+            with _transaction(db, state, stop, _lock_keys(db, chunk)) as conn:
                 touched = _delete_runs(conn, state, [r[0] for r in chunk])
             _prune_audit(db, state, touched, batches_per_transaction, stop)
     if audit_all:
@@ -439,8 +441,19 @@ def _prune_audit(db: Database, state: _Pass, batch_ids: Sequence[str], size: int
     """The audit batches, `size` per write transaction, each decoded before its transaction begins."""
     for chunk in _chunks(sorted(set(batch_ids) - state.batches), size, stop):
         decoded = _decode_batches(db, chunk)
-        with _transaction(db, state, stop) as conn:
+        with _transaction(db, state, stop, ()) as conn:  # row-level: no relink, no DAG's rows
             _prune_batches(conn, state, decoded)
+
+
+def _lock_keys(db: Database, runs: Sequence[Any]) -> list[str]:
+    """The PostgreSQL write locks of deleting these runs, as ingest names them (ingest/store.lock_keys): their
+    DAGs' and their Spark applications'. Ingest of other DAGs goes on meanwhile; a batch for one of these DAGs
+    waits for the transaction."""
+    run_pks = [r[0] for r in runs]
+    with db.read() as conn:
+        apps = _column(conn, "SELECT spark_apps.id FROM spark_apps JOIN contexts ON contexts.id = "
+                             "spark_apps.context_id WHERE contexts.run_pk IN ({})", run_pks)
+    return sorted({"dag:" + r[1] for r in runs} | {"app:" + pk for pk in apps})
 
 
 def _chunks(items: Sequence[Any], size: int, stop: threading.Event) -> Iterator[Sequence[Any]]:
