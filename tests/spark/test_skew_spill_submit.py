@@ -98,3 +98,22 @@ def test_stage_distributions_show_skew_spill_and_failures(app: dict[str, Any]) -
     (failed,) = [s for s in app["stages"] if s["status"] == "failed"]
     (reason,) = failed["distribution"]["failed_task_reasons"]
     assert "runlink-skew-boom" in reason["reason"] and reason["count"] == failed["failed_tasks"] == 1
+
+
+def test_diagnosis_names_the_skewed_and_the_spilling_stage(app: dict[str, Any], sqlite_tracker: Any) -> None:
+    """The diagnosis of the run (no earlier run to compare with): the hot-key stage by its line with skew, measured
+    from its task distribution; the sorting stage by its line with spill."""
+    marks = callsite_lines(APP)
+    runs = sqlite_tracker.get_json("/api/v1/dag-runs", dag_id="spark:runlink-skew-spill")["items"]
+    (attempt,) = [a for run in runs for a in sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]
+                  if any(found["id"] == app["id"] for found in a["spark_apps"])]
+    found = sqlite_tracker.get_json(f"/api/v1/task-attempts/{attempt['id']}/diagnosis")
+    causes = {}
+    for finding in found["findings"]:
+        if finding["kind"] == "stage":
+            causes.setdefault(finding["stage"]["callsite"], []).extend(finding["causes"])
+    skews = [c for c in causes[f"{APP_PATH}:{marks['skewed']} <module>"] if c["cause"] == "skew"]
+    assert skews and all(c["estimated"] is False for c in skews), skews
+    assert max(c["ratio"] for c in skews) >= 5, skews
+    assert any(c["cause"] == "spill" and c["after"] > 0 for c in causes[f"{APP_PATH}:{marks['spill']} <module>"])
+    assert "skew" in found["summary"] and "spill" in found["summary"]
