@@ -45,7 +45,7 @@ class Collector:
         self.events: list[dict[str, Any]] = []
 
     def emit(self, event: dict[str, Any]) -> bool:
-        self.events.append(event)
+        self.events.append(dict(event))  # as the sender thread takes it (the event is built then)
         return True
 
     def statements(self) -> list[dict[str, Any]]:
