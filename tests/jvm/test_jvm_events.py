@@ -64,3 +64,8 @@ def test_the_tracker_ingests_them_and_a_replay_changes_nothing(tracker) -> None:
     assert {j["job_id"] for j in app["jobs"]} == {3, 4}
     assert len(app["stages"]) == 2
     assert app["task_attempt_pk"], "the app links under its Airflow task attempt"
+    # a stage's call site and task distribution, as the database builds the stage JSON on each backend
+    stage = next(s for s in app["stages"] if s["stage_id"] == 0)
+    assert stage["callsite"] == "app.py:12"
+    assert stage["distribution"]["tasks"] == 3 and stage["distribution"]["slowest_task"]["host"] == "host-a"
+    assert stage["task_skew"] == stage["distribution"]["skew"]["duration_ms"] > 1
