@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import requests
 
+from runlink.protocol import make_event
 from support.cli import runlink_cli
-from support.task_history import GROUP_LINE, GROUP_SITE, READ_LINE, READ_SITE, task_run
+from support.task_history import BASE, GROUP_LINE, GROUP_SITE, READ_LINE, READ_SITE, iso, task_run
 
 
 def _attempts(tracker: Any, dag_id: str) -> list[dict[str, Any]]:
@@ -135,6 +136,22 @@ def test_measured_skew_and_the_users_lines(tracker: Any, unique: str, older_hist
     read = _stage_finding(found, READ_LINE)
     assert {"input growth", "spill"} <= {c["cause"] for c in read["causes"]}
     assert f"'{GROUP_LINE}'" in found["summary"] and "slowest task 20.0x the median task" in found["summary"]
+
+
+def test_a_datasets_rows_and_bytes_over_time(tracker: Any, unique: str) -> None:
+    table = f"analytics.daily_{unique}"
+    for day in range(3):
+        when = iso(BASE.replace(day=day + 1))
+        ctx = {"dag_id": f"ds_{unique}", "execution_date": when, "task_id": "write", "try_number": "1"}
+        _post(tracker, [make_event("dataset", {"operation": "write", "table": table, "rows": 100 * (day + 1),
+                                               "bytes": 4096 * (day + 1)}, context=ctx, time=when)])
+    (found,) = [d for d in tracker.get_json("/api/v1/views/datasets")["items"] if d.get("table_name") == table
+                or table in (d.get("label") or "")]
+    view = tracker.get_json(f"/api/v1/views/datasets/{found['id']}")
+    assert [p["rows"] for p in view["rows_series"]] == [100, 200, 300]
+    assert [p["bytes"] for p in view["bytes_series"]] == [4096, 8192, 12288]
+    page = _ui_page(tracker, f"/ui/datasets/{found['id']}")
+    assert "Bytes over time" in page and page.count('class="chart fixed"') == 2
 
 
 def test_unknown_attempt_is_a_404(tracker: Any) -> None:

@@ -986,7 +986,9 @@ def dataset_view(conn: Connection, pk: str) -> dict[str, Any] | None:
         entry["last_attempt_pk"] = op["attempt_pk"]
     return {"dataset": ds, "operations": ops, "tasks": list(tasks.values()), "schema": schema,
             "rows_series": [{"time": o["time"], "rows": o["rows"], "operation": o["operation"]} for o in ops
-                            if o["rows"] is not None]}
+                            if o["rows"] is not None],
+            "bytes_series": [{"time": o["time"], "bytes": o["bytes"], "operation": o["operation"]} for o in ops
+                             if o.get("bytes") is not None]}
 
 
 # ---------------------------------------------------------------- search helpers for filters
