@@ -69,3 +69,22 @@ def test_the_tracker_ingests_them_and_a_replay_changes_nothing(tracker) -> None:
     assert stage["callsite"] == "app.py:12"
     assert stage["distribution"]["tasks"] == 3 and stage["distribution"]["slowest_task"]["host"] == "host-a"
     assert stage["task_skew"] == stage["distribution"]["skew"]["duration_ms"] > 1
+
+
+def test_the_spark_pages_show_call_sites_and_task_distributions(tracker_factory) -> None:
+    """The Spark application page's stage table and the stage page, rendered from the JVM's events."""
+    from runlink.ids import spark_app_id
+
+    tracker = tracker_factory(open_reads=True)
+    events = _samples()["events"]
+    assert tracker.post_events(events, gzip=True).status_code == 202
+    app_pk = spark_app_id(next(e["spark"]["app_id"] for e in events if e["type"] == "spark_app.start"))
+    app_page = tracker.get(f"/ui/spark-apps/{app_pk}", token=None)
+    assert app_page.status_code == 200
+    assert "Task skew" in app_page.text and "app.py:12" in app_page.text
+    stage_page = tracker.get(f"/ui/spark-apps/{app_pk}/stages/0/0", token=None)
+    assert stage_page.status_code == 200
+    page = stage_page.text
+    assert "Task distribution" in page and "host-a" in page and "app.py:12" in page
+    failed = tracker.get(f"/ui/spark-apps/{app_pk}/stages/1/0", token=None).text
+    assert "TaskResultLost (result lost from block manager)" in failed
