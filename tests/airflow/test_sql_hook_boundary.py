@@ -435,3 +435,32 @@ def test_unfinished_submission_is_recorded_as_submitted() -> None:
     submitted, = collector.statements()
     assert (submitted["state"], submitted["query_id"], submitted["success"]) == ("submitted", qid, True)
     assert "duration_ms" not in submitted and not getattr(AthenaHook.run_query, "_runlink_sql", False)
+
+
+def test_literals_stripped_and_switched_off() -> None:
+    """`sql_strip_literals` replaces values by `?` before the text leaves the process; `sql_statements=False`
+    patches nothing."""
+    collector = Collector()
+    previous = delivery.set_client(collector)  # type: ignore[arg-type]
+    sql = "INSERT INTO users (email, age, score) VALUES ('alice@example.com', 42, -3.5e2) -- batch 7"
+
+    class UsersHook(DbApiHook):
+        conn_name_attr = "users_conn_id"
+        conn_type = "postgres"
+
+    cursor = DriverCursor({sql: (1, "")}, "query_id")
+    hook = UsersHook(connection=_connection("postgres", "db.example.com", "app"))
+    hook.get_conn = lambda: DriverConnection(cursor)  # type: ignore[method-assign]
+    try:
+        uninstall = install(RAW, AirflowSettings(uid="u1", sql_strip_literals=True))
+        hook.run(sql)
+        uninstall()
+        uninstall = install(RAW, AirflowSettings(uid="u1", sql_statements=False))
+        assert not getattr(DbApiHook._run_command, "_runlink_sql", False)
+        hook.run(sql)
+        uninstall()
+    finally:
+        delivery.set_client(previous)
+    stripped, = collector.statements()
+    assert stripped["statement"] == "INSERT INTO users (email, age, score) VALUES (?, ?, ?) -- batch ?"
+    assert stripped["rows"] == 1 and "alice" not in json.dumps(collector.events)

@@ -162,3 +162,21 @@ def test_sql_table_and_spark_jdbc_read_are_one_dataset(airflow_tracker: Any, sql
                     ready=lambda d: any(o["task_id"] == "read_sales" for o in d["operations"]))
     by_task = {(o["task_id"], o["operation"], o["format"]) for o in view["operations"]}
     assert {("load", "write", "postgres"), ("load", "read", "postgres"), ("read_sales", "read", "jdbc")} <= by_task
+
+
+def test_statement_that_does_not_parse_is_kept_without_tables(airflow_tracker: Any, sql_tree: dict) -> None:
+    """The tracker's parser failing on a statement stores it whole, without tables (and no dataset)."""
+    from runlink.protocol.events import make_event
+
+    context = {"dag_id": "runlink_sql_statements", "dag_run_id": sql_tree["run_id"], "task_id": "parse_check",
+               "try_number": "1"}
+    event = make_event("sql_statement", {"statement": "SELEC * FRM ((( WHERE", "success": True, "rows": 0,
+                                         "engine": "postgres", "seq": 0}, context=context, agent="airflow")
+    assert airflow_tracker.post_events([event]).status_code == 202
+    tree = wait_for_tree(airflow_tracker, "runlink_sql_statements", sql_tree["run_id"],
+                         lambda t: bool(attempts(t, "parse_check")) and bool(attempts(t, "parse_check")[0]
+                                                                              ["sql_statements"]))
+    attempt = attempts(tree, "parse_check")[0]
+    kept, = attempt["sql_statements"]
+    assert kept["statement"] == "SELEC * FRM ((( WHERE" and kept["success"] is True
+    assert kept["tables_read"] is None and kept["tables_written"] is None and attempt["datasets"] == []
