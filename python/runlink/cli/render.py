@@ -11,6 +11,8 @@ from runlink.terminal import printable
 
 #: characters of an error message shown without `--full`
 ERROR_WIDTH = 100
+#: characters of a diagnosis line (its verdict and up to three stages with their causes) shown without `--full`
+DIAGNOSIS_WIDTH = 240
 
 
 def _span(node: dict[str, Any], start: str = "start_date", end: str = "end_date") -> str:
@@ -161,7 +163,8 @@ def render_tree(run: dict[str, Any], *, full: bool = False, diagnoses: list[dict
         lines.append(f"{branch}{attempt['task_id']}{mapped} {try_text} [{attempt.get('state') or 'unknown'}]"
                      f"{_span(attempt)}")
         if attempt.get("id") in headline:
-            lines.extend(_indented(pad, f"diagnosis: {_error_text(headline[attempt['id']], full)}"))
+            text = headline[attempt["id"]]
+            lines.append(f"{pad}diagnosis: {text if full else units.clip(text, DIAGNOSIS_WIDTH)}")
         if attempt.get("error"):
             error = attempt["error"]
             kind = f"{error['type']}: " if error.get("type") else ""
