@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from support.cli import runlink_cli
 from support.task_history import GROUP_SITE, READ_SITE, task_run
 from support.waiting import wait_for
 
@@ -32,7 +33,9 @@ def test_slower_skew_and_spill_fire_with_their_explanation(tracker: Any, unique:
     dag_id = f"hist_{unique}"
     slower = _rule(tracker, name="slower", kind="slower", dag_id=dag_id, params={"k": 2})
     skew = _rule(tracker, name="skew", kind="skew", dag_id=dag_id, params={"ratio": 5})
-    spill = _rule(tracker, name="spill", kind="spill", dag_id=dag_id, params={"min_bytes": 1 << 30})
+    spill_id = runlink_cli(tracker, "alerts", "add", "spill", "--kind", "spill", "--dag-id", dag_id,
+                           "--param", f"min_bytes={1 << 30}").stdout.strip()
+    spill = {"id": spill_id}
     assert slower["params"] == {"k": 2, "n": 10, "min_history": 3}
     for index in range(5):
         _post(tracker, task_run(dag_id, index))

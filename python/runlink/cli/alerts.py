@@ -35,13 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create = add("add", "create a rule (evaluated at once)", _add)
     create.add_argument("name", help="the rule's name (shown in alerts and notifications)")
     create.add_argument("--kind", required=True,
-                        choices=("task_failed", "spark_failed", "duration", "metric", "dataset_rows", "dag_missing"),
+                        choices=("task_failed", "spark_failed", "duration", "metric", "dataset_rows", "dag_missing",
+                                 "slower", "skew", "spill"),
                         help="what the rule watches (`runlink alerts kinds` lists them with their parameters)")
     create.add_argument("--dag-id", help="DAG id or glob (etl_*); default: every DAG")
     create.add_argument("--task-id", help="only this task (default: every task)")
     create.add_argument("--instance", help="only this Airflow instance's uid (default: every instance)")
     create.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="e.g. max_s=600, k=2, n=10, key=rows, min=1, change_pct=50, dataset=db.t, grace_s=900")
+                        help="e.g. max_s=600, k=2, n=10, key=rows, min=1, change_pct=50, dataset=db.t, grace_s=900, "
+                             "ratio=5 (skew), min_bytes=1073741824 (spill)")
     create.add_argument("--webhook", help="Slack-compatible incoming webhook URL")
     create.add_argument("--email", help="comma-separated addresses (the tracker needs RUNLINK_SMTP_HOST)")
     create.add_argument("--disabled", action="store_true", help="create the rule switched off")
