@@ -43,7 +43,7 @@ def decode(cursor: str, width: int) -> tuple[list[Any], bool]:
     except Exception as exc:  # noqa: BLE001 - any garbage is a bad cursor
         raise ValueError("bad cursor") from exc
     if not isinstance(values, list) or len(values) != width or not isinstance(backwards, bool) \
-            or not all(v is None or isinstance(v, (str, int, float)) for v in values):
+            or not all(isinstance(v, str) for v in values):  # every listing sorts on text columns
         raise ValueError("bad cursor")
     return values, backwards
 

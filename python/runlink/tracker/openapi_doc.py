@@ -32,6 +32,10 @@ def arr(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
 
+#: the cursors of a keyset page (tracker/keyset.py): pass one back as `cursor`; null at either end
+PAGE = {"next": S_, "previous": S_}
+
+
 def items(item: dict[str, Any], **more: Any) -> dict[str, Any]:
     return obj({"items": arr(item), **more})
 
@@ -85,7 +89,7 @@ RESPONSES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("post", "/api/v1/lineage"): ("200", obj({"accepted": I, "duplicates": I}, {"ignored": I, "pending": I})),
     ("get", "/api/v1/lineage/pending"): ("200", LINEAGE_LIST),
     ("get", "/api/v1/lineage/unlinked"): ("200", LINEAGE_LIST),
-    ("get", "/api/v1/dag-runs"): ("200", items(RUN, next_cursor=S_)),
+    ("get", "/api/v1/dag-runs"): ("200", items(RUN, next_cursor=S_, **PAGE)),
     ("get", "/api/v1/dag-runs/{run_pk}"): ("200", RUN_TREE),
     ("get", "/api/v1/task-attempts/{attempt_pk}"): ("200", TASK_ATTEMPT),
     ("get", "/api/v1/spark-apps/{app_pk}"): ("200", SPARK_APP),
@@ -94,7 +98,7 @@ RESPONSES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
                                                                        "series": OBJ, "task": OBJ})),
     ("get", "/api/v1/dag-runs/{run_pk}/diagnosis"): ("200", items(obj({"attempt_id": S, "verdict": S,
                                                                        "headline": S}, {"summary": S}))),
-    ("get", "/api/v1/airflow-instances"): ("200", items(INSTANCE)),
+    ("get", "/api/v1/airflow-instances"): ("200", items(INSTANCE, **PAGE)),
     ("post", "/api/v1/airflow-instances"): ("201", INSTANCE),
     ("get", "/api/v1/airflow-instances/{name}"): ("200", INSTANCE),
     ("post", "/api/v1/airflow-instances/{name}/aliases"): ("200", INSTANCE),
@@ -102,16 +106,17 @@ RESPONSES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("get", "/api/v1/airflow-instances/{name}/syncer-config"): ("200", OBJ),
     ("get", "/api/v1/airflow-instances/{name}/sync-state"): ("200", obj({"name": S})),
     ("put", "/api/v1/airflow-instances/{name}/sync-state"): ("200", obj({"name": S})),
-    ("get", "/api/v1/views/instances"): ("200", items(obj({"uid": S}), runs_without_instance=I)),
-    ("get", "/api/v1/views/dags"): ("200", items(obj({"dag_id": S}, {"uid": S_, "runs": ARR}), filters=OBJ)),
-    ("get", "/api/v1/views/dags/{dag_id}"): ("200", obj({"dag_id": S, "runs": arr(RUN)}, {"grid": OBJ})),
+    ("get", "/api/v1/views/instances"): ("200", items(obj({"uid": S}), runs_without_instance=I, **PAGE)),
+    ("get", "/api/v1/views/dags"): ("200", items(obj({"dag_id": S}, {"uid": S_, "runs": ARR}), filters=OBJ,
+                                                 **PAGE)),
+    ("get", "/api/v1/views/dags/{dag_id}"): ("200", obj({"dag_id": S, "runs": arr(RUN), **PAGE}, {"grid": OBJ})),
     ("get", "/api/v1/views/dag-runs/{pk}"): ("200", obj({"run": RUN, "task_attempts": arr(
         obj({"id": S, "task_id": S}, {"state": S_, "duration_s": N_}))})),
     ("get", "/api/v1/views/task-attempts/{pk}"): ("200", obj({"id": S, "task_id": S}, {"dag_run": OBJ_})),
     ("get", "/api/v1/views/spark-apps/{pk}"): ("200", SPARK_APP),
     ("get", "/api/v1/views/spark-apps/{pk}/stages/{stage_id}/{attempt_id}"): ("200", obj({"app": OBJ,
                                                                                          "stage": STAGE})),
-    ("get", "/api/v1/views/datasets"): ("200", items(obj({"id": S, "identity": S}))),
+    ("get", "/api/v1/views/datasets"): ("200", items(obj({"id": S, "identity": S}), **PAGE)),
     ("get", "/api/v1/views/datasets/{pk}"): ("200", obj({"dataset": OBJ, "operations": ARR})),
     ("get", "/api/v1/views/alerts"): ("200", obj({"open": arr(ALERT), "recent": arr(ALERT), "rules": arr(RULE)})),
     ("get", "/api/v1/alert-rules/kinds"): ("200", {"type": "object", "additionalProperties": obj(
@@ -120,7 +125,7 @@ RESPONSES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("post", "/api/v1/alert-rules"): ("201", RULE),
     ("get", "/api/v1/alert-rules/{pk}"): ("200", RULE),
     ("patch", "/api/v1/alert-rules/{pk}"): ("200", RULE),
-    ("get", "/api/v1/alerts"): ("200", items(ALERT)),
+    ("get", "/api/v1/alerts"): ("200", items(ALERT, **PAGE)),
     ("post", "/api/v1/alerts/{pk}/resolve"): ("200", ALERT),
     ("post", "/api/v1/alerts/evaluate"): ("200", {"type": "object", "additionalProperties": I}),
 }

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, and_, or_, select
+from sqlalchemy import Connection, Table, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from runlink.tracker import keyset
 from runlink.tracker.models import (
     STAGE_METRICS,
     contexts,
@@ -75,19 +75,9 @@ _RUN_SUMMARY = ("id", "uid", "dag_id", "run_id", "logical_date", "state", "start
                 "placeholder", "ambiguous", "synthetic", "sort_key")
 
 
-def encode_cursor(sort_key: str, pk: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([sort_key, pk])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """Raise ValueError on a cursor this server did not make."""
-    try:
-        sort_key, pk = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except Exception as exc:  # noqa: BLE001 - any garbage is a bad cursor
-        raise ValueError("bad cursor") from exc
-    if not isinstance(sort_key, str) or not isinstance(pk, str):
-        raise ValueError("bad cursor")
-    return sort_key, pk
+#: newest first (logical date, else start), the id breaking ties: the index dag_runs (sort_key, id)
+RUNS_ORDER = (keyset.Order(dag_runs.c.sort_key, "sort_key", descending=True),
+              keyset.Order(dag_runs.c.id, "id", descending=True))
 
 
 def list_runs(
@@ -101,7 +91,8 @@ def list_runs(
     limit: int = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """Newest first (logical date, else start), keyset-paginated: `next_cursor` continues the listing."""
+    """Newest first (logical date, else start), keyset-paginated: `next` (also `next_cursor`, its older name) and
+    `previous` continue the listing; a cursor this server did not make raises ValueError."""
     stmt = select(*(dag_runs.c[c] for c in _RUN_SUMMARY))
     if instance is not None:
         stmt = stmt.where(dag_runs.c.uid == instance)
@@ -113,20 +104,8 @@ def list_runs(
         stmt = stmt.where(dag_runs.c.state == state)
     if since is not None:
         stmt = stmt.where(dag_runs.c.sort_key >= since)
-    if cursor:
-        key, pk = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(dag_runs.c.sort_key < key, and_(dag_runs.c.sort_key == key, dag_runs.c.id < pk))
-        )
-    stmt = stmt.order_by(dag_runs.c.sort_key.desc(), dag_runs.c.id.desc()).limit(limit + 1)
-    items = _rows(conn, stmt)
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        next_cursor = encode_cursor(items[-1]["sort_key"], items[-1]["id"])
-    for item in items:
-        _bools(item, "placeholder", "ambiguous", "synthetic")
-    return {"items": items, "next_cursor": next_cursor}
+    page = keyset.page(conn, stmt, RUNS_ORDER, cursor, limit, _run_summary)
+    return {**page, "next_cursor": page["next"]}
 
 
 def _bools(row: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -134,6 +113,10 @@ def _bools(row: dict[str, Any], *names: str) -> dict[str, Any]:
         if row.get(name) is not None:
             row[name] = bool(row[name])
     return row
+
+
+def _run_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return _bools(row, "placeholder", "ambiguous", "synthetic")
 
 
 # ---------------------------------------------------------------- Spark
