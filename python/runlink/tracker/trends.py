@@ -135,23 +135,15 @@ def _optional_stage_columns(conn: Connection) -> list[str]:
     return _OPTIONAL_STAGE_COLUMNS[key]
 
 
-def spark_work(conn: Connection, attempt_pks: Sequence[str],
-               distributions: Collection[str] | None = None) -> dict[str, SparkWork]:
-    """Each attempt's Spark work: the applications it owns (less other tasks' work there) and its share of the
-    shared ones it used; stages in application then stage order. `distributions`: the attempts whose stages' task
-    distributions are read (default all; the JSON is most of a stage row: load_distributions reads more later)."""
-    work = {pk: SparkWork() for pk in attempt_pks}
-    if not attempt_pks:
-        return work
+def _apps_of(conn: Connection, attempt_pks: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """(context id -> attempt, app pk -> {attempt, owned, start_time, end_time}): the Spark applications of these
+    attempts, their own and the shared ones they used."""
     ctx_of: dict[str, str] = {}
+    apps: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(list(attempt_pks)):
         ctx_of.update(conn.execute(select(contexts.c.id, contexts.c.attempt_pk)
                                    .where(contexts.c.attempt_pk.in_(chunk))).all())
-    if not ctx_of:
-        return work
-    ctx_pks = list(ctx_of)
-    apps: dict[str, dict[str, Any]] = {}  # app pk -> {attempt, owned, start_time, end_time}
-    for chunk in _chunks(ctx_pks):
+    for chunk in _chunks(list(ctx_of)):
         for pk, ctx, start, end in conn.execute(select(spark_apps.c.id, spark_apps.c.context_id,
                                                        spark_apps.c.start_time, spark_apps.c.end_time)
                                                 .where(spark_apps.c.context_id.in_(chunk))):
@@ -160,6 +152,42 @@ def spark_work(conn: Connection, attempt_pks: Sequence[str],
                                     .where(spark_app_contexts.c.context_id.in_(chunk))):
             if pk not in apps:
                 apps[pk] = {"attempt": ctx_of[ctx], "owned": False, "start_time": None, "end_time": None}
+    return ctx_of, apps
+
+
+def _counted(app: dict[str, Any], context_id: str | None, ctx_of: dict[str, str]) -> bool:
+    """Whether a stage or job of this application is the attempt's work: its own task's, or (on an application the
+    attempt owns) no task's."""
+    return (context_id is not None and ctx_of.get(context_id) == app["attempt"]) or (
+        app["owned"] and context_id is None)
+
+
+def spark_totals_by_attempt(conn: Connection, attempt_pks: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Each attempt's Spark totals (SPARK_TOTALS), summed by the database per application and task context."""
+    ctx_of, apps = _apps_of(conn, attempt_pks)
+    out: dict[str, dict[str, int]] = {}
+    sums = [func.coalesce(func.sum(spark_stages.c[part]), 0) for parts in SPARK_TOTALS.values() for part in parts]
+    for chunk in _chunks(list(apps)):
+        for row in conn.execute(select(spark_stages.c.spark_app_pk, spark_stages.c.context_id, *sums)
+                                .where(spark_stages.c.spark_app_pk.in_(chunk))
+                                .group_by(spark_stages.c.spark_app_pk, spark_stages.c.context_id)):
+            app = apps[row[0]]
+            if not _counted(app, row[1], ctx_of):
+                continue
+            totals = out.setdefault(app["attempt"], dict.fromkeys(SPARK_TOTALS, 0))
+            values = iter(row[2:])
+            for name, parts in SPARK_TOTALS.items():
+                totals[name] += sum(int(next(values)) for _ in parts)
+    return out
+
+
+def spark_work(conn: Connection, attempt_pks: Sequence[str],
+               distributions: Collection[str] | None = None) -> dict[str, SparkWork]:
+    """Each attempt's Spark work: the applications it owns (less other tasks' work there) and its share of the
+    shared ones it used; stages in application then stage order. `distributions`: the attempts whose stages' task
+    distributions are read (default all; the JSON is most of a stage row: load_distributions reads more later)."""
+    work = {pk: SparkWork() for pk in attempt_pks}
+    ctx_of, apps = _apps_of(conn, attempt_pks)
     if not apps:
         return work
     app_pks = sorted(apps, key=lambda pk: (apps[pk]["start_time"] or "", pk))
@@ -175,10 +203,7 @@ def spark_work(conn: Connection, attempt_pks: Sequence[str],
                             .order_by(spark_stages.c.spark_app_pk, spark_stages.c.stage_id,
                                       spark_stages.c.attempt_id)).fetchall()
         for row in rows:  # driver tuples: a comparison reads thousands of stages
-            app = apps[row[0]]
-            context_id = row[8]
-            mine = context_id in ctx_of and ctx_of[context_id] == app["attempt"]
-            if mine or (app["owned"] and context_id is None):
+            if _counted(apps[row[0]], row[8], ctx_of):
                 _merge_stage(merged, row)
     order = {pk: i for i, pk in enumerate(app_pks)}
     for (app_pk, _), stage in sorted(merged.items(), key=lambda item: (order[item[0][0]], item[0][1])):
@@ -279,7 +304,7 @@ def _jobs(conn: Connection, apps: dict[str, dict[str, Any]], ctx_of: dict[str, s
                        spark_jobs.c.failure_reason, spark_jobs.c.context_id, spark_jobs.c.callsite)
                 .where(spark_jobs.c.spark_app_pk.in_(chunk))):
             app = apps[app_pk]
-            if not ((ctx is not None and ctx_of.get(ctx) == app["attempt"]) or (app["owned"] and ctx is None)):
+            if not _counted(app, ctx, ctx_of):
                 continue
             target = work[app["attempt"]]
             if submitted and (target.first_job_at is None or submitted < target.first_job_at):
@@ -305,16 +330,6 @@ def _executors(conn: Connection, apps: dict[str, dict[str, Any]], work: dict[str
                 target.lost_reasons.append(reason)
 
 
-def spark_totals(stages: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """The per-run Spark totals (SPARK_TOTALS) of merged stages."""
-    totals = dict.fromkeys(SPARK_TOTALS, 0)
-    for stage in stages:
-        figures = stage["figures"]
-        for name, parts in SPARK_TOTALS.items():
-            totals[name] += sum(figures[p] for p in parts)
-    return totals
-
-
 # ---------------------------------------------------------------- trends
 
 def task_trends(conn: Connection, attempt_pk: str, limit: int = 30) -> dict[str, Any] | None:
@@ -325,14 +340,14 @@ def task_trends(conn: Connection, attempt_pk: str, limit: int = 30) -> dict[str,
         return None
     attempts = recent_attempts(conn, attempt, limit)
     pks = [a["id"] for a in attempts]
-    work = spark_work(conn, pks)
+    totals = spark_totals_by_attempt(conn, pks)
     user = _user_metrics(conn, pks)
     points = []
     for a in attempts:
         point = {"attempt_id": a["id"], "run_id": a["run_id"], "try_number": a["try_number"], "state": a["state"],
                  "time": a["logical_date"] or a["start_date"] or a["sort_key"], "duration_s": duration_of(a)}
-        if work[a["id"]].stages:
-            point["spark"] = spark_totals(work[a["id"]].stages)
+        if a["id"] in totals:
+            point["spark"] = totals[a["id"]]
         point["metrics"] = user.get(a["id"], {})
         points.append(point)
     series: dict[str, list[dict[str, Any]]] = {"duration_s": _series(points, lambda p: p["duration_s"])}
