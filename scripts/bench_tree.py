@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_ingest import cpu_seconds, start_server  # noqa: E402
+from bench_ingest import cpu_seconds  # noqa: E402
 
 from runlink.protocol import make_event  # noqa: E402
+from runlink.tracker.process import TrackerProcess  # noqa: E402
 
 
 def tree_events(stages: int, dag_id: str) -> list[dict]:
@@ -66,7 +67,8 @@ def main() -> int:
     dag_id = f"bench_tree_{uuid.uuid4().hex[:6]}"
     events = tree_events(args.stages, dag_id)
     with tempfile.TemporaryDirectory(prefix="runlink-bench-tree-") as tmp:
-        proc, url, token = start_server(Path(tmp), args.db, 1)
+        tracker = TrackerProcess(Path(tmp), args.db).start()
+        proc, url, token = tracker.process, tracker.url, tracker.token
         try:
             session = requests.Session()
             session.headers["Authorization"] = f"Bearer {token}"
@@ -96,8 +98,7 @@ def main() -> int:
                   f"over {args.requests} requests; server CPU {cpu * 1000:.0f} ms/request; "
                   f"load average {os.getloadavg()[0]:.1f}")
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            tracker.stop()
     return 0
 
 
