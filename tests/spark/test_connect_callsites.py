@@ -108,10 +108,13 @@ def test_connect_clients_lines_name_the_servers_work(connect_url: str, sqlite_tr
 
     def seen() -> str:
         found = the_app() or {}
-        return json.dumps({kind: [item.get("callsite") for item in found.get(kind, [])] for kind in ("jobs", "queries")})
+        return json.dumps({kind: [i.get("callsite") for i in found.get(kind, [])] for kind in ("jobs", "queries")})
 
-    found = wait_for(lambda: (lambda a: a if a and expected <= {q["callsite"] for q in a["queries"]} else None)(
-        the_app()), "the client's queries at their lines", 90.0, interval_s=0.5, context=seen)
+    def complete() -> dict | None:
+        found = the_app()
+        return found if found and expected <= {q["callsite"] for q in found["queries"]} else None
+
+    found = wait_for(complete, "the client's queries at their lines", 90.0, interval_s=0.5, context=seen)
     client_jobs = [j for j in found["jobs"] if j["callsite"] in expected]
     assert {j["callsite"] for j in client_jobs} == expected, [j["callsite"] for j in found["jobs"]]
     job_ids = {j["job_id"] for j in client_jobs}
