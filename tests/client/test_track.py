@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 import runlink
 from runlink import delivery, tracking
 from runlink.config import Config
 from support.cli import runlink_cli
 from support.spark_runs import listener_jar_or_skip
+from support.ui_pages import ui_page
 from support.waiting import wait_for
 
 SCRIPT = textwrap.dedent('''
@@ -123,22 +123,10 @@ def test_plain_script_nested_spans_error_masked_args(sqlite_tracker: Any, tmp_pa
     shown = runlink_cli(sqlite_tracker, "runs", "show", "python:etl_job.py").stdout
     assert re.search(r"fn pipeline  \(\d+ ms\)", shown), shown
     assert re.search(r"\n\s+fn validate-rows \[failed\]  \(\d+ ms\)\n\s+error: builtins.ValueError: bad row", shown)
-    page = html.unescape(_ui_page(sqlite_tracker, f"/ui/task-attempts/{attempt['id']}"))
+    page = html.unescape(ui_page(sqlite_tracker, f"/ui/task-attempts/{attempt['id']}"))
     assert "Tracked functions" in page and "validate-rows" in page and "password=***" in page
     assert page.index(">pipeline<") < page.index(">transform<") < page.index(">inner-block<")
     assert "hunter2" not in page
-
-
-def _ui_page(tracker: Any, path: str) -> str:
-    """A web UI page's HTML, after a token login."""
-    session = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
-    assert csrf is not None
-    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
-                 timeout=30)
-    page = session.get(tracker.url + path, timeout=30)
-    assert page.status_code == 200, page.text[:500]
-    return page.text
 
 
 @pytest.fixture
@@ -255,5 +243,5 @@ def test_dataset_op_success_and_failure_merge_with_the_spark_write(sqlite_tracke
     assert spark_ops and all(o["operation"] == "write" for o in spark_ops)
     assert any(o["rows"] == 25 for o in spark_ops)
     assert {o["dag_id"] for o in python_ops} == {"python:spark_job.py"}
-    page = _ui_page(sqlite_tracker, f"/ui/datasets/{view['dataset']['id']}")
+    page = ui_page(sqlite_tracker, f"/ui/datasets/{view['dataset']['id']}")
     assert page.count(">failed</span>") == 1

@@ -19,9 +19,9 @@ import time
 from typing import Any
 
 import pytest
-import requests
 
 from runlink.protocol.events import make_event
+from support.ui_pages import ui_page
 
 T0 = "2026-03-01T10:00:00.000000+00:00"
 
@@ -126,18 +126,6 @@ def runlink_cli(tracker: Any, *args: str) -> str:
                           timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def ui_page(tracker: Any, path: str) -> str:
-    """A web UI page's HTML, after a token login."""
-    session = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
-    assert csrf is not None
-    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
-                 timeout=30)
-    page = session.get(tracker.url + path, timeout=30)
-    assert page.status_code == 200, page.text[:500]
-    return page.text
 
 
 def ui_waiting_counts(tracker: Any) -> tuple[int, int]:

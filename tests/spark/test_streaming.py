@@ -7,18 +7,17 @@ a failing query with its exception. The tree API, the attempt page and `runlink 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from runlink.protocol import make_event
 from runlink.spark.conf import STREAMING_LISTENER, conf
 from support.spark_runs import clean_env, listener_jar_or_skip, runlink_spark_conf, spark_submit
+from support.ui_pages import ui_page
 from support.waiting import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(300)]
@@ -91,17 +90,6 @@ def _attempt(tracker: Any, dag_id: str) -> dict | None:
     return None
 
 
-def _ui_page(tracker: Any, path: str) -> str:
-    session = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
-    assert csrf is not None
-    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
-                 timeout=30)
-    page = session.get(tracker.url + path, timeout=30)
-    assert page.status_code == 200, page.text[:500]
-    return page.text
-
-
 def test_streaming_queries_under_their_task_attempt(sqlite_tracker: Any, tmp_path: Path, unique: str) -> None:
     listener_jar_or_skip()
     tracker = sqlite_tracker
@@ -147,7 +135,7 @@ def test_streaming_queries_under_their_task_attempt(sqlite_tracker: Any, tmp_pat
     assert spark["failing_query"]["error"] and "runlink-stream-boom" in spark["failing_query"]["error"]
 
     # the attempt page's table and the CLI's tree name each query with its state
-    html = _ui_page(tracker, f"/ui/task-attempts/{attempt['id']}")
+    html = ui_page(tracker, f"/ui/task-attempts/{attempt['id']}")
     table = html.split('id="streaming-queries"', 1)[1].split("</table>", 1)[0]
     for name in ours:
         assert name in table

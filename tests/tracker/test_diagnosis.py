@@ -4,15 +4,14 @@ runs, then one with 4x the input (its read stage spills) and a hot key in its gr
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
 import pytest
-import requests
 
 from runlink.protocol import make_event
 from support.cli import runlink_cli
 from support.task_history import BASE, GROUP_LINE, GROUP_SITE, READ_LINE, READ_SITE, iso, task_run
+from support.ui_pages import ui_page
 
 
 def _attempts(tracker: Any, dag_id: str) -> list[dict[str, Any]]:
@@ -28,17 +27,6 @@ def _attempts(tracker: Any, dag_id: str) -> list[dict[str, Any]]:
 def _post(tracker: Any, events: list[dict[str, Any]]) -> None:
     response = tracker.post_events(events)
     assert response.status_code == 202, response.text
-
-
-def _ui_page(tracker: Any, path: str) -> str:
-    """A UI page as a person signed in with the admin token sees it."""
-    session = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(tracker.url + "/ui/login", timeout=30).text)
-    session.post(tracker.url + "/ui/login", data={"token": tracker.token, "csrf": csrf.group(1), "next": path},
-                 timeout=30)
-    response = session.get(tracker.url + path, timeout=30)
-    assert response.status_code == 200, response.text[-2000:]
-    return html.unescape(response.text)
 
 
 def _stage_finding(diagnosis: dict[str, Any], callsite: str) -> dict[str, Any]:
@@ -96,7 +84,7 @@ def test_grown_input_hot_key_and_spill_are_named_by_stage(tracker: Any, unique: 
 
     view = tracker.get_json(f"/api/v1/views/task-attempts/{slow['id']}")
     assert view["diagnosis"]["summary"] == summary and len(view["trends"]["points"]) == 6
-    page = _ui_page(tracker, f"/ui/task-attempts/{slow['id']}")
+    page = html.unescape(ui_page(tracker, f"/ui/task-attempts/{slow['id']}"))
     history = page[page.index("Compared with its history"):page.index('id="spark-h"')]
     assert summary in history and history.index(GROUP_SITE) < history.index(READ_SITE)
     assert history.count('class="chart fixed"') >= 5  # duration, rows_out, Spark totals
@@ -150,7 +138,7 @@ def test_a_datasets_rows_and_bytes_over_time(tracker: Any, unique: str) -> None:
     view = tracker.get_json(f"/api/v1/views/datasets/{found['id']}")
     assert [p["rows"] for p in view["rows_series"]] == [100, 200, 300]
     assert [p["bytes"] for p in view["bytes_series"]] == [4096, 8192, 12288]
-    page = _ui_page(tracker, f"/ui/datasets/{found['id']}")
+    page = html.unescape(ui_page(tracker, f"/ui/datasets/{found['id']}"))
     assert "Bytes over time" in page and page.count('class="chart fixed"') == 2
 
 
