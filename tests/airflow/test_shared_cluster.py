@@ -16,9 +16,6 @@ import importlib.util
 import json
 import os
 import re
-import shlex
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,26 +26,16 @@ import pytest
 import requests
 from airflow_runs import attempts, wait_for_tree
 
-from runlink.tracker.process import free_port
+from support.spark_connect import spark_connect_server
 from support.spark_runs import listener_jar_or_skip
-from support.waiting import wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 
 DAGS = Path(__file__).resolve().parent / "dags" / "runlink_shared_dags.py"
-SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 SERVER_START_DEADLINE_S = 120.0
 TASKS = ("extract", "load")
 #: what pyspark's Spark Connect client sets in os.environ, marking the whole process (and its children) Connect
 CONNECT_MODE_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _driver_env() -> dict[str, str]:
@@ -73,33 +60,9 @@ def connect_client_env() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def connect_server(airflow_tracker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Spark Connect server started with `runlink spark-conf`; its sc:// URL."""
-    listener_jar_or_skip()
-    import pyspark
-
-    env = {**_driver_env(), "SPARK_HOME": str(Path(pyspark.__file__).parent)}
-    conf = subprocess.run([sys.executable, "-m", "runlink", "spark-conf"], capture_output=True, text=True, env=env,
-                          timeout=60, check=True).stdout
-    port = free_port()
     log_path = tmp_path_factory.mktemp("connect") / "server.log"
-    cmd = [str(SPARK_SUBMIT), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-           "--master", "local[1]", "--conf", f"spark.connect.grpc.binding.port={port}",
-           "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=2",
-           *shlex.split(conf), "spark-internal"]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: server.poll() is not None or _accepts(port), "the Spark Connect server accepts connections",
-                 SERVER_START_DEADLINE_S, interval_s=0.5, context=lambda: log_path.read_text()[-3000:])
-        assert server.poll() is None, f"the Spark Connect server exited:\n{log_path.read_text()[-3000:]}"
-        yield f"sc://127.0.0.1:{port}"
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=30)
+    with spark_connect_server(_driver_env(), log_path, deadline_s=SERVER_START_DEADLINE_S) as url:
+        yield url
 
 
 def _load_dags() -> Any:

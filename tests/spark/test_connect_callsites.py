@@ -6,10 +6,6 @@ tracker."""
 from __future__ import annotations
 
 import json
-import os
-import shlex
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from support.spark_runs import SPARK_SUBMIT, clean_env, listener_jar_or_skip
+from support.spark_connect import spark_connect_server
+from support.spark_runs import clean_env
 from support.waiting import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(600)]
@@ -43,47 +40,13 @@ spark.stop()
 """
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def connect_url(sqlite_tracker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Spark Connect server started with `runlink spark-conf`, reporting to the tracker."""
-    listener_jar_or_skip()
-    import pyspark
-
     home = tmp_path_factory.mktemp("connect")
-    env = clean_env(home, RUNLINK_TOKEN=sqlite_tracker.token, SPARK_HOME=str(Path(pyspark.__file__).parent))
-    conf = subprocess.run([sys.executable, "-m", "runlink", "spark-conf", "--url", sqlite_tracker.url],
-                          capture_output=True, text=True, env=env, timeout=60, check=True).stdout
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log_path = home / "server.log"
-    cmd = [str(SPARK_SUBMIT), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-           "--master", "local[1]", "--conf", f"spark.connect.grpc.binding.port={port}",
-           "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=2",
-           *shlex.split(conf), "spark-internal"]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: server.poll() is not None or _accepts(port), "the Spark Connect server accepts connections",
-                 180, interval_s=0.5, context=lambda: log_path.read_text()[-3000:])
-        assert server.poll() is None, log_path.read_text()[-3000:]
-        yield f"sc://127.0.0.1:{port}"
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=30)
+    env = clean_env(home, RUNLINK_TOKEN=sqlite_tracker.token)
+    with spark_connect_server(env, home / "server.log", "--url", sqlite_tracker.url) as url:
+        yield url
 
 
 def test_connect_clients_lines_name_the_servers_work(connect_url: str, sqlite_tracker: Any, tmp_path: Path) -> None:
