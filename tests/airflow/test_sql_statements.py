@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from airflow_runs import attempts, dag_module, wait_for_tree
 
-from support.postgres import postgres_admin_url
+from support.postgres import create_database, drop_database
 from support.waiting import wait_for
 
 pytest.importorskip("airflow.providers.postgres.hooks.postgres", reason="apache-airflow-providers-postgres")
@@ -26,27 +26,15 @@ CONN_ID, CTAS, INSERT, SELECT = SQL_DAGS.CONN_ID, SQL_DAGS.CTAS, SQL_DAGS.INSERT
 
 @pytest.fixture(scope="module")
 def scratch_pg() -> Iterator[str]:
-    """A database of this module's own on the test server, as an Airflow connection (AIRFLOW_CONN_*)."""
-    import psycopg
-
-    admin = postgres_admin_url()
-    if admin is None:
-        from support.postgres import _pg_probe
-
-        pytest.skip(_pg_probe["reason"])
-    name = f"runlink_sql_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    user = admin.split("://", 1)[1].split("@", 1)[0]
+    """A database of this module's own on the test server, as an Airflow connection (AIRFLOW_CONN_*); its name."""
+    url = create_database()
     env = f"AIRFLOW_CONN_{CONN_ID.upper()}"
-    os.environ[env] = f"postgres://{user}@127.0.0.1:5432/{name}"
+    os.environ[env] = "postgres://" + url.split("://", 1)[1]
     try:
-        yield name
+        yield url.rsplit("/", 1)[1]
     finally:
         os.environ.pop(env, None)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        drop_database(url)
 
 
 @pytest.fixture(scope="module")
