@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from runlink.airflow.injection.base import Undo
-from runlink.airflow.sql.patching import loaded, patch_method
+from runlink.airflow.sql.patching import patch_hook_methods
 from runlink.airflow.sql.recorder import StatementRecorder, Target
 from runlink.airflow.sql.submitted import Submission, Submitted
 
@@ -21,12 +21,10 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
 def patch(recorder: StatementRecorder, undo: Undo, submitted: Submitted) -> None:
-    module = loaded(MODULE)
-    if module is None:
-        return
-    klass = module.AthenaHook
-    patch_method(undo, klass, "run_query", lambda original: _run_query(original, recorder, submitted))
-    patch_method(undo, klass, "get_query_info", lambda original: _query_info(original, recorder, submitted))
+    patch_hook_methods(undo, MODULE, "AthenaHook", {
+        "run_query": lambda original: _run_query(original, recorder, submitted),
+        "get_query_info": lambda original: _query_info(original, recorder, submitted),
+    })
 
 
 def _region(hook: Any) -> str | None:

@@ -29,6 +29,17 @@ def patch_method(undo: Undo, klass: type, name: str, make: Callable[[Callable[..
     return True
 
 
+def patch_hook_methods(undo: Undo, module: str, class_name: str,
+                       makers: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]) -> None:
+    """Patch each method `makers` names on `module.class_name`, if this process imported `module` already."""
+    found = loaded(module)
+    if found is None:
+        return
+    klass = getattr(found, class_name)
+    for name, make in makers.items():
+        patch_method(undo, klass, name, make)
+
+
 def classes_defining(base: type, name: str) -> list[type]:
     """`base` and every subclass loaded now that defines `name` itself (an override runs instead of the base)."""
     found, seen, todo = [], set(), [base]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from runlink.airflow.injection.base import Undo
-from runlink.airflow.sql.patching import loaded, patch_method
+from runlink.airflow.sql.patching import patch_hook_methods
 from runlink.airflow.sql.recorder import StatementRecorder, Target
 from runlink.airflow.sql.submitted import Submission, Submitted
 
@@ -20,12 +20,10 @@ TERMINAL = frozenset({"FINISHED", "FAILED", "ABORTED"})
 
 
 def patch(recorder: StatementRecorder, undo: Undo, submitted: Submitted) -> None:
-    module = loaded(MODULE)
-    if module is None:
-        return
-    klass = module.RedshiftDataHook
-    patch_method(undo, klass, "execute_query", lambda original: _execute_query(original, recorder, submitted))
-    patch_method(undo, klass, "parse_statement_response", lambda original: _parse(original, recorder, submitted))
+    patch_hook_methods(undo, MODULE, "RedshiftDataHook", {
+        "execute_query": lambda original: _execute_query(original, recorder, submitted),
+        "parse_statement_response": lambda original: _parse(original, recorder, submitted),
+    })
 
 
 def _target(kwargs: dict[str, Any]) -> Target:
