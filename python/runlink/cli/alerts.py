@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from runlink.cli.options import add_group, add_url_option, tracker_client
+from runlink.cli.tables import print_json_or_empty
 from runlink.terminal import printable
 
 
@@ -83,11 +83,8 @@ def _kinds(args: argparse.Namespace) -> int:
 
 def _rules(args: argparse.Namespace) -> int:
     items = _call(args, "GET", "/api/v1/alert-rules")["items"]
-    if args.json:
-        print(json.dumps(items, indent=2))
+    if print_json_or_empty(items, args.json, "no rules"):
         return 0
-    if not items:
-        print("no rules")
     for r in items:
         scope = f"{r['instance'] or '*'}/{r['dag_id'] or '*'}" + (f"/{r['task_id']}" if r["task_id"] else "")
         params = " ".join(f"{k}={v}" for k, v in sorted(r["params"].items()))
@@ -123,11 +120,8 @@ def _change(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("state", args.state), ("dag_id", args.dag_id)) if v}
     items = _call(args, "GET", "/api/v1/alerts", params=params)["items"]
-    if args.json:
-        print(json.dumps(items, indent=2))
+    if print_json_or_empty(items, args.json, "no alerts"):
         return 0
-    if not items:
-        print("no alerts")
     for a in items:
         sent = ",".join(f"{d['channel']}:{d['status']}" for d in a["deliveries"]) or "-"
         when = a["resolved_at"] if a["state"] == "resolved" else a["opened_at"]

@@ -8,7 +8,7 @@ import sys
 
 from runlink import units
 from runlink.cli.options import add_group, add_url_option, positive_int, tracker_client
-from runlink.cli.tables import print_table
+from runlink.cli.tables import print_json_or_empty, print_table
 from runlink.instants import seconds_between
 from runlink.terminal import printable
 
@@ -42,11 +42,7 @@ def _runs_list(args: argparse.Namespace) -> int:
         page = api.get("/api/v1/dag-runs", dag_id=args.dag_id, state=args.state, instance=args.instance,
                        limit=min(args.limit, 500))
     items = page["items"]
-    if args.json:
-        print(json.dumps(items, indent=2))
-        return 0
-    if not items:
-        print("no DAG runs")
+    if print_json_or_empty(items, args.json, "no DAG runs"):
         return 0
     rows = [("DAG", "RUN", "LOGICAL DATE", "STATE", "START", "END", "DURATION", "ID")]
     for run in items:

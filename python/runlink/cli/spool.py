@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runlink.cli.tables import print_json_or_empty
 from runlink.spool import Spool, spool_key
 from runlink.terminal import one_line
 
@@ -103,11 +104,7 @@ def _quarantine(args: argparse.Namespace) -> int:
                           "status": item.reason.get("status"), "attempts": item.reason.get("attempts"),
                           "message": item.reason.get("message"), "tracker": item.reason.get("tracker"),
                           "quarantined_at": item.reason.get("quarantined_at")})
-    if args.json:
-        print(json.dumps(items, indent=2))
-        return 0
-    if not items:
-        print("no quarantined batches")
+    if print_json_or_empty(items, args.json, "no quarantined batches"):
         return 0
     for item in items:
         print(f"{one_line(item['folder'])}/{one_line(item['file'])}: {item['events']} events, "
