@@ -257,6 +257,17 @@ def _classic_classes() -> list[tuple[type, tuple[str, ...]]]:
     ]
 
 
+def _wrap_actions(classes: list[tuple[type, tuple[str, ...]]],
+                  wrap: Callable[[Callable[..., Any], str], Callable[..., Any]]) -> None:
+    """Replace each named action of each class by `wrap(method, name)`; inherited ones too (3.5: toPandas comes
+    from a mixin)."""
+    for cls, names in classes:
+        for name in names:
+            method = getattr(cls, name, None)
+            if callable(method):
+                setattr(cls, name, wrap(method, name))
+
+
 def install_callsite_capture(bridge: Any = None) -> bool:
     """Wrap PySpark's DataFrame actions and writers once per process so queries know their Python line.
 
@@ -268,11 +279,7 @@ def install_callsite_capture(bridge: Any = None) -> bool:
         if _installed:
             return True
         try:
-            for cls, names in _classic_classes():
-                for name in names:
-                    method = getattr(cls, name, None)  # inherited too (3.5: toPandas comes from a mixin)
-                    if callable(method):
-                        setattr(cls, name, _wrap(method, name))
+            _wrap_actions(_classic_classes(), _wrap)
             _installed = True
         except Exception as exc:
             log.warning("runlink: cannot capture Python call sites (%s); queries are tracked without them", exc)
@@ -342,12 +349,8 @@ def install_connect_capture() -> bool:
             from pyspark.sql.connect.readwriter import DataFrameWriter, DataFrameWriterV2
             from pyspark.sql.connect.session import SparkSession
 
-            for cls, names in ((DataFrame, _DATAFRAME_ACTIONS), (DataFrameWriter, _WRITER_ACTIONS),
-                               (DataFrameWriterV2, _WRITER_V2_ACTIONS), (SparkSession, ("sql",))):
-                for name in names:
-                    method = getattr(cls, name, None)
-                    if callable(method):
-                        setattr(cls, name, _wrap_connect(method, name))
+            _wrap_actions([(DataFrame, _DATAFRAME_ACTIONS), (DataFrameWriter, _WRITER_ACTIONS),
+                           (DataFrameWriterV2, _WRITER_V2_ACTIONS), (SparkSession, ("sql",))], _wrap_connect)
             _connect_installed = True
         except Exception as exc:
             log.warning("runlink: cannot capture Python call sites on Spark Connect (%s)", exc)
