@@ -7,8 +7,9 @@ tracker's extra installs it; so does Airflow).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from runlink.secret_files import create_once
 
 
 class SealError(ValueError):
@@ -33,15 +34,7 @@ def load_key(home: Path, create: bool = True) -> bytes | None:
     except FileNotFoundError:
         if not create:
             return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker made it first
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
+    return create_once(path, Fernet.generate_key()).strip()
 
 
 def seal(home: Path, secret: str) -> str:

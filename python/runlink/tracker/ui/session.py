@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -24,6 +23,7 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 from sqlalchemy import Column, Connection, String, Table, delete, select
 
+from runlink.secret_files import create_once
 from runlink.tracker.models import INSTANT, metadata, tokens
 
 COOKIE = "runlink_session"
@@ -64,15 +64,8 @@ def load_key(home: Path) -> bytes:
         return bytes.fromhex(path.read_text("utf-8").strip())
     except (OSError, ValueError):
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return bytes.fromhex(path.read_text("utf-8").strip())
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key.hex() + "\n")
-    return key
+    written = create_once(path, (secrets.token_hex(32) + "\n").encode("utf-8"))
+    return bytes.fromhex(written.decode("utf-8").strip())
 
 
 def sign(key: bytes, value: str) -> str:
