@@ -63,7 +63,7 @@ def test_demo_prints_the_tree_and_exits_0(demo: dict[str, Any]) -> None:
     for task in SPARK_TASKS:
         assert re.search(rf"^[├└]─ {task} try 1 \[success\]", out, re.MULTILINE), out
     assert re.search(r"^[├└]─ fails try 1 \[failed\]", out, re.MULTILINE), out
-    assert "error: builtins.ValueError this task fails on purpose" in out
+    assert "error: builtins.ValueError: this task fails on purpose" in out
     assert len(re.findall(r"spark app \S+ runlink-demo-\S+ \[succeeded\]", out)) == 3, out
     assert "metrics: buckets=10" in out
     # where to look: the UI page of this run, no login needed on the demo's own tracker
