@@ -18,23 +18,57 @@ echo "== JUnit (jvm-listener)"
 bash scripts/build-jar.sh --test || status=1
 # One pytest process per suite: each suite has its own conftest helpers and session fixtures (trackers,
 # Airflow homes, Spark sessions), and a crash in one cannot hide the others' results.
-for suite in tests/*/; do
-  suite=${suite%/}
-  [ "$(basename "$suite")" = vectors ] && continue
-  ls "$suite"/test_*.py >/dev/null 2>&1 || continue
+# Two lanes run side by side: the Airflow lane (suites that run Airflow processes, then Airflow 2.11) and the
+# rest. Much of the Airflow lane's time is spent waiting on schedulers, task processes and Spark start-up, so
+# the other lane uses the idle core; every test port, home and PostgreSQL database is unique, so the lanes never
+# meet. RUNLINK_TEST_LANES=1 runs everything in one lane, in order.
+AIRFLOW_LANE=" airflow deployment syncer test-airflow2 "
+run_suite() {  # run_suite SUITE: one pytest process, its own JUnit file; returns non-zero when it failed
+  local suite=$1 rc
   echo "== pytest $suite ($(( $(date +%s) - started ))s elapsed)"
-  # One rerun of a failed test: the end-to-end suites start real Spark, Airflow and trackers on 2 cores, where a
-  # deadline can pass under load; a test that fails twice fails the run, and reruns are listed in the output.
-  .venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 -rR --junitxml="$results/$(basename "$suite").xml" "$suite"
+  .venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 -rR --junitxml="$results/$(basename "$suite").xml" \
+    "$suite"
   rc=$?
-  # 5 = no tests collected (for example every test deselected by a marker): not a failure of the suite
-  if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then status=1; fi
-done
-for extra in scripts/test-*.sh; do
-  [ -f "$extra" ] || continue
-  echo "== $extra ($(( $(date +%s) - started ))s elapsed)"
-  PYTEST_ADDOPTS="--junitxml=$results/$(basename "$extra" .sh).xml" bash "$extra" || status=1
-done
+  [ $rc -eq 0 ] || [ $rc -eq 5 ]
+}
+run_extra() {  # run_extra scripts/test-X.sh: a leg in its own environment
+  echo "== $1 ($(( $(date +%s) - started ))s elapsed)"
+  PYTEST_ADDOPTS="--junitxml=$results/$(basename "$1" .sh).xml" bash "$1"
+}
+run_lane() {  # run_lane airflow|rest: the lane's suites, then its extra legs; returns non-zero when any failed
+  local lane=$1 failed=0 suite name extra
+  for suite in tests/*/; do
+    suite=${suite%/}
+    name=$(basename "$suite")
+    [ "$name" = vectors ] && continue
+    ls "$suite"/test_*.py >/dev/null 2>&1 || continue
+    if [ "${RUNLINK_TEST_LANES:-2}" != 1 ]; then
+      case "$AIRFLOW_LANE" in *" $name "*) [ "$lane" = airflow ] || continue ;; *) [ "$lane" = rest ] || continue ;; esac
+    fi
+    run_suite "$suite" || failed=1
+  done
+  for extra in scripts/test-*.sh; do
+    [ -f "$extra" ] || continue
+    name=$(basename "$extra" .sh)
+    if [ "${RUNLINK_TEST_LANES:-2}" != 1 ]; then
+      case "$AIRFLOW_LANE" in *" $name "*) [ "$lane" = airflow ] || continue ;; *) [ "$lane" = rest ] || continue ;; esac
+    fi
+    run_extra "$extra" || failed=1
+  done
+  return $failed
+}
+if [ "${RUNLINK_TEST_LANES:-2}" = 1 ]; then
+  run_lane all || status=1
+else
+  lane_log=$results/airflow-lane.log
+  echo "== the Airflow lane runs alongside ($lane_log; printed when it ends)"
+  run_lane airflow > "$lane_log" 2>&1 &
+  lane_pid=$!
+  run_lane rest || status=1
+  wait $lane_pid || status=1
+  echo "== the Airflow lane ($(( $(date +%s) - started ))s elapsed)"
+  cat "$lane_log"
+fi
 echo "== summary ($(( $(date +%s) - started ))s)"
 .venv/bin/python - "$results" <<'PY'
 import sys, pathlib, xml.etree.ElementTree as ET
