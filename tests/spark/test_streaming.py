@@ -146,3 +146,83 @@ def test_streaming_queries_under_their_task_attempt(sqlite_tracker: Any, tmp_pat
     lines = [ln for ln in shown.stdout.splitlines() if "streaming" in ln]
     assert any("incremental_load" in ln and "3 batches" in ln and "30 rows" in ln for ln in lines), shown.stdout
     assert any("failing_query" in ln and "failed" in ln for ln in lines), shown.stdout
+
+
+ATTACH_SCRIPT = """
+import json, sys
+from pathlib import Path
+from pyspark.sql import SparkSession
+import runlink.spark
+
+mode, out = sys.argv[1], Path(sys.argv[2])
+key = "spark.sql.streaming.streamingQueryListeners"
+builder = SparkSession.builder.master("local[1]").appName("runlink-streaming-attach")
+for name, value in runlink.spark.conf().items():
+    if name != key or mode == "conf":
+        builder = builder.config(name, value)
+spark = builder.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1").getOrCreate()
+other = spark.newSession()
+
+
+def ours(session):
+    return [str(each.getClass().getName()) for each in session._jsparkSession.streams().listListeners()].count(
+        "dev.runlink.spark.RunlinkStreamingListener")
+
+
+before = ours(spark)
+tracked = [runlink.spark.track_session(session).jvm_streaming_listener for session in (spark, spark, other, other)]
+result = {"before": before, "after": [ours(spark), ours(other)], "tracked": tracked}
+if mode == "attach":
+    inbox = out / "inbox"
+    inbox.mkdir(parents=True)
+    for f in range(3):
+        (inbox / f"part-{f}.json").write_text("".join(json.dumps({"id": f * 10 + i}) + "\\n" for i in range(10)))
+    query = (spark.readStream.schema("id LONG").option("maxFilesPerTrigger", 1).json(str(inbox))
+             .writeStream.format("noop").option("checkpointLocation", str(out / "ck")).queryName("attached_load")
+             .trigger(availableNow=True).start())
+    query.awaitTermination()
+    result["query"] = {"id": str(query.id), "batches": len(query.recentProgress)}
+print("RESULT " + json.dumps(result))
+spark.stop()
+"""
+
+
+def _run_attach_script(mode: str, tmp_path: Path, env: dict[str, str]) -> dict:
+    script = tmp_path / "attach_streaming.py"
+    script.write_text(ATTACH_SCRIPT)
+    res = subprocess.run([sys.executable, str(script), mode, str(tmp_path / "out")], capture_output=True, text=True,
+                         env=env, timeout=240)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
+
+
+def test_track_session_adds_the_streaming_listener_once(sqlite_tracker: Any, tmp_path: Path, unique: str) -> None:
+    """A session created without runlink's streaming conf: track_session puts RunlinkStreamingListener on its
+    StreamingQueryManager (and on a newSession()'s, which has its own) once, however often it is called, and the
+    query's batches reach the tracker under the task's context."""
+    listener_jar_or_skip()
+    dag_id = f"stream_attach_{unique}"
+    env = clean_env(tmp_path / "home", RUNLINK_URL=sqlite_tracker.url, RUNLINK_TOKEN=sqlite_tracker.token,
+                    AIRFLOW_CTX_DAG_ID=dag_id, AIRFLOW_CTX_TASK_ID="load", AIRFLOW_CTX_DAG_RUN_ID=RUN_ID,
+                    AIRFLOW_CTX_TRY_NUMBER="1")
+    result = _run_attach_script("attach", tmp_path, env)
+    assert (result["before"], result["after"], result["tracked"]) == (0, [1, 1], [True] * 4)
+    assert result["query"]["batches"] == 3
+
+    def query() -> dict | None:
+        for run in sqlite_tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]:
+            for attempt in sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]:
+                for q in (q for app in attempt["spark_apps"] for q in app.get("streaming", [])):
+                    if q["end_time"]:
+                        return {**q, "task_id": attempt["task_id"]}
+        return None
+
+    found = wait_for(query, f"the attached query's end under {dag_id}", 90.0, interval_s=0.25)
+    assert (found["task_id"], found["name"], found["query_id"]) == ("load", "attached_load", result["query"]["id"])
+    assert (found["state"], found["total_batches"], found["total_input_rows"]) == ("succeeded", 3, 30)
+
+
+def test_track_session_does_not_double_a_conf_registered_listener(tmp_path: Path) -> None:
+    listener_jar_or_skip()
+    result = _run_attach_script("conf", tmp_path, clean_env(tmp_path / "home", RUNLINK_TRACKING="false"))
+    assert (result["before"], result["after"], result["tracked"]) == (1, [1, 1], [True] * 4)

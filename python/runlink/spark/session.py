@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runlink.spark.conf import QUERY_LISTENER, SPARK_LISTENER, split_list
+from runlink.spark.conf import QUERY_LISTENER, SPARK_LISTENER, STREAMING_LISTENER, split_list
 
 log = logging.getLogger("runlink.spark")
 
@@ -35,6 +35,8 @@ class Tracking:
     work_context: str | None = None
     jvm_listener: bool = False
     jvm_query_listener: bool = False
+    #: RunlinkStreamingListener is on the session's StreamingQueryManager (from the conf, or added by track_session)
+    jvm_streaming_listener: bool = False
     pyspark_listener: bool = False
     messages: list[str] = field(default_factory=list)
     listener: Any = field(default=None, repr=False)
@@ -112,6 +114,8 @@ def track_session(spark: Any, context: Mapping[str, object] | None = None) -> Tr
       is linked to the task that caused it: the task's raw context (`context`, else this process's AIRFLOW_CTX_*)
       is set as `spark.runlink.context` on a Spark Connect session's conf, or on the calling thread of a classic
       session (a local property: other threads keep theirs). Call it in each task.
+    - Structured Streaming: RunlinkStreamingListener is added to the session's streams when its conf did not
+      register it (once per session).
     Never raises: tracking problems are logged, the user's session is untouched.
     """
     from runlink.context import from_env
@@ -138,6 +142,7 @@ def track_session(spark: Any, context: Mapping[str, object] | None = None) -> Tr
                 result.messages.append(f"runlink: tracking could not be attached: {exc!r}")
                 log.warning(result.messages[-1])
             _tracked[app_id] = result
+        _add_streaming_listener(spark, sc, result)
     _scope_thread(sc, raw, result)
     return result
 
@@ -240,6 +245,26 @@ def _attach(spark: Any, sc: Any, result: Tracking) -> None:
             _report_app(sc, conf_map, spark_ref, context, client, result)
     for message in result.messages:
         log.warning(message) if message is JAR_NOT_ON_CLASSPATH or "cannot" in message else log.info(message)
+
+
+def _add_streaming_listener(spark: Any, sc: Any, result: Tracking) -> None:
+    """RunlinkStreamingListener on this session's StreamingQueryManager, once: Spark adds the conf's
+    `spark.sql.streaming.streamingQueryListeners` only when it creates a session, so a session started without
+    runlink's conf reports no streaming query. Each session (`newSession()` too) has its own manager, so the check
+    is the manager's own listener list, not this application's first call."""
+    try:
+        streams = spark._jsparkSession.streams()
+        if any(str(each.getClass().getName()) == STREAMING_LISTENER for each in streams.listListeners()):
+            result.jvm_streaming_listener = True
+            return
+        jvm = sc._jvm
+        if not _class_loadable(jvm, STREAMING_LISTENER):
+            return
+        streams.addListener(jvm.dev.runlink.spark.RunlinkStreamingListener(sc._jsc.sc().conf()))
+        result.jvm_streaming_listener = True
+    except Exception as exc:  # an old Spark, a stopped session: never hurt the user's code
+        result.messages.append(f"runlink: cannot register {STREAMING_LISTENER}: {exc!r}")
+        log.warning(result.messages[-1])
 
 
 def _attempt_id(sc: Any) -> str | None:
