@@ -345,10 +345,18 @@ def _default(value: bool | None, env_name: str, fallback: bool) -> bool:
         return fallback
 
 
+def _operation_name(op: Any) -> str:
+    """The operation as the tracker counts it (read, write or unknown) from the spellings callers use: "READ",
+    or Databand's DbndDatasetOperationType.read (an Enum whose value is "read"), which were stored as unknown
+    and left the dataset list's Reads at 0."""
+    text = str(getattr(op, "value", op)).strip().lower()
+    return text if text in ("read", "write") else "unknown"
+
+
 def _emit_dataset_op(op_path: str, op: str, data: Any, success: bool, error: BaseException | str | None,
                      rows: int | None, name: str | None, with_schema: bool, with_preview: bool,
                      with_stats: bool) -> None:
-    operation = op if op in ("read", "write") else "unknown"
+    operation = _operation_name(op)
     measured: dict[str, Any] = {}
     spark_ref = None
     client = None

@@ -5,6 +5,7 @@ tracking off; `dataset_op` success and failure on the path a real local Spark (l
 from __future__ import annotations
 
 import asyncio
+import enum
 import html
 import json
 import os
@@ -175,6 +176,30 @@ def test_threads_and_async_tasks_keep_their_own_stacks(sqlite_tracker: Any, live
     assert all([c["name"] for c in s["children"]] == ["leaf"] for s in steps)  # each leaf under its own step
     for label in ("x", "y"):
         assert [c["name"] for c in roots[f"thread-{label}"]["children"]] == ["leaf"]
+
+
+class DbndDatasetOperationType(enum.Enum):
+    """Databand's operation type as a migrated task still passes it."""
+
+    read = "read"
+    write = "write"
+
+
+def test_reads_spelled_as_databand_or_upper_case_count_as_reads(sqlite_tracker: Any, live_client: Any,
+                                                                tmp_path: Path) -> None:
+    path = str(tmp_path / "events")
+    runlink.log_dataset_op(path, op_type=DbndDatasetOperationType.read, rows=3)
+    runlink.log_dataset_op(path, "READ", rows=3)
+    with runlink.dataset_op(path, op_type=DbndDatasetOperationType.write) as op:
+        op.set(rows=3)
+    assert live_client.flush(30)
+
+    def listed() -> dict[str, Any] | None:
+        items = sqlite_tracker.get_json("/api/v1/views/datasets", q=path)["items"]
+        return items[0] if items and items[0]["ops"] == 3 else None
+
+    item = wait_for(listed, "the dataset's three operations", 60, interval_s=0.2)
+    assert (item["reads"], item["writes"]) == (2, 1)
 
 
 def test_tracking_off_runs_the_function_and_reports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from runlink.protocol import make_event
 from support import seed
 from support.browser import shot
+from support.ui_pages import ui_page
 from support.waiting import wait_for
 
 pytestmark = [pytest.mark.browser]
@@ -263,3 +264,21 @@ def test_one_run_chart_and_a_read_only_user(page: Any, site: Any) -> None:
     assert len([t for t in labels if t.startswith("scheduled__")]) == 1, labels
     expect(page.get_by_role("link", name="Alert on this DAG…")).to_have_count(0)
     shot(page, "28-one-run-read-only")
+
+
+def test_dataset_list_counts_the_reads_on_every_page(site: Any) -> None:
+    """Reads and writes per dataset (the chain's tables, the Spark app's input path), page by page through the
+    keyset cursor (counts are computed for a page's rows only), and the same numbers in the HTML list."""
+    counted: dict[str, tuple[int, int]] = {}
+    cursor = None
+    while True:
+        listed = site.get_json("/api/v1/views/datasets", limit=2, **({"cursor": cursor} if cursor else {}))
+        counted.update({d["identity"]: (d["reads"], d["writes"]) for d in listed["items"]})
+        cursor = listed.get("next")
+        if not cursor:
+            break
+    assert counted == {"table:raw.events": (1, 1), "table:stage.clean": (1, 1), "table:mart.report": (0, 1),
+                       "path:s3://lake/raw/events": (1, 0), "table:analytics.daily_events": (0, 1)}
+    rows = re.findall(r"<tr>.*?</tr>", ui_page(site, "/ui/datasets"), re.S)
+    cells = {re.sub(r"<[^>]+>", " ", r).split()[0]: re.findall(r'<td class="n" data-v="(\d+)"', r) for r in rows}
+    assert cells["raw.events"] == ["1", "1"] and cells["s3://lake/raw/events"] == ["1", "0"], cells
