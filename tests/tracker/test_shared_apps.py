@@ -11,6 +11,7 @@ from builders import event, stage
 
 from runlink import ids
 from runlink.spark.job_context import encode
+from support.ui_pages import ui_page
 
 T = "2026-11-21T01:00:0{}Z"
 
@@ -113,3 +114,37 @@ def test_the_property_value_is_small_and_has_no_commas() -> None:
     assert value == ("dag_id=etl%2Cnightly&dag_run_id=manual__2026-12-03T10%3A00%3A00%2B00%3A00&task_id=load"
                      "&try_number=2&map_index=-1")
     assert encode({"task_id": "load"}) is None, "nothing to link to without a dag_id"
+
+
+def test_the_run_grid_shows_a_shared_app_under_each_attempt_that_used_it(tracker: Any, unique: str) -> None:
+    """The DAG run's grid (/api/v1/views/dag-runs/{pk}) places shared applications as the run tree does: the
+    driver task `a`'s app under `a` and under `b` (whose work ran there), a Spark Connect server's app under `b`
+    only; failed jobs are each attempt's own."""
+    dag_id = f"grid_{unique}"
+    base = {"dag_id": dag_id, "dag_run_id": "manual__1", "execution_date": "2026-11-21T00:00:00+00:00"}
+    task_a, task_b = {**base, "task_id": "a", "try_number": "1"}, {**base, "task_id": "b", "try_number": "1"}
+    driver = {"app_id": f"local-{unique}", "attempt_id": None}
+    server = {"app_id": f"connect-{unique}", "attempt_id": None}
+    failing = _work(driver, 3, task_b, task_a, "/out/b")
+    failing[2]["payload"]["result"] = "failed"
+    events = [event("spark_app.start", {"name": "driver"}, context=task_a, spark=driver, agent="jvm",
+                    time=T.format(0)),
+              event("spark_app.start", {"name": f"server {unique}"}, spark=server, agent="jvm", time=T.format(0)),
+              *_work(driver, 1, None, task_a, "/out/a_unclaimed"),
+              *_work(driver, 2, task_a, task_a, "/out/a"),
+              *failing,
+              *_work(server, 1, task_b, None, "/out/b_connect")]
+    assert tracker.post_events(events).status_code == 202
+
+    [run] = tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]
+    view = tracker.get_json(f"/api/v1/views/dag-runs/{run['id']}")
+    grid = {a["task_id"]: {app["app_id"]: (app["shared"], app["failed_jobs"]) for app in a["spark_apps"]}
+            for a in view["task_attempts"]}
+    assert grid == {"a": {driver["app_id"]: (True, 0)},
+                    "b": {driver["app_id"]: (True, 1), server["app_id"]: (True, 0)}}
+    assert view["run_spark_apps"] == []
+    tree = _tree(tracker, dag_id)
+    assert {a["task_id"]: sorted(app["app_id"] for app in a["spark_apps"]) for a in tree["task_attempts"]} == {
+        task: sorted(apps) for task, apps in grid.items()}, "the grid and the run tree agree"
+    html = ui_page(tracker, f"/ui/dag-runs/{run['id']}")
+    assert html.count("(shared: this task&#39;s work)") == 3, "the grid's app links say they are shared"

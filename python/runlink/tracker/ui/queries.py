@@ -33,6 +33,7 @@ from runlink.tracker.models import (
     dataset_ops,
     datasets,
     instances,
+    spark_app_contexts,
     spark_apps,
     spark_executors,
     spark_jobs,
@@ -471,6 +472,64 @@ _ATTEMPT_COLS = ("id", "task_id", "map_index", "try_number", "placeholder", "sta
                  "duration_s", "operator", "error", "hostname", "pool", "queue", "max_tries")
 
 
+_GRID_APP_COLS = (spark_apps.c.id, spark_apps.c.app_id, spark_apps.c.name, spark_apps.c.state,
+                  spark_apps.c.start_time, spark_apps.c.end_time)
+
+
+def _chunked_rows(conn: Connection, values: Sequence[str], stmt_for: Callable[[Sequence[str]], Select]
+                  ) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(values), 900):
+        out.extend(_rows(conn, stmt_for(values[start:start + 900])))
+    return out
+
+
+def _run_spark_apps(conn: Connection, pk: str) -> dict[str | None, list[dict[str, Any]]]:
+    """A run's Spark applications per attempt, as the run tree places them: each attempt's own, and the shared ones
+    its work ran on (work_context, `shared`). Failed jobs count that attempt's jobs only on a shared application
+    (its owner: also the jobs no task claimed)."""
+    run_ctxs = _rows(conn, select(contexts.c.id, contexts.c.attempt_pk).where(contexts.c.run_pk == pk))
+    ctxs_of: dict[str | None, set[str]] = {}
+    for ctx in run_ctxs:
+        ctxs_of.setdefault(ctx["attempt_pk"], set()).add(ctx["id"])
+    owned = _rows(conn, select(*_GRID_APP_COLS, contexts.c.attempt_pk)
+                  .join(contexts, contexts.c.id == spark_apps.c.context_id).where(contexts.c.run_pk == pk))
+    used = _rows(conn, select(spark_app_contexts.c.spark_app_pk, contexts.c.attempt_pk)
+                 .join(contexts, contexts.c.id == spark_app_contexts.c.context_id).where(contexts.c.run_pk == pk))
+    users: dict[str, set[str]] = {}
+    for row in _chunked_rows(conn, [a["id"] for a in owned], lambda chunk: select(spark_app_contexts).where(
+            spark_app_contexts.c.spark_app_pk.in_(chunk))):
+        users.setdefault(row["spark_app_pk"], set()).add(row["context_id"])
+    placed = {(a["attempt_pk"], a["id"]) for a in owned}
+    borrowed = sorted({(u["attempt_pk"], u["spark_app_pk"]) for u in used} - placed, key=str)
+    app_by_pk = {a["id"]: a for a in _chunked_rows(conn, sorted({app_pk for _, app_pk in borrowed}),
+                                                   lambda chunk: select(*_GRID_APP_COLS)
+                                                   .where(spark_apps.c.id.in_(chunk)))}
+    pks = sorted({a["id"] for a in owned} | set(app_by_pk))
+    failed: dict[str, dict[str | None, int]] = {}  # app pk -> work context (None: unclaimed) -> failed jobs
+    for row in _chunked_rows(conn, pks, lambda chunk: select(
+            spark_jobs.c.spark_app_pk, spark_jobs.c.context_id, func.count().label("n"))
+            .where(spark_jobs.c.spark_app_pk.in_(chunk), spark_jobs.c.result == "failed")
+            .group_by(spark_jobs.c.spark_app_pk, spark_jobs.c.context_id)):
+        failed.setdefault(row["spark_app_pk"], {})[row["context_id"]] = row["n"]
+    out: dict[str | None, list[dict[str, Any]]] = {}
+    for app in owned:
+        attempt_pk = app.pop("attempt_pk")
+        mine = ctxs_of.get(attempt_pk, set())
+        app["shared"] = bool(users.get(app["id"], set()) - mine)
+        counts = failed.get(app["id"], {})
+        app["failed_jobs"] = sum(n for ctx, n in counts.items() if not app["shared"] or ctx is None or ctx in mine)
+        out.setdefault(attempt_pk, []).append(app)
+    for attempt_pk, app_pk in borrowed:
+        mine = ctxs_of.get(attempt_pk, set())
+        counts = failed.get(app_pk, {})
+        out.setdefault(attempt_pk, []).append({**app_by_pk[app_pk], "shared": True,
+                                               "failed_jobs": sum(n for ctx, n in counts.items() if ctx in mine)})
+    for apps in out.values():
+        apps.sort(key=lambda a: (a["start_time"] or "", a["id"]))
+    return out
+
+
 def dag_run_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     """A DAG run's task grid: every attempt with state and duration, a Gantt offset, its Spark apps' health.
 
@@ -484,22 +543,7 @@ def dag_run_view(conn: Connection, pk: str) -> dict[str, Any] | None:
     attempts = _rows(conn, select(*(task_attempts.c[c] for c in _ATTEMPT_COLS)).where(task_attempts.c.run_pk == pk)
                      .order_by(task_attempts.c.start_date, task_attempts.c.task_id, task_attempts.c.map_index,
                                task_attempts.c.try_number))
-    # Spark apps per attempt (and apps linked to the run only)
-    app_rows = _rows(conn, select(spark_apps.c.id, spark_apps.c.app_id, spark_apps.c.name, spark_apps.c.state,
-                                  spark_apps.c.start_time, spark_apps.c.end_time, contexts.c.attempt_pk)
-                     .join(contexts, contexts.c.id == spark_apps.c.context_id).where(contexts.c.run_pk == pk))
-    failed_jobs: dict[str, int] = {}
-    if app_rows:
-        pks = [a["id"] for a in app_rows]
-        for chunk_start in range(0, len(pks), 900):
-            chunk = pks[chunk_start:chunk_start + 900]
-            failed_jobs.update(dict(conn.execute(
-                select(spark_jobs.c.spark_app_pk, func.count()).where(spark_jobs.c.spark_app_pk.in_(chunk))
-                .where(spark_jobs.c.result == "failed").group_by(spark_jobs.c.spark_app_pk)).all()))
-    apps_by_attempt: dict[str | None, list[dict[str, Any]]] = {}
-    for app in app_rows:
-        app["failed_jobs"] = failed_jobs.get(app["id"], 0)
-        apps_by_attempt.setdefault(app.pop("attempt_pk"), []).append(app)
+    apps_by_attempt = _run_spark_apps(conn, pk)  # (None: apps linked to the run only)
     starts = [parse_instant(a["start_date"]) for a in attempts if a["start_date"]]
     ends = [parse_instant(a["end_date"]) for a in attempts if a["end_date"]]
     t0 = min(starts) if starts else parse_instant(run.get("start_date"))
