@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from runlink.cli import build_parser, main
+from support.cli import leaf_parsers
 
 #: commands that talk to the tracker, with what they need besides `--url`
 TRACKER_COMMANDS = (
@@ -32,16 +33,6 @@ TRACKER_COMMANDS = (
     ("lineage", "pending"),
     ("lineage", "unlinked"),
 )
-
-
-def leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...],
-                                                                                         argparse.ArgumentParser]]:
-    """Every parser of the command tree with its command path (the top level, groups and actions)."""
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from leaf_parsers(sub, (*path, name))
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

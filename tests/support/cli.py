@@ -1,10 +1,13 @@
-"""`runlink ...` as a user types it, against a test tracker (its URL, admin token and home in the environment)."""
+"""`runlink ...` as a user types it, against a test tracker (its URL, admin token and home in the environment);
+the CLI's command tree walked parser by parser."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +24,13 @@ def runlink_cli(tracker: Any, *args: str, env: dict[str, str] | None = None, che
     if check:
         assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
     return result
+
+
+def leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...],
+                                                                                         argparse.ArgumentParser]]:
+    """Every parser of the command tree with its command path (the top level, groups and actions)."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from leaf_parsers(sub, (*path, name))

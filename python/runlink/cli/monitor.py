@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from runlink.cli.options import add_url_option
+from runlink.cli.options import add_url_option, seconds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,10 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     monitor.add_argument("--instance", action="append", default=[], metavar="NAME",
                          help="an instance to serve (repeatable; default: every registered instance)")
     monitor.add_argument("--once", action="store_true", help="one cycle, then exit (status 1 if any failed)")
-    monitor.add_argument("--interval", type=float, default=60.0, help="seconds between cycles (default 60)")
+    monitor.add_argument("--interval", type=seconds, default=60.0, help="seconds between cycles (default 60)")
     monitor.add_argument("--since", help="backfill: sync everything updated since DATE (first cycle)")
     monitor.add_argument("--logs", action="store_true", help="also send log tails of finished tries")
-    monitor.add_argument("--overlap", type=float, help="seconds re-read before the watermark (default 120)")
+    monitor.add_argument("--overlap", type=seconds, help="seconds re-read before the watermark (default 120)")
     monitor.add_argument("--no-progress", action="store_true", help="no progress bar during a backfill")
     monitor.add_argument("--json", action="store_true", help="print each cycle's result as a JSON line")
     add_url_option(monitor, legacy_tracker=True)

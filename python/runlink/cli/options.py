@@ -1,6 +1,6 @@
 """Argparse pieces every command group shares, so each option is spelled and checked one way: the tracker URL
-option (and the API client it names), counts that must be positive, and a group that answers a bare
-`runlink GROUP` with its own help."""
+option (and the API client it names), counts that must be positive, seconds that must not be negative, and a
+group that answers a bare `runlink GROUP` with its own help."""
 
 from __future__ import annotations
 
@@ -36,6 +36,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more (a negative interval or overlap is a typo)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
