@@ -175,6 +175,9 @@ def build(node: dict[str, Any], path: str, planter: Planter, name: str = "") -> 
         extra = node.get("additionalProperties")
         if not props and isinstance(extra, dict) and _resolve(extra).get("type") == "object":
             return {"col " + planter.text(path + "{}", 100): planter.free_object(path + "{}")}
+        extra_kinds = _resolve(extra).get("type") if isinstance(extra, dict) else None
+        if not props and "string" in (extra_kinds if isinstance(extra_kinds, list) else [extra_kinds]):
+            return {k: v for k, v in planter.free_object(path).items() if isinstance(v, str)}  # a map of strings
         if not props:
             return planter.free_object(path)
         return {key: build(sub, f"{path}.{key}", planter, key) for key, sub in props.items()}
