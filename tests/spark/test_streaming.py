@@ -226,3 +226,71 @@ def test_track_session_does_not_double_a_conf_registered_listener(tmp_path: Path
     listener_jar_or_skip()
     result = _run_attach_script("conf", tmp_path, clean_env(tmp_path / "home", RUNLINK_TRACKING="false"))
     assert (result["before"], result["after"], result["tracked"]) == (1, [1, 1], [True] * 4)
+
+
+SHARED_SCRIPT = """
+import json, sys, threading
+from pathlib import Path
+from pyspark.sql import SparkSession
+import runlink.spark
+
+dag_id, out = sys.argv[1], Path(sys.argv[2])
+builder = SparkSession.builder.master("local[2]").appName("runlink-streaming-shared")
+for name, value in runlink.spark.conf().items():
+    builder = builder.config(name, value)
+spark = builder.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1").getOrCreate()
+ids = {}
+
+
+def task(task_id):
+    runlink.spark.track_session(spark, context={"dag_id": dag_id, "dag_run_id": "manual__1", "task_id": task_id,
+                                                "try_number": 1})
+    inbox = out / task_id
+    inbox.mkdir(parents=True)
+    (inbox / "part-0.json").write_text("".join(json.dumps({"id": i}) + "\\\\n" for i in range(5)))
+    query = (spark.readStream.schema("id LONG").json(str(inbox)).writeStream.format("noop")
+             .option("checkpointLocation", str(out / ("ck_" + task_id))).queryName("load_" + task_id)
+             .trigger(availableNow=True).start())
+    query.awaitTermination()
+    ids[task_id] = str(query.id)
+
+
+threads = [threading.Thread(target=task, args=(t,)) for t in ("extract", "load")]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("RESULT " + json.dumps(ids))
+spark.stop()
+"""
+
+
+def test_each_task_sees_its_streaming_query_on_a_shared_application(sqlite_tracker: Any, tmp_path: Path,
+                                                                    unique: str) -> None:
+    """One classic driver with no Airflow context, two task threads each calling track_session and starting a
+    query: each query is reported under the task whose thread started it (its work_context)."""
+    listener_jar_or_skip()
+    dag_id = f"stream_shared_{unique}"
+    script = tmp_path / "shared_streaming.py"
+    script.write_text(SHARED_SCRIPT)
+    env = clean_env(tmp_path / "home", RUNLINK_URL=sqlite_tracker.url, RUNLINK_TOKEN=sqlite_tracker.token)
+    res = subprocess.run([sys.executable, str(script), dag_id, str(tmp_path / "out")], capture_output=True, text=True,
+                         env=env, timeout=240)
+    assert res.returncode == 0, res.stderr[-4000:]
+    ids = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
+
+    def queries() -> dict | None:
+        found: dict[str, list] = {}
+        for run in sqlite_tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]:
+            for attempt in sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]:
+                found[attempt["task_id"]] = [(q["query_id"], q["name"], q["state"]) for app in attempt["spark_apps"]
+                                             for q in app.get("streaming", []) if q["end_time"]]
+        return found if len(found) == 2 and all(found.values()) else None
+
+    def app_run() -> str:
+        runs = sqlite_tracker.get_json("/api/v1/dag-runs", dag_id="spark:runlink-streaming-shared")["items"]
+        return "the application's own run: " + json.dumps(
+            [sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"] for run in runs])[:3000]
+
+    found = wait_for(queries, f"each task's ended query under {dag_id}", 90.0, interval_s=0.25, context=app_run)
+    assert found == {task: [(ids[task], f"load_{task}", "succeeded")] for task in ("extract", "load")}

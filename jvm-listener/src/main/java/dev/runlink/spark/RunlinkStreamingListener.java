@@ -5,6 +5,7 @@ import dev.runlink.spark.streaming.StreamingListener;
 import dev.runlink.spark.streaming.StreamingQueries;
 import java.util.Collections;
 import java.util.Map;
+import java.util.function.Supplier;
 import org.apache.spark.SparkConf;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -33,6 +34,11 @@ public class RunlinkStreamingListener extends StreamingListener {
     /** For tests: explicit conf, the agent to report to. */
     RunlinkStreamingListener(Map<String, String> conf, Agent agent) {
         super(queries(conf, Settings.resolve(conf, Collections.<String, String>emptyMap()), agent));
+    }
+
+    /** For tests: explicit conf, the agent, the starting task's context as the query's thread would give it. */
+    RunlinkStreamingListener(Map<String, String> conf, Agent agent, Supplier<Map<String, String>> workContext) {
+        super(queries(conf, Settings.resolve(conf, Collections.<String, String>emptyMap()), agent), workContext);
     }
 
     /** The aggregator reporting to this conf's tracker; null (listener off) when tracking is off or on any error. */

@@ -1,9 +1,13 @@
 package dev.runlink.spark;
 
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.runlink.spark.context.WorkContext;
+import dev.runlink.spark.streaming.StreamingListener;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
@@ -72,6 +76,7 @@ public class StreamingListenerTest {
         assertEquals("spark_streaming_query.start", start.get("type").asText());
         assertEquals("local-stream", start.get("spark").get("app_id").asText());
         assertEquals("etl", start.get("context").get("dag_id").asText());
+        assertNull("no task's context on the starting thread: the application's own", start.get("work_context"));
         assertEquals(RUN.toString(), start.get("payload").get("run_id").asText());
         JsonNode progress = events.get(1).get("payload");
         assertEquals("spark_streaming_query.progress", events.get(1).get("type").asText());
@@ -87,6 +92,38 @@ public class StreamingListenerTest {
         assertEquals("java.lang.IllegalStateException", end.get("error").get("type").asText());
         assertEquals(2, end.get("total_batches").asLong());
         assertEquals(0, end.get("batches").asLong());
+    }
+
+    @Test
+    public void everyEventOfAQueryCarriesTheContextOfTheTaskThatStartedIt() {
+        Map<String, String> conf = new HashMap<>();
+        conf.put("spark.app.id", "connect-server");
+        conf.put(RunlinkStreamingListener.INTERVAL_KEY, "1");
+        Map<String, String> task = WorkContext.parse("dag_id=etl&task_id=load&try_number=2");
+        List<Map<String, String>> asked = new ArrayList<>();
+        RunlinkStreamingListener listener = new RunlinkStreamingListener(conf, agent, () -> {
+            asked.add(task);
+            return task;
+        });
+        listener.onQueryStarted(new QueryStartedEvent(QUERY, RUN, "daily_load", "2026-12-03T12:00:00.000Z"));
+        listener.onQueryProgress(progress(QUERY, RUN, 0, "2026-12-03T12:00:00.000Z", 400, 100));
+        listener.onQueryProgress(progress(QUERY, RUN, 1, "2026-12-03T12:00:00.600Z", 600, 50));
+        listener.onQueryTerminated(new QueryTerminatedEvent(QUERY, RUN, Option.<String>empty()));
+        assertTrue(agent.delivery.flush(5_000));
+        List<JsonNode> events = transport.events();
+        assertEquals(3, events.size());
+        assertEquals(1, asked.size()); // read once, on the starting thread
+        for (JsonNode event : events) {
+            JsonNode work = event.get("work_context");
+            assertEquals(event.get("type").asText(), "etl", work.get("dag_id").asText());
+            assertEquals("load", work.get("task_id").asText());
+            assertEquals("2", work.get("try_number").asText());
+        }
+    }
+
+    @Test
+    public void withoutASparkContextThereIsNoStartingTaskContext() {
+        assertNull(StreamingListener.startingTaskContext());
     }
 
     @Test

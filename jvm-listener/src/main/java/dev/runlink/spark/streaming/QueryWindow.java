@@ -35,6 +35,8 @@ final class QueryWindow {
     private long batchMsMax;
     /** Events emitted for this run so far: the discriminator of the next one's id. */
     int sequence;
+    /** The context of the task that started the query on a shared application, null for the application's own. */
+    Map<String, String> workContext;
 
     QueryWindow(String queryId, String runId, String name, long startMillis) {
         this.queryId = queryId;

@@ -1,6 +1,10 @@
 package dev.runlink.spark.streaming;
 
+import dev.runlink.spark.context.WorkContext;
 import dev.runlink.spark.delivery.Once;
+import dev.runlink.spark.plan.Reflect;
+import java.util.Map;
+import java.util.function.Supplier;
 import org.apache.spark.sql.streaming.StreamingQueryListener;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -15,12 +19,19 @@ public class StreamingListener extends StreamingQueryListener {
     private static final Logger LOG = LoggerFactory.getLogger(StreamingListener.class);
 
     private final StreamingQueries queries;
+    private final Supplier<Map<String, String>> workContext;
     private volatile boolean disabled;
     private final Once errorOnce = new Once();
 
     /** {@code queries} null: tracking is off, every callback returns at once. */
     public StreamingListener(StreamingQueries queries) {
+        this(queries, StreamingListener::startingTaskContext);
+    }
+
+    /** {@code workContext}: read in onQueryStarted, the context of the task that started the query (or null). */
+    public StreamingListener(StreamingQueries queries, Supplier<Map<String, String>> workContext) {
         this.queries = queries;
+        this.workContext = workContext;
         this.disabled = queries == null;
     }
 
@@ -31,7 +42,7 @@ public class StreamingListener extends StreamingQueryListener {
         }
         try {
             queries.started(String.valueOf(event.id()), String.valueOf(event.runId()), event.name(),
-                BatchProgress.parseMillis(event.timestamp()));
+                BatchProgress.parseMillis(event.timestamp()), workContext.get());
         } catch (Throwable t) {
             fail(t);
         }
@@ -59,6 +70,48 @@ public class StreamingListener extends StreamingQueryListener {
             queries.terminated(String.valueOf(event.id()), String.valueOf(event.runId()), exception);
         } catch (Throwable t) {
             fail(t);
+        }
+    }
+
+    /**
+     * On a shared application, the context of the task that started the query ({@code spark.runlink.context}), or
+     * null. Spark calls onQueryStarted on the query's own thread while start() waits for it; that thread was
+     * created by the starting thread, so it inherits its local properties (a classic session's, set per task
+     * thread by track_session) and its active session (a Spark Connect session, whose SQL conf carries it).
+     * Read by name: a Spark without these members gives null, never an error.
+     */
+    public static Map<String, String> startingTaskContext() {
+        String value = stringOf(activeSparkContext(), "getLocalProperty");
+        if (value == null) {
+            Object session = Reflect.option(
+                Reflect.callStatic("org.apache.spark.sql.SparkSession", "getActiveSession"));
+            value = stringOf(Reflect.call(session, "conf"), "getOption");
+        }
+        return WorkContext.parse(value);
+    }
+
+    /** SparkContext.getActive: private[spark], so the companion object has it but the class no static forwarder. */
+    private static Object activeSparkContext() {
+        try {
+            Class<?> module = Class.forName("org.apache.spark.SparkContext$", true,
+                StreamingListener.class.getClassLoader());
+            return Reflect.get(module.getField("MODULE$").get(null), "getActive");
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+            return null;
+        }
+    }
+
+    /** target.getter(PROPERTY) (a scala.Option unwrapped) as text, or null. */
+    private static String stringOf(Object target, String getter) {
+        if (target == null) {
+            return null;
+        }
+        try {
+            Object value = Reflect.option(target.getClass().getMethod(getter, String.class)
+                .invoke(target, WorkContext.PROPERTY));
+            return value == null ? null : value.toString();
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return null;
         }
     }
 

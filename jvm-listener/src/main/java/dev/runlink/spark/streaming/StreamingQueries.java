@@ -48,12 +48,15 @@ public final class StreamingQueries {
         this.clock = clock;
     }
 
-    synchronized void started(String queryId, String runId, String name, long startMillis) {
+    /** {@code workContext}: the task that started the query on a shared application (on each of its events). */
+    synchronized void started(String queryId, String runId, String name, long startMillis,
+                              Map<String, String> workContext) {
         if (running.containsKey(runId)) {
             return;
         }
         QueryWindow window = open(queryId, runId, name, startMillis);
         if (window != null) {
+            window.workContext = workContext;
             Map<String, Object> p = new LinkedHashMap<>();
             p.put("query_id", queryId);
             p.put("run_id", runId);
@@ -113,7 +116,8 @@ public final class StreamingQueries {
             return; // a spark_* event needs its application
         }
         String id = Ids.eventId(sourceId, type, window.runId + "|" + window.sequence++);
-        sink.accept(new Event(id, type, Json.formatEpochMillis(timeMillis), context, appId, attemptId, payload));
+        sink.accept(new Event(id, type, Json.formatEpochMillis(timeMillis), context, appId, attemptId, payload,
+            window.workContext));
     }
 
     /** Spark hands the failure over as text: its first line is "Class: message", the rest the trace. */

@@ -41,7 +41,7 @@ public class StreamingQueriesTest {
 
     @Test
     public void aLongQuerySendsOneProgressPerIntervalAndTotalsAtTheEnd() {
-        queries.started("q-r1", "r1", "events", T0);
+        queries.started("q-r1", "r1", "events", T0, null);
         int batches = 3_600; // one an second for an hour: 120 intervals of 30 s
         for (int b = 0; b < batches; b++) {
             queries.progress(batch("r1", b, T0 + (b + 1) * 1_000L, 200 + b % 3, 10));
@@ -75,7 +75,7 @@ public class StreamingQueriesTest {
 
     @Test
     public void anAvailableNowLoadShorterThanAnIntervalReportsItsTotalsAtTheEnd() {
-        queries.started("q-r2", "r2", "load", T0);
+        queries.started("q-r2", "r2", "load", T0, null);
         queries.progress(batch("r2", 0, T0 + 900, 800, 1_000));
         queries.progress(batch("r2", 1, T0 + 1_500, 500, 250));
         now = T0 + 2_000;
@@ -104,7 +104,7 @@ public class StreamingQueriesTest {
 
     @Test
     public void aFailedQueryCarriesItsException() {
-        queries.started("q-r4", "r4", null, T0);
+        queries.started("q-r4", "r4", null, T0, null);
         queries.terminated("q-r4", "r4", "org.apache.spark.sql.streaming.StreamingQueryException: boom\n"
             + "=== Streaming Query ===\nat x.y(Z.java:1)");
         Map<String, Object> end = payloads(StreamingQueries.END).get(0);
@@ -129,9 +129,9 @@ public class StreamingQueriesTest {
     public void replayedEventIdsAreStableAndDistinct() {
         StreamingQueries again = new StreamingQueries(sent::add, new HashMap<String, String>(), "local-1", null,
             30_000, () -> now);
-        queries.started("q-r5", "r5", "x", T0);
-        again.started("q-r5", "r5", "x", T0);
-        queries.started("q-r5", "r5", "x", T0); // Spark posts the start twice to some listeners: sent once
+        queries.started("q-r5", "r5", "x", T0, null);
+        again.started("q-r5", "r5", "x", T0, null);
+        queries.started("q-r5", "r5", "x", T0, null); // Spark posts the start twice to some listeners: sent once
         assertEquals(2, sent.size());
         Map<String, Object> a = sent.get(0).toWire(SOURCE);
         Map<String, Object> b = sent.get(1).toWire(SOURCE);
@@ -143,7 +143,7 @@ public class StreamingQueriesTest {
     @Test
     public void noApplicationNoEvents() {
         StreamingQueries orphan = new StreamingQueries(sent::add, null, null, null, 30_000, () -> now);
-        orphan.started("q", "r", "x", T0);
+        orphan.started("q", "r", "x", T0, null);
         orphan.terminated("q", "r", null);
         assertEquals(0, sent.size());
     }
@@ -151,7 +151,7 @@ public class StreamingQueriesTest {
     @Test
     public void runningQueriesAreBounded() {
         for (int i = 0; i < StreamingQueries.MAX_QUERIES + 5; i++) {
-            queries.started("q" + i, "run" + i, null, T0);
+            queries.started("q" + i, "run" + i, null, T0, null);
         }
         assertEquals(StreamingQueries.MAX_QUERIES, queries.runningCount());
         assertEquals(5, queries.untracked());
