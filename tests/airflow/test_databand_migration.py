@@ -91,17 +91,23 @@ def test_migrated_dag_lands_spans_metrics_and_datasets(databand_env: Any) -> Non
     assert ops[("enriched_orders", "read")]["column_stats"]["doubled"]["max"] == 25.0
 
 
+def _interval(dag: Any) -> timedelta:
+    """A DAG's fixed schedule interval (Airflow 3 names it `delta`, 2.11 `_delta`)."""
+    timetable = dag.timetable
+    return getattr(timetable, "delta", None) or timetable._delta
+
+
 def test_monitor_dag_takes_databand_keywords_and_instance_uid_aliases() -> None:
     with pytest.warns(UserWarning, match="ignores force_restart_after, guard_memory"):
         monitor = monitor_module().dag
     assert monitor.dag_id == "rl_databand_monitor" and monitor.max_active_runs == 1
-    assert monitor.timetable.delta == timedelta(minutes=3)
+    assert _interval(monitor) == timedelta(minutes=3)
 
     from runlink.airflow import get_monitor_dag
 
     with pytest.warns(UserWarning, match="not Databand keywords either: colour"):
         seconds = get_monitor_dag(dag_id="rl_monitor_seconds", check_interval=90, colour="blue")
-    assert seconds.timetable.delta == timedelta(seconds=90)
+    assert _interval(seconds) == timedelta(seconds=90)
 
     import runlink.airflow
 
