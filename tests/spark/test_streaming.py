@@ -16,6 +16,7 @@ import pytest
 
 from runlink.protocol import make_event
 from runlink.spark.conf import STREAMING_LISTENER, conf
+from support.spark_connect import spark_connect_server
 from support.spark_runs import clean_env, listener_jar_or_skip, runlink_spark_conf, spark_submit
 from support.ui_pages import ui_page
 from support.waiting import wait_for
@@ -265,32 +266,71 @@ spark.stop()
 """
 
 
+CONNECT_CLIENT = """
+import json, sys
+from pathlib import Path
+from pyspark.sql import SparkSession
+import runlink.spark
+
+url, dag_id, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+ids = {}
+for task_id in ("extract", "load"):
+    spark = SparkSession.builder.remote(url).create()  # a session per task, as two Airflow tasks would have
+    runlink.spark.track_session(spark, context={"dag_id": dag_id, "dag_run_id": "manual__1", "task_id": task_id,
+                                                "try_number": 1})
+    inbox = out / task_id
+    inbox.mkdir(parents=True)
+    (inbox / "part-0.json").write_text("".join(json.dumps({"id": i}) + "\\n" for i in range(5)))
+    query = (spark.readStream.schema("id LONG").json(str(inbox)).writeStream.format("noop")
+             .option("checkpointLocation", str(out / ("ck_" + task_id))).queryName("load_" + task_id)
+             .trigger(availableNow=True).start())
+    query.awaitTermination()
+    ids[task_id] = str(query.id)
+    spark.stop()  # a client left with two open sessions does not exit
+print("RESULT " + json.dumps(ids))
+"""
+
+
+def _run_client(script_text: str, args: list[str], tmp_path: Path, env: dict[str, str]) -> dict:
+    script = tmp_path / "client.py"
+    script.write_text(script_text)
+    res = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=240)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
+
+
+def _each_tasks_query(tracker: Any, dag_id: str) -> dict[str, list]:
+    """Each task's ended streaming queries (id, name, state), once both tasks have one."""
+    def queries() -> dict | None:
+        found: dict[str, list] = {}
+        for run in tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]:
+            for attempt in tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]:
+                found[attempt["task_id"]] = [(q["query_id"], q["name"], q["state"]) for app in attempt["spark_apps"]
+                                             for q in app.get("streaming", []) if q["end_time"]]
+        return found if len(found) == 2 and all(found.values()) else None
+
+    return wait_for(queries, f"each task's ended query under {dag_id}", 90.0, interval_s=0.25)
+
+
 def test_each_task_sees_its_streaming_query_on_a_shared_application(sqlite_tracker: Any, tmp_path: Path,
                                                                     unique: str) -> None:
     """One classic driver with no Airflow context, two task threads each calling track_session and starting a
     query: each query is reported under the task whose thread started it (its work_context)."""
     listener_jar_or_skip()
     dag_id = f"stream_shared_{unique}"
-    script = tmp_path / "shared_streaming.py"
-    script.write_text(SHARED_SCRIPT)
     env = clean_env(tmp_path / "home", RUNLINK_URL=sqlite_tracker.url, RUNLINK_TOKEN=sqlite_tracker.token)
-    res = subprocess.run([sys.executable, str(script), dag_id, str(tmp_path / "out")], capture_output=True, text=True,
-                         env=env, timeout=240)
-    assert res.returncode == 0, res.stderr[-4000:]
-    ids = json.loads(res.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    ids = _run_client(SHARED_SCRIPT, [dag_id, str(tmp_path / "out")], tmp_path, env)
+    found = _each_tasks_query(sqlite_tracker, dag_id)
+    assert found == {task: [(ids[task], f"load_{task}", "succeeded")] for task in ("extract", "load")}
 
-    def queries() -> dict | None:
-        found: dict[str, list] = {}
-        for run in sqlite_tracker.get_json("/api/v1/dag-runs", dag_id=dag_id)["items"]:
-            for attempt in sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"]:
-                found[attempt["task_id"]] = [(q["query_id"], q["name"], q["state"]) for app in attempt["spark_apps"]
-                                             for q in app.get("streaming", []) if q["end_time"]]
-        return found if len(found) == 2 and all(found.values()) else None
 
-    def app_run() -> str:
-        runs = sqlite_tracker.get_json("/api/v1/dag-runs", dag_id="spark:runlink-streaming-shared")["items"]
-        return "the application's own run: " + json.dumps(
-            [sqlite_tracker.get_json(f"/api/v1/dag-runs/{run['id']}")["task_attempts"] for run in runs])[:3000]
-
-    found = wait_for(queries, f"each task's ended query under {dag_id}", 90.0, interval_s=0.25, context=app_run)
+def test_each_spark_connect_sessions_streaming_query_is_under_its_task(sqlite_tracker: Any, tmp_path: Path,
+                                                                       unique: str) -> None:
+    """A Spark Connect server started with runlink's conf; two client sessions, each with its task's context
+    (track_session sets it on the session's conf): each query is reported under its task."""
+    dag_id = f"stream_connect_{unique}"
+    env = clean_env(tmp_path / "home", RUNLINK_URL=sqlite_tracker.url, RUNLINK_TOKEN=sqlite_tracker.token)
+    with spark_connect_server(env, tmp_path / "server.log", "--url", sqlite_tracker.url) as url:
+        ids = _run_client(CONNECT_CLIENT, [url, dag_id, str(tmp_path / "out")], tmp_path, env)
+        found = _each_tasks_query(sqlite_tracker, dag_id)
     assert found == {task: [(ids[task], f"load_{task}", "succeeded")] for task in ("extract", "load")}
