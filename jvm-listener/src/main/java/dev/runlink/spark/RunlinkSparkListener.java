@@ -181,9 +181,11 @@ public class RunlinkSparkListener extends SparkListener {
         }
     }
 
-    /** The UI address of the active SparkContext, when Spark exposes it (best effort, by name). */
+    /** The UI address of the active SparkContext, when Spark exposes it (best effort, by name). A driver posts
+     *  its application start before it registers as the active context, so in a plain spark-submit this is
+     *  usually null and the tracker links the History Server the conf names instead. */
     private static String uiUrl() {
-        Object context = Reflect.option(Reflect.callStatic("org.apache.spark.SparkContext", "getActive"));
+        Object context = Reflect.option(Reflect.callOnObject("org.apache.spark.SparkContext", "getActive"));
         return str(Reflect.get(context, "uiWebUrl"));
     }
 

@@ -107,6 +107,17 @@ public final class Reflect {
         }
     }
 
+    /** The value of a Scala object's no-argument method, through its companion's MODULE$: for methods such as
+     *  SparkContext.getActive that are private[spark], so the class has no static forwarder to call. */
+    public static Object callOnObject(String className, String name) {
+        try {
+            Class<?> module = Class.forName(className + "$", true, Reflect.class.getClassLoader());
+            return get(module.getField("MODULE$").get(null), name);
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+            return null;
+        }
+    }
+
     public static String string(Object target, String name) {
         Object value = get(target, name);
         return value == null ? null : value.toString();

@@ -90,15 +90,9 @@ public class StreamingListener extends StreamingQueryListener {
         return WorkContext.parse(value);
     }
 
-    /** SparkContext.getActive: private[spark], so the companion object has it but the class no static forwarder. */
+    /** SparkContext.getActive (an Option), through the companion object. */
     private static Object activeSparkContext() {
-        try {
-            Class<?> module = Class.forName("org.apache.spark.SparkContext$", true,
-                StreamingListener.class.getClassLoader());
-            return Reflect.get(module.getField("MODULE$").get(null), "getActive");
-        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
-            return null;
-        }
+        return Reflect.callOnObject("org.apache.spark.SparkContext", "getActive");
     }
 
     /** target.getter(PROPERTY) (a scala.Option unwrapped) as text, or null. */
