@@ -7,10 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +42,6 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert len(lines) == 1 and lines[0].startswith("runlink: "), (argv, err)
     assert "Traceback" not in err, err
     return lines[0]
-
-
-@pytest.fixture
-def client_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A user with no configuration: an empty RUNLINK_HOME, no RUNLINK_URL / RUNLINK_TOKEN."""
-    monkeypatch.setenv("RUNLINK_HOME", str(tmp_path))
-    monkeypatch.delenv("RUNLINK_URL", raising=False)
-    monkeypatch.delenv("RUNLINK_TOKEN", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def dead_url() -> Iterator[str]:
-    """A port that refuses connections: bound (so nobody else takes it) but never listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -109,23 +108,6 @@ def _one_line_error(path: tuple[str, ...], argv: list[str], capsys: pytest.Captu
     return lines[0]
 
 
-@pytest.fixture
-def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A user with no configuration: an empty RUNLINK_HOME, no RUNLINK_URL / RUNLINK_TOKEN."""
-    monkeypatch.setenv("RUNLINK_HOME", str(tmp_path))
-    monkeypatch.delenv("RUNLINK_URL", raising=False)
-    monkeypatch.delenv("RUNLINK_TOKEN", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def dead_url() -> Iterator[str]:
-    """A port that refuses connections: bound (so nobody else takes it) but never listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 class _NotRunlink(BaseHTTPRequestHandler):
     """Any web server that is not a tracker: an HTML page for every path and method."""
 
@@ -161,14 +143,14 @@ def test_the_walk_finds_the_tracker_commands_and_every_skip_is_a_command() -> No
 
 
 @pytest.mark.parametrize("path", TRACKER_COMMANDS, ids=" ".join)
-def test_a_dead_tracker(path: tuple[str, ...], dead_url: str, no_config: Path,
+def test_a_dead_tracker(path: tuple[str, ...], dead_url: str, client_env: Path,
                         capsys: pytest.CaptureFixture[str]) -> None:
     line = _one_line_error(path, _command_line(path, dead_url), capsys)
     assert dead_url in line and "not reachable" in line, line
 
 
 @pytest.mark.parametrize("path", TRACKER_COMMANDS, ids=" ".join)
-def test_the_trackers_ui_url(path: tuple[str, ...], tracker: Any, no_config: Path,
+def test_the_trackers_ui_url(path: tuple[str, ...], tracker: Any, client_env: Path,
                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("RUNLINK_TOKEN", tracker.token)
     line = _one_line_error(path, _command_line(path, tracker.url + "/ui"), capsys)
@@ -176,7 +158,7 @@ def test_the_trackers_ui_url(path: tuple[str, ...], tracker: Any, no_config: Pat
 
 
 @pytest.mark.parametrize("path", TRACKER_COMMANDS, ids=" ".join)
-def test_a_server_that_is_not_runlink(path: tuple[str, ...], other_server: str, no_config: Path,
+def test_a_server_that_is_not_runlink(path: tuple[str, ...], other_server: str, client_env: Path,
                                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("RUNLINK_TOKEN", "some-token")
     line = _one_line_error(path, _command_line(path, other_server), capsys)
@@ -184,7 +166,7 @@ def test_a_server_that_is_not_runlink(path: tuple[str, ...], other_server: str, 
 
 
 @pytest.mark.parametrize("path", TRACKER_COMMANDS, ids=" ".join)
-def test_a_missing_token(path: tuple[str, ...], tracker: Any, no_config: Path,
+def test_a_missing_token(path: tuple[str, ...], tracker: Any, client_env: Path,
                          capsys: pytest.CaptureFixture[str]) -> None:
     line = _one_line_error(path, _command_line(path, tracker.url), capsys)
     assert "RUNLINK_TOKEN" in line, line
@@ -197,7 +179,7 @@ def _number_options() -> list[tuple[tuple[str, ...], str]]:
 
 @pytest.mark.parametrize(("path", "option"), _number_options(), ids=lambda v: " ".join(v) if isinstance(v, tuple)
                          else v)
-def test_a_negative_number(path: tuple[str, ...], option: str, dead_url: str, no_config: Path,
+def test_a_negative_number(path: tuple[str, ...], option: str, dead_url: str, client_env: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
     argv = [*_command_line(path, dead_url), option, "-1"]
     with pytest.raises(SystemExit) as exited:
