@@ -216,7 +216,8 @@ PY
   echo "matrix: python $("$venv/bin/python" -c 'import platform; print(platform.python_version())'):" \
        "environment ready in $(( $(date +%s) - t0 ))s"
   # shellcheck disable=SC2046
-  run_leg "python $("$venv/bin/python" -c 'import platform; print(platform.python_version())')" \
+  # the trackers those tests start run from the main .venv (this one has runlink without the server extra)
+  RUNLINK_SERVER_PYTHON=$MAIN run_leg "python $("$venv/bin/python" -c 'import platform; print(platform.python_version())')" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider --reruns 1 -rR $(junit_for "python-$minor") \
     tests/unit tests/client --ignore=tests/client/test_e2e_tracker.py
 }

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from runlink.tracker.process import free_port
 from support.spark_runs import SPARK_SUBMIT, listener_jar_or_skip
 from support.waiting import wait_for
@@ -37,6 +39,8 @@ def spark_connect_server(env: dict[str, str], log_path: Path, *spark_conf_args: 
     listener_jar_or_skip()
     import pyspark
 
+    if not list((Path(pyspark.__file__).parent / "jars").glob("spark-connect_*.jar")):
+        pytest.skip(f"pyspark {pyspark.__version__} ships no Spark Connect server (4.x does)")
     env = {**env, "SPARK_HOME": str(Path(pyspark.__file__).parent)}
     conf = subprocess.run([sys.executable, "-m", "runlink", "spark-conf", *spark_conf_args], capture_output=True,
                           text=True, env=env, timeout=60, check=True).stdout

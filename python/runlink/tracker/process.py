@@ -55,7 +55,8 @@ class TrackerProcess:
         self.workers = workers
         self.extra_args = tuple(extra_args)
         self.env = dict(env or {})
-        self.python = python or sys.executable
+        # RUNLINK_SERVER_PYTHON: an interpreter with the server extra, for callers whose own lacks it
+        self.python = python or os.environ.get("RUNLINK_SERVER_PYTHON") or sys.executable
         self.log_path = log_path or self.home / "server.log"
         self.cwd = cwd
         self.start_deadline_s = start_deadline_s
