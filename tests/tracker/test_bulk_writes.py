@@ -1,0 +1,108 @@
+"""The bulk writes of the ingest path (`tracker/sqlutil.py`) on both backends: the same rows give the same table
+whatever their order and split, values of mixed Python types land in their column's type, and on PostgreSQL a bulk
+write is one set-based statement (not a statement per row)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import sqlalchemy as sa
+
+from runlink.tracker.sqlutil import insert_ignore, upsert_lww
+from support.postgres import BACKENDS, create_database, drop_database
+
+metadata = sa.MetaData()
+things = sa.Table(
+    "bulk_things", metadata,
+    sa.Column("app", sa.String(32), primary_key=True),
+    sa.Column("n", sa.BigInteger, primary_key=True),
+    sa.Column("ratio", sa.Float),
+    sa.Column("count", sa.Integer),
+    sa.Column("label", sa.Text),
+    sa.Column("flag", sa.Boolean),
+    sa.Column("stamp", sa.Text),
+)
+COLUMNS = ("app", "n", "ratio", "count", "label", "flag", "stamp")
+UPDATED = ("ratio", "count", "label", "flag")
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        eng = sa.create_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+        url = None
+    else:
+        url = create_database()
+        eng = sa.create_engine(url)
+    metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+    if url:
+        drop_database(url)
+
+
+def _statements(engine: sa.Engine) -> list[tuple[str, bool]]:
+    seen: list[tuple[str, bool]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, executemany))
+
+    return seen
+
+
+def _table(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(things).order_by(things.c.app, things.c.n))]
+
+
+def test_mixed_python_types_land_in_the_column_type(engine):
+    rows = [("a", 1, 2, 3.0, "x", 1, "s1"), ("a", 2, 1.5, 4, 7, True, "s1"), ("a", 3, None, None, None, None, None),
+            ("a", 1, 9.9, 9, "dup", 0, "s1")]  # a duplicate key in one batch: the first one stays
+    statements = _statements(engine)
+    with engine.begin() as conn:
+        insert_ignore(conn, things, rows, COLUMNS)
+    assert _table(engine) == [("a", 1, 2.0, 3, "x", True, "s1"), ("a", 2, 1.5, 4, "7", True, "s1"),
+                              ("a", 3, None, None, None, None, None)]
+    if engine.dialect.name == "postgresql":
+        writes = [(s, many) for s, many in statements if s.startswith("INSERT")]
+        assert len(writes) == 1 and "unnest" in writes[0][0] and not writes[0][1]
+
+
+def test_last_writer_wins_whatever_the_order_and_split(engine):
+    rng = random.Random(3)
+    rows = [(f"app{k % 3}", k % 17, rng.random(), rng.randrange(100), f"v{i}", bool(i % 2),
+             f"{rng.randrange(10**6):07d}")
+            for i, k in enumerate(rng.randrange(60) for _ in range(400))]
+    best: dict[tuple, tuple] = {}
+    for row in rows:
+        if row[:2] not in best or row[6] > best[row[:2]][6]:
+            best[row[:2]] = row
+    expected = sorted(best.values())
+    for attempt in range(3):
+        with engine.begin() as conn:
+            conn.execute(things.delete())
+        shuffled = rows[:]
+        rng.shuffle(shuffled)
+        statements = _statements(engine)
+        cut = rng.randrange(1, len(rows))
+        for part in (shuffled[:cut], shuffled[cut:]):
+            with engine.begin() as conn:
+                upsert_lww(conn, things, part, ("app", "n"), "stamp", UPDATED, COLUMNS)
+        got = _table(engine)
+        assert [row[:2] for row in got] == [row[:2] for row in expected]
+        assert [(row[4], row[6]) for row in got] == [(row[4], row[6]) for row in expected], attempt
+        if engine.dialect.name == "postgresql":
+            writes = [s for s, _many in statements if s.startswith("INSERT")]
+            assert len(writes) == 2 and all("unnest" in s for s in writes)
+
+
+def test_a_value_that_fits_no_column_type_is_refused_by_the_database(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores any value in any column")
+    statements = _statements(engine)
+    with pytest.raises(sa.exc.DataError), engine.begin() as conn:
+        insert_ignore(conn, things, [("a", 1, 1.0, "not a number", "x", True, "s")], COLUMNS)
+    assert statements and "VALUES" in statements[-1][0], "the rows went one by one, so the database names the bad value"
+    assert _table(engine) == []
