@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import random
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from runlink.tracker import pg_arrays
 from runlink.tracker.sqlutil import insert_ignore, upsert_lww
-from support.postgres import BACKENDS, create_database, drop_database
+from support.postgres import BACKENDS, create_database, drop_database, postgres_admin_url
 
 metadata = sa.MetaData()
 things = sa.Table(
@@ -106,3 +110,27 @@ def test_a_value_that_fits_no_column_type_is_refused_by_the_database(engine):
         insert_ignore(conn, things, [("a", 1, 1.0, "not a number", "x", True, "s")], COLUMNS)
     assert statements and "VALUES" in statements[-1][0], "the rows went one by one, so the database names the bad value"
     assert _table(engine) == []
+
+
+@pytest.mark.postgres
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ints=st.lists(st.none() | st.integers(-(2**63), 2**63 - 1), max_size=20),
+       floats=st.lists(st.none() | st.floats() | st.integers(-(2**53), 2**53), max_size=20),
+       texts=st.lists(st.none() | st.text(st.characters(blacklist_characters="\x00"), max_size=12), max_size=20))
+def test_array_literals_read_back_as_the_values(pg_cursor, ints, floats, texts):
+    """Every value the bulk writes may send reads back from PostgreSQL's array parser as itself."""
+    pg_cursor.execute("SELECT %s::bigint[], %s::float8[], %s::text[]",
+                      (pg_arrays.ints(ints), pg_arrays.floats(floats), pg_arrays.texts(texts)))
+    got_ints, got_floats, got_texts = pg_cursor.fetchone()
+    assert got_ints == ints and got_texts == texts
+    assert [None if v is None else repr(v) for v in got_floats] == [None if v is None else repr(float(v))
+                                                                     for v in floats]
+
+
+@pytest.fixture(scope="module")
+def pg_cursor():
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip("no PostgreSQL server")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        yield conn.cursor()
