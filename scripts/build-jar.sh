@@ -49,7 +49,7 @@ if [ $force = 1 ] || [ ! -f "$shipped" ] || [ "$(cat "$stamps/jar" 2>/dev/null)"
   tasks+=(:jvm-listener:jar)
 fi
 if [ $run_tests = 1 ] && { [ $force = 1 ] || [ "$(cat "$stamps/test" 2>/dev/null)" != "$test_hash" ]; }; then
-  tasks+=(:jvm-listener:test)
+  tasks+=(:jvm-listener:test :jvm-listener:memoryTest)
 fi
 if [ ${#tasks[@]} -eq 0 ]; then
   echo "build-jar: up to date ($shipped)"
@@ -63,7 +63,7 @@ start=$(date +%s)
 if ! gradle "${gradle_args[@]}" "${tasks[@]}" \
     2> >(grep -v -E '^(openjdk version|OpenJDK Runtime Environment|OpenJDK 64-Bit Server VM)' >&2); then
   # --quiet hides Gradle's test report: show the failures themselves
-  grep -h -A12 '<failure' jvm-listener/build/test-results/test/*.xml 2>/dev/null | head -80 >&2 || true
+  grep -h -A12 '<failure' jvm-listener/build/test-results/*/*.xml 2>/dev/null | head -80 >&2 || true
   echo "build-jar: FAILED" >&2
   exit 1
 fi

@@ -2,7 +2,7 @@ package dev.runlink.spark;
 
 import dev.runlink.spark.context.Ids;
 import dev.runlink.spark.context.Settings;
-import dev.runlink.spark.delivery.Once;
+import dev.runlink.spark.delivery.Guard;
 import dev.runlink.spark.plan.PlanInspector;
 import dev.runlink.spark.plan.Reflect;
 import dev.runlink.spark.protocol.Event;
@@ -30,8 +30,7 @@ public class RunlinkQueryListener implements QueryExecutionListener {
 
     private Settings settings;
     private Agent agent;
-    private volatile boolean disabled;
-    private final Once errorOnce = new Once();
+    private final Guard guard = new Guard("query listener", "a query", "queries run unaffected");
     private volatile String appId;
     private volatile String attemptId;
 
@@ -62,7 +61,7 @@ public class RunlinkQueryListener implements QueryExecutionListener {
     private void init(Map<String, String> conf) {
         settings = Settings.fromSparkConf(conf);
         if (!settings.tracking) {
-            disabled = true;
+            guard.disable();
             return;
         }
         agent = Agent.forSettings(settings);
@@ -81,7 +80,7 @@ public class RunlinkQueryListener implements QueryExecutionListener {
     }
 
     private void handOff(final String funcName, final Object qe, final Double durationMs, final Exception error) {
-        if (disabled || agent == null) {
+        if (guard.disabled() || agent == null) {
             return;
         }
         try {
@@ -130,12 +129,6 @@ public class RunlinkQueryListener implements QueryExecutionListener {
     }
 
     private void fail(Throwable t) {
-        if (t instanceof LinkageError || t instanceof VirtualMachineError) {
-            disabled = true;
-            LOG.warn("runlink: query listener disabled (this Spark version does not fit the listener jar, or the "
-                + "JVM is in trouble); queries run unaffected", t);
-        } else {
-            errorOnce.warn(LOG, "runlink: query listener failed on a query; queries run unaffected", t);
-        }
+        guard.fail(LOG, t);
     }
 }

@@ -4,7 +4,7 @@ import dev.runlink.spark.context.ContextNormalizer;
 import dev.runlink.spark.context.Ids;
 import dev.runlink.spark.context.Settings;
 import dev.runlink.spark.context.WorkContext;
-import dev.runlink.spark.delivery.Once;
+import dev.runlink.spark.delivery.Guard;
 import dev.runlink.spark.plan.Reflect;
 import dev.runlink.spark.protocol.Event;
 import dev.runlink.spark.protocol.Json;
@@ -51,8 +51,7 @@ public class RunlinkSparkListener extends SparkListener {
     private Settings settings;
     private Agent agent;
     private Map<String, String> conf;
-    private volatile boolean disabled;
-    private final Once errorOnce = new Once();
+    private final Guard guard = new Guard("Spark listener", "a callback", "the application is not affected");
 
     private String appId;
     private String attemptId;
@@ -104,7 +103,7 @@ public class RunlinkSparkListener extends SparkListener {
         this.conf = sparkConf;
         this.settings = Settings.fromSparkConf(sparkConf);
         if (!settings.tracking) {
-            disabled = true;
+            guard.disable();
             LOG.info("runlink: tracking is off (spark.runlink.tracking / RUNLINK_TRACKING)");
             return;
         }
@@ -123,18 +122,13 @@ public class RunlinkSparkListener extends SparkListener {
     }
 
     private void fail(Throwable t) {
-        if (t instanceof LinkageError || t instanceof VirtualMachineError) {
-            disabled = true;
+        if (guard.fail(LOG, t)) {
             Executions.unwatched();
-            LOG.warn("runlink: Spark listener disabled (this Spark/Scala version does not fit the listener jar, "
-                + "or the JVM is in trouble); the application is not affected", t);
-        } else {
-            errorOnce.warn(LOG, "runlink: Spark listener callback failed; the application is not affected", t);
         }
     }
 
     private boolean active() {
-        return !disabled && agent != null;
+        return !guard.disabled() && agent != null;
     }
 
     private void emit(String type, String discriminator, long timeMillis, Map<String, Object> payload) {
@@ -336,7 +330,7 @@ public class RunlinkSparkListener extends SparkListener {
      */
     @Override
     public void onTaskEnd(SparkListenerTaskEnd event) {
-        if (disabled) {
+        if (guard.disabled()) {
             return;
         }
         try {
@@ -464,7 +458,7 @@ public class RunlinkSparkListener extends SparkListener {
      * (see Executions). */
     @Override
     public void onOtherEvent(SparkListenerEvent event) {
-        if (disabled) {
+        if (guard.disabled()) {
             return;
         }
         try {
@@ -518,7 +512,7 @@ public class RunlinkSparkListener extends SparkListener {
     }
 
     boolean isDisabled() {
-        return disabled;
+        return guard.disabled();
     }
 
     int jobContextsHeld() {

@@ -1,7 +1,7 @@
 package dev.runlink.spark.streaming;
 
 import dev.runlink.spark.context.WorkContext;
-import dev.runlink.spark.delivery.Once;
+import dev.runlink.spark.delivery.Guard;
 import dev.runlink.spark.plan.Reflect;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -20,8 +20,7 @@ public class StreamingListener extends StreamingQueryListener {
 
     private final StreamingQueries queries;
     private final Supplier<Map<String, String>> workContext;
-    private volatile boolean disabled;
-    private final Once errorOnce = new Once();
+    private final Guard guard = new Guard("streaming listener", "an event", "queries run unaffected");
 
     /** {@code queries} null: tracking is off, every callback returns at once. */
     public StreamingListener(StreamingQueries queries) {
@@ -32,12 +31,14 @@ public class StreamingListener extends StreamingQueryListener {
     public StreamingListener(StreamingQueries queries, Supplier<Map<String, String>> workContext) {
         this.queries = queries;
         this.workContext = workContext;
-        this.disabled = queries == null;
+        if (queries == null) {
+            guard.disable();
+        }
     }
 
     @Override
     public void onQueryStarted(QueryStartedEvent event) {
-        if (disabled) {
+        if (guard.disabled()) {
             return;
         }
         try {
@@ -50,7 +51,7 @@ public class StreamingListener extends StreamingQueryListener {
 
     @Override
     public void onQueryProgress(QueryProgressEvent event) {
-        if (disabled) {
+        if (guard.disabled()) {
             return;
         }
         try {
@@ -62,7 +63,7 @@ public class StreamingListener extends StreamingQueryListener {
 
     @Override
     public void onQueryTerminated(QueryTerminatedEvent event) {
-        if (disabled) {
+        if (guard.disabled()) {
             return;
         }
         try {
@@ -110,12 +111,6 @@ public class StreamingListener extends StreamingQueryListener {
     }
 
     private void fail(Throwable t) {
-        if (t instanceof LinkageError || t instanceof VirtualMachineError) {
-            disabled = true;
-            LOG.warn("runlink: streaming listener disabled (this Spark version does not fit the listener jar, or "
-                + "the JVM is in trouble); queries run unaffected", t);
-        } else {
-            errorOnce.warn(LOG, "runlink: streaming listener failed on an event; queries run unaffected", t);
-        }
+        guard.fail(LOG, t);
     }
 }
