@@ -7,6 +7,7 @@ against its own code (PYTHONPATH). Prints every round, the medians per side and 
 
     .venv/bin/python scripts/bench_compare.py --base 893f5bc                 # ingest, tree and ui, 3 rounds
     .venv/bin/python scripts/bench_compare.py --base main~5 --benches tree --rounds 5
+    .venv/bin/python scripts/bench_compare.py --base 56d2816 --benches ingest,ingest_pg   # needs PostgreSQL
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: name -> (script arguments, [(figure name, regex of one number in the output, higher is better)])
 BENCHES: dict[str, tuple[list[str], list[tuple[str, str, bool]]]] = {
     "ingest": (["bench_ingest.py", "--events", "20000"], [("events/s", r"= ([\d,]+) events/s", True)]),
+    "ingest_pg": (["bench_ingest.py", "--events", "50000", "--db", "postgresql+psycopg://postgres@127.0.0.1:5432/bench"],
+                  [("PostgreSQL events/s", r"= ([\d,]+) events/s", True)]),
     "tree": (["bench_tree.py", "--stages", "5000", "--requests", "15"],
              [("run tree median ms", r"median (\d+) ms", False)]),
     "ui": (["bench_ui.py", "--tasks", "200", "--stages", "500", "-n", "15"],
