@@ -328,7 +328,7 @@ class TokenCache:
             return
         stamp = format_instant(_now())
         try:
-            with self.db.write() as conn:
+            with self.db.write(keys=()) as conn:  # row-level: ingest never queues behind it
                 conn.execute(update(tokens).where(tokens.c.token_hash.in_(sorted(used)))
                              .values(last_used_at=stamp))
         except Exception:  # noqa: BLE001 - bookkeeping only; the next flush tries again

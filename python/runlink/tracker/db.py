@@ -97,9 +97,12 @@ def _head_revision() -> str:
     return head
 
 
-#: PostgreSQL advisory lock key of all tracker writes: held shared by a keyed write (ingest), exclusively by a
-#: write that may touch anything (tokens, aliases, alerts, retention), across worker processes and replicas
+#: PostgreSQL advisory lock key of all tracker writes: held shared by a keyed write (ingest, retention, the
+#: alert worker, token bookkeeping), exclusively by a write that may touch anything (token and alias changes,
+#: alert rule edits), across worker processes and replicas
 PG_WRITE_LOCK = 0x72756E6C
+#: the key of the alert worker's writes (alerts and their notifications), and of retention, which deletes alerts
+ALERTS_KEY = "alerts"
 #: SQLSTATEs after which a whole transaction is simply run again (deadlock_detected, serialization_failure)
 RETRYABLE = frozenset({"40P01", "40001"})
 RETRIES = 5
@@ -137,7 +140,8 @@ class Database:
     ingest batch's `dag:<dag_id>`s...) are transaction-scoped advisory locks taken in sorted order (no deadlock
     between them), under a shared hold of PG_WRITE_LOCK; writes of disjoint keys run in parallel, in any
     process or replica, while those of one key (relinks of one dag_id) take turns. A write without keys holds
-    PG_WRITE_LOCK exclusively: it waits for, and excludes, every other write."""
+    PG_WRITE_LOCK exclusively: it waits for, and excludes, every other write, and every write that comes after
+    it queues behind it, so background bookkeeping of its own rows passes keys (`()`: row locks suffice)."""
 
     def __init__(self, url: str):
         self.url = url

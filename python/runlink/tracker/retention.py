@@ -39,7 +39,7 @@ from sqlalchemy import Connection
 from runlink import ids
 from runlink.context import ContextError, normalize
 from runlink.instants import format_instant, parse_instant
-from runlink.tracker.db import Database
+from runlink.tracker.db import ALERTS_KEY, Database
 from runlink.tracker.ingest.audit import pack, unpack
 from runlink.tracker.ingest.prepare import id_hash
 from runlink.tracker.sqlutil import run, select_in
@@ -447,13 +447,13 @@ def _prune_audit(db: Database, state: _Pass, batch_ids: Sequence[str], size: int
 
 def _lock_keys(db: Database, runs: Sequence[Any]) -> list[str]:
     """The PostgreSQL write locks of deleting these runs, as ingest names them (ingest/store.lock_keys): their
-    DAGs' and their Spark applications'. Ingest of other DAGs goes on meanwhile; a batch for one of these DAGs
-    waits for the transaction."""
+    DAGs' and their Spark applications', and the alert worker's (it deletes their alerts). Ingest of other DAGs
+    goes on meanwhile; a batch for one of these DAGs waits for the transaction."""
     run_pks = [r[0] for r in runs]
     with db.read() as conn:
         apps = _column(conn, "SELECT spark_apps.id FROM spark_apps JOIN contexts ON contexts.id = "
                              "spark_apps.context_id WHERE contexts.run_pk IN ({})", run_pks)
-    return sorted({"dag:" + r[1] for r in runs} | {"app:" + pk for pk in apps})
+    return sorted({"dag:" + r[1] for r in runs} | {"app:" + pk for pk in apps} | {ALERTS_KEY})
 
 
 def _chunks(items: Sequence[Any], size: int, stop: threading.Event) -> Iterator[Sequence[Any]]:

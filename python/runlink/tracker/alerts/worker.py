@@ -19,6 +19,7 @@ from typing import Any
 
 from runlink.tracker.alerts import engine, notify
 from runlink.tracker.alerts import rules as rules_mod
+from runlink.tracker.db import ALERTS_KEY
 
 log = logging.getLogger("runlink.alerts")
 
@@ -179,7 +180,7 @@ class AlertWorker:
         decided = [o for o in outcomes if o.firing is not None]
         if not decided:
             return {}
-        with self.db.write() as conn:
+        with self.db.write(keys=(ALERTS_KEY,)) as conn:
             # rules may have been disabled or deleted since the read: re-check inside the write
             live = {r["id"] for r in rules_mod.list_rules(conn, enabled_only=True)}
             counts = engine.apply(conn, [o for o in decided if o.rule["id"] in live], self.base_url)
@@ -221,11 +222,11 @@ class AlertWorker:
         return min(30.0, max(0.05, (when - datetime.now(timezone.utc)).total_seconds()))
 
     def send_due(self) -> bool:
-        with self.db.write() as conn:
+        with self.db.write(keys=(ALERTS_KEY,)) as conn:
             notify.release_stuck(conn)
             rows = notify.claim_due(conn)
         for row in rows:
             error = notify.deliver(row)
-            with self.db.write() as conn:
+            with self.db.write(keys=(ALERTS_KEY,)) as conn:
                 notify.record(conn, row, error)
         return bool(rows)
