@@ -60,9 +60,12 @@ def _insert_sql(dialect: str, table: str, columns: tuple[str, ...]) -> str:
             f"VALUES ({', '.join(mark for _ in columns)})")
 
 
+_IGNORE = " ON CONFLICT DO NOTHING"
+
+
 @functools.cache
 def _ignore_sql(dialect: str, table: str, columns: tuple[str, ...]) -> str:
-    return _insert_sql(dialect, table, columns) + " ON CONFLICT DO NOTHING"
+    return _insert_sql(dialect, table, columns) + _IGNORE
 
 
 @functools.cache
@@ -73,6 +76,7 @@ def _conflict_sql(table: str, keys: tuple[str, ...], stamp: str, updated: tuple[
             f" WHERE {_q(table)}.{_q(stamp)} IS NULL OR excluded.{_q(stamp)} > {_q(table)}.{_q(stamp)}")
 
 
+@functools.cache
 def _lww_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[str, ...], stamp: str,
              updated: tuple[str, ...]) -> str:
     return _insert_sql(dialect, table, columns) + _conflict_sql(table, keys, stamp, updated)
@@ -106,7 +110,7 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[Any], columns: 
     if columns is None:
         columns = tuple(rows[0])
         rows = _params(rows, columns)
-    if conn.dialect.name == "postgresql" and _unnest(conn, table, rows, columns, " ON CONFLICT DO NOTHING"):
+    if conn.dialect.name == "postgresql" and _unnest(conn, table, rows, columns, _IGNORE):
         return
     conn.exec_driver_sql(_ignore_sql(conn.dialect.name, table.name, columns), list(rows))
 
