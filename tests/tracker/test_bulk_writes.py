@@ -47,11 +47,28 @@ def engine(request, tmp_path):
 
 
 def _statements(engine: sa.Engine) -> list[tuple[str, bool]]:
+    """(statement, executemany) of every statement sent, as the driver saw it: on PostgreSQL the bulk writes
+    bypass SQLAlchemy, so its cursors are recorded (whoever asks for them)."""
     seen: list[tuple[str, bool]] = []
+    if engine.dialect.name != "postgresql":
+        @sa.event.listens_for(engine, "before_cursor_execute")
+        def record(conn, cursor, statement, parameters, context, executemany):
+            seen.append((statement, executemany))
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement, executemany))
+        return seen
+
+    class Recording(psycopg.Cursor):
+        def execute(self, query, *args, **kwargs):
+            seen.append((str(query), False))
+            return super().execute(query, *args, **kwargs)
+
+        def executemany(self, query, *args, **kwargs):
+            seen.append((str(query), True))
+            return super().executemany(query, *args, **kwargs)
+
+    @sa.event.listens_for(engine, "checkout")
+    def use_recording(dbapi_conn, record, proxy):
+        dbapi_conn.cursor_factory = Recording
 
     return seen
 
@@ -106,7 +123,7 @@ def test_a_value_that_fits_no_column_type_is_refused_by_the_database(engine):
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite stores any value in any column")
     statements = _statements(engine)
-    with pytest.raises(sa.exc.DataError), engine.begin() as conn:
+    with pytest.raises(psycopg.errors.DataError), engine.begin() as conn:
         insert_ignore(conn, things, [("a", 1, 1.0, "not a number", "x", True, "s")], COLUMNS)
     assert statements and "VALUES" in statements[-1][0], "the rows went one by one, so the database names the bad value"
     assert _table(engine) == []

@@ -114,8 +114,9 @@ def lock_key(name: str) -> int:
 
 
 def retryable(error: BaseException) -> bool:
-    """A PostgreSQL deadlock or serialization failure: the transaction was rolled back and can run again."""
-    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in RETRYABLE
+    """A PostgreSQL deadlock or serialization failure: the transaction was rolled back and can run again.
+    Raised through SQLAlchemy (a DBAPIError) or by the driver itself (the bulk writes run on it directly)."""
+    return getattr(error.orig if isinstance(error, DBAPIError) else error, "sqlstate", None) in RETRYABLE
 
 
 class _FileLock:
@@ -173,12 +174,12 @@ class Database:
                 if keys is None:
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
                 else:
-                    ordered = sorted({lock_key(key) for key in keys})
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({PG_WRITE_LOCK})")
-                    if ordered:  # one round trip; the subquery's order is the order the locks are taken in
-                        conn.exec_driver_sql(
-                            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%(keys)s::bigint[]) AS k "
-                            "ORDER BY k) AS ordered", {"keys": ordered})
+                    # one round trip (the simple protocol runs both statements); the subquery's order is the
+                    # order the keys are taken in. The keys are our own integers, written into the text.
+                    ordered = ",".join(map(str, sorted({lock_key(key) for key in keys})))
+                    conn.exec_driver_sql(
+                        f"SELECT pg_advisory_xact_lock_shared({PG_WRITE_LOCK}); SELECT count(pg_advisory_xact_lock(k)) "
+                        f"FROM (SELECT unnest('{{{ordered}}}'::bigint[]) AS k ORDER BY k) AS ordered")
                 conn.info["lock_wait_s"] = time.perf_counter() - began
                 yield conn
 
@@ -191,7 +192,7 @@ class Database:
             try:
                 with self.write(keys) as conn:
                     return work(conn)
-            except DBAPIError as error:
+            except Exception as error:
                 if attempt == RETRIES - 1 or not retryable(error):
                     raise
         raise AssertionError("unreachable")

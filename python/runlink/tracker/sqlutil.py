@@ -11,7 +11,9 @@ SQLite for the same batch.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -39,14 +41,29 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any], before: Sequenc
     dialect = conn.dialect.name
     if dialect == "postgresql" and sql.count(" IN ({})") == 1 and " NOT IN ({})" not in sql:
         # one array parameter: a 500-item IN list cost PostgreSQL twice the time to parse and plan
-        return conn.exec_driver_sql(sql.replace("?", "%s").replace(" IN ({})", " = ANY(%s)"),
-                                    (*before, list(values))).fetchall()
+        array, cast = _any_array(values)
+        return conn.exec_driver_sql(sql.replace("?", "%s").replace(" IN ({})", f" = ANY(%s{cast})"),
+                                    (*before, array)).fetchall()
     template = sql if dialect == "sqlite" else sql.replace("?", "%s")
     out: list[Any] = []
     for start in range(0, len(values), size):
         chunk = values[start : start + size]
         out.extend(conn.exec_driver_sql(template.format(_marks(dialect, len(chunk))), (*before, *chunk)).fetchall())
     return out
+
+
+def _any_array(values: Sequence[Any]) -> tuple[Any, str]:
+    """The parameter (and its cast) of `= ANY(...)`: an array literal for ints or strings (psycopg's list
+    adaptation walks every element in Python), else the list."""
+    kinds = set(map(type, values))
+    try:
+        if kinds == {str}:
+            return pg_arrays.texts(values), "::text[]"
+        if kinds == {int}:
+            return pg_arrays.ints(values), "::bigint[]"
+    except TypeError:  # an int past 64 bits: psycopg picks the array's type
+        pass
+    return list(values), ""
 
 
 def _q(name: str) -> str:
@@ -112,15 +129,16 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[Any], columns: 
         rows = _params(rows, columns)
     if conn.dialect.name == "postgresql" and _unnest(conn, table, rows, columns, _IGNORE):
         return
-    conn.exec_driver_sql(_ignore_sql(conn.dialect.name, table.name, columns), list(rows))
+    _executemany(conn, _ignore_sql(conn.dialect.name, table.name, columns), list(rows))
 
 
 def reduce_lww(rows: Iterable[tuple], key_index: Sequence[int], stamp_index: int) -> list[tuple]:
     """Keep, per key, the row with the highest stamp (one row per key per statement: PostgreSQL
     refuses to update the same row twice in one INSERT)."""
-    best: dict[tuple, tuple] = {}
+    best: dict[Any, tuple] = {}
+    key_of = itemgetter(*key_index)
     for row in rows:
-        key = tuple(row[i] for i in key_index)
+        key = key_of(row)
         current = best.get(key)
         if current is None or (row[stamp_index] or "") > (current[stamp_index] or ""):
             best[key] = row
@@ -151,14 +169,13 @@ def upsert_lww(
         _sort_by_key(rows, key_index)
         if _unnest(conn, table, rows, columns, _conflict_sql(table.name, tuple(keys), stamp, tuple(updated))):
             return
-    sql = _lww_sql(dialect, table.name, columns, tuple(keys), stamp, tuple(updated))
-    conn.exec_driver_sql(sql, rows)
+    _executemany(conn, _lww_sql(dialect, table.name, columns, tuple(keys), stamp, tuple(updated)), rows)
 
 
 def _sort_by_key(rows: list[tuple], key_index: Sequence[int]) -> None:
     """One row order for every batch, so two concurrent upserts of the same keys lock rows in the same order."""
     try:
-        rows.sort(key=lambda row: tuple(row[i] for i in key_index))
+        rows.sort(key=itemgetter(*key_index))
     except TypeError:  # keys of mixed types: a validated batch has none, and the order is then only less helpful
         pass
 
@@ -185,5 +202,30 @@ def _unnest(conn: Connection, table: Table, rows: Sequence[tuple], columns: tupl
                        zip(types, zip(*rows, strict=True), strict=True))
     except (KeyError, TypeError, ValueError, OverflowError):
         return False
-    conn.exec_driver_sql(_unnest_sql(table.name, columns, types, conflict), arrays)
+    with _driver(conn).cursor() as cursor:
+        cursor.execute(_unnest_sql(table.name, columns, types, conflict), arrays)
     return True
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI connection under `conn` (in its transaction). On PostgreSQL the bulk writes run on it directly:
+    SQLAlchemy's per-statement result set-up cost more client CPU than building the statement, and a write
+    inside `pipelined` is only queued there."""
+    return conn.connection.driver_connection
+
+
+def _executemany(conn: Connection, sql: str, rows: list) -> None:
+    if conn.dialect.name == "postgresql":
+        with _driver(conn).cursor() as cursor:
+            cursor.executemany(sql, rows)
+        return
+    conn.exec_driver_sql(sql, rows)
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the bulk writes (`insert_ignore`, `upsert_lww`) made inside are sent without waiting for
+    each one's answer (psycopg's pipeline mode), and an error surfaces at the end of the block; nothing in it
+    may read or COPY. On SQLite nothing changes (the database is in-process)."""
+    with _driver(conn).pipeline() if conn.dialect.name == "postgresql" else nullcontext():
+        yield

@@ -51,7 +51,7 @@ from runlink.tracker.models import (
     state_events,
     streaming_queries,
 )
-from runlink.tracker.sqlutil import insert_ignore, insert_rows, run, select_in, upsert_lww
+from runlink.tracker.sqlutil import insert_ignore, insert_rows, pipelined, run, select_in, upsert_lww
 
 _APP_START_COLS = ("name", "spark_version", "scala_version", "master", "deploy_mode", "user", "start_time", "ui_url",
                    "conf")
@@ -121,10 +121,19 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
     # plain inserts: the id check above, under the batch's locks, is what keeps events (and metrics) unique
     insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
     insert_rows(conn, events, rows.events, EVENT_ROW)
-    insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
+    insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
     relink_dags = _store_dags(conn, rows)
     new_by_dag = _store_contexts(conn, rows)
+    with pipelined(conn):  # writes only from here: on PostgreSQL, one round trip for all of them
+        _store_rows(conn, prepared, rows)
+    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
+    return len(keep), duplicates
 
+
+def _store_rows(conn: Connection, prepared: Prepared, rows: Rows) -> None:
+    """The batch's rows that need no read first: instances, Spark apps (each made to exist, then start, end and
+    context merged by stamps), jobs, stages, executors, queries, streams, datasets, spans, logs, state events."""
+    insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
     # Spark apps: make sure each exists, then merge start/end/context by stamps
     if rows.apps:
         insert_ignore(conn, spark_apps, list(rows.apps.values()))
@@ -150,14 +159,10 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         upsert_lww(conn, streaming_queries, rows.streams[stamp], ("spark_app_pk", "run_id"), stamp, updated)
     insert_ignore(conn, datasets, list(rows.datasets.values()))
     insert_ignore(conn, dataset_ops, rows.dataset_ops)
-    insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
     insert_ignore(conn, spans, rows.spans)
     insert_ignore(conn, log_chunks, rows.logs)
     insert_ignore(conn, agent_health, rows.health)
     insert_ignore(conn, state_events, rows.state_events)
-
-    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
-    return len(keep), duplicates
 
 
 def _store_dags(conn: Connection, rows: Rows) -> set[str]:
