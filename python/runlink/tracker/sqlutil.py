@@ -16,6 +16,7 @@ from contextlib import contextmanager, nullcontext
 from operator import itemgetter
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql
 
@@ -42,8 +43,9 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any], before: Sequenc
     if dialect == "postgresql" and sql.count(" IN ({})") == 1 and " NOT IN ({})" not in sql:
         # one array parameter: a 500-item IN list cost PostgreSQL twice the time to parse and plan
         array, cast = _any_array(values)
-        return conn.exec_driver_sql(sql.replace("?", "%s").replace(" IN ({})", f" = ANY(%s{cast})"),
-                                    (*before, array)).fetchall()
+        with _driver(conn).cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(sql.replace("?", "%s").replace(" IN ({})", f" = ANY(%s{cast})"), (*before, array))
+            return cursor.fetchall()
     template = sql if dialect == "sqlite" else sql.replace("?", "%s")
     out: list[Any] = []
     for start in range(0, len(values), size):
