@@ -106,18 +106,13 @@ def _params(rows: Sequence[dict[str, Any]], columns: tuple[str, ...]) -> list[tu
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple], columns: tuple[str, ...]) -> None:
-    """Plain insert of tuples in the order of `columns` (for tables without a unique key). On PostgreSQL a
-    COPY in the caller's transaction: per-row executemany cost ~3x more client CPU and a round trip per row."""
+    """Plain insert of tuples in the order of `columns` (for tables without a unique key). On PostgreSQL one
+    set-based statement, so it may go in `pipelined` (a COPY may not, and costs two round trips)."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
-            f"COPY {_q(table.name)} ({', '.join(_q(c) for c in columns)}) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+    if conn.dialect.name == "postgresql" and len(rows) > 1 and _unnest(conn, table, rows, columns, ""):
         return
-    conn.exec_driver_sql(_insert_sql(conn.dialect.name, table.name, columns), list(rows))
+    _executemany(conn, _insert_sql(conn.dialect.name, table.name, columns), list(rows))
 
 
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[Any], columns: tuple[str, ...] | None = None) -> None:

@@ -118,13 +118,13 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         return 0, len(prepared.events)
     keep = rows.keep
     duplicates = len(prepared.events) - len(keep)
-    # plain inserts: the id check above, under the batch's locks, is what keeps events (and metrics) unique
-    insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
-    insert_rows(conn, events, rows.events, EVENT_ROW)
-    insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
     relink_dags = _store_dags(conn, rows)
     new_by_dag = _store_contexts(conn, rows)
     with pipelined(conn):  # writes only from here: on PostgreSQL, one round trip for all of them
+        # plain inserts: the id check above, under the batch's locks, is what keeps events (and metrics) unique
+        insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
+        insert_rows(conn, events, rows.events, EVENT_ROW)
+        insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
         _store_rows(conn, prepared, rows)
     relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
     return len(keep), duplicates
