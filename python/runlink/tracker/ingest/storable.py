@@ -108,6 +108,29 @@ def integer_paths() -> dict[str, tuple[tuple[tuple[str, ...], tuple[int, int]], 
     return result
 
 
+#: a precompiled check tree: a dict maps a key (or "*", every item of an array) to its subtree, and a leaf is the
+#: (low, high) range of an integer field
+Tree = dict[str, Any]
+
+
+def _tree(paths: tuple[tuple[tuple[str, ...], tuple[int, int]], ...]) -> Tree:
+    root: Tree = {}
+    for path, bounds in paths:
+        node = root
+        for name in path[:-1]:
+            node = node.setdefault(name, {})
+        node[path[-1]] = bounds
+    return root
+
+
+@functools.cache
+def event_tree(event_type: Any) -> Tree:
+    """The integer fields of one event type, envelope included, as one tree (see `Tree`)."""
+    paths = integer_paths().get(event_type, ()) if isinstance(event_type, str) else ()
+    return {"payload": _tree(paths), "source": {name: INT32 for _, name in INT32_ENVELOPE},
+            "context": dict.fromkeys(INT32_CONTEXT, INT32)}
+
+
 def _check_integer(container: Any, key: Any, bounds: tuple[int, int], index: int | None, field: str) -> None:
     """Range-check one integer field in place; an integral float becomes an int (the schema allows `1.0`)."""
     value = container[key]
@@ -123,74 +146,43 @@ def _check_integer(container: Any, key: Any, bounds: tuple[int, int], index: int
         container[key] = int(value)
 
 
-def _check_path(node: Any, path: tuple[str, ...], bounds: tuple[int, int], index: int | None,
-                done: tuple[str, ...]) -> None:
-    head, rest = path[0], path[1:]
-    if head == "*":
-        if isinstance(node, list):
-            for position in range(len(node)):
-                where = (*done, str(position))
-                if rest:
-                    _check_path(node[position], rest, bounds, index, where)
-                else:
-                    _check_integer(node, position, bounds, index, ".".join(where))
-        return
-    if not isinstance(node, dict) or head not in node:
-        return
-    where = (*done, head)
-    if rest:
-        _check_path(node[head], rest, bounds, index, where)
-    else:
-        _check_integer(node, head, bounds, index, ".".join(where))
-
-
-def _walk(event: Mapping[str, Any], index: int | None) -> None:
-    """Every value of the event: ints orjson can write, no NUL in strings or keys, depth at most MAX_DEPTH."""
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(event, ())]
-    low, high = JSON_INTS
-    while stack:
-        node, path = stack.pop()
-        if len(path) >= MAX_DEPTH:
-            shown = ".".join(str(p) for p in path[:4])
-            raise _refuse(index, shown, f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(node, dict):
-            items = node.items()
-        else:
-            items = enumerate(node)
-        for key, value in items:
-            if isinstance(key, str) and "\x00" in key:
-                raise _refuse(index, ".".join(str(p) for p in (*path, key.replace("\x00", "\\u0000"))),
-                              "a NUL character (\\u0000) cannot be stored")
-            if isinstance(value, str):
-                if "\x00" in value:
-                    raise _refuse(index, ".".join(str(p) for p in (*path, key)),
-                                  "a NUL character (\\u0000) cannot be stored")
-            elif isinstance(value, (dict, list)):
-                if value:
-                    stack.append((value, (*path, key)))
-            elif isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
-                raise _refuse(index, ".".join(str(p) for p in (*path, key)),
-                              f"{value} is outside the range JSON is stored with [{low}, {high}]")
+def _field(path: tuple[Any, ...], key: Any) -> str:
+    return ".".join(str(p) for p in (*path, key))
 
 
 def check_event(event: dict[str, Any], index: int | None = None) -> None:
     """Raise ProtocolError when a schema-valid event holds a value the store cannot; may turn integral floats
-    of integer fields into ints (in place)."""
-    _walk(event, index)
-    source = event.get("source")
-    if isinstance(source, dict):
-        for _, name in INT32_ENVELOPE:
-            if name in source:
-                _check_integer(source, name, INT32, index, f"source.{name}")
-    context = event.get("context")
-    if isinstance(context, dict):
-        for name in INT32_CONTEXT:
-            if isinstance(context.get(name), (int, float)):
-                _check_integer(context, name, INT32, index, f"context.{name}")
-    payload = event.get("payload")
-    if isinstance(payload, dict):
-        for path, bounds in integer_paths().get(event.get("type"), ()):  # type: ignore[arg-type]
-            _check_path(payload, path, bounds, index, ("payload",))
+    of integer fields into ints (in place).
+
+    One pass over every value (ints orjson can write, no NUL in strings or keys, depth at most MAX_DEPTH), which
+    follows the event type's integer tree alongside and range-checks the fields it reaches: the per-path walk it
+    replaced was half of a batch's ingest CPU."""
+    stack: list[tuple[Any, tuple[Any, ...], Tree | None]] = [(event, (), event_tree(event.get("type")))]
+    low, high = JSON_INTS
+    while stack:
+        node, path, tree = stack.pop()
+        if len(path) >= MAX_DEPTH:
+            raise _refuse(index, ".".join(str(p) for p in path[:4]), f"nested deeper than {MAX_DEPTH} levels")
+        keyed = isinstance(node, dict)
+        items = node.items() if keyed else enumerate(node)
+        item_tree = None if keyed or not tree else tree.get("*")
+        for key, value in items:
+            sub = (tree.get(key) if key != "*" else None) if keyed and tree else item_tree
+            if isinstance(key, str) and "\x00" in key:
+                raise _refuse(index, _field(path, key.replace("\x00", "\\u0000")),
+                              "a NUL character (\\u0000) cannot be stored")
+            if isinstance(value, str):
+                if "\x00" in value:
+                    raise _refuse(index, _field(path, key), "a NUL character (\\u0000) cannot be stored")
+            elif isinstance(value, (dict, list)):
+                if value:
+                    stack.append((value, (*path, key), sub if isinstance(sub, dict) else None))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                if isinstance(value, int) and not low <= value <= high:
+                    raise _refuse(index, _field(path, key),
+                                  f"{value} is outside the range JSON is stored with [{low}, {high}]")
+                if isinstance(sub, tuple) and (isinstance(value, float) or not sub[0] <= value <= sub[1]):
+                    _check_integer(node, key, sub, index, _field(path, key))  # refuses, or makes 1.0 an int
 
 
 def check_context(try_number: int | None, map_index: int | None, index: int | None) -> None:
