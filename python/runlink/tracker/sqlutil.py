@@ -221,8 +221,8 @@ def _executemany(conn: Connection, sql: str, rows: list) -> None:
 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, the bulk writes (`insert_ignore`, `upsert_lww`) made inside are sent without waiting for
-    each one's answer (psycopg's pipeline mode), and an error surfaces at the end of the block; nothing in it
-    may read or COPY. On SQLite nothing changes (the database is in-process)."""
+    """On PostgreSQL, the bulk writes (`insert_rows`, `insert_ignore`, `upsert_lww`) made inside are sent
+    without waiting for each one's answer (psycopg's pipeline mode), and an error surfaces at the end of the
+    block; nothing in it may read. On SQLite nothing changes (the database is in-process)."""
     with _driver(conn).pipeline() if conn.dialect.name == "postgresql" else nullcontext():
         yield
