@@ -116,9 +116,7 @@ def _server(args: argparse.Namespace) -> int:
               flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
         return 0
-    # see TrackerSettings.ingest_slots, parse_slots: SQLite's writes are serialized anyway
-    settings = replace(settings, ingest_slots=1) if backend == "sqlite" else \
-        replace(settings, ingest_slots=2, parse_slots=1)
+    settings = replace(settings, ingest_slots=1)  # see TrackerSettings.ingest_slots
     prepare_database(settings)
     os.environ[SETTINGS_ENV] = json.dumps({**asdict(settings), "home": str(settings.home)})
     print(f"runlink tracker on http://{args.host}:{args.port} (db: {backend}, {args.workers} workers, "

@@ -7,7 +7,6 @@ import copy
 import gc
 import json
 import os
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,6 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
                   docs_url=None, redoc_url=None)  # ui/api_docs.py serves them from the tracker's own files
     app.state.settings = settings
     app.state.ingest_gate = asyncio.Semaphore(settings.ingest_slots) if settings.ingest_slots > 0 else None
-    app.state.parse_gate = threading.Semaphore(settings.parse_slots) if settings.parse_slots > 0 else None
     app.state.db = db
     app.state.tokens = TokenCache(db)
     app.state.telemetry = Telemetry()

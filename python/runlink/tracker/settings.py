@@ -58,10 +58,6 @@ class TrackerSettings:
     #: the database write lock then never waits for the GIL behind another batch's parsing in its process,
     #: which kept the lock held ~2.5x its CPU time; the other workers parse meanwhile.
     ingest_slots: int = 0
-    #: of a worker's batches in flight, how many parse at once (decode, validate, collect rows; 0 = no limit).
-    #: On PostgreSQL with several workers: 2 in flight, 1 parsing, so a batch waiting on the database (its
-    #: round trips, the commit's WAL flush) overlaps the next one's parsing instead of idling the worker.
-    parse_slots: int = 0
     #: delete DAG runs older than this many days (with everything under them) on a schedule; None keeps all
     retention_days: float | None = field(default_factory=lambda: _env_days("RUNLINK_RETENTION_DAYS"))
     #: only the runs of DAG ids matching this glob (fnmatch); None = every DAG

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from contextlib import nullcontext
 from typing import Any, Protocol
 
 import orjson
@@ -108,17 +107,16 @@ def ingest(state: Any, body: bytes, encoding: str, translation: Translation | No
     the translation's own counts). Raises Refused or ProtocolError with nothing stored. `timings["lock"]` gets
     the seconds the write waited for its lock, `timings["write"]` those of the whole write (lock included)."""
     settings = state.settings
+    parsed = decode(body, encoding, settings.max_decompressed_bytes)
     extra: dict[str, int] = {}
     if translation is None:
-        with getattr(state, "parse_gate", None) or nullcontext():  # see TrackerSettings.parse_slots
-            parsed = decode(body, encoding, settings.max_decompressed_bytes)
-            try:
-                prepared: Prepared | None = check(parsed, settings.max_events)
-            except ProtocolError:
-                if isinstance(parsed, dict) and isinstance(parsed.get("events"), list):
-                    state.telemetry.events_rejected.inc(len(parsed["events"]))
-                raise
-            rows = collect(prepared)  # outside the write lock: other workers write meanwhile
+        try:
+            prepared: Prepared | None = check(parsed, settings.max_events)
+        except ProtocolError:
+            if isinstance(parsed, dict) and isinstance(parsed.get("events"), list):
+                state.telemetry.events_rejected.inc(len(parsed["events"]))
+            raise
+        rows = collect(prepared)  # outside the write lock: other workers write meanwhile
 
         def write(conn: Connection) -> tuple[int, int, float]:
             return (*store(conn, prepared, rows), conn.info.get("lock_wait_s", 0.0))
@@ -129,7 +127,6 @@ def ingest(state: Any, body: bytes, encoding: str, translation: Translation | No
         if timings is not None:
             timings["write"] = time.perf_counter() - began
     else:
-        parsed = decode(body, encoding, settings.max_decompressed_bytes)
         received = translation.read(parsed, settings)
         try:
             with state.db.write() as conn:
