@@ -134,7 +134,23 @@ class Standalone:
         body: dict[str, Any] = {"logical_date": logical_date, "conf": dict(conf or {})}
         if run_id:
             body["dag_run_id"] = run_id
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+        for attempt in range(2):
+            try:
+                return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+            except (AssertionError, requests.Timeout):
+                # a trigger whose answer was lost (a timeout or a 5xx on a loaded machine) may have made the run:
+                # asked again, Airflow says 409. A run under our own run id is the one we asked for.
+                if run_id and self._has_run(dag_id, run_id):
+                    return run_id
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _has_run(self, dag_id: str, run_id: str) -> bool:
+        try:
+            return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["dag_run_id"] == run_id
+        except AssertionError:
+            return False
 
     def wait_run(self, dag_id: str, run_id: str, deadline_s: float = 300.0) -> str:
         def finished() -> str | None:
