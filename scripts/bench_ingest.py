@@ -117,6 +117,25 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """User+system CPU of every PostgreSQL server process on this machine (backends, WAL writer, checkpointer):
+    the part of a round's CPU that SQLite spends inside the tracker."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                head, _, tail = handle.read().rpartition(")")
+            if head.partition("(")[2].startswith("postgres"):
+                fields = tail.split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
 def start_servers(home: Path, db: str | None, workers: int, replicas: int) -> list:
     """`replicas` tracker processes on one database (each its own home, port and admin token)."""
     from runlink.tracker.process import TrackerProcess
@@ -125,24 +144,55 @@ def start_servers(home: Path, db: str | None, workers: int, replicas: int) -> li
     return [TrackerProcess(home / f"replica-{n}", db, workers=workers).start() for n in range(replicas)]
 
 
-def scratch_postgres(url: str) -> tuple[str, str]:
-    """A fresh database named after `url`'s with a random suffix (dropped by the caller): (its URL, its name)."""
+def _split(url: str) -> tuple[str, str, str]:
+    """`postgresql+psycopg://h/name?options=...` -> (server part, database name, "?query" or "")."""
+    path, mark, query = url.partition("?")
+    base, _, name = path.rpartition("/")
+    return base, name, mark + query
+
+
+def _admin(url: str):
     import psycopg
 
-    base, _, _name = url.rpartition("/")
+    return psycopg.connect(_split(url)[0].replace("+psycopg", "") + "/postgres", autocommit=True)
+
+
+def scratch_postgres(url: str) -> tuple[str, str]:
+    """A fresh database on `url`'s server, with a random name and `url`'s query (dropped by the caller): (its
+    URL, its name)."""
+    base, _name, query = _split(url)
     name = f"runlink_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+    with _admin(url) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{base}/{name}", name
+    return f"{base}/{name}{query}", name
 
 
 def drop_postgres(url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(base.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+    _base, name, _query = _split(url)
+    with _admin(url) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def postgres_counters(url: str) -> dict[str, float]:
+    """The server-wide counters that explain a round's time beyond the tracker: WAL written, full-page images,
+    checkpoints started, buffers the backends wrote themselves, and sequential scans in the round's database."""
+    _base, name, _query = _split(url)
+    with _admin(url) as conn:
+        wal = conn.execute("SELECT wal_bytes, wal_fpi, wal_sync FROM pg_stat_wal").fetchone()
+        bgw = conn.execute("SELECT checkpoints_timed + checkpoints_req, buffers_backend, buffers_checkpoint "
+                           "FROM pg_stat_bgwriter").fetchone()
+    figures = {"wal_mb": float(wal[0]) / 2**20, "fpi": wal[1], "wal_syncs": wal[2], "checkpoints": bgw[0],
+               "backend_writes": bgw[1], "checkpoint_writes": bgw[2]}
+    import psycopg
+
+    try:
+        with psycopg.connect(_split(url)[0].replace("+psycopg", "") + "/" + name, autocommit=True) as conn:
+            figures["seq_scans"] = conn.execute("SELECT COALESCE(SUM(seq_scan), 0) FROM pg_stat_user_tables "
+                                                "WHERE relname <> 'alembic_version'").fetchone()[0]
+    except psycopg.OperationalError:
+        figures["seq_scans"] = 0
+    return figures
 
 
 def server_timing(header: str) -> dict[str, float]:
@@ -192,6 +242,9 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
             for warm in range(len(targets)):  # warm-up (migrations done, caches hot); not timed
                 send(warm)
             cpu_before = sum(cpu_seconds(p.process.pid) for p in procs)
+            counters_before = postgres_counters(db) if scratch else {}
+            pg_cpu_before = postgres_cpu_seconds()
+            client_cpu_before = sum(os.times()[:2])
             lock_ms.clear()
             write_ms.clear()
             server_ms.clear()
@@ -200,6 +253,10 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
                 list(pool.map(send, range(len(targets), len(bodies))))
             elapsed = time.perf_counter() - started
             cpu = sum(cpu_seconds(p.process.pid) for p in procs) - cpu_before
+            pg_cpu = postgres_cpu_seconds() - pg_cpu_before
+            client_cpu = sum(os.times()[:2]) - client_cpu_before
+            counters = ({key: value - counters_before[key] for key, value in postgres_counters(db).items()}
+                        if scratch else {})
     finally:
         for p in procs:
             p.stop()
@@ -207,11 +264,12 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
             drop_postgres(db)
     sent = n_events - min(args.batch, n_events) * len(targets)
     return {"backend": "PostgreSQL" if (db or "").startswith("postgres") else "SQLite", "rate": sent / elapsed,
-            "elapsed": elapsed, "sent": sent, "cpu": cpu, "median": statistics.median(latencies),
+            "elapsed": elapsed, "sent": sent, "cpu": cpu,
+            "pg_cpu": pg_cpu, "client_cpu": client_cpu, "median": statistics.median(latencies),
             "p95": sorted(latencies)[int(len(latencies) * 0.95)],
             "lock_share": sum(lock_ms) / sum(server_ms) if sum(server_ms) else 0.0,
             "lock_median": statistics.median(lock_ms), "write_median": statistics.median(write_ms),
-            "server_median": statistics.median(server_ms)}
+            "server_median": statistics.median(server_ms), "postgres": counters}
 
 
 def main() -> int:
@@ -256,8 +314,12 @@ def main() -> int:
                       f"{figures['median'] * 1000:.1f} ms, p95 {figures['p95'] * 1000:.1f} ms); waiting for the "
                       f"write lock: {figures['lock_share']:.1%} of server time (median {figures['lock_median']:.1f} "
                       f"ms a batch; the write with it {figures['write_median']:.1f} ms of "
-                      f"{figures['server_median']:.1f} ms in the server); server CPU {figures['cpu']:.2f} s; load "
+                      f"{figures['server_median']:.1f} ms in the server); CPU: tracker {figures['cpu']:.2f} s, "
+                      f"PostgreSQL {figures['pg_cpu']:.2f} s, load generator {figures['client_cpu']:.2f} s; load "
                       f"average now {os.getloadavg()[0]:.1f}", flush=True)
+                if figures["postgres"]:
+                    print("  PostgreSQL in the round: " + ", ".join(
+                        f"{key} {value:,.0f}" for key, value in figures["postgres"].items()), flush=True)
     best = {key: max(runs, key=lambda f: f["rate"]) for key, runs in results.items()}
     base = next(iter(best.values()))
     for key, figures in best.items():

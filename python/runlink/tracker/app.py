@@ -19,6 +19,7 @@ from runlink.tracker.auth import TokenCache, ensure_admin_token
 from runlink.tracker.db import Database, upgrade
 from runlink.tracker.routes import JSONBody, diagnosis, events, health, instances, lineage, runs, tokens
 from runlink.tracker.settings import TrackerSettings
+from runlink.tracker.table_statistics import StatisticsKeeper
 from runlink.tracker.telemetry import Telemetry
 
 
@@ -120,7 +121,10 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     async def lifespan(_app: FastAPI):  # noqa: ANN202
         tune_gc()
         schedule = _retention_schedule(db, settings)
+        statistics = StatisticsKeeper(db)  # PostgreSQL without autovacuum: planner statistics kept as tables grow
+        statistics.start()
         yield
+        statistics.stop()
         if schedule is not None:
             schedule.stop()
         db.dispose()

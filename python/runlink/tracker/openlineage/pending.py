@@ -61,21 +61,34 @@ def listing(conn: Connection, status: str, limit: int) -> list[dict[str, Any]]:
     return [{**{str(k): v for k, v in row.items()}, "parent_run_id": row["waiting_on"]} for row in rows]
 
 
+def _naming(dag_ids: Iterable[str]) -> Any:
+    """Rows naming one of `dag_ids`: parent job "<dag_id>" or "<dag_id>.<task>", root job "<dag_id>"."""
+    names = sorted(set(dag_ids))
+    return or_(ol_pending.c.parent_job_name.in_(names), ol_pending.c.root_job_name.in_(names),
+               *(ol_pending.c.parent_job_name.startswith(n + ".", autoescape=True) for n in names))
+
+
 def waiting_rows(conn: Connection, dag_ids: Iterable[str] | None = None, status: str | None = None) -> list[Any]:
-    """Rows whose parent may now be linkable: those naming one of `dag_ids` (parent job "<dag_id>" or
-    "<dag_id>.<task>", root job "<dag_id>"), or all rows of `status`; oldest first, at most RETRY_LIMIT."""
+    """Rows whose parent may now be linkable: those naming one of `dag_ids` (see `_naming`), or all rows of
+    `status`; oldest first, at most RETRY_LIMIT."""
     stmt = select(ol_pending.c.id, ol_pending.c.waiting_on, ol_pending.c.raw)
     if dag_ids is not None:
-        names = sorted(set(dag_ids))
-        if not names:
+        dag_ids = list(dag_ids)
+        if not dag_ids:
             return []
-        stmt = stmt.where(or_(ol_pending.c.parent_job_name.in_(names), ol_pending.c.root_job_name.in_(names),
-                              *(ol_pending.c.parent_job_name.startswith(n + ".", autoescape=True) for n in names)))
+        stmt = stmt.where(_naming(dag_ids))
     if status is not None:
         stmt = stmt.where(ol_pending.c.status == status)
     return list(conn.execute(stmt.order_by(ol_pending.c.received_at, ol_pending.c.id).limit(RETRY_LIMIT)).all())
 
 
-def any_waiting(conn: Connection) -> bool:
-    return conn.execute(select(ol_pending.c.id).limit(1)).first() is not None
-
+def any_waiting(conn: Connection, dag_ids: Iterable[str] | None = None) -> bool:
+    """Whether a row waits at all, or one naming one of `dag_ids`: a read, so that the usual answer (none)
+    costs no write lock."""
+    stmt = select(ol_pending.c.id)
+    if dag_ids is not None:
+        dag_ids = list(dag_ids)
+        if not dag_ids:
+            return False
+        stmt = stmt.where(_naming(dag_ids))
+    return conn.execute(stmt.limit(1)).first() is not None

@@ -100,18 +100,21 @@ class _Translation:
 
 def link_waiting(state: Any, dag_ids: set[str] | None) -> int:
     """Retry the waiting events naming `dag_ids` (None: every pending one), then expire the old ones; returns
-    how many linked. Runs in its own write transaction."""
+    how many linked. Runs in its own write transaction, which holds every write lock (the derived events may
+    touch any DAG), so it is taken only when a read first finds a waiting row: after most batches none is."""
+    with state.db.read() as conn:
+        if not openlineage_pending.any_waiting(conn, dag_ids):
+            return 0
     prepared = None
     with state.db.write() as conn:
         linked = 0
-        if openlineage_pending.any_waiting(conn):
-            rows = openlineage_pending.waiting_rows(conn, dag_ids, None if dag_ids is not None else "pending")
-            if rows:
-                derived, translator = openlineage.retry_pending(conn, rows)
-                _, _, prepared = pipeline.store_derived(conn, derived, None, state.settings.max_events)
-                translator.apply_dataset_merges()
-                linked = translator.linked_pending
-            openlineage_pending.expire(conn, state.settings.openlineage_pending_ttl_s)
+        rows = openlineage_pending.waiting_rows(conn, dag_ids, None if dag_ids is not None else "pending")
+        if rows:
+            derived, translator = openlineage.retry_pending(conn, rows)
+            _, _, prepared = pipeline.store_derived(conn, derived, None, state.settings.max_events)
+            translator.apply_dataset_merges()
+            linked = translator.linked_pending
+        openlineage_pending.expire(conn, state.settings.openlineage_pending_ttl_s)
     if prepared is not None:
         pipeline.run_hooks(state, prepared)
     return linked

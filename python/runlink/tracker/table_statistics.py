@@ -1,0 +1,93 @@
+"""Planner statistics where PostgreSQL's autovacuum does not keep them: a tracker table is analyzed once it has
+grown past a few pages, and again each time it has doubled in size.
+
+Why: without statistics PostgreSQL assumes one row in 200 matches any value, so it plans ingest's duplicate check
+(`id_hash = ANY(<500 hashes>)`) as a sequential scan of all events, and every batch reads the whole table; the
+lookups of linking (contexts, state events, runs) go the same way as history grows. Autovacuum analyzes tables as
+they grow. Where it is off (the server's `autovacuum` setting), the tracker does the analyzing part of its job and
+no more: dead rows stay VACUUM's, which the README's production section leaves to the DBA. With autovacuum on this
+finds nothing to do. SQLite needs none of it: its planner takes an index without statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from runlink.tracker.db import Database
+
+log = logging.getLogger(__name__)
+
+#: PostgreSQL session advisory lock key held while one process (of all workers and replicas) analyzes
+PG_STATISTICS_LOCK = 0x72756E73
+#: a table is analyzed from this size on (8 kB pages; under it any plan is cheap)
+MIN_PAGES = 16
+#: how often each tracker process looks (one query on pg_class)
+POLL_S = 2.0
+#: rows sampled per table are 300 times this: coarse statistics (an id is unique, a dag_id repeats) are what the
+#: tracker's plans turn on, and at PostgreSQL's default of 100 one ANALYZE of the 45-column stages table cost
+#: 300 ms of server CPU
+STATISTICS_TARGET = 10
+
+#: size on disk against the size at the last analysis (`relpages`, 0 before the first): immediate, where the
+#: cumulative statistics' change counts reach other sessions a second or more late
+_STALE = """
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname = ANY (current_schemas(false))
+  AND (%(always)s OR NOT current_setting('autovacuum')::boolean)
+  AND pg_relation_size(c.oid) / current_setting('block_size')::int >= GREATEST(%(min_pages)s, 2 * c.relpages)
+ORDER BY c.relname
+"""
+
+
+def analyze_stale(db: Database, *, always: bool = False) -> list[str]:
+    """ANALYZE the tables past MIN_PAGES that have no statistics, or have doubled since their last analysis, when
+    autovacuum is off (`always`: whatever autovacuum's setting). Returns their names; nothing on SQLite, or
+    while another process holds the lease."""
+    if db.sqlite:
+        return []
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({PG_STATISTICS_LOCK})").scalar_one():
+            return []
+        try:
+            stale = [row[0] for row in conn.exec_driver_sql(_STALE, {"always": always, "min_pages": MIN_PAGES})]
+            if stale:
+                conn.exec_driver_sql(f"SET default_statistics_target = {STATISTICS_TARGET}")
+            for table in stale:
+                conn.exec_driver_sql(f'ANALYZE "{table}"')
+        finally:
+            conn.exec_driver_sql("RESET default_statistics_target")  # the connection goes back to the pool
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({PG_STATISTICS_LOCK})")
+    return stale
+
+
+class StatisticsKeeper:
+    """A daemon thread per tracker process that runs `analyze_stale` every POLL_S seconds (PostgreSQL only)."""
+
+    def __init__(self, db: Database, poll_s: float = POLL_S) -> None:
+        self.db = db
+        self.poll_s = poll_s
+        self._warned = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="runlink-statistics", daemon=True)
+
+    def start(self) -> None:
+        if not self.db.sqlite:
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                analyzed = analyze_stale(self.db)
+            except Exception:  # noqa: BLE001 - planner statistics are an optimization; the next poll tries again
+                log.warning("runlink: analyzing tables for the planner failed", exc_info=True)
+                continue
+            if analyzed and not self._warned:
+                self._warned = True
+                log.warning("runlink: PostgreSQL's autovacuum is off, so the tracker analyzes its tables as they "
+                            "grow (%s); VACUUM is still the database's to run", ", ".join(analyzed))

@@ -1,0 +1,80 @@
+"""Planner statistics on a PostgreSQL server without autovacuum: the tracker analyzes its tables as they grow, so
+ingest's duplicate check (`id_hash = ANY(<500 hashes>)`) uses its index instead of reading every stored event."""
+
+from __future__ import annotations
+
+import pytest
+
+from runlink.protocol import make_event
+from runlink.tracker import table_statistics
+from runlink.tracker.db import Database, upgrade
+from runlink.tracker.ingest.pipeline import check
+from runlink.tracker.ingest.rows import collect
+from runlink.tracker.ingest.store import lock_keys, store
+from support.postgres import create_database, drop_database
+
+pytestmark = pytest.mark.postgres
+
+_LOOKUP = "SELECT id FROM events WHERE id_hash = ANY(%s::bigint[])"
+
+
+@pytest.fixture
+def db():
+    url = create_database()
+    database = Database(url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+    drop_database(url)
+
+
+def _ingest(db: Database, n: int) -> list[int]:
+    """`n` metric events of one task, stored in batches of 500; returns the id hashes of the last batch."""
+    context = {"dag_id": "stats_dag", "dag_run_id": "manual__1", "task_id": "t", "try_number": "1", "uid": "i"}
+    hashes: list[int] = []
+    for start in range(0, n, 500):
+        prepared = check({"events": [make_event("metric", {"key": f"m{i}", "value": i}, context=context)
+                                     for i in range(start, min(n, start + 500))]}, 1000)
+        rows = collect(prepared)
+        with db.write(lock_keys(prepared, rows)) as conn:
+            store(conn, prepared, rows)
+        hashes = list(prepared.hashes.values())
+    return hashes
+
+
+def _plan(db: Database, hashes: list[int]) -> str:
+    literal = "{" + ",".join(map(str, hashes)) + "}"
+    with db.engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        return "\n".join(row[0] for row in driver.execute("EXPLAIN " + _LOOKUP, (literal,)))
+
+
+def _grow_events(db: Database, n: int) -> None:
+    """`n` more stored events, written by SQL (what months of ingest leave behind, in a second)."""
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO events (id, id_hash, type, time, received_at) SELECT md5(i::text), "
+            "('x' || substr(md5(i::text), 1, 16))::bit(64)::bigint, 'metric', '2026-01-01T00:00:00Z', "
+            f"'2026-01-01T00:00:00Z' FROM generate_series(1, {n}) AS i")
+
+
+def test_a_grown_table_is_analyzed_and_the_lookup_takes_its_index(db):
+    hashes = _ingest(db, 1000)
+    _grow_events(db, 200_000)
+    assert "Seq Scan on events" in _plan(db, hashes)  # what every batch did without statistics
+
+    analyzed = table_statistics.analyze_stale(db, always=True)
+    assert {"events", "metrics"} <= set(analyzed)
+    plan = _plan(db, hashes)
+    assert "ix_events_id_hash" in plan and "Seq Scan" not in plan, plan
+
+    assert table_statistics.analyze_stale(db, always=True) == []  # not again until the table doubles
+    _grow_events(db, 250_000)
+    assert "events" in table_statistics.analyze_stale(db, always=True)
+
+
+def test_with_autovacuum_on_the_tracker_leaves_it_to_postgresql(db):
+    _ingest(db, 1500)
+    with db.engine.connect() as conn:
+        autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar_one() == "on"
+    assert bool(table_statistics.analyze_stale(db)) is not autovacuum
