@@ -190,8 +190,10 @@ def postgres_counters(url: str) -> dict[str, float]:
         with psycopg.connect(_split(url)[0].replace("+psycopg", "") + "/" + name, autocommit=True) as conn:
             figures["seq_scans"] = conn.execute("SELECT COALESCE(SUM(seq_scan), 0) FROM pg_stat_user_tables "
                                                 "WHERE relname <> 'alembic_version'").fetchone()[0]
+            figures["sessions"] = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = "
+                                               "current_database()").fetchone()[0]
     except psycopg.OperationalError:
-        figures["seq_scans"] = 0
+        figures["seq_scans"] = figures["sessions"] = 0
     return figures
 
 
