@@ -16,21 +16,7 @@ from runlink.tracker.openlineage import receive
 from runlink.tracker.routes.lineage import link_waiting
 from runlink.tracker.settings import TrackerSettings
 from support.postgres import BACKENDS, create_database, drop_database
-
-
-class _Recording:
-    """A Database that records the keys of every write (None: the exclusive lock)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.keys: list = []
-
-    def write(self, keys=None):
-        self.keys.append(keys)
-        return self.db.write(keys)
-
-    def read(self):
-        return self.db.read()
+from support.recording_db import RecordingDatabase
 
 
 @pytest.fixture(params=BACKENDS)
@@ -45,7 +31,7 @@ def db(request, tmp_path: Path):
 
 
 def _state(db: Database, tmp_path: Path) -> SimpleNamespace:
-    return SimpleNamespace(db=_Recording(db), settings=TrackerSettings(home=tmp_path), ingest_hooks=())
+    return SimpleNamespace(db=RecordingDatabase(db), settings=TrackerSettings(home=tmp_path), ingest_hooks=())
 
 
 def test_nothing_waiting_takes_no_write(db, tmp_path):

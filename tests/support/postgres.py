@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -59,3 +61,18 @@ def drop_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@contextmanager
+def migrated_database() -> Iterator[Any]:
+    """A fresh PostgreSQL database at the schema's head, as a tracker `Database`; dropped afterwards."""
+    from runlink.tracker.db import Database, upgrade
+
+    url = create_database()
+    database = Database(url)
+    upgrade(database.engine)
+    try:
+        yield database
+    finally:
+        database.dispose()
+        drop_database(url)

@@ -7,11 +7,11 @@ import pytest
 
 from runlink.protocol import make_event
 from runlink.tracker import table_statistics
-from runlink.tracker.db import Database, upgrade
+from runlink.tracker.db import Database
 from runlink.tracker.ingest.pipeline import check
 from runlink.tracker.ingest.rows import collect
 from runlink.tracker.ingest.store import lock_keys, store
-from support.postgres import create_database, drop_database
+from support.postgres import migrated_database
 
 pytestmark = pytest.mark.postgres
 
@@ -20,12 +20,8 @@ _LOOKUP = "SELECT id FROM events WHERE id_hash = ANY(%s::bigint[])"
 
 @pytest.fixture
 def db():
-    url = create_database()
-    database = Database(url)
-    upgrade(database.engine)
-    yield database
-    database.dispose()
-    drop_database(url)
+    with migrated_database() as database:
+        yield database
 
 
 def _ingest(db: Database, n: int) -> list[int]:

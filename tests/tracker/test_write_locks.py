@@ -10,8 +10,9 @@ import pytest
 from runlink.tracker.alerts import engine
 from runlink.tracker.alerts.worker import AlertWorker
 from runlink.tracker.auth import TokenCache
-from runlink.tracker.db import ALERTS_KEY, Database, upgrade
-from support.postgres import create_database, drop_database
+from runlink.tracker.db import ALERTS_KEY, Database
+from support.postgres import migrated_database
+from support.recording_db import RecordingDatabase
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
@@ -19,12 +20,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(scope="module")
 def db():
-    url = create_database()
-    database = Database(url)
-    upgrade(database.engine)
-    yield database
-    database.dispose()
-    drop_database(url)
+    with migrated_database() as database:
+        yield database
 
 
 def _hold(db: Database, keys, entered: threading.Event, release: threading.Event) -> threading.Thread:
@@ -86,23 +83,8 @@ def test_an_exclusive_write_waits_for_keyed_writes_and_then_runs(db):
     assert done.wait(10)
 
 
-class _Recording:
-    """A Database that records the keys of every write."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.keys: list = []
-
-    def write(self, keys=None):
-        self.keys.append(keys)
-        return self.db.write(keys)
-
-    def read(self):
-        return self.db.read()
-
-
 def test_background_bookkeeping_never_takes_the_exclusive_lock(db):
-    recording = _Recording(db)
+    recording = RecordingDatabase(db)
     worker = AlertWorker(recording)
     worker.send_due()
     worker._apply([engine.Outcome(rule={"id": 999_999}, subject="dag:gone", firing=True)])  # a rule since deleted
