@@ -98,7 +98,6 @@ def build_events(n: int, seed: int = 7) -> list[dict]:
 
 def cpu_seconds(pid: int) -> float:
     """User+system CPU of a process and its direct children (uvicorn workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     pids = [pid]
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -106,34 +105,25 @@ def cpu_seconds(pid: int) -> float:
                 pids += [int(p) for p in handle.read().split()]
     except OSError:
         pass
-    total = 0.0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except OSError:
-            pass
-    return total
+    return sum(_process_cpu(p)[1] for p in pids)
+
+
+def _process_cpu(pid: int | str) -> tuple[str, float]:
+    """(command name, user+system CPU seconds) of a process, from /proc; ("", 0.0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            head, _, tail = handle.read().rpartition(")")
+    except OSError:
+        return "", 0.0
+    fields = tail.split()
+    return head.partition("(")[2], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_cpu_seconds() -> float:
     """User+system CPU of every PostgreSQL server process on this machine (backends, WAL writer, checkpointer):
     the part of a round's CPU that SQLite spends inside the tracker."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                head, _, tail = handle.read().rpartition(")")
-            if head.partition("(")[2].startswith("postgres"):
-                fields = tail.split()
-                total += (int(fields[11]) + int(fields[12])) / tick
-        except OSError:
-            pass
-    return total
+    processes = (_process_cpu(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    return sum(cpu for name, cpu in processes if name.startswith("postgres"))
 
 
 def start_servers(home: Path, db: str | None, workers: int, replicas: int) -> list:
@@ -151,10 +141,11 @@ def _split(url: str) -> tuple[str, str, str]:
     return base, name, mark + query
 
 
-def _admin(url: str):
+def _admin(url: str, database: str = "postgres"):
+    """An autocommit psycopg connection to `database` on `url`'s server."""
     import psycopg
 
-    return psycopg.connect(_split(url)[0].replace("+psycopg", "") + "/postgres", autocommit=True)
+    return psycopg.connect(_split(url)[0].replace("+psycopg", "") + "/" + database, autocommit=True)
 
 
 def scratch_postgres(url: str) -> tuple[str, str]:
@@ -187,7 +178,7 @@ def postgres_counters(url: str) -> dict[str, float]:
     import psycopg
 
     try:
-        with psycopg.connect(_split(url)[0].replace("+psycopg", "") + "/" + name, autocommit=True) as conn:
+        with _admin(url, name) as conn:
             figures["seq_scans"] = conn.execute("SELECT COALESCE(SUM(seq_scan), 0) FROM pg_stat_user_tables "
                                                 "WHERE relname <> 'alembic_version'").fetchone()[0]
             figures["sessions"] = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = "

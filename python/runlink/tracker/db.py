@@ -198,6 +198,21 @@ class Database:
         raise AssertionError("unreachable")
 
     @contextmanager
+    def session_lease(self, key: int, *, wait: bool = False) -> Iterator[Connection | None]:
+        """PostgreSQL only: a session advisory lock on `key`, one holder across the worker processes and
+        replicas of a tracker, for background work that must not run twice at once (retention, statistics).
+        Yields an autocommit connection holding it, or None when another holds it; with `wait`, waits for it."""
+        take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if conn.exec_driver_sql(f"SELECT {take}({key})").scalar_one() is False:  # pg_advisory_lock: void
+                yield None
+                return
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn

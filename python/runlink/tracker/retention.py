@@ -495,14 +495,8 @@ def retention_lease(db: Database, *, wait: bool = False) -> Iterator[bool]:
     tracker (a PostgreSQL session advisory lock; on SQLite an exclusive lock file beside the database). Yields
     False when another holds it, or with `wait` waits for it to finish (a person running the CLI)."""
     if not db.sqlite:
-        take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            held = conn.exec_driver_sql(f"SELECT {take}({PG_RETENTION_LOCK})").scalar_one() is not False
-            try:
-                yield held
-            finally:
-                if held:
-                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({PG_RETENTION_LOCK})")
+        with db.session_lease(PG_RETENTION_LOCK, wait=wait) as conn:
+            yield conn is not None
         return
     path = db.url[len("sqlite:///"):] if db.url.startswith("sqlite:///") else ""
     if not path or path == ":memory:":

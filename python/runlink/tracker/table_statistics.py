@@ -46,18 +46,17 @@ def analyze_stale(db: Database, *, always: bool = False) -> list[str]:
     while another process holds the lease."""
     if db.sqlite:
         return []
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({PG_STATISTICS_LOCK})").scalar_one():
+    with db.session_lease(PG_STATISTICS_LOCK) as conn:
+        if conn is None:
             return []
-        try:
-            stale = [row[0] for row in conn.exec_driver_sql(_STALE, {"always": always, "min_pages": MIN_PAGES})]
-            if stale:
-                conn.exec_driver_sql(f"SET default_statistics_target = {STATISTICS_TARGET}")
-            for table in stale:
-                conn.exec_driver_sql(f'ANALYZE "{table}"')
-        finally:
-            conn.exec_driver_sql("RESET default_statistics_target")  # the connection goes back to the pool
-            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({PG_STATISTICS_LOCK})")
+        stale = [row[0] for row in conn.exec_driver_sql(_STALE, {"always": always, "min_pages": MIN_PAGES})]
+        if stale:
+            conn.exec_driver_sql(f"SET default_statistics_target = {STATISTICS_TARGET}")
+            try:
+                for table in stale:
+                    conn.exec_driver_sql(f'ANALYZE "{table}"')
+            finally:
+                conn.exec_driver_sql("RESET default_statistics_target")  # the connection goes back to the pool
     return stale
 
 

@@ -61,9 +61,12 @@ def listing(conn: Connection, status: str, limit: int) -> list[dict[str, Any]]:
     return [{**{str(k): v for k, v in row.items()}, "parent_run_id": row["waiting_on"]} for row in rows]
 
 
-def _naming(dag_ids: Iterable[str]) -> Any:
-    """Rows naming one of `dag_ids`: parent job "<dag_id>" or "<dag_id>.<task>", root job "<dag_id>"."""
+def _naming(dag_ids: Iterable[str]) -> Any | None:
+    """The condition on rows naming one of `dag_ids` (parent job "<dag_id>" or "<dag_id>.<task>", root job
+    "<dag_id>"); None for no dag_id, which no row names."""
     names = sorted(set(dag_ids))
+    if not names:
+        return None
     return or_(ol_pending.c.parent_job_name.in_(names), ol_pending.c.root_job_name.in_(names),
                *(ol_pending.c.parent_job_name.startswith(n + ".", autoescape=True) for n in names))
 
@@ -73,10 +76,10 @@ def waiting_rows(conn: Connection, dag_ids: Iterable[str] | None = None, status:
     `status`; oldest first, at most RETRY_LIMIT."""
     stmt = select(ol_pending.c.id, ol_pending.c.waiting_on, ol_pending.c.raw)
     if dag_ids is not None:
-        dag_ids = list(dag_ids)
-        if not dag_ids:
+        naming = _naming(dag_ids)
+        if naming is None:
             return []
-        stmt = stmt.where(_naming(dag_ids))
+        stmt = stmt.where(naming)
     if status is not None:
         stmt = stmt.where(ol_pending.c.status == status)
     return list(conn.execute(stmt.order_by(ol_pending.c.received_at, ol_pending.c.id).limit(RETRY_LIMIT)).all())
@@ -87,8 +90,8 @@ def any_waiting(conn: Connection, dag_ids: Iterable[str] | None = None) -> bool:
     costs no write lock."""
     stmt = select(ol_pending.c.id)
     if dag_ids is not None:
-        dag_ids = list(dag_ids)
-        if not dag_ids:
+        naming = _naming(dag_ids)
+        if naming is None:
             return False
-        stmt = stmt.where(_naming(dag_ids))
+        stmt = stmt.where(naming)
     return conn.execute(stmt.limit(1)).first() is not None
