@@ -390,7 +390,8 @@ class Client:
     def _run(self) -> None:
         if self._transport is None:
             try:
-                self._transport = HttpTransport(self.config.events_url, self.config.token)
+                with _import_guard:  # a fork in another thread waits for these imports (see _before_fork)
+                    self._transport = HttpTransport(self.config.events_url, self.config.token)
             except Exception as exc:
                 self._log_once("transport", "runlink cannot create its HTTP transport: %s", exc)
                 return
@@ -862,11 +863,35 @@ def set_client(client: Client | NoopClient | None) -> Client | NoopClient | None
     return previous
 
 
+#: held by the sender thread while it imports its transport's modules (requests, urllib3...). A fork in another
+#: thread waits for it: a child inherits a module's import lock as held, by a thread the child does not have, and
+#: its first import of that module then waits forever (the Airflow scheduler's LocalExecutor workers, forked while
+#: the scheduler's sender thread imported requests, hung on their own `import requests`).
+_import_guard = threading.Lock()
+_guard_taken = False
+#: a fork waits at most this long for the sender's imports, then goes ahead (never a hang of its own)
+FORK_WAIT_S = 30.0
+
+
+def _before_fork() -> None:
+    global _guard_taken
+    _guard_taken = _import_guard.acquire(timeout=FORK_WAIT_S)
+
+
+def _after_fork_in_parent() -> None:
+    global _guard_taken
+    if _guard_taken:
+        _guard_taken = False
+        _import_guard.release()
+
+
 def _after_fork_in_child() -> None:
     # The parent's queue and thread do not belong to the child: it starts with a fresh client on first use.
-    global _client, _client_lock
+    global _client, _client_lock, _import_guard, _guard_taken
     _client = None
     _client_lock = threading.Lock()
+    _import_guard = threading.Lock()
+    _guard_taken = False
 
 
 def _register_multiprocessing_exit() -> None:
@@ -887,5 +912,6 @@ def _flush_at_exit() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 atexit.register(_flush_at_exit)

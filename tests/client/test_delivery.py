@@ -304,3 +304,54 @@ def test_unwritable_spool_counts_drops_and_never_raises(clean_env: Path) -> None
         client.emit(_metric(i))
     assert client.flush(10)
     assert client.spooled == 0 and client.dropped >= 20
+
+
+def test_a_fork_during_the_senders_imports_leaves_the_child_able_to_import(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path) -> None:
+    """The sender thread imports its transport's modules. A fork from another thread in the middle of that import
+    used to give a child in which the module's import lock is held by a thread that does not exist there: its own
+    import of the module then waited forever (LocalExecutor workers forked from the Airflow scheduler hung so)."""
+    import builtins
+
+    (tmp_path / "runlink_slow_transport.py").write_text(
+        "import builtins\nbuiltins._runlink_importing.set()\nbuiltins._runlink_release.wait(30)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importing, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(builtins, "_runlink_importing", importing, raising=False)
+    monkeypatch.setattr(builtins, "_runlink_release", release, raising=False)
+
+    class SlowImportTransport:
+        def __init__(self, *_args: object) -> None:
+            import runlink_slow_transport  # noqa: F401 - held mid-import while the main thread forks
+
+        def send(self, *_args: object) -> None:
+            raise ConnectionError("not used")
+
+    monkeypatch.setattr(delivery, "HttpTransport", SlowImportTransport)
+    client = Client(delivery_config(f"http://127.0.0.1:{free_port()}", clean_env))
+    assert importing.wait(10)  # the sender thread is inside the import
+    threading.Timer(0.5, release.set).start()  # the import ends a little later
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            import runlink_slow_transport  # noqa: F401 - with the module lock inherited as held: forever
+            code = 0
+        finally:
+            os._exit(code)
+    statuses: list[int] = []
+
+    def exited() -> bool:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            statuses.append(os.waitstatus_to_exitcode(status))
+        return bool(reaped)
+
+    try:
+        wait_for(exited, "the forked child to import and exit", 20)
+    finally:
+        if not statuses:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        client.close(1)
+    assert statuses == [0]
