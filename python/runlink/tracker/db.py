@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 T = TypeVar("T")
 
@@ -49,7 +49,37 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    # LIFO: under load the same few connections serve every batch, so their prepared statements stay hot
+    engine = create_engine(url, pool_size=8, max_overflow=8, pool_use_lifo=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: a pooled connection idle longer than this is pinged before use (a server restart may have closed it)
+PING_IDLE_S = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle for `PING_IDLE_S`: SQLAlchemy's pre-ping paid
+    a round trip on every checkout (3-4 per ingest batch), while a busy pool reuses its connections within
+    milliseconds. A connection lost between two busy uses fails its statement instead; SQLAlchemy then replaces
+    the whole pool, and `Database.transact` runs the write again."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record) -> None:  # noqa: ANN001 - pool objects are untyped
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < PING_IDLE_S:  # new, or busy a moment ago
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            if engine.dialect.is_disconnect(error, dbapi_conn, None):
+                raise DisconnectionError(str(error)) from error  # the pool reconnects and checks out again
+            raise
 
 
 def _alembic_config():  # noqa: ANN202 - alembic is imported lazily
@@ -114,8 +144,11 @@ def lock_key(name: str) -> int:
 
 
 def retryable(error: BaseException) -> bool:
-    """A PostgreSQL deadlock or serialization failure: the transaction was rolled back and can run again.
-    Raised through SQLAlchemy (a DBAPIError) or by the driver itself (the bulk writes run on it directly)."""
+    """A PostgreSQL deadlock or serialization failure, or a connection lost under the transaction: it did not
+    commit (or, lost at COMMIT, ingest's dedupe makes the second run a no-op) and can run again. Raised through
+    SQLAlchemy (a DBAPIError) or by the driver itself (the bulk writes run on it directly)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
     return getattr(error.orig if isinstance(error, DBAPIError) else error, "sqlstate", None) in RETRYABLE
 
 
@@ -214,8 +247,13 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A connection for reads. It ends its transaction with COMMIT, not the pool's ROLLBACK: psycopg forgets
+        every prepared statement of a connection at each ROLLBACK, so a read between two batches made ingest's
+        statements be parsed and planned anew on every batch."""
         with self.engine.connect() as conn:
             yield conn
+            if conn.in_transaction():
+                conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
