@@ -247,13 +247,19 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reads. It ends its transaction with COMMIT, not the pool's ROLLBACK: psycopg forgets
-        every prepared statement of a connection at each ROLLBACK, so a read between two batches made ingest's
-        statements be parsed and planned anew on every batch."""
-        with self.engine.connect() as conn:
-            yield conn
-            if conn.in_transaction():
-                conn.commit()
+        """A connection for reads. On PostgreSQL it runs without a transaction: at READ COMMITTED each statement
+        reads its own snapshot anyway, and psycopg's BEGIN and COMMIT were two more round trips per read. On
+        SQLite the read's statements share one snapshot, ended by COMMIT. Never by the pool's ROLLBACK: psycopg
+        forgets every prepared statement of a connection at a ROLLBACK, so one read between two batches made
+        ingest's statements be parsed and planned anew on every batch."""
+        if self.sqlite:
+            with self.engine.connect() as conn:
+                yield conn
+                if conn.in_transaction():
+                    conn.commit()
+        else:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
