@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runlink.tracker import pg_arrays
-from runlink.tracker.sqlutil import insert_ignore, upsert_lww
+from runlink.tracker.sqlutil import delete_in, insert_ignore, run, select_in, select_many, upsert_lww
 from support.postgres import BACKENDS, create_database, drop_database, postgres_admin_url
 
 metadata = sa.MetaData()
@@ -151,3 +151,27 @@ def pg_cursor():
         pytest.skip("no PostgreSQL server")
     with psycopg.connect(admin, autocommit=True) as conn:
         yield conn.cursor()
+
+
+def test_select_many_reads_what_each_read_alone_reads_and_delete_in_deletes(engine):
+    rows = [(f"app{k % 2}", k, k / 2, k, f"l{k}", True, "s") for k in range(40)]
+    with engine.begin() as conn:
+        insert_ignore(conn, things, rows, COLUMNS)
+    reads = [("SELECT n FROM bulk_things WHERE app = ? AND n IN ({}) ORDER BY n", [1, 3, 4, 39, 99], ("app1",)),
+             ("SELECT count(*) FROM bulk_things WHERE app = ?", None, ("app0",)),
+             ("SELECT n FROM bulk_things WHERE label IN ({})", [], ()),  # an empty IN list reads nothing
+             ("SELECT label FROM bulk_things WHERE n IN ({}) ORDER BY label", [7, 8], ())]
+    with engine.connect() as conn:
+        many = select_many(conn, reads)
+        alone = [run(conn, sql, before).fetchall() if values is None else select_in(conn, sql, values, before)
+                 for sql, values, before in reads]
+    assert [[tuple(row) for row in rows] for rows in many] == [[tuple(row) for row in rows] for rows in alone]
+    assert [[tuple(row) for row in rows] for rows in many] == [[(1,), (3,), (39,)], [(20,)], [], [("l7",), ("l8",)]]
+
+    statements = _statements(engine)
+    with engine.begin() as conn:
+        delete_in(conn, "bulk_things", "n", list(range(0, 40, 2)))
+    assert [row[1] for row in _table(engine)] == list(range(1, 40, 2))
+    if engine.dialect.name == "postgresql":
+        assert [s for s, _many in statements if s.startswith("DELETE")] == [
+            'DELETE FROM "bulk_things" WHERE "n" = ANY(%s::bigint[])']

@@ -76,3 +76,15 @@ def test_a_write_on_a_connection_lost_between_uses_runs_again(database: Database
     assert len(errors) == 1 and errors[0].connection_invalidated  # the first try failed on the lost connection
     with database.read() as conn:
         assert run(conn, "SELECT count(*) FROM instances WHERE uid = ?", ("lost-once",)).scalar_one() == 1
+
+
+def test_a_driver_error_on_a_closed_connection_is_retryable(database: Database) -> None:
+    """The bulk writes and the locks run on psycopg directly: its own error on a lost connection counts too."""
+    with psycopg.connect(postgres_admin_url()) as conn:
+        _terminate(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        with pytest.raises(psycopg.OperationalError) as raised:
+            conn.execute("SELECT 1")
+    assert db_module.retryable(raised.value)  # the server's admin_shutdown (57P01)
+    assert db_module.retryable(psycopg.OperationalError("consuming input failed"))  # a socket that broke
+    assert not db_module.retryable(psycopg.errors.UniqueViolation("duplicate key"))
+    assert not db_module.retryable(ValueError("not a database error"))

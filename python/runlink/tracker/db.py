@@ -136,6 +136,15 @@ ALERTS_KEY = "alerts"
 #: SQLSTATEs after which a whole transaction is simply run again (deadlock_detected, serialization_failure)
 RETRYABLE = frozenset({"40P01", "40001"})
 RETRIES = 5
+#: SQLSTATEs of a connection the server ended (admin_shutdown, crash_shutdown, cannot_connect_now); class 08 is
+#: every other connection exception
+_SERVER_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+_LOCK_ALL = "SELECT pg_advisory_xact_lock(%s)"
+_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s)"
+#: a batch's keys, taken in ascending order (the subquery's): two writes never wait for each other crosswise
+_LOCK_KEYS = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k) AS ordered"
 
 
 def lock_key(name: str) -> int:
@@ -149,7 +158,11 @@ def retryable(error: BaseException) -> bool:
     SQLAlchemy (a DBAPIError) or by the driver itself (the bulk writes run on it directly)."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    return getattr(error.orig if isinstance(error, DBAPIError) else error, "sqlstate", None) in RETRYABLE
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    state = getattr(orig, "sqlstate", None)
+    if state is None:  # psycopg's own error when the socket broke (no server answer to carry a state)
+        return type(orig).__name__ == "OperationalError" and type(orig).__module__.startswith("psycopg")
+    return state in RETRYABLE or state in _SERVER_ENDED or state.startswith("08")
 
 
 class _FileLock:
@@ -204,15 +217,13 @@ class Database:
                 conn.commit()
         else:
             with self.engine.begin() as conn:
-                if keys is None:
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
-                else:
-                    # one round trip (the simple protocol runs both statements); the subquery's order is the
-                    # order the keys are taken in. The keys are our own integers, written into the text.
-                    ordered = ",".join(map(str, sorted({lock_key(key) for key in keys})))
-                    conn.exec_driver_sql(
-                        f"SELECT pg_advisory_xact_lock_shared({PG_WRITE_LOCK}); SELECT count(pg_advisory_xact_lock(k)) "
-                        f"FROM (SELECT unnest('{{{ordered}}}'::bigint[]) AS k ORDER BY k) AS ordered")
+                driver = conn.connection.driver_connection
+                with driver.pipeline():  # psycopg's BEGIN and the locks in one round trip
+                    if keys is None:
+                        driver.execute(_LOCK_ALL, (PG_WRITE_LOCK,))
+                    else:
+                        driver.execute(_LOCK_SHARED, (PG_WRITE_LOCK,))
+                        driver.execute(_LOCK_KEYS, ("{" + ",".join(map(str, {lock_key(key) for key in keys})) + "}",))
                 conn.info["lock_wait_s"] = time.perf_counter() - began
                 yield conn
 

@@ -20,7 +20,7 @@ from runlink.context import NormalizedContext, stored_instant
 from runlink.ids import NAMESPACE
 from runlink.tracker import linking, merge
 from runlink.tracker.models import contexts, dag_runs, task_attempts
-from runlink.tracker.sqlutil import insert_rows, run, select_in
+from runlink.tracker.sqlutil import delete_in, insert_rows, pipelined, run, select_in, select_many
 
 # Plain driver SQL throughout: a relink runs on most batches, and SQLAlchemy's per-statement compile and
 # coercion cost more than the queries did. Rows come back by column name as with Core.
@@ -47,39 +47,40 @@ def _ctx_of(row: Any) -> NormalizedContext:
     )
 
 
-def _chunks(items: list, size: int = 900) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _replace(conn: Connection, table: Table, pks: list[str], rows: list[dict[str, Any]]) -> None:
-    """Delete the rows of `pks`, insert `rows` (derived rows are rebuilt whole)."""
-    for chunk in _chunks(pks):
-        run(conn, f"DELETE FROM {table.name} WHERE id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+    """Delete the rows of `pks`, insert `rows` (derived rows are rebuilt whole); writes only, so it may go in
+    `pipelined`."""
+    delete_in(conn, table.name, "id", pks)
     if rows:
         columns = tuple(rows[0])
         insert_rows(conn, table, [tuple(row[c] for c in columns) for row in rows], columns)
 
 
-def _dag_uids(conn: Connection, dag_id: str) -> set[str]:
-    return {row[0] for row in run(conn, "SELECT uid FROM dags WHERE dag_id = ? AND uid IS NOT NULL", (dag_id,))}
+_DAG_UIDS = "SELECT uid FROM dags WHERE dag_id = ? AND uid IS NOT NULL"
+#: the distinct uids of a dag_id's contexts, one index probe per uid (a loose index scan on ix_contexts_dag_uid):
+#: a DISTINCT read every context of the dag_id, on every batch, however long its history
+_CONTEXT_UIDS = """WITH RECURSIVE found(uid) AS (
+    SELECT min(uid) FROM contexts WHERE dag_id = ?
+    UNION ALL
+    SELECT (SELECT min(uid) FROM contexts WHERE dag_id = ? AND uid > found.uid) FROM found WHERE found.uid IS NOT NULL
+) SELECT uid FROM found WHERE uid IS NOT NULL"""
+#: up to n + 1 stored contexts of a (dag_id, uid): whether there are more than n, without counting them all
+_SOME_CONTEXTS = "SELECT count(*) FROM (SELECT 1 FROM contexts WHERE dag_id = ? AND uid = ? LIMIT ?) AS first_few"
 
 
-def _context_uids(conn: Connection, dag_id: str) -> set[str]:
-    return {row[0] for row in run(conn, "SELECT DISTINCT uid FROM contexts WHERE dag_id = ? AND uid IS NOT NULL",
-                                  (dag_id,))}
-
-
-def _brings_new_uid(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext], dag_uids: set[str]) -> bool:
-    """Whether a uid of the new (already inserted, distinct) contexts is known for the dag_id from nothing else:
-    no DAG definition and no other context (its stored count is no more than the new contexts carrying it)."""
-    new_counts = Counter(c.uid for c in new_contexts if c.uid is not None)
-    candidates = sorted(u for u in new_counts if u not in dag_uids)
-    if not candidates:
-        return False
-    stored = dict(select_in(conn, "SELECT uid, COUNT(*) FROM contexts WHERE dag_id = ? AND uid IN ({}) GROUP BY uid",
-                            candidates, (dag_id,)))
-    return any(stored.get(uid, 0) <= new_counts[uid] for uid in candidates)
+def _uids(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None) -> tuple[set[str], set[str],
+                                                                                                bool]:
+    """(the uids of the dag_id's definitions, those of its contexts, whether a uid of the new (already inserted,
+    distinct) contexts is known for the dag_id from nothing else: no DAG definition and no other context), in
+    one round trip."""
+    new_counts = Counter(c.uid for c in new_contexts or () if c.uid is not None)
+    uids = sorted(new_counts)
+    dag_rows, context_rows, *some = select_many(conn, [
+        (_DAG_UIDS, None, (dag_id,)), (_CONTEXT_UIDS, None, (dag_id, dag_id)),
+        *((_SOME_CONTEXTS, None, (dag_id, uid, new_counts[uid] + 1)) for uid in uids)])
+    dag_uids = {row[0] for row in dag_rows}
+    alone = any(uid not in dag_uids and rows[0][0] <= new_counts[uid] for uid, rows in zip(uids, some, strict=True))
+    return dag_uids, {row[0] for row in context_rows}, alone
 
 
 def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]:
@@ -96,10 +97,12 @@ def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]
                              "AND dag_run_id IS NULL", (dag_id,)):
             rows[row.id] = row
     while todo_days or todo_runs:
-        found = [*select_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IN ({{}})",
-                            sorted(todo_days), (dag_id,)),
-                 *select_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND dag_run_id IN ({{}})",
-                            sorted(todo_runs), (dag_id,))]
+        by_day, by_run = select_many(conn, [
+            (f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IN ({{}})", sorted(todo_days),
+             (dag_id,)),
+            (f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND dag_run_id IN ({{}})", sorted(todo_runs),
+             (dag_id,))])
+        found = [*by_day, *by_run]
         days |= todo_days
         run_ids |= todo_runs
         for row in found:
@@ -119,13 +122,13 @@ def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedConte
     """Relink one dag_id: all of its contexts, or with `new_contexts` (just inserted) only their neighbourhood,
     unless one of them brings a new instance uid (which can change every context's instance).
     Returns (runs to rebuild, attempts to rebuild, identity of every run relinked)."""
-    dag_uids = _dag_uids(conn, dag_id)
-    if new_contexts is not None and not _brings_new_uid(conn, dag_id, new_contexts, dag_uids):
+    dag_uids, context_uids, new_uid = _uids(conn, dag_id, new_contexts)
+    if new_contexts is not None and not new_uid:
         rows = _neighbourhood(conn, dag_id, new_contexts)
     else:
         rows = run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
     by_ctx = {_ctx_of(row): row for row in rows}
-    links = linking.link_dag(dag_id, by_ctx, dag_uids | _context_uids(conn, dag_id),
+    links = linking.link_dag(dag_id, by_ctx, dag_uids | context_uids,
                              aliases(conn) if uid_aliases is None else uid_aliases)
     runs: set[str] = set()
     attempts: set[str] = set()
@@ -144,10 +147,13 @@ def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedConte
     return runs, attempts, identities
 
 
-def _facts(conn: Connection, kind: str, context_ids: list[str]) -> dict[str, list[merge.Fact]]:
+_FACTS = "SELECT context_id, event_id, time, agent, payload FROM state_events WHERE kind = ? AND context_id IN ({})"
+
+
+def _facts(rows: Iterable[Any]) -> dict[str, list[merge.Fact]]:
+    """State event rows (`_FACTS`) by context id."""
     facts: dict[str, list[merge.Fact]] = {}
-    sql = "SELECT context_id, event_id, time, agent, payload FROM state_events WHERE kind = ? AND context_id IN ({})"
-    for ctx_pk, event_id, time, agent, payload in select_in(conn, sql, context_ids, (kind,)):
+    for ctx_pk, event_id, time, agent, payload in rows:
         facts.setdefault(ctx_pk, []).append(merge.Fact(time, event_id, agent, orjson.loads(payload)))
     return facts
 
@@ -170,19 +176,19 @@ def _fields(facts: Iterable[merge.Fact], names: tuple[str, ...]) -> dict[str, An
     return row
 
 
-def _members(conn: Connection, column: str, pks: list[str]) -> dict[str, list[Any]]:
+def _members_sql(column: str) -> str:
+    return f"SELECT {_CONTEXT_COLS} FROM contexts WHERE {column} IN ({{}})"
+
+
+def _members(rows: Iterable[Any], column: str) -> dict[str, list[Any]]:
+    """Context rows by their `column` (run_pk or attempt_pk)."""
     members: dict[str, list[Any]] = {}
-    for row in select_in(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE {column} IN ({{}})", pks):
+    for row in rows:
         members.setdefault(getattr(row, column), []).append(row)
     return members
 
 
-def rebuild_attempts(conn: Connection, attempt_pks: set[str]) -> None:
-    if not attempt_pks:
-        return
-    pks = sorted(attempt_pks)
-    members = _members(conn, "attempt_pk", pks)
-    facts = _facts(conn, "task_attempt", [r.id for rows in members.values() for r in rows])
+def _attempt_rows(members: dict[str, list[Any]], facts: dict[str, list[merge.Fact]]) -> list[dict[str, Any]]:
     new_rows = []
     for pk, rows in members.items():
         tries = [r.try_number for r in rows if r.try_number is not None]
@@ -191,7 +197,7 @@ def rebuild_attempts(conn: Connection, attempt_pks: set[str]) -> None:
                "try_number": max(tries) if tries else None, "placeholder": not tries}
         row.update(_fields((f for r in rows for f in facts.get(r.id, ())), _ATTEMPT_FIELDS))
         new_rows.append(row)
-    _replace(conn, task_attempts, pks, new_rows)
+    return new_rows
 
 
 def _spark_state(conn: Connection, context_ids: list[str]) -> dict[str, Any]:
@@ -212,19 +218,12 @@ def _spark_state(conn: Connection, context_ids: list[str]) -> dict[str, Any]:
             "end_date": max(ends) if ends and state != "running" else None}
 
 
-def rebuild_runs(conn: Connection, run_pks: set[str], identities: dict[str, linking.RunIdentity]) -> None:
-    if not run_pks:
-        return
-    pks = sorted(run_pks)
-    members = _members(conn, "run_pk", pks)
-    facts = _facts(conn, "dag_run", [r.id for rows in members.values() for r in rows])
-    existing = {}
-    missing_identity = [pk for pk in members if pk not in identities]
-    for row in select_in(conn, f"SELECT {_DAG_RUN_COLS} FROM dag_runs WHERE id IN ({{}})", missing_identity):
-        existing[row.id] = row
+def _run_rows(conn: Connection, members: dict[str, list[Any]], facts: dict[str, list[merge.Fact]],
+              identities: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rebuilt dag_runs rows; `identities` holds each run's identity (a relinked one's, else its stored row)."""
     new_rows = []
     for pk, rows in members.items():
-        ident = identities.get(pk) or existing.get(pk)
+        ident = identities.get(pk)
         if ident is None:
             continue
         row = {"id": pk, "uid": ident.uid, "dag_id": ident.dag_id, "canonical_key": ident.canonical_key,
@@ -239,7 +238,29 @@ def rebuild_runs(conn: Connection, run_pks: set[str], identities: dict[str, link
             or (row["logical_day"] + "T00:00:00.000000Z" if row["logical_day"] else "")
         )
         new_rows.append(row)
-    _replace(conn, dag_runs, pks, new_rows)
+    return new_rows
+
+
+def rebuild(conn: Connection, attempt_pks: set[str], run_pks: set[str],
+            identities: dict[str, linking.RunIdentity]) -> None:
+    """Rebuild these task attempts and DAG runs from their contexts' state events: the reads in two round trips,
+    the deletes and inserts in one (on PostgreSQL)."""
+    if not attempt_pks and not run_pks:
+        return
+    attempts, runs = sorted(attempt_pks), sorted(run_pks)
+    attempt_ctx, run_ctx = select_many(conn, [(_members_sql("attempt_pk"), attempts, ()),
+                                              (_members_sql("run_pk"), runs, ())])
+    attempt_members, run_members = _members(attempt_ctx, "attempt_pk"), _members(run_ctx, "run_pk")
+    missing_identity = [pk for pk in run_members if pk not in identities]
+    attempt_facts, run_facts, stored_runs = select_many(conn, [
+        (_FACTS, [r.id for rows in attempt_members.values() for r in rows], ("task_attempt",)),
+        (_FACTS, [r.id for rows in run_members.values() for r in rows], ("dag_run",)),
+        (f"SELECT {_DAG_RUN_COLS} FROM dag_runs WHERE id IN ({{}})", missing_identity, ())])
+    attempt_rows = _attempt_rows(attempt_members, _facts(attempt_facts))
+    run_rows = _run_rows(conn, run_members, _facts(run_facts), {**{row.id: row for row in stored_runs}, **identities})
+    with pipelined(conn):
+        _replace(conn, task_attempts, attempts, attempt_rows)
+        _replace(conn, dag_runs, runs, run_rows)
 
 
 def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
@@ -257,22 +278,18 @@ def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touch
         runs |= dag_runs_changed
         attempts |= dag_attempts_changed
         identities.update(dag_identities)
-    for run_pk, attempt_pk in select_in(conn, "SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})",
-                                        sorted(touched_contexts)):
+    synthetic = "1" if conn.dialect.name == "sqlite" else "true"
+    by_context, by_app = select_many(conn, [
+        ("SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})", sorted(touched_contexts), ()),
+        ("SELECT contexts.run_pk FROM contexts JOIN spark_apps ON spark_apps.context_id = contexts.id "
+         f"WHERE contexts.synthetic = {synthetic} AND spark_apps.id IN ({{}})", sorted(touched_apps), ())])
+    for run_pk, attempt_pk in by_context:
         if run_pk:
             runs.add(run_pk)
         if attempt_pk:
             attempts.add(attempt_pk)
-    synthetic = "1" if conn.dialect.name == "sqlite" else "true"
-    runs.update(
-        row[0]
-        for row in select_in(conn, "SELECT contexts.run_pk FROM contexts JOIN spark_apps ON spark_apps.context_id "
-                             f"= contexts.id WHERE contexts.synthetic = {synthetic} AND spark_apps.id IN ({{}})",
-                             sorted(touched_apps))
-        if row[0]
-    )
-    rebuild_attempts(conn, attempts)
-    rebuild_runs(conn, runs, identities)
+    runs.update(row[0] for row in by_app if row[0])
+    rebuild(conn, attempts, runs, identities)
 
 
 def _fold_dags(conn: Connection, alias: str, uid: str) -> None:

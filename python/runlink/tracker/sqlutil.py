@@ -42,9 +42,8 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any], before: Sequenc
     dialect = conn.dialect.name
     if dialect == "postgresql" and sql.count(" IN ({})") == 1 and " NOT IN ({})" not in sql:
         # one array parameter: a 500-item IN list cost PostgreSQL twice the time to parse and plan
-        array, cast = _any_array(values)
         with _driver(conn).cursor(row_factory=namedtuple_row) as cursor:
-            cursor.execute(sql.replace("?", "%s").replace(" IN ({})", f" = ANY(%s{cast})"), (*before, array))
+            cursor.execute(*_pg_in(sql, values, before))
             return cursor.fetchall()
     template = sql if dialect == "sqlite" else sql.replace("?", "%s")
     out: list[Any] = []
@@ -52,6 +51,53 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any], before: Sequenc
         chunk = values[start : start + size]
         out.extend(conn.exec_driver_sql(template.format(_marks(dialect, len(chunk))), (*before, *chunk)).fetchall())
     return out
+
+
+def _pg_in(sql: str, values: Sequence[Any], before: Sequence[Any]) -> tuple[str, tuple]:
+    """A `select_in` statement for PostgreSQL: the IN list as one array parameter."""
+    array, cast = _any_array(values)
+    return sql.replace("?", "%s").replace(" IN ({})", f" = ANY(%s{cast})"), (*before, array)
+
+
+#: one read of `select_many`: (sql with `?` marks, the IN list's values or None when it has none, the `?` values)
+Read = tuple[str, Sequence[Any] | None, Sequence[Any]]
+
+
+def select_many(conn: Connection, reads: Sequence[Read]) -> list[list[Any]]:
+    """Independent reads (each a `select_in`, or a plain statement when its values are None), the rows of each in
+    order. On PostgreSQL they go in one round trip (a pipeline); a read with an empty IN list is not sent."""
+    if conn.dialect.name != "postgresql" or any(
+            values is not None and (sql.count(" IN ({})") != 1 or " NOT IN ({})" in sql) for sql, values, _ in reads):
+        return [run(conn, sql, before).fetchall() if values is None else select_in(conn, sql, values, before)
+                for sql, values, before in reads]
+    driver = _driver(conn)
+    cursors: list[Any] = []
+    with driver.pipeline():
+        for sql, values, before in reads:
+            if values is not None and not values:
+                cursors.append(None)
+                continue
+            cursor = driver.cursor(row_factory=namedtuple_row)
+            cursor.execute(*(_pg_in(sql, values, before) if values is not None else (sql.replace("?", "%s"),
+                                                                                       tuple(before))))
+            cursors.append(cursor)
+    return [[] if cursor is None else cursor.fetchall() for cursor in cursors]
+
+
+def delete_in(conn: Connection, table: str, column: str, values: Sequence[Any]) -> None:
+    """DELETE the rows whose `column` is in `values`. On PostgreSQL one statement on the driver, so it may go in
+    `pipelined`."""
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        array, cast = _any_array(values)
+        with _driver(conn).cursor() as cursor:
+            cursor.execute(f"DELETE FROM {_q(table)} WHERE {_q(column)} = ANY(%s{cast})", (array,))
+        return
+    for start in range(0, len(values), 900):
+        chunk = values[start : start + 900]
+        conn.exec_driver_sql(f"DELETE FROM {_q(table)} WHERE {_q(column)} IN ({_marks('sqlite', len(chunk))})",
+                             tuple(chunk))
 
 
 def _any_array(values: Sequence[Any]) -> tuple[Any, str]:
@@ -223,7 +269,7 @@ def _executemany(conn: Connection, sql: str, rows: list) -> None:
 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, the bulk writes (`insert_rows`, `insert_ignore`, `upsert_lww`) made inside are sent
+    """On PostgreSQL, the bulk writes (`insert_rows`, `insert_ignore`, `upsert_lww`, `delete_in`) made inside are sent
     without waiting for each one's answer (psycopg's pipeline mode), and an error surfaces at the end of the
     block; nothing in it may read. On SQLite nothing changes (the database is in-process)."""
     with _driver(conn).pipeline() if conn.dialect.name == "postgresql" else nullcontext():

@@ -51,7 +51,7 @@ from runlink.tracker.models import (
     state_events,
     streaming_queries,
 )
-from runlink.tracker.sqlutil import insert_ignore, insert_rows, pipelined, run, select_in, upsert_lww
+from runlink.tracker.sqlutil import insert_ignore, insert_rows, pipelined, run, select_in, select_many, upsert_lww
 
 _APP_START_COLS = ("name", "spark_version", "scala_version", "master", "deploy_mode", "user", "start_time", "ui_url",
                    "conf")
@@ -63,11 +63,9 @@ _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "file
              "tasks", "is_active")
 
 
-def known_ids(conn: Connection, prepared: Prepared) -> set[str]:
-    """The ids of the batch already stored. A hash match is only a candidate: stored ids are compared in full."""
-    hashes = prepared.hashes
-    rows = select_in(conn, "SELECT id FROM events WHERE id_hash IN ({})", list(set(hashes.values())))
-    return {row[0] for row in rows if row[0] in hashes}
+#: the ids of a batch already stored: a hash match is only a candidate, stored ids are compared in full
+_KNOWN_IDS = "SELECT id FROM events WHERE id_hash IN ({})"
+_KNOWN_CONTEXTS = "SELECT id FROM contexts WHERE id IN ({})"
 
 
 def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -108,18 +106,21 @@ def lock_keys(prepared: Prepared, rows: Rows) -> set[str]:
 def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tuple[int, int]:
     """Write a prepared batch (inside the caller's transaction, holding the batch's `lock_keys`, or all), with
     its rows from `collect()` when the caller made them outside the write lock. Returns (accepted, duplicates)."""
-    known = known_ids(conn, prepared)
-    if known:  # a replay: only the events not stored yet
-        keep = [index for event_id, index in prepared.first.items() if event_id not in known]
-        rows = collect(prepared, keep) if keep else None
-    elif rows is None:
-        rows = collect(prepared)
     if rows is None:
-        return 0, len(prepared.events)
+        rows = collect(prepared)
+    hashes = prepared.hashes
+    stored, stored_contexts = select_many(conn, [(_KNOWN_IDS, list(set(hashes.values())), ()),
+                                                 (_KNOWN_CONTEXTS, list(rows.contexts), ())])
+    known = {row[0] for row in stored if row[0] in hashes}
+    if known:  # a replay: only the events not stored yet (their contexts are among those read)
+        keep = [index for event_id, index in prepared.first.items() if event_id not in known]
+        if not keep:
+            return 0, len(prepared.events)
+        rows = collect(prepared, keep)
     keep = rows.keep
     duplicates = len(prepared.events) - len(keep)
     relink_dags = _store_dags(conn, rows)
-    new_by_dag = _store_contexts(conn, rows)
+    new_by_dag = _store_contexts(conn, rows, {row[0] for row in stored_contexts})
     with pipelined(conn):  # writes only from here: on PostgreSQL, one round trip for all of them
         # plain inserts: the id check above, under the batch's locks, is what keeps events (and metrics) unique
         insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
@@ -186,14 +187,12 @@ def _store_dags(conn: Connection, rows: Rows) -> set[str]:
     return relink_dags
 
 
-def _store_contexts(conn: Connection, rows: Rows) -> dict[str, list[NormalizedContext]]:
-    """Insert the batch's new distinct contexts unlinked; returns them by dag_id, for relink with their
-    neighbourhood."""
+def _store_contexts(conn: Connection, rows: Rows, known: set[str]) -> dict[str, list[NormalizedContext]]:
+    """Insert the batch's new distinct contexts (those not in `known`, the stored ones) unlinked; returns them by
+    dag_id, for relink with their neighbourhood."""
     new_by_dag: dict[str, list[NormalizedContext]] = {}
     if not rows.contexts:
         return new_by_dag
-    pks = list(rows.contexts)
-    known = {row[0] for row in select_in(conn, "SELECT id FROM contexts WHERE id IN ({})", pks)}
     new = []
     for pk, (ctx, synthetic) in rows.contexts.items():
         if pk in known:
