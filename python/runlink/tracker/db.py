@@ -16,6 +16,8 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from runlink.tracker import pg_arrays
+
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -161,7 +163,9 @@ def retryable(error: BaseException) -> bool:
     orig = error.orig if isinstance(error, DBAPIError) else error
     state = getattr(orig, "sqlstate", None)
     if state is None:  # psycopg's own error when the socket broke (no server answer to carry a state)
-        return type(orig).__name__ == "OperationalError" and type(orig).__module__.startswith("psycopg")
+        import psycopg
+
+        return isinstance(orig, psycopg.OperationalError)
     return state in RETRYABLE or state in _SERVER_ENDED or state.startswith("08")
 
 
@@ -223,7 +227,7 @@ class Database:
                         driver.execute(_LOCK_ALL, (PG_WRITE_LOCK,))
                     else:
                         driver.execute(_LOCK_SHARED, (PG_WRITE_LOCK,))
-                        driver.execute(_LOCK_KEYS, ("{" + ",".join(map(str, {lock_key(key) for key in keys})) + "}",))
+                        driver.execute(_LOCK_KEYS, (pg_arrays.ints(list({lock_key(key) for key in keys})),))
                 conn.info["lock_wait_s"] = time.perf_counter() - began
                 yield conn
 

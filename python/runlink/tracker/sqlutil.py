@@ -39,24 +39,36 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any], before: Sequenc
               size: int = 900) -> list[Any]:
     """`sql` has `?` marks for `before`, then one `({})` for an IN list over `values`; run in chunks as plain
     driver SQL. Rows are addressable by column name."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql" and sql.count(" IN ({})") == 1 and " NOT IN ({})" not in sql:
+    if _as_array(conn, sql):
         # one array parameter: a 500-item IN list cost PostgreSQL twice the time to parse and plan
         with _driver(conn).cursor(row_factory=namedtuple_row) as cursor:
             cursor.execute(*_pg_in(sql, values, before))
             return cursor.fetchall()
-    template = sql if dialect == "sqlite" else sql.replace("?", "%s")
     out: list[Any] = []
-    for start in range(0, len(values), size):
-        chunk = values[start : start + size]
-        out.extend(conn.exec_driver_sql(template.format(_marks(dialect, len(chunk))), (*before, *chunk)).fetchall())
+    for result in _in_chunks(conn, sql, values, before, size):
+        out.extend(result.fetchall())
     return out
+
+
+def _as_array(conn: Connection, sql: str) -> bool:
+    """Whether `sql`'s IN list goes to PostgreSQL as one array parameter (`_pg_in`): one plain `IN ({})`."""
+    return conn.dialect.name == "postgresql" and sql.count(" IN ({})") == 1 and " NOT IN ({})" not in sql
 
 
 def _pg_in(sql: str, values: Sequence[Any], before: Sequence[Any]) -> tuple[str, tuple]:
     """A `select_in` statement for PostgreSQL: the IN list as one array parameter."""
     array, cast = _any_array(values)
     return sql.replace("?", "%s").replace(" IN ({})", f" = ANY(%s{cast})"), (*before, array)
+
+
+def _in_chunks(conn: Connection, sql: str, values: Sequence[Any], before: Sequence[Any],
+               size: int = 900) -> Iterator[Any]:
+    """`sql` run as plain driver SQL once per chunk of `values` in its IN list; yields each chunk's result."""
+    dialect = conn.dialect.name
+    template = sql if dialect == "sqlite" else sql.replace("?", "%s")
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        yield conn.exec_driver_sql(template.format(_marks(dialect, len(chunk))), (*before, *chunk))
 
 
 #: one read of `select_many`: (sql with `?` marks, the IN list's values or None when it has none, the `?` values)
@@ -66,8 +78,8 @@ Read = tuple[str, Sequence[Any] | None, Sequence[Any]]
 def select_many(conn: Connection, reads: Sequence[Read]) -> list[list[Any]]:
     """Independent reads (each a `select_in`, or a plain statement when its values are None), the rows of each in
     order. On PostgreSQL they go in one round trip (a pipeline); a read with an empty IN list is not sent."""
-    if conn.dialect.name != "postgresql" or any(
-            values is not None and (sql.count(" IN ({})") != 1 or " NOT IN ({})" in sql) for sql, values, _ in reads):
+    if conn.dialect.name != "postgresql" or any(values is not None and not _as_array(conn, sql)
+                                                for sql, values, _ in reads):
         return [run(conn, sql, before).fetchall() if values is None else select_in(conn, sql, values, before)
                 for sql, values, before in reads]
     driver = _driver(conn)
@@ -89,15 +101,13 @@ def delete_in(conn: Connection, table: str, column: str, values: Sequence[Any]) 
     `pipelined`."""
     if not values:
         return
-    if conn.dialect.name == "postgresql":
-        array, cast = _any_array(values)
+    sql = f"DELETE FROM {_q(table)} WHERE {_q(column)} IN ({{}})"
+    if _as_array(conn, sql):
         with _driver(conn).cursor() as cursor:
-            cursor.execute(f"DELETE FROM {_q(table)} WHERE {_q(column)} = ANY(%s{cast})", (array,))
+            cursor.execute(*_pg_in(sql, values, ()))
         return
-    for start in range(0, len(values), 900):
-        chunk = values[start : start + 900]
-        conn.exec_driver_sql(f"DELETE FROM {_q(table)} WHERE {_q(column)} IN ({_marks('sqlite', len(chunk))})",
-                             tuple(chunk))
+    for _result in _in_chunks(conn, sql, values, ()):
+        pass
 
 
 def _any_array(values: Sequence[Any]) -> tuple[Any, str]:
