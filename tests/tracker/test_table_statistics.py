@@ -71,8 +71,39 @@ def test_a_grown_table_is_analyzed_and_the_lookup_takes_its_index(db):
     assert "events" in table_statistics.analyze_stale(db, always=True)
 
 
-def test_with_autovacuum_on_the_tracker_leaves_it_to_postgresql(db):
+@pytest.fixture
+def autovacuum_on(monkeypatch):
+    """As on a server with autovacuum on (its default), whatever this server's setting."""
+    monkeypatch.setattr(table_statistics, "autovacuum_on", lambda conn: True)
+
+
+def test_with_autovacuum_on_the_tracker_gives_young_tables_their_first_statistics_only(db, autovacuum_on):
+    """Autovacuum looks once a minute: until then a new database's duplicate check may keep a plan that reads
+    every stored event. The tracker analyzes a table without statistics at once, then leaves it to autovacuum."""
     _ingest(db, 1500)
+    assert {"events", "metrics"} <= set(table_statistics.analyze_stale(db))
+    _grow_events(db, 200_000)
+    assert table_statistics.analyze_stale(db) == []  # growth: autovacuum's
+    assert "events" in table_statistics.analyze_stale(db, always=True)
+
+
+def test_a_plan_made_while_events_was_young_is_replaced_by_its_first_statistics(db, autovacuum_on):
+    """The trap that first statistics close: a connection prepares the duplicate check while `events` is a few
+    pages, PostgreSQL keeps that sequential scan as its generic plan, and every later batch compares each stored
+    event with each of its 500 hashes (176 ms per lookup at 100,000 events, against under 1 ms by the index)."""
+    hashes = _ingest(db, 500)
+    literal = "{" + ",".join(map(str, hashes)) + "}"
     with db.engine.connect() as conn:
-        autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar_one() == "on"
-    assert bool(table_statistics.analyze_stale(db)) is not autovacuum
+        driver = conn.connection.driver_connection
+        driver.autocommit = True
+        driver.execute("PREPARE duplicates(bigint[]) AS SELECT id FROM events WHERE id_hash = ANY($1)")
+        for _ in range(6):  # the sixth execution settles on the generic plan
+            driver.execute(f"EXECUTE duplicates('{literal}')")
+        _grow_events(db, 100_000)
+
+        def plan() -> str:
+            return "\n".join(row[0] for row in driver.execute(f"EXPLAIN EXECUTE duplicates('{literal}')"))
+
+        assert "Seq Scan on events" in plan()
+        assert "events" in table_statistics.analyze_stale(db)
+        assert "ix_events_id_hash" in plan() and "Seq Scan" not in plan(), plan()
