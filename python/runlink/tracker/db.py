@@ -147,6 +147,10 @@ _LOCK_ALL = "SELECT pg_advisory_xact_lock(%s)"
 _LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s)"
 #: a batch's keys, taken in ascending order (the subquery's): two writes never wait for each other crosswise
 _LOCK_KEYS = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k) AS ordered"
+#: a keyed write (ingest) only looks rows up by key. Without this a young database's statistics made a prepared
+#: lookup's generic plan a sequential scan, kept for the connection's life: ingest's duplicate check then compared
+#: every stored event with each of the batch's 500 hashes (99 ms a batch at 100,000 events instead of 12).
+_KEY_LOOKUPS = "SET LOCAL enable_seqscan = off"
 
 
 def lock_key(name: str) -> int:
@@ -228,6 +232,7 @@ class Database:
                     else:
                         driver.execute(_LOCK_SHARED, (PG_WRITE_LOCK,))
                         driver.execute(_LOCK_KEYS, (pg_arrays.ints(list({lock_key(key) for key in keys})),))
+                        driver.execute(_KEY_LOOKUPS)
                 conn.info["lock_wait_s"] = time.perf_counter() - began
                 yield conn
 

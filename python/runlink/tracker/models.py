@@ -68,17 +68,15 @@ tokens = Table(
     Column("last_used_at", String(INSTANT)),
 )
 
-#: every stored event, as received. Unique by `id`, enforced by ingest's dedupe under the write lock and looked up
-#: through a 64-bit hash of the id (ingest.id_hash): ids are random, so an index on the 36-character text dirtied
-#: ~one index page per event at commit; the 8-byte hash index is a third of the size.
+#: every stored event: its id and where its audit copy is (the event itself, its type and time, and the batch's
+#: arrival are in event_batches; migration 0017). Unique by `id`, enforced by ingest's dedupe under the write lock
+#: and looked up through a 64-bit hash of the id (ingest.id_hash): ids are random, so an index on the 36-character
+#: text dirtied ~one index page per event at commit; the 8-byte hash index is a third of the size.
 events = Table(
     "events",
     metadata,
     Column("id", String(128), nullable=False),
     Column("id_hash", BigInteger, nullable=False),
-    Column("type", String(32), nullable=False),
-    Column("time", String(INSTANT)),
-    Column("received_at", String(INSTANT), nullable=False),
     Column("raw", Text),  # the event's JSON in databases made before 0005; since then in its batch
     Column("batch_id", String(32)),  # event_batches.id: the audit copy of the event is at `position` there
     Column("position", Integer),

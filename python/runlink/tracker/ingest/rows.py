@@ -64,7 +64,7 @@ class Rows:
 
 
 # tuple layouts of the hot tables (rows are built as tuples: no per-row dicts)
-EVENT_ROW = ("id", "id_hash", "type", "time", "received_at", "batch_id", "position")
+EVENT_ROW = ("id", "id_hash", "batch_id", "position")
 STAGE_ROW = ("spark_app_pk", "stage_id", "attempt_id", "name", "num_tasks", "failed_tasks", "killed_tasks",
              "submission_time", "completion_time", "status", "failure_reason", "job_ids", "stamp", *STAGE_METRICS,
              "context_id", "callsite", "distribution", "task_skew")
@@ -409,7 +409,7 @@ def collect(prepared: Prepared, keep: list[int] | None = None) -> Rows:
         ctx_pk = all_pks[index]
         event_id = event["id"]
         type_ = event["type"]
-        events_out.append((event_id, hashes[event_id], type_, time, received, batch_id, index))
+        events_out.append((event_id, hashes[event_id], batch_id, index))
         if ctx_pk is not None and ctx_pk not in seen_contexts:
             seen_contexts[ctx_pk] = (ctx, False)
             if ctx.uid:
