@@ -98,6 +98,12 @@ def build_events(n: int, seed: int = 7) -> list[dict]:
 
 def cpu_seconds(pid: int) -> float:
     """User+system CPU of a process and its direct children (uvicorn workers), from /proc."""
+    return sum(cpu_by_process(pid).values())
+
+
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """User+system CPU of a process and of each of its direct children (the tracker's worker processes), by pid,
+    from /proc."""
     pids = [pid]
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -105,7 +111,15 @@ def cpu_seconds(pid: int) -> float:
                 pids += [int(p) for p in handle.read().split()]
     except OSError:
         pass
-    return sum(_process_cpu(p)[1] for p in pids)
+    return {p: _process_cpu(p)[1] for p in pids}
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
+    """The busiest process's share of the CPU the processes (of those seen before) used between two readings:
+    with 2 workers, 0.5 is an even split. The kernel places each kept-alive connection on a worker once (by its
+    address hash), so in some rounds one worker serves most of them while the other idles, on either backend."""
+    used = [after.get(pid, cpu) - cpu for pid, cpu in before.items()]
+    return max(used) / sum(used) if sum(used) else 0.0
 
 
 def _process_cpu(pid: int | str) -> tuple[str, float]:
@@ -234,7 +248,7 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
 
             for warm in range(len(targets)):  # warm-up (migrations done, caches hot); not timed
                 send(warm)
-            cpu_before = sum(cpu_seconds(p.process.pid) for p in procs)
+            cpu_before = [cpu_by_process(p.process.pid) for p in procs]
             counters_before = postgres_counters(db) if scratch else {}
             pg_cpu_before = postgres_cpu_seconds()
             client_cpu_before = sum(os.times()[:2])
@@ -245,7 +259,11 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
             with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
                 list(pool.map(send, range(len(targets), len(bodies))))
             elapsed = time.perf_counter() - started
-            cpu = sum(cpu_seconds(p.process.pid) for p in procs) - cpu_before
+            cpu_after = [cpu_by_process(p.process.pid) for p in procs]
+            cpu = sum(sum(after.values()) for after in cpu_after) - sum(sum(b.values()) for b in cpu_before)
+            supervisors = {p.process.pid for p in procs}
+            workers_before = {pid: value for b in cpu_before for pid, value in b.items() if pid not in supervisors}
+            busiest = busiest_share(workers_before, {pid: value for a in cpu_after for pid, value in a.items()})
             pg_cpu = postgres_cpu_seconds() - pg_cpu_before
             client_cpu = sum(os.times()[:2]) - client_cpu_before
             counters = ({key: value - counters_before[key] for key, value in postgres_counters(db).items()}
@@ -257,7 +275,7 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
             drop_postgres(db)
     sent = n_events - min(args.batch, n_events) * len(targets)
     return {"backend": "PostgreSQL" if (db or "").startswith("postgres") else "SQLite", "rate": sent / elapsed,
-            "elapsed": elapsed, "sent": sent, "cpu": cpu,
+            "elapsed": elapsed, "sent": sent, "cpu": cpu, "busiest": busiest,
             "pg_cpu": pg_cpu, "client_cpu": client_cpu, "median": statistics.median(latencies),
             "p95": sorted(latencies)[int(len(latencies) * 0.95)],
             "lock_share": sum(lock_ms) / sum(server_ms) if sum(server_ms) else 0.0,
@@ -307,7 +325,8 @@ def main() -> int:
                       f"{figures['median'] * 1000:.1f} ms, p95 {figures['p95'] * 1000:.1f} ms); waiting for the "
                       f"write lock: {figures['lock_share']:.1%} of server time (median {figures['lock_median']:.1f} "
                       f"ms a batch; the write with it {figures['write_median']:.1f} ms of "
-                      f"{figures['server_median']:.1f} ms in the server); CPU: tracker {figures['cpu']:.2f} s, "
+                      f"{figures['server_median']:.1f} ms in the server); CPU: tracker {figures['cpu']:.2f} s (the "
+                      f"busiest worker {figures['busiest']:.0%} of it), "
                       f"PostgreSQL {figures['pg_cpu']:.2f} s, load generator {figures['client_cpu']:.2f} s; load "
                       f"average now {os.getloadavg()[0]:.1f}", flush=True)
                 if figures["postgres"]:
