@@ -4,9 +4,10 @@ ingest's duplicate check (`id_hash = ANY(<500 hashes>)`) uses its index instead 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Connection
 
 from runlink.protocol import make_event
-from runlink.tracker import table_statistics
+from runlink.tracker import pg_arrays, table_statistics
 from runlink.tracker.db import Database
 from runlink.tracker.ingest.pipeline import check
 from runlink.tracker.ingest.rows import collect
@@ -39,10 +40,14 @@ def _ingest(db: Database, n: int) -> list[int]:
 
 
 def _plan(db: Database, hashes: list[int]) -> str:
-    literal = "{" + ",".join(map(str, hashes)) + "}"
     with db.engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        return "\n".join(row[0] for row in driver.execute("EXPLAIN " + _LOOKUP, (literal,)))
+        return _explain(conn, hashes)
+
+
+def _explain(conn: Connection, hashes: list[int]) -> str:
+    """The plan of the duplicate check for `hashes` on `conn` (in whatever transaction it is in)."""
+    driver = conn.connection.driver_connection
+    return "\n".join(row[0] for row in driver.execute("EXPLAIN " + _LOOKUP, (pg_arrays.ints(hashes),)))
 
 
 def _grow_events(db: Database, n: int) -> None:
@@ -91,7 +96,7 @@ def test_a_plan_made_while_events_was_young_is_replaced_by_its_first_statistics(
     pages, PostgreSQL keeps that sequential scan as its generic plan, and every later batch compares each stored
     event with each of its 500 hashes (176 ms per lookup at 100,000 events, against under 1 ms by the index)."""
     hashes = _ingest(db, 500)
-    literal = "{" + ",".join(map(str, hashes)) + "}"
+    literal = pg_arrays.ints(hashes)
     with db.engine.connect() as conn:
         driver = conn.connection.driver_connection
         driver.autocommit = True
@@ -112,12 +117,8 @@ def test_a_keyed_write_looks_events_up_by_their_index_without_statistics(db):
     """Ingest's writes only look rows up by key, so they never take a plan that scans, statistics or not: nor
     does a generic plan a connection prepares inside them while a table is young."""
     hashes = _ingest(db, 500)
-    literal = "{" + ",".join(map(str, hashes)) + "}"
     _grow_events(db, 100_000)
-    with db.read() as conn:
-        assert "Seq Scan on events" in "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + _LOOKUP,
-                                                                                         (literal,)))
+    assert "Seq Scan on events" in _plan(db, hashes)
     with db.write(["dag:stats_dag"]) as conn:
-        plan = "\n".join(row[0] for row in conn.connection.driver_connection.execute("EXPLAIN " + _LOOKUP,
-                                                                                      (literal,)))
+        plan = _explain(conn, hashes)
     assert "ix_events_id_hash" in plan and "Seq Scan" not in plan, plan
