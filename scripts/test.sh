@@ -12,10 +12,21 @@ status=0
 results=test-artifacts/junit
 rm -rf "$results" && mkdir -p "$results"
 started=$(date +%s)
+# Every step that fails writes its name here (the lanes are separate processes), and the summary prints them: a run
+# whose tests all passed but whose ruff, JUnit or a leg's set-up failed says which.
+failed_steps=$results/failed-steps
+failed() {  # failed STEP RC: record a failed step; returns 1
+  echo "  $1 (exit $2)" >> "$failed_steps"
+  return 1
+}
 echo "== ruff"
-.venv/bin/ruff check python tests scripts || status=1
+.venv/bin/ruff check python tests scripts || failed ruff $? || status=1
 echo "== JUnit (jvm-listener)"
-bash scripts/build-jar.sh --test || status=1
+bash scripts/build-jar.sh --test || failed "JUnit (scripts/build-jar.sh --test)" $? || status=1
+# Gradle's own JUnit reports join the pytest ones, so the summary counts the listener's tests too
+for report in jvm-listener/build/test-results/*/TEST-*.xml; do
+  [ -f "$report" ] && cp "$report" "$results/gradle-$(basename "$(dirname "$report")")-$(basename "$report")"
+done
 # One pytest process per suite: each suite has its own conftest helpers and session fixtures (trackers,
 # Airflow homes, Spark sessions), and a crash in one cannot hide the others' results.
 # Two lanes run side by side: the Airflow lane (suites that run Airflow processes, Airflow 2.11, the version matrix)
@@ -30,11 +41,11 @@ run_suite() {  # run_suite SUITE: one pytest process, its own JUnit file; return
   .venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 -rR --junitxml="$results/$(basename "$suite").xml" \
     "$suite"
   rc=$?
-  [ $rc -eq 0 ] || [ $rc -eq 5 ]
+  [ $rc -eq 0 ] || [ $rc -eq 5 ] || failed "pytest $suite" $rc
 }
 run_extra() {  # run_extra scripts/test-X.sh: a leg in its own environment
   echo "== $1 ($(( $(date +%s) - started ))s elapsed)"
-  PYTEST_ADDOPTS="--junitxml=$results/$(basename "$1" .sh).xml" bash "$1"
+  PYTEST_ADDOPTS="--junitxml=$results/$(basename "$1" .sh).xml" bash "$1" || failed "$1" $?
 }
 run_lane() {  # run_lane airflow|rest: the lane's suites, then its extra legs; returns non-zero when any failed
   local lane=$1 failed=0 suite name extra
@@ -72,14 +83,24 @@ else
 fi
 echo "== summary ($(( $(date +%s) - started ))s)"
 .venv/bin/python - "$results" <<'PY'
-import sys, pathlib, xml.etree.ElementTree as ET
-passed = failed = skipped = 0
+import sys, pathlib, collections, xml.etree.ElementTree as ET
+counts = collections.defaultdict(lambda: [0, 0, 0])  # step -> tests, failed, skipped
 for path in sorted(pathlib.Path(sys.argv[1]).glob("*.xml")):
+    step = "jvm-junit" if path.stem.startswith("gradle-") else path.stem  # one line for Gradle's per-class reports
     for suite in ET.parse(path).getroot().iter("testsuite"):
-        tests, fail = int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        skip = int(suite.get("skipped", 0))
-        print(f"  {path.stem:14} {tests - fail - skip:4} passed {fail:3} failed {skip:3} skipped")
-        passed, failed, skipped = passed + tests - fail - skip, failed + fail, skipped + skip
-print(f"{passed} passed, {failed} failed, {skipped} skipped")
+        counts[step][0] += int(suite.get("tests", 0))
+        counts[step][1] += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        counts[step][2] += int(suite.get("skipped", 0))
+for step, (tests, fail, skip) in counts.items():
+    print(f"  {step:14} {tests - fail - skip:4} passed {fail:3} failed {skip:3} skipped")
+tests, fail, skip = (sum(c[i] for c in counts.values()) for i in range(3))
+print(f"{tests - fail - skip} passed, {fail} failed, {skip} skipped")
 PY
+if [ -s "$failed_steps" ]; then
+  echo "== failed steps"
+  cat "$failed_steps"
+  # the first lines of each recorded failure (pytest's and Gradle's reports), so the end of the log says what broke
+  grep -h -A6 -E '<(failure|error)[ >]' "$results"/*.xml 2>/dev/null | head -60 || true
+fi
+echo "== exit $status"
 exit $status

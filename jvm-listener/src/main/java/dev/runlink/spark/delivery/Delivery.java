@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import java.util.zip.GZIPOutputStream;
@@ -46,6 +47,9 @@ public final class Delivery {
     private Map<String, Object> source; // sender thread only: built there, off Spark's threads (host lookup)
 
     private final ArrayBlockingQueue<Object> queue;
+    // FLUSH markers in the queue: not events, so pending() and queueSize() leave them out (a flush that returned
+    // while the sender was busy left its marker behind, and pending() counted one event too many)
+    private final AtomicInteger flushMarkers = new AtomicInteger();
     private final ArrayDeque<byte[]> retry = new ArrayDeque<>(); // sender thread only
     private final AtomicLong sent = new AtomicLong();
     private final AtomicLong dropped = new AtomicLong();
@@ -106,7 +110,11 @@ public final class Delivery {
             gen = ++flushRequested;
             flushLock.notifyAll(); // ends a backoff wait
         }
-        queue.offer(FLUSH); // a full queue wakes the sender anyway
+        // a full queue wakes the sender anyway. Counted after the offer: until then pending() counts the marker as an
+        // event, which errs on the side of "not yet delivered", never the other way
+        if (queue.offer(FLUSH)) {
+            flushMarkers.incrementAndGet();
+        }
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
         synchronized (flushLock) {
             long left;
@@ -145,7 +153,7 @@ public final class Delivery {
 
     /** Events accepted but not yet delivered (queued, being sent, or waiting for a retry). */
     public long pending() {
-        return queue.size() + retrySize + inFlight;
+        return queueSize() + retrySize + inFlight;
     }
 
     public String target() {
@@ -153,7 +161,7 @@ public final class Delivery {
     }
 
     public int queueSize() {
-        return queue.size();
+        return Math.max(0, queue.size() - flushMarkers.get());
     }
 
     private void run() {
@@ -233,6 +241,7 @@ public final class Delivery {
                 return;
             }
             if (item == FLUSH) {
+                flushMarkers.decrementAndGet();
                 urgent = true;
                 continue;
             }

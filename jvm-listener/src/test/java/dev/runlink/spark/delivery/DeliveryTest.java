@@ -17,6 +17,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -257,6 +258,19 @@ public class DeliveryTest {
             ms >= 250 && ms < 1_200);
         assertEquals("undelivered, not dropped: still in the retry buffer or the queue", 2, d.pending());
         System.out.println("figure: flush after a timed-out attempt returned in " + ms + " ms (bound 300 ms)");
+    }
+
+    @Test
+    public void aFlushThatTimedOutLeavesNoPhantomEvent() throws Exception {
+        hanging = new ServerSocket(0, 50);
+        Delivery d = httpDelivery("http://127.0.0.1:" + hanging.getLocalPort(), "spark.runlink.readTimeoutMs",
+            "30000");
+        d.offer(event(1));
+        try (Socket sending = hanging.accept()) { // the sender is now waiting on the tracker's answer
+            assertFalse(d.flush(100)); // its wake-up marker stays queued behind the stuck send
+            assertEquals("the one event, not the flush's marker too", 1, d.pending());
+            assertEquals(0, d.queueSize());
+        }
     }
 
     @Test
