@@ -98,10 +98,11 @@ class Standalone:
         assert response.status_code < 400, (method, path, response.status_code, response.text[:1000])
         return response.json() if response.content else None
 
-    def wait_for(self, what: str, check: Callable[[], Any], deadline_s: float) -> Any:
-        """`check()` once truthy (request errors and failed assertions count as "not yet"); raises at once if
-        Airflow exits, and with its log tail at the deadline."""
-        return wait_for(self._while_alive(what, check), what, deadline_s, interval_s=POLL_S,
+    def wait_for(self, what: str, check: Callable[[], Any], deadline_s: float,
+                 ready: Callable[[Any], bool] = bool) -> Any:
+        """`check()` once `ready` (by default: truthy; request errors and failed assertions count as "not yet");
+        raises at once if Airflow exits, and with the last value and its log tail at the deadline."""
+        return wait_for(self._while_alive(what, check), what, deadline_s, ready=ready, interval_s=POLL_S,
                         tolerate=(requests.RequestException, AssertionError), context=lambda: self.log()[-3000:])
 
     def _while_alive(self, what: str, check: Callable[[], Any]) -> Callable[[], Any]:
