@@ -56,6 +56,8 @@ log = logging.getLogger("runlink")
 COUNTERS = ("sent", "dropped", "spooled", "replayed", "quarantined", "send_errors")
 #: counted 5xx rounds (over all processes) after which a batch is quarantined instead of spooled again
 QUARANTINE_AFTER = 3
+#: how long a timed-out flush waits for the sender to finish making a batch, or writing one it took to the spool
+HANDS_WAIT_S = 1.0
 #: 5xx answers a live batch gets in memory (one round) before it is spooled (the queue must not wait behind it)
 LIVE_5XX_TRIES = 3
 
@@ -71,12 +73,14 @@ class _DrainMarker(_Marker):
 class _InFlight:
     """The batch the sender is working on, so a timed-out flush can spool it (exactly one side does)."""
 
-    __slots__ = ("body", "events", "health", "_taken", "_lock")
+    __slots__ = ("body", "events", "health", "settled", "_taken", "_lock")
 
     def __init__(self, body: bytes, events: int, health: int) -> None:
         self.body = body
         self.events = events
         self.health = health
+        #: set once the sender is done with it (sent, spooled, quarantined, or left to the flush that took it)
+        self.settled = threading.Event()
         self._taken = False
         self._lock = threading.Lock()
 
@@ -86,6 +90,10 @@ class _InFlight:
                 return False
             self._taken = True
             return True
+
+    @property
+    def taken(self) -> bool:
+        return self._taken
 
 
 def _json_safe(value: Any) -> Any:
@@ -209,6 +217,11 @@ class Client:
         self._reserve = 0.0
         self._flush_lock = threading.Lock()
         self._inflight: _InFlight | None = None
+        # The sender takes events off the queue and makes batches under `_hands`, and a timed-out flush spools
+        # under it: events are always in the queue, in `_ready` (batches made, not sent yet) or in flight, never
+        # only in the sender's hands, where a process ending right after the flush (os._exit) would lose them.
+        self._hands = threading.Lock()
+        self._ready: list[_InFlight] = []
         self._carry: list[Any] = []
 
         self._down_until = 0.0
@@ -364,18 +377,29 @@ class Client:
         return True
 
     def _spool_what_is_left(self) -> None:
-        """The flush budget ran out: put the in-flight batch and the queue on disk (caller's thread)."""
-        inflight = self._inflight
-        if inflight is not None and inflight.take():
-            self._to_spool(inflight.body, inflight.events, inflight.health)
-        items = []
-        for item in self._taken():
-            if isinstance(item, _Marker):
-                item.set()
-            else:
-                items.append(item)
-        for batch in self._build_batches(items):
-            self._to_spool(*batch)
+        """The flush budget ran out: put the batch in flight, the batches made and the queue on disk (caller's
+        thread). It waits for the sender to finish making a batch (milliseconds), never for a send."""
+        holding = self._hands.acquire(timeout=HANDS_WAIT_S)  # only a bug (or a fork) holds it longer: go on
+        try:
+            made = list(self._ready)  # before the batch in flight: `_deliver` sets that first, then leaves `_ready`
+            for batch in [*made, self._inflight]:
+                if batch is None:
+                    continue
+                if batch.take():
+                    self._to_spool(batch.body, batch.events, batch.health)
+                else:  # the sender took it (after its send ended): sent, or being written to the spool
+                    batch.settled.wait(HANDS_WAIT_S)
+            items = []
+            for item in self._taken():
+                if isinstance(item, _Marker):
+                    item.set()
+                else:
+                    items.append(item)
+            for rest in self._build_batches(items):
+                self._to_spool(*rest)
+        finally:
+            if holding:
+                self._hands.release()
 
     def _taken(self) -> Iterator[Any]:
         """Items taken off the queue, oldest first, until it is empty (producers may append meanwhile)."""
@@ -410,23 +434,33 @@ class Client:
 
     def _send_queued(self) -> None:
         """Drain the queue in batches until it is empty or only a flush marker remained."""
+        for batch in list(self._ready):  # made before a sender error cut the last round short: they go first
+            self._deliver(batch)
+        while True:
+            with self._hands:
+                items, marker = self._take_batch()
+                ready = [_InFlight(*made) for made in self._build_batches(items)]
+                self._ready.extend(ready)
+            for batch in ready:
+                self._deliver(batch)
+            if marker is not None:
+                if isinstance(marker, _DrainMarker):
+                    self._drain_spool()
+                marker.set()
+            elif not items:
+                return
+
+    def _take_batch(self) -> tuple[list[Any], _Marker | None]:
+        """Events off the queue up to a batch's count, or up to the first flush marker (returned apart)."""
         items: list[Any] = []
+        limit = max(1, int(self.config.batch_size))
         for item in self._taken():
             if isinstance(item, _Marker):
-                for batch in self._build_batches(items):
-                    self._deliver(*batch)
-                items = []
-                if isinstance(item, _DrainMarker):
-                    self._drain_spool()
-                item.set()
-                continue
+                return items, item
             items.append(item)
-            if len(items) >= self.config.batch_size:
-                for batch in self._build_batches(items):
-                    self._deliver(*batch)
-                items = []
-        for batch in self._build_batches(items):
-            self._deliver(*batch)
+            if len(items) >= limit:
+                break
+        return items, None
 
     def _complete(self, item: Any) -> dict[str, Any] | bytes | None:
         """A queued item as a valid protocol event, or None (dropped, counted, logged once)."""
@@ -574,15 +608,20 @@ class Client:
             timeout = min(timeout, left)
         return timeout
 
-    def _deliver(self, body: bytes, count: int, health: int = 0) -> None:
-        """Send one batch, or spool it (tracker down, flush budget short) or quarantine it (refused, poisoned)."""
-        if time.monotonic() < self._down_until:
-            self._to_spool(body, count, health)
-            return
-        probing = self._down_delay > 0  # the tracker was down: one try, no retries
-        inflight = _InFlight(body, count, health)
-        self._inflight = inflight
+    def _deliver(self, inflight: _InFlight) -> None:
+        """Send one batch (made by `_send_queued`, in `_ready`), or spool it (tracker down, flush budget short) or
+        quarantine it (refused, poisoned); a timed-out flush may have spooled it first."""
+        self._inflight = inflight  # in flight before it leaves `_ready`: a flush always sees it somewhere
+        self._ready.remove(inflight)
+        body, count, health = inflight.body, inflight.events, inflight.health
         try:
+            if inflight.taken:
+                return
+            if time.monotonic() < self._down_until:
+                if inflight.take():
+                    self._to_spool(body, count, health)
+                return
+            probing = self._down_delay > 0  # the tracker was down: one try, no retries
             attempt = fivexx = rounds = 0
             while True:
                 timeout = self._request_timeout()
@@ -638,6 +677,7 @@ class Client:
                     delay = max(delay, min(result.retry_after_s, self._backoff_max))
                 self._interrupt.wait(delay)  # a flush cuts the wait short (then we spool)
         finally:
+            inflight.settled.set()  # before it leaves `_inflight`: a flush that finds it gone finds it settled
             self._inflight = None
             self._counted.pop(inflight, None)  # the batch left memory: its bookkeeping (and body) must too
             if self._last_5xx is inflight:
@@ -740,6 +780,11 @@ class Client:
             for key in [k for k, until in deferred.items() if until <= now]:
                 del deferred[key]
         claim = self._spool.claim_oldest(skip=set(deferred))
+        if claim is None and self._spool.release_orphans():
+            # a process that died mid-replay left its claim (a task process ends with os._exit, maybe just after
+            # its sender claimed the batch its own timed-out flush had spooled): a long-lived process (the
+            # scheduler) gives it back on its next spool check instead of leaving it to the next process start
+            claim = self._spool.claim_oldest(skip=set(deferred))
         if claim is None:
             self._spool_dirty = False
             self._next_spool_check = now + (min(deferred.values()) - now if deferred else self._spool_check_interval)
@@ -809,7 +854,7 @@ class Client:
         """True once the queue is empty and nothing is in flight (tests and tools poll on this)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._queue and self._inflight is None:
+            if not self._queue and self._inflight is None and not self._ready:
                 return True
             self._wake.wait(0.01)
         return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import os
 import subprocess
@@ -174,6 +176,53 @@ def test_tracker_down_spools_then_the_same_client_replays_when_it_is_back(clean_
         assert client.replayed >= 50
     finally:
         server.stop()
+
+
+def test_a_flush_that_runs_out_while_the_sender_makes_a_batch_spools_it(server: RecordingServer,
+                                                                        clean_env: Path) -> None:
+    """When flush() returns, what was emitted before is sent or on disk: also the events the sender had taken off
+    the queue and was making a batch of (a task process ends with os._exit right after its flush)."""
+    client = Client(delivery_config(server.url, clean_env))
+    client.emit(_metric(0))
+    assert client.flush(5)  # the sender runs
+    making = threading.Event()
+    make = client._build_batches
+
+    def slow_make(items):  # noqa: ANN001, ANN202 - the sender's batch making, held up while the flush runs out
+        items = list(items)
+        if any(isinstance(i, dict) and i.get("type") == "metric" for i in items):
+            making.set()
+            time.sleep(0.5)
+        return make(items)
+
+    client._build_batches = slow_make
+    client.emit(_metric(1))
+    assert making.wait(5)  # metric 1 is in the sender's hands
+    client._build_batches = make
+    assert not client.flush(0.05)
+    sent = {e["payload"].get("key") for e in server.accepted_events()}
+    on_disk = Spool(_spool_dir(clean_env, server.url), 10**9).pending_events()
+    assert "m1" in sent or on_disk >= 1, (sent, on_disk, client.counters())
+    wait_for(lambda: "m1" in {e["payload"].get("key") for e in server.accepted_events()}, "m1 replayed",
+             deadline_s=30)
+
+
+def test_a_running_client_replays_a_batch_whose_claimer_died(server: RecordingServer, clean_env: Path) -> None:
+    """A task process can end (os._exit) while its sender replays the batch its own timed-out flush spooled: the
+    file stays claimed by a dead pid. A long-lived process (the scheduler's client) gives it back and sends it."""
+    client = Client(delivery_config(server.url, clean_env), spool_check_interval_s=0.2)
+    client.emit(_metric(0))
+    assert client.flush(5)  # the sender runs: its start-up release of orphans is behind it
+    spool = Spool(_spool_dir(clean_env, server.url), 10**9)
+    assert spool.write(gzip.compress(json.dumps({"events": [_metric(1)]}).encode()), events=1)
+    (spooled,) = spool.pending()
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+    os.rename(spooled, spooled.with_name(f"{spooled.name}.claimed-{dead_pid}"))
+    wait_for(lambda: "m1" in {e["payload"].get("key") for e in server.accepted_events()}, "the orphaned batch",
+             deadline_s=10)
+    wait_for(lambda: os.listdir(spool.directory) == [], "an empty spool", deadline_s=5)
+    assert client.replayed == 1
 
 
 CHILD_DOWN = textwrap.dedent("""

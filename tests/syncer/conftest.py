@@ -8,12 +8,11 @@ is made against a real `runlink server`.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from syncer_helpers import DAG_ID, HERE, LOGICAL_DATE, RUN_ID, UID_A, Recorder, standalone_env
+from syncer_helpers import DAG_ID, HERE, LOGICAL_DATE, RUN_ID, UID_A, Recorder, runtime_missing, standalone_env
 
 from support.airflow_standalone import Standalone, start_standalone
 
@@ -36,30 +35,13 @@ def airflow_a(tmp_path_factory: pytest.TempPathFactory, recorder: Recorder) -> I
         standalone.stop()
 
 
-#: the test DAG's task attempts (task_id, try_number) once its run has ended
-ATTEMPTS = {("ok", "1"), ("boom", "1"), ("flaky", "1"), ("flaky", "2"), ("skip_me", "1")}
-
-
 @pytest.fixture(scope="session")
 def finished_run(airflow_a: Standalone, recorder: Recorder) -> dict[str, Any]:
     """The test DAG triggered through the REST API and run to its end; the listener's events all arrived."""
     run_id = airflow_a.trigger(DAG_ID, LOGICAL_DATE, RUN_ID)
     state = airflow_a.wait_run(DAG_ID, run_id)
-
-    def runtime_missing() -> dict[str, Any]:
-        """What has not arrived yet, and what has (by type): the message at the deadline says which it was."""
-        events = recorder.of_run(DAG_ID, run_id)
-        ends = {((e["context"] or {}).get("task_id"), (e["context"] or {}).get("try_number"))
-                for e in events if e["type"] == "task_attempt.end"}
-        missing = [f"task_attempt.end of {task} try {attempt}" for task, attempt in sorted(ATTEMPTS - ends)]
-        if not any(e["type"] == "dag_run.end" for e in events):
-            missing.append("dag_run.end")
-        spooled = sorted(str(f.relative_to(airflow_a.home)) for f in (airflow_a.home / "runlink-client").rglob("*")
-                         if f.is_file())
-        return {"missing": missing, "received": dict(Counter(e["type"] for e in events)),
-                "events in all": len(recorder.events), "spool files": spooled[:10]}
-
-    airflow_a.wait_for("the listener's runtime events", runtime_missing, 120, ready=lambda got: not got["missing"])
+    airflow_a.wait_for("the listener's runtime events", lambda: runtime_missing(recorder, airflow_a, run_id), 120,
+                       ready=lambda got: not got["missing"])
     return {"run_id": run_id, "state": state}
 
 

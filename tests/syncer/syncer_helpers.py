@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,29 @@ class Recorder:
     def close(self) -> None:
         self.server.shutdown()
 
+
+
+#: the test DAG's task attempts (task_id, try_number) once its run has ended
+ATTEMPTS = {("ok", "1"), ("boom", "1"), ("flaky", "1"), ("flaky", "2"), ("skip_me", "1")}
+
+
+def runtime_missing(recorder: Recorder, airflow: Standalone, run_id: str) -> dict[str, Any]:
+    """The listener's events of the run not recorded yet (every attempt's end, the run's end), what was (by type),
+    and the spool files left in the deployment's RUNLINK_HOME: a wait that runs out says which it was."""
+    events = recorder.of_run(DAG_ID, run_id)
+    ends = {((e["context"] or {}).get("task_id"), (e["context"] or {}).get("try_number"))
+            for e in events if e["type"] == "task_attempt.end"}
+    missing = [f"task_attempt.end of {task} try {attempt}" for task, attempt in sorted(ATTEMPTS - ends)]
+    if not any(e["type"] == "dag_run.end" for e in events):
+        missing.append("dag_run.end")
+    return {"missing": missing, "received": dict(Counter(e["type"] for e in events)),
+            "events in all": len(recorder.events), "spool files": spool_files(airflow)[:10]}
+
+
+def spool_files(airflow: Standalone) -> list[str]:
+    """The files in the spool of the deployment's runlink client (RUNLINK_HOME, see standalone_env)."""
+    return sorted(str(f.relative_to(airflow.home)) for f in (airflow.home / "runlink-client").rglob("*")
+                  if f.is_file())
 
 
 def standalone_env(uid: str, recorder_url: str | None, home: Path, flavor: str = "a") -> dict[str, str]:
