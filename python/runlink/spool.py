@@ -4,9 +4,10 @@ processes.
 Why a spool: a task must not lose its metrics because the tracker was restarting. Each file holds one
 ready-to-send gzip batch body, so replay is a plain POST. Files are written atomically (temp file + rename),
 mode 0600 (events can hold params and SQL); a reader claims a file by renaming it to `<name>.claimed-<pid>`
-(rename is atomic, so two processes never replay the same file); claims left by dead processes are released on
-start. Duplicates would be harmless anyway: the tracker dedupes event ids. Every method swallows OS errors: a
-full or read-only disk turns into counted drops, never into an exception in the user's job.
+(rename is atomic, so two processes never replay the same file); claims left by dead processes are released by
+a client at its start and at its periodic spool checks. Duplicates would be harmless anyway: the tracker dedupes
+event ids. Every method swallows OS errors: a full or read-only disk turns into counted drops, never into an
+exception in the user's job.
 
 One folder per tracker (`spool_key(url)`): a batch spooled for one tracker is only ever sent to that one.
 A file's name carries how many 5xx answers it got (`-a<n>`, across processes), so a batch the tracker keeps
