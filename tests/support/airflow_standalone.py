@@ -165,7 +165,9 @@ class Standalone:
 
 
 def stop_groups(processes: list[subprocess.Popen], grace_s: float = 30.0) -> None:
-    """SIGTERM to each running process's group at once, then SIGKILL to those still running after `grace_s`."""
+    """SIGTERM to each running process's group at once, then SIGKILL to those still running after `grace_s`, and
+    to what is left of each group once its leader is gone (under load a DAG processor outlived `airflow
+    standalone`, orphaned, still parsing DAGs hours later)."""
     running = [p for p in processes if p.poll() is None]
     for process in running:
         _signal_group(process, signal.SIGTERM)
@@ -176,6 +178,7 @@ def stop_groups(processes: list[subprocess.Popen], grace_s: float = 30.0) -> Non
         except subprocess.TimeoutExpired:
             _signal_group(process, signal.SIGKILL)
             process.wait(timeout=30)
+        _signal_group(process, signal.SIGKILL)  # the group's stragglers (its own session: nothing else is in it)
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

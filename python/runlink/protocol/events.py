@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import os
@@ -15,6 +16,12 @@ import fastjsonschema
 
 from runlink.ids import random_event_id
 from runlink.instants import format_instant
+
+# fastjsonschema's code generator encodes with `unicode_escape`, and the validators compile on first use, often in
+# the delivery thread. Looking the codec up there imports it, and in an Airflow 3 task process that import can fail
+# while the task thread imports (LookupError: unknown encoding: unicode_escape): the events being batched were lost.
+# Looked up once here, in the importing thread, it is cached for every thread.
+codecs.lookup("unicode_escape")
 
 PROTOCOL_VERSION = 1
 
