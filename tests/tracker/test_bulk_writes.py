@@ -144,6 +144,38 @@ def test_array_literals_read_back_as_the_values(pg_cursor, ints, floats, texts):
                                                                      for v in floats]
 
 
+@pytest.mark.postgres
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(big=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=40),
+       small=st.lists(st.integers(-(2**15), 2**15 - 1), max_size=40),
+       floats=st.lists(st.floats() | st.integers(-(2**53), 2**53), max_size=40),
+       with_null=st.lists(st.none() | st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=10))
+def test_numbers_go_binary_and_read_back_as_the_values(pg_cursor, big, small, floats, with_null):
+    """A numeric column without NULLs goes in the binary array form (per its width), and reads back as itself."""
+    built = {t: pg_arrays.BUILDERS[t] for t in ("BIGINT", "INTEGER", "SMALLINT", "FLOAT")}
+    arrays = (built["BIGINT"](big), built["INTEGER"](small), built["SMALLINT"](small), built["FLOAT"](floats))
+    assert [type(a) for a in arrays] == [pg_arrays.Int8Array, pg_arrays.Int4Array, pg_arrays.Int2Array,
+                                         pg_arrays.Float8Array]
+    pg_cursor.execute("SELECT %s::bigint[], %s::integer[], %s::smallint[], %s::float8[]", arrays)
+    got_big, got_int, got_small, got_floats = pg_cursor.fetchone()
+    assert got_big == big and got_int == small and got_small == small
+    assert [repr(v) for v in got_floats] == [repr(float(v)) for v in floats]
+    literal = built["INTEGER"](with_null)  # a NULL: the literal
+    if None in with_null:
+        assert isinstance(literal, str)
+    pg_cursor.execute("SELECT %s::integer[]", (literal,))
+    assert pg_cursor.fetchone()[0] == with_null
+
+
+def test_a_number_past_the_column_width_takes_the_literal():
+    """So the database, not struct, says which value does not fit (the rows then go one by one)."""
+    assert isinstance(pg_arrays.BUILDERS["INTEGER"]([1, 2**31]), str)
+    assert isinstance(pg_arrays.BUILDERS["SMALLINT"]([2**15]), str)
+    assert isinstance(pg_arrays.BUILDERS["BIGINT"]([True, 2]), str)  # a bool: the literal, as before
+    with pytest.raises(TypeError):
+        pg_arrays.BUILDERS["BIGINT"]([2**64])
+
+
 @pytest.fixture(scope="module")
 def pg_cursor():
     admin = postgres_admin_url()

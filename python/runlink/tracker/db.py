@@ -231,7 +231,7 @@ class Database:
                         driver.execute(_LOCK_ALL, (PG_WRITE_LOCK,))
                     else:
                         driver.execute(_LOCK_SHARED, (PG_WRITE_LOCK,))
-                        driver.execute(_LOCK_KEYS, (pg_arrays.ints(list({lock_key(key) for key in keys})),))
+                        driver.execute(_LOCK_KEYS, (pg_arrays.bigints(list({lock_key(key) for key in keys})),))
                         driver.execute(_KEY_LOOKUPS)
                 conn.info["lock_wait_s"] = time.perf_counter() - began
                 yield conn

@@ -1,20 +1,32 @@
-"""PostgreSQL array literals (`{1,NULL,3}`, `{"a","b\\"c"}`) of one column's values, for the set-based bulk writes
-of `sqlutil` (`INSERT ... SELECT FROM unnest($1::bigint[], ...)`).
+"""PostgreSQL arrays of one column's values, for the set-based bulk writes of `sqlutil`
+(`INSERT ... SELECT unnest($1::bigint[]), ...`): array literals (`{1,NULL,3}`, `{"a","b\\"c"}`), and for a
+numeric column without NULLs the binary form (`BinaryArray`).
 
 Built here as text rather than handed to psycopg as lists: psycopg's list adaptation walks every element in Python
 to pick the array's type, and that cost twice the server's time for the statement. The usual column (ints, floats
 or strings, with NULLs) is one orjson call in C: JSON's numbers, `null` and quoted strings read the same in an
 array literal, except for JSON's escapes of control characters and its nulls for non-finite floats, which take
 the per-value path. A value with no form in the column's type raises TypeError or ValueError.
+
+Numbers without NULLs go in PostgreSQL's binary array form, packed in C (`_binary`): parsing the text of a
+number (`array_in`, `pg_strtoint64`) cost the server a quarter more than reading its 8 bytes (40 columns of 310
+stages: 0.63 ms against 0.85 ms a batch). A number that does not fit the column's width takes the literal, and the
+database then names it.
 """
 
 from __future__ import annotations
 
 import re
+import struct
+import sys
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 _NONE = type(None)
 _INT_TYPES = frozenset((int, _NONE))
@@ -44,6 +56,96 @@ def _quote(value: str) -> str:
 
 def _json_array(values: Sequence[Any]) -> str:
     return "{" + orjson.dumps(values)[1:-1].decode() + "}"
+
+
+class BinaryArray(bytes):
+    """A one-dimensional array in PostgreSQL's binary form, sent as a binary parameter of type OID, its elements
+    of type ELEMENT packed by `array` type CODE."""
+
+    __slots__ = ()
+    OID: int
+    ELEMENT: int
+    CODE: str
+
+
+class Int8Array(BinaryArray):
+    __slots__ = ()
+    OID, ELEMENT, CODE = 1016, 20, "q"
+
+
+class Int4Array(BinaryArray):
+    __slots__ = ()
+    OID, ELEMENT, CODE = 1007, 23, "i"
+
+
+class Int2Array(BinaryArray):
+    __slots__ = ()
+    OID, ELEMENT, CODE = 1005, 21, "h"
+
+
+class Float8Array(BinaryArray):
+    __slots__ = ()
+    OID, ELEMENT, CODE = 1022, 701, "d"
+
+
+def _dumper(array: type[BinaryArray]) -> type[Dumper]:
+    class ArrayDumper(Dumper):
+        format = Format.BINARY
+        oid = array.OID
+
+        def dump(self, obj: bytes) -> bytes:
+            return obj
+
+    return ArrayDumper
+
+
+for _array in (Int8Array, Int4Array, Int2Array, Float8Array):
+    psycopg.adapters.register_dumper(_array, _dumper(_array))
+
+
+def _binary(kind: type[BinaryArray], values: Sequence[Any]) -> BinaryArray:
+    """array_send's form of values without NULLs: (dimensions, has-nulls, element type), (length, lower bound),
+    then each element's byte length and big-endian bytes. The values are packed by `array` and interleaved with
+    their lengths by strided slice copies, all in C (a `struct` format of 2n fields cost twice the text).
+    Raises OverflowError past the type's range."""
+    if not values:
+        return kind(struct.pack(">iiI", 0, 0, kind.ELEMENT))
+    packed = array(kind.CODE, values)
+    if sys.byteorder == "little":
+        packed.byteswap()
+    raw, size, n = packed.tobytes(), packed.itemsize, len(values)
+    width = 4 + size
+    out = bytearray(width * n)
+    out[3::width] = bytes((size,)) * n  # each length is a 4-byte big-endian `size`
+    for byte in range(size):
+        out[4 + byte::width] = raw[byte::size]
+    return kind(struct.pack(">iiIii", 1, 0, kind.ELEMENT, n, 1) + out)
+
+
+def _binary_or_none(kind: type[BinaryArray], values: Sequence[Any], types: frozenset) -> BinaryArray | None:
+    if set(map(type, values)) <= types:
+        try:
+            return _binary(kind, values)
+        except OverflowError:
+            return None
+    return None
+
+
+_INT_VALUES = frozenset((int,))
+_FLOAT_VALUES = frozenset((float, int))
+
+
+def binary_ints(kind: type[BinaryArray]) -> Callable[[Sequence[Any]], str | BinaryArray]:
+    """The builder of an integer column of `kind`'s width: binary without NULLs, else the literal."""
+    def build(values: Sequence[Any]) -> str | BinaryArray:
+        return _binary_or_none(kind, values, _INT_VALUES) or ints(values)
+
+    return build
+
+
+def binary_floats(values: Sequence[Any]) -> str | BinaryArray:
+    """A float column's array: binary without NULLs, else the literal."""
+    return _binary_or_none(Float8Array, values, _FLOAT_VALUES) or floats(values)
 
 
 def ints(values: Sequence[Any]) -> str:
@@ -81,6 +183,9 @@ def texts(values: Sequence[Any]) -> str:
 
 
 #: a column's PostgreSQL type (as SQLAlchemy compiles it, without length) -> its array literal builder
-BUILDERS: dict[str, Callable[[Sequence[Any]], str]] = {"BIGINT": ints, "INTEGER": ints, "SMALLINT": ints,
-                                                      "FLOAT": floats, "BOOLEAN": bools, "TEXT": texts,
-                                                      "VARCHAR": texts}
+#: a bigint[] parameter (`= ANY(...)` lists, advisory lock keys)
+bigints = binary_ints(Int8Array)
+
+BUILDERS: dict[str, Callable[[Sequence[Any]], str | BinaryArray]] = {
+    "BIGINT": bigints, "INTEGER": binary_ints(Int4Array), "SMALLINT": binary_ints(Int2Array),
+    "FLOAT": binary_floats, "BOOLEAN": bools, "TEXT": texts, "VARCHAR": texts}

@@ -112,9 +112,13 @@ def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]
     return list(rows.values())
 
 
+#: alias uid -> the uid of the instance it names (`runlink airflow alias`); a handful of rows
+ALIASES = "SELECT alias, uid FROM instance_aliases"
+
+
 def aliases(conn: Connection) -> dict[str, str]:
-    """Alias uid -> the uid of the instance it names (`runlink airflow alias`); a handful of rows."""
-    return dict(run(conn, "SELECT alias, uid FROM instance_aliases").all())
+    """Alias uid -> the uid of the instance it names (`runlink airflow alias`)."""
+    return dict(run(conn, ALIASES).all())
 
 
 def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None = None,
@@ -264,14 +268,17 @@ def rebuild(conn: Connection, attempt_pks: set[str], run_pks: set[str],
 
 
 def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
-          new_contexts: dict[str, list[NormalizedContext]] | None = None) -> None:
+          new_contexts: dict[str, list[NormalizedContext]] | None = None,
+          uid_aliases: dict[str, str] | None = None) -> None:
     """Relink `dag_ids` whole and the neighbourhoods of `new_contexts` (dag_id -> contexts just inserted), then
-    rebuild every run/attempt whose members or state events changed."""
+    rebuild every run/attempt whose members or state events changed. `uid_aliases` when the caller read them in
+    this transaction already."""
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
     new_contexts = new_contexts or {}
-    uid_aliases = aliases(conn) if dag_ids or new_contexts else {}
+    if uid_aliases is None:
+        uid_aliases = aliases(conn) if dag_ids or new_contexts else {}
     for dag_id in sorted(dag_ids | set(new_contexts)):
         seeds = None if dag_id in dag_ids else new_contexts[dag_id]
         dag_runs_changed, dag_attempts_changed, dag_identities = relink_dag(conn, dag_id, seeds, uid_aliases)

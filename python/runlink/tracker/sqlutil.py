@@ -111,14 +111,14 @@ def delete_in(conn: Connection, table: str, column: str, values: Sequence[Any]) 
 
 
 def _any_array(values: Sequence[Any]) -> tuple[Any, str]:
-    """The parameter (and its cast) of `= ANY(...)`: an array literal for ints or strings (psycopg's list
-    adaptation walks every element in Python), else the list."""
+    """The parameter (and its cast) of `= ANY(...)`: an array of ints (binary) or strings (a literal) built in C
+    (psycopg's list adaptation walks every element in Python), else the list."""
     kinds = set(map(type, values))
     try:
         if kinds == {str}:
             return pg_arrays.texts(values), "::text[]"
         if kinds == {int}:
-            return pg_arrays.ints(values), "::bigint[]"
+            return pg_arrays.bigints(values), "::bigint[]"
     except TypeError:  # an int past 64 bits: psycopg picks the array's type
         pass
     return list(values), ""

@@ -109,8 +109,11 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
     if rows is None:
         rows = collect(prepared)
     hashes = prepared.hashes
-    stored, stored_contexts = select_many(conn, [(_KNOWN_IDS, list(set(hashes.values())), ()),
-                                                 (_KNOWN_CONTEXTS, list(rows.contexts), ())])
+    # the aliases (a handful of rows) ride along: the DAG definitions and relink need them, one round trip less
+    stored, stored_contexts, alias_rows = select_many(conn, [(_KNOWN_IDS, list(set(hashes.values())), ()),
+                                                             (_KNOWN_CONTEXTS, list(rows.contexts), ()),
+                                                             (relink.ALIASES, None, ())])
+    uid_aliases = dict(alias_rows)
     known = {row[0] for row in stored if row[0] in hashes}
     if known:  # a replay: only the events not stored yet (their contexts are among those read)
         keep = [index for event_id, index in prepared.first.items() if event_id not in known]
@@ -119,15 +122,16 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         rows = collect(prepared, keep)
     keep = rows.keep
     duplicates = len(prepared.events) - len(keep)
-    relink_dags = _store_dags(conn, rows)
-    new_by_dag = _store_contexts(conn, rows, {row[0] for row in stored_contexts})
+    relink_dags = _store_dags(conn, rows, uid_aliases)
+    new_contexts, new_by_dag = _new_contexts(rows, {row[0] for row in stored_contexts})
     with pipelined(conn):  # writes only from here: on PostgreSQL, one round trip for all of them
+        insert_ignore(conn, contexts, new_contexts)
         # plain inserts: the id check above, under the batch's locks, is what keeps events (and metrics) unique
         insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
         insert_rows(conn, events, rows.events, EVENT_ROW)
         insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
         _store_rows(conn, prepared, rows)
-    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
+    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag, uid_aliases)
     return len(keep), duplicates
 
 
@@ -166,13 +170,12 @@ def _store_rows(conn: Connection, prepared: Prepared, rows: Rows) -> None:
     insert_ignore(conn, state_events, rows.state_events)
 
 
-def _store_dags(conn: Connection, rows: Rows) -> set[str]:
+def _store_dags(conn: Connection, rows: Rows, uid_aliases: dict[str, str]) -> set[str]:
     """Upsert the DAG definitions; returns the dag_ids to relink (a new (uid, dag_id) changes the known
     instances of that dag_id)."""
     relink_dags: set[str] = set()
     if not rows.dags:
         return relink_dags
-    uid_aliases = relink.aliases(conn)
     for d in rows.dags:  # a definition under an alias uid is its instance's
         if d["uid"] in uid_aliases:
             d["uid"] = uid_aliases[d["uid"]]
@@ -187,13 +190,13 @@ def _store_dags(conn: Connection, rows: Rows) -> set[str]:
     return relink_dags
 
 
-def _store_contexts(conn: Connection, rows: Rows, known: set[str]) -> dict[str, list[NormalizedContext]]:
-    """Insert the batch's new distinct contexts (those not in `known`, the stored ones) unlinked; returns them by
-    dag_id, for relink with their neighbourhood."""
+def _new_contexts(rows: Rows, known: set[str]) -> tuple[list[dict], dict[str, list[NormalizedContext]]]:
+    """The rows of the batch's new distinct contexts (those not in `known`, the stored ones), unlinked, to insert;
+    and the same contexts by dag_id, for relink with their neighbourhood."""
     new_by_dag: dict[str, list[NormalizedContext]] = {}
+    new: list[dict] = []
     if not rows.contexts:
-        return new_by_dag
-    new = []
+        return new, new_by_dag
     for pk, (ctx, synthetic) in rows.contexts.items():
         if pk in known:
             continue
@@ -203,5 +206,4 @@ def _store_contexts(conn: Connection, rows: Rows, known: set[str]) -> dict[str, 
                     "map_index": ctx.map_index, "synthetic": synthetic, "run_pk": None, "attempt_pk": None,
                     "ambiguous": False})
         new_by_dag.setdefault(ctx.dag_id, []).append(ctx)
-    insert_ignore(conn, contexts, new)
-    return new_by_dag
+    return new, new_by_dag
