@@ -7,6 +7,9 @@ burst one worker can end up owning them all while the other cores idle (the inge
 worker at 100 % CPU and the other at 0 %). With a socket per worker the kernel spreads connections across
 workers by their address hash, whatever their timing.
 
+The hash places each connection once, so a few long-lived connections can still land unevenly: the workers share
+their loads and an overloaded one hands connections back (worker_balance.py).
+
 The supervisor forwards SIGINT/SIGTERM, and restarts a worker that dies (with a back-off, so a worker that
 cannot start does not spin).
 """
@@ -54,11 +57,15 @@ def _refuse_if_served(host: str, port: int) -> None:
     raise SystemExit(f"runlink server: port {port} on {host} is already in use")
 
 
-def _worker(app: str, host: str, port: int, log_level: str) -> None:
+def _worker(app: str, host: str, port: int, log_level: str, loads: Any, index: int) -> None:
     import uvicorn
+    from uvicorn.importer import import_from_string
+
+    from runlink.tracker.worker_balance import Loads, RebalanceMiddleware
 
     sock = _listen(host, port)
-    config = uvicorn.Config(app, factory=True, log_level=log_level, access_log=False)
+    asgi = RebalanceMiddleware(import_from_string(app)(), Loads(loads, index))
+    config = uvicorn.Config(asgi, log_level=log_level, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -68,9 +75,11 @@ def serve(app: str, host: str, port: int, workers: int, log_level: str = "info")
     _refuse_if_served(host, port)
     probe = _listen(host, port)  # fail here, clearly, when the port is taken; the workers bind beside it
     stopping = False
+    loads = context.RawArray("i", workers)  # requests in flight per worker (worker_balance.Loads)
 
-    def start() -> Any:
-        process = context.Process(target=_worker, args=(app, host, port, log_level), daemon=False)
+    def start(index: int) -> Any:
+        loads[index] = 0  # a worker that died mid-request left its count behind
+        process = context.Process(target=_worker, args=(app, host, port, log_level, loads, index), daemon=False)
         process.start()
         return process
 
@@ -79,7 +88,7 @@ def serve(app: str, host: str, port: int, workers: int, log_level: str = "info")
         stopping = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    processes = [start() for _ in range(workers)]
+    processes = [start(index) for index in range(workers)]
     probe.close()
     try:
         while not stopping:
@@ -89,7 +98,7 @@ def serve(app: str, host: str, port: int, workers: int, log_level: str = "info")
                     log.warning("runlink: tracker worker %s exited (%s); restarting it", process.pid,
                                 process.exitcode)
                     time.sleep(RESTART_BACKOFF_S)
-                    processes[index] = start()
+                    processes[index] = start(index)
     finally:
         for process in processes:
             if process.exitcode is None:
