@@ -68,39 +68,25 @@ class BinaryArray(bytes):
     CODE: str
 
 
-class Int8Array(BinaryArray):
-    __slots__ = ()
-    OID, ELEMENT, CODE = 1016, 20, "q"
+def _kind(name: str, oid: int, element: int, code: str) -> type[BinaryArray]:
+    """A BinaryArray type, with the psycopg dumper that sends it as it is."""
+    kind = type(name, (BinaryArray,), {"__slots__": (), "OID": oid, "ELEMENT": element, "CODE": code})
 
-
-class Int4Array(BinaryArray):
-    __slots__ = ()
-    OID, ELEMENT, CODE = 1007, 23, "i"
-
-
-class Int2Array(BinaryArray):
-    __slots__ = ()
-    OID, ELEMENT, CODE = 1005, 21, "h"
-
-
-class Float8Array(BinaryArray):
-    __slots__ = ()
-    OID, ELEMENT, CODE = 1022, 701, "d"
-
-
-def _dumper(array: type[BinaryArray]) -> type[Dumper]:
     class ArrayDumper(Dumper):
         format = Format.BINARY
-        oid = array.OID
 
         def dump(self, obj: bytes) -> bytes:
             return obj
 
-    return ArrayDumper
+    ArrayDumper.oid = oid
+    psycopg.adapters.register_dumper(kind, ArrayDumper)
+    return kind
 
 
-for _array in (Int8Array, Int4Array, Int2Array, Float8Array):
-    psycopg.adapters.register_dumper(_array, _dumper(_array))
+Int8Array = _kind("Int8Array", oid=1016, element=20, code="q")
+Int4Array = _kind("Int4Array", oid=1007, element=23, code="i")
+Int2Array = _kind("Int2Array", oid=1005, element=21, code="h")
+Float8Array = _kind("Float8Array", oid=1022, element=701, code="d")
 
 
 def _binary(kind: type[BinaryArray], values: Sequence[Any]) -> BinaryArray:
