@@ -166,8 +166,9 @@ class Standalone:
 
 def stop_groups(processes: list[subprocess.Popen], grace_s: float = 30.0) -> None:
     """SIGTERM to each running process's group at once, then SIGKILL to those still running after `grace_s`, and
-    to what is left of each group once its leader is gone (under load a DAG processor outlived `airflow
-    standalone`, orphaned, still parsing DAGs hours later)."""
+    to what is left of each one's session once its leader is gone (under load a DAG processor outlived `airflow
+    standalone`, orphaned, still parsing DAGs hours later; Airflow 2's DagFileProcessorManager makes a process
+    group of its own, so only its session still names it)."""
     running = [p for p in processes if p.poll() is None]
     for process in running:
         _signal_group(process, signal.SIGTERM)
@@ -178,7 +179,24 @@ def stop_groups(processes: list[subprocess.Popen], grace_s: float = 30.0) -> Non
         except subprocess.TimeoutExpired:
             _signal_group(process, signal.SIGKILL)
             process.wait(timeout=30)
-        _signal_group(process, signal.SIGKILL)  # the group's stragglers (its own session: nothing else is in it)
+        _signal_group(process, signal.SIGKILL)  # the stragglers: its group, and its session when it leads one
+        _kill_session(process.pid)
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of session `sid` (its leader's pid), whatever process group it made."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[3]) == sid:  # after the state: ppid, pgrp, session
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
