@@ -108,30 +108,19 @@ def _binary(kind: type[BinaryArray], values: Sequence[Any]) -> BinaryArray:
     return kind(struct.pack(">iiIii", 1, 0, kind.ELEMENT, n, 1) + out)
 
 
-def _binary_or_none(kind: type[BinaryArray], values: Sequence[Any], types: frozenset) -> BinaryArray | None:
-    if set(map(type, values)) <= types:
-        try:
-            return _binary(kind, values)
-        except OverflowError:
-            return None
-    return None
-
-
-_INT_VALUES = frozenset((int,))
-_FLOAT_VALUES = frozenset((float, int))
-
-
-def binary_ints(kind: type[BinaryArray]) -> Callable[[Sequence[Any]], str | BinaryArray]:
-    """The builder of an integer column of `kind`'s width: binary without NULLs, else the literal."""
+def _binary_or_literal(kind: type[BinaryArray], types: frozenset,
+                       literal: Callable[[Sequence[Any]], str]) -> Callable[[Sequence[Any]], str | BinaryArray]:
+    """The builder of a numeric column: values all of `types` (no NULL) in `kind`'s binary form, else (a NULL, a
+    value past the width) the `literal`."""
     def build(values: Sequence[Any]) -> str | BinaryArray:
-        return _binary_or_none(kind, values, _INT_VALUES) or ints(values)
+        if set(map(type, values)) <= types:
+            try:
+                return _binary(kind, values)
+            except OverflowError:
+                pass
+        return literal(values)
 
     return build
-
-
-def binary_floats(values: Sequence[Any]) -> str | BinaryArray:
-    """A float column's array: binary without NULLs, else the literal."""
-    return _binary_or_none(Float8Array, values, _FLOAT_VALUES) or floats(values)
 
 
 def ints(values: Sequence[Any]) -> str:
@@ -168,10 +157,15 @@ def texts(values: Sequence[Any]) -> str:
     return "{" + ",".join(["NULL" if v is None else _quote(_to_text(v)) for v in values]) + "}"
 
 
-#: a column's PostgreSQL type (as SQLAlchemy compiles it, without length) -> its array literal builder
-#: a bigint[] parameter (`= ANY(...)` lists, advisory lock keys)
-bigints = binary_ints(Int8Array)
+_INT_VALUES = frozenset((int,))
+_FLOAT_VALUES = frozenset((float, int))
 
+#: a bigint[] parameter (`= ANY(...)` lists, advisory lock keys)
+bigints = _binary_or_literal(Int8Array, _INT_VALUES, ints)
+
+#: a column's PostgreSQL type (as SQLAlchemy compiles it, without length) -> its array builder
 BUILDERS: dict[str, Callable[[Sequence[Any]], str | BinaryArray]] = {
-    "BIGINT": bigints, "INTEGER": binary_ints(Int4Array), "SMALLINT": binary_ints(Int2Array),
-    "FLOAT": binary_floats, "BOOLEAN": bools, "TEXT": texts, "VARCHAR": texts}
+    "BIGINT": bigints, "INTEGER": _binary_or_literal(Int4Array, _INT_VALUES, ints),
+    "SMALLINT": _binary_or_literal(Int2Array, _INT_VALUES, ints),
+    "FLOAT": _binary_or_literal(Float8Array, _FLOAT_VALUES, floats), "BOOLEAN": bools, "TEXT": texts,
+    "VARCHAR": texts}
