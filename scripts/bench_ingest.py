@@ -10,6 +10,8 @@ the contexts of a few tasks (so linking runs too). Bodies are built and gzipped 
     .venv/bin/python scripts/bench_ingest.py --db sqlite --db postgresql+psycopg://postgres@127.0.0.1:5432/x
     .venv/bin/python scripts/bench_ingest.py --db postgresql+psycopg://postgres@127.0.0.1:5432/x \
         --replicas 1 --replicas 2                                  # two trackers on one database vs one
+    .venv/bin/python scripts/bench_ingest.py --db sqlite --db postgresql+psycopg://postgres@127.0.0.1:5432/x \
+        --durability normal --durability full                      # both backends at both durability levels
 
 Each batch's answer carries `Server-Timing: lock;dur=..., total;dur=...`: the share of server time spent
 waiting for the write lock is reported per run.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import gzip
+import itertools
 import json
 import os
 import random
@@ -140,12 +143,13 @@ def postgres_cpu_seconds() -> float:
     return sum(cpu for name, cpu in processes if name.startswith("postgres"))
 
 
-def start_servers(home: Path, db: str | None, workers: int, replicas: int) -> list:
+def start_servers(home: Path, db: str | None, workers: int, replicas: int, durability: str) -> list:
     """`replicas` tracker processes on one database (each its own home, port and admin token)."""
     from runlink.tracker.process import TrackerProcess
 
     db = db or f"sqlite:///{home / 'runlink.db'}"
-    return [TrackerProcess(home / f"replica-{n}", db, workers=workers).start() for n in range(replicas)]
+    return [TrackerProcess(home / f"replica-{n}", db, workers=workers,
+                           env={"RUNLINK_DB_DURABILITY": durability}).start() for n in range(replicas)]
 
 
 def _split(url: str) -> tuple[str, str, str]:
@@ -212,7 +216,8 @@ def server_timing(header: str) -> dict[str, float]:
     return out
 
 
-def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: list[bytes], n_events: int) -> dict:
+def run_once(args: argparse.Namespace, db: str | None, replicas: int, durability: str, bodies: list[bytes],
+             n_events: int) -> dict:
     """One load against `replicas` fresh trackers on `db`; returns the figures."""
     scratch = db is not None and db.startswith("postgres") and not args.url
     if scratch:
@@ -223,7 +228,7 @@ def run_once(args: argparse.Namespace, db: str | None, replicas: int, bodies: li
             if args.url:
                 targets = [(args.url, args.token)]
             else:
-                procs = start_servers(Path(tmp), db, args.workers, replicas)
+                procs = start_servers(Path(tmp), db, args.workers, replicas, durability)
                 targets = [(p.url, p.token) for p in procs]
             sessions = [requests.Session() for _ in range(args.clients)]
             latencies: list[float] = []
@@ -296,6 +301,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="tracker worker processes")
     parser.add_argument("--replicas", type=int, action="append",
                         help="tracker processes on one database, batches sent round robin (repeat to compare)")
+    parser.add_argument("--durability", action="append", choices=("normal", "full"),
+                        help="the trackers' RUNLINK_DB_DURABILITY (repeat to compare; default normal)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every setup, interleaved; best and median")
     parser.add_argument("--url", help="use a running tracker instead of starting one (needs --token)")
     parser.add_argument("--token")
@@ -311,34 +318,37 @@ def main() -> int:
     mix = ", ".join(f"{k} {v * 100 / len(events):.0f}%" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
     print(f"mix: {mix}")
 
-    results: dict[tuple[str | None, int], list[dict]] = {}
+    results: dict[tuple[str | None, int, str], list[dict]] = {}
+    setups = list(itertools.product(args.db or [None], args.replicas or [1], args.durability or ["normal"]))
     for round_n in range(args.rounds):  # interleaved: a busy moment of the machine weighs on every setup alike
-        for db in args.db or [None]:
-            for replicas in args.replicas or [1]:
-                figures = run_once(args, None if db == "sqlite" else db, replicas, bodies, len(events))
-                figures["replicas"] = replicas
-                figures["round"] = round_n + 1
-                results.setdefault((db, replicas), []).append(figures)
-                print(f"round {round_n + 1}: {figures['backend']} x{replicas}: {figures['sent']} events in "
-                      f"{figures['elapsed']:.2f}s = {figures['rate']:,.0f} events/s (batches of {args.batch}, "
-                      f"{args.clients} clients, {args.workers} workers each; batch latency median "
-                      f"{figures['median'] * 1000:.1f} ms, p95 {figures['p95'] * 1000:.1f} ms); waiting for the "
-                      f"write lock: {figures['lock_share']:.1%} of server time (median {figures['lock_median']:.1f} "
-                      f"ms a batch; the write with it {figures['write_median']:.1f} ms of "
-                      f"{figures['server_median']:.1f} ms in the server); CPU: tracker {figures['cpu']:.2f} s (the "
-                      f"busiest worker {figures['busiest']:.0%} of it), "
-                      f"PostgreSQL {figures['pg_cpu']:.2f} s, load generator {figures['client_cpu']:.2f} s; load "
-                      f"average now {os.getloadavg()[0]:.1f}", flush=True)
-                if figures["postgres"]:
-                    print("  PostgreSQL in the round: " + ", ".join(
-                        f"{key} {value:,.0f}" for key, value in figures["postgres"].items()), flush=True)
-    best = {key: max(runs, key=lambda f: f["rate"]) for key, runs in results.items()}
-    base = next(iter(best.values()))
-    for key, figures in best.items():
-        median_rate = statistics.median(f["rate"] for f in results[key])
-        print(f"best of {args.rounds}: {figures['backend']} x{figures['replicas']}: {figures['rate']:,.0f} events/s "
-              f"(median {median_rate:,.0f}), {figures['rate'] / base['rate']:.0%} of {base['backend']} "
-              f"x{base['replicas']}; waiting for the write lock {figures['lock_share']:.1%} of server time")
+        for db, replicas, durability in setups:
+            figures = run_once(args, None if db == "sqlite" else db, replicas, durability, bodies, len(events))
+            figures["replicas"] = replicas
+            figures["round"] = round_n + 1
+            figures["setup"] = f"{figures['backend']} x{replicas}" + (f" {durability}" if args.durability else "")
+            results.setdefault((db, replicas, durability), []).append(figures)
+            print(f"round {round_n + 1}: {figures['setup']}: {figures['sent']} events in "
+                  f"{figures['elapsed']:.2f}s = {figures['rate']:,.0f} events/s (batches of {args.batch}, "
+                  f"{args.clients} clients, {args.workers} workers each; batch latency median "
+                  f"{figures['median'] * 1000:.1f} ms, p95 {figures['p95'] * 1000:.1f} ms); waiting for the "
+                  f"write lock: {figures['lock_share']:.1%} of server time (median {figures['lock_median']:.1f} "
+                  f"ms a batch; the write with it {figures['write_median']:.1f} ms of "
+                  f"{figures['server_median']:.1f} ms in the server); CPU: tracker {figures['cpu']:.2f} s (the "
+                  f"busiest worker {figures['busiest']:.0%} of it), "
+                  f"PostgreSQL {figures['pg_cpu']:.2f} s, load generator {figures['client_cpu']:.2f} s; load "
+                  f"average now {os.getloadavg()[0]:.1f}", flush=True)
+            if figures["postgres"]:
+                print("  PostgreSQL in the round: " + ", ".join(
+                    f"{key} {value:,.0f}" for key, value in figures["postgres"].items()), flush=True)
+    medians = {key: statistics.median(f["rate"] for f in runs) for key, runs in results.items()}
+    for key, runs in results.items():
+        best = max(runs, key=lambda f: f["rate"])
+        # compared with the first setup of the same durability (SQLite when it runs first, as in the examples)
+        base_key = next(k for k in results if k[2] == key[2])
+        base = results[base_key][0]
+        print(f"median of {args.rounds}: {best['setup']}: {medians[key]:,.0f} events/s (best {best['rate']:,.0f}), "
+              f"{medians[key] / medians[base_key]:.0%} of {base['setup']}'s median; waiting for the write lock "
+              f"{statistics.median(f['lock_share'] for f in runs):.1%} of server time (median)")
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runlink.terminal import printable
+from runlink.tracker.settings import DURABILITY
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -35,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--openlineage-export", default=None,
                         help="also export stored events as OpenLineage: file:///path.jsonl or an http(s) URL "
                              "(env RUNLINK_OPENLINEAGE_EXPORT; RUNLINK_OPENLINEAGE_API_KEY for its bearer token)")
+    server.add_argument("--durability", choices=DURABILITY, default=None,
+                        help="normal: an answered batch survives a crash of the tracker; the database server's or "
+                             "the machine's crash may lose the last fraction of a second (SQLite synchronous=NORMAL, "
+                             "PostgreSQL synchronous_commit=off). full: on disk before the answer (env "
+                             "RUNLINK_DB_DURABILITY; default normal)")
     server.add_argument("--retention-days", type=float, default=None, metavar="N",
                         help="every hour, delete runs older than N days with everything under them (one replica "
                              "at a time; env RUNLINK_RETENTION_DAYS; default: keep everything)")
@@ -94,6 +100,12 @@ def _server(args: argparse.Namespace) -> int:
     if burst not in (None, ""):
         limits["rate_limit_burst"] = int(burst)
     export = args.openlineage_export or os.environ.get("RUNLINK_OPENLINEAGE_EXPORT") or None
+    durability = args.durability or os.environ.get("RUNLINK_DB_DURABILITY") or "normal"
+    if durability not in DURABILITY:
+        print(f"runlink: RUNLINK_DB_DURABILITY must be one of {', '.join(DURABILITY)} (got {printable(durability)})",
+              file=sys.stderr)
+        return 2
+    limits["durability"] = durability
     if args.retention_days is not None:
         limits["retention_days"] = args.retention_days if args.retention_days > 0 else None
     if args.retention_dag:

@@ -54,7 +54,7 @@ def prepare_database(settings: TrackerSettings) -> None:
     from runlink.tracker.security import restrict_database_files
 
     restrict_database_files(settings.database_url)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.durability)
     try:
         upgrade(db.engine)
         with db.write() as conn:
@@ -115,7 +115,7 @@ def create_app(settings: TrackerSettings | None = None, *, prepared: bool = Fals
     settings = settings or TrackerSettings()
     if not prepared:
         prepare_database(settings)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.durability)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202

@@ -31,6 +31,22 @@ def _env_days(name: str) -> float | None:
     return days if days > 0 else None
 
 
+#: how far an acknowledged write survives, on either backend (`runlink server --durability`,
+#: RUNLINK_DB_DURABILITY).
+#: "normal": through a crash of the tracker, not always of the database server or the machine (the last fraction
+#: of a second of commits can be lost; the database stays consistent): SQLite synchronous=NORMAL in WAL,
+#: PostgreSQL synchronous_commit=off in the tracker's write transactions. "full": on disk before the answer:
+#: SQLite synchronous=FULL, PostgreSQL the server's own synchronous_commit (on by default, or what replication asks).
+DURABILITY = ("normal", "full")
+
+
+def check_durability(value: str) -> str:
+    """`value` if it names a durability level, else a ValueError that lists them."""
+    if value not in DURABILITY:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY)} (got {value!r})")
+    return value
+
+
 @dataclass(frozen=True)
 class TrackerSettings:
     """Everything `create_app` needs; built by `runlink server` from its flags."""
@@ -58,6 +74,8 @@ class TrackerSettings:
     #: the database write lock then never waits for the GIL behind another batch's parsing in its process,
     #: which kept the lock held ~2.5x its CPU time; the other workers parse meanwhile.
     ingest_slots: int = 0
+    #: how far an acknowledged batch survives: one of DURABILITY
+    durability: str = field(default_factory=lambda: os.environ.get("RUNLINK_DB_DURABILITY") or "normal")
     #: delete DAG runs older than this many days (with everything under them) on a schedule; None keeps all
     retention_days: float | None = field(default_factory=lambda: _env_days("RUNLINK_RETENTION_DAYS"))
     #: only the runs of DAG ids matching this glob (fnmatch); None = every DAG
