@@ -98,3 +98,11 @@ def test_server_refuses_an_unknown_level_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == "runlink: RUNLINK_DB_DURABILITY must be one of normal, full (got fast)"
     assert not (tmp_path / "runlink.db").exists()  # refused before any database work
+
+
+def test_server_refuses_an_unknown_flag_value_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "RUNLINK_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "runlink", "server", "--port", "0", "--durability", "fast"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "runlink: --durability must be one of normal, full (got fast)"

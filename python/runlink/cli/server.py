@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from runlink.terminal import printable
-from runlink.tracker.settings import DURABILITY
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -36,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--openlineage-export", default=None,
                         help="also export stored events as OpenLineage: file:///path.jsonl or an http(s) URL "
                              "(env RUNLINK_OPENLINEAGE_EXPORT; RUNLINK_OPENLINEAGE_API_KEY for its bearer token)")
-    server.add_argument("--durability", choices=DURABILITY, default=None,
+    server.add_argument("--durability", default=None, metavar="LEVEL",
                         help="normal: an answered batch survives a crash of the tracker; the database server's or "
                              "the machine's crash may lose the last fraction of a second (SQLite synchronous=NORMAL, "
                              "PostgreSQL synchronous_commit=off). full: on disk before the answer (env "
@@ -91,6 +90,7 @@ def _server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from runlink.tracker.app import SETTINGS_ENV, create_app, prepare_database
+    from runlink.tracker.settings import DURABILITY
 
     limits: dict[str, Any] = {}
     rate = args.rate_limit if args.rate_limit is not None else os.environ.get("RUNLINK_RATE_LIMIT")
@@ -102,7 +102,8 @@ def _server(args: argparse.Namespace) -> int:
     export = args.openlineage_export or os.environ.get("RUNLINK_OPENLINEAGE_EXPORT") or None
     durability = args.durability or os.environ.get("RUNLINK_DB_DURABILITY") or "normal"
     if durability not in DURABILITY:
-        print(f"runlink: RUNLINK_DB_DURABILITY must be one of {', '.join(DURABILITY)} (got {printable(durability)})",
+        source = "--durability" if args.durability else "RUNLINK_DB_DURABILITY"
+        print(f"runlink: {source} must be one of {', '.join(DURABILITY)} (got {printable(durability)})",
               file=sys.stderr)
         return 2
     limits["durability"] = durability
