@@ -56,8 +56,8 @@ def test_new_contexts_relink_their_neighbourhood_only_and_match_a_full_relink(db
     read_rows: list[int] = []
     original = relink._neighbourhood
 
-    def spy(conn, dag_id, seeds):  # noqa: ANN001
-        rows = original(conn, dag_id, seeds)
+    def spy(*args):  # noqa: ANN002
+        rows = original(*args)
         read_rows.append(len(rows))
         return rows
 

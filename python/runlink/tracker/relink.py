@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -20,7 +20,17 @@ from runlink.context import NormalizedContext, stored_instant
 from runlink.ids import NAMESPACE
 from runlink.tracker import linking, merge
 from runlink.tracker.models import contexts, dag_runs, task_attempts
-from runlink.tracker.sqlutil import delete_in, insert_rows, pipelined, run, select_in, select_many
+from runlink.tracker.sqlutil import (
+    Read,
+    delete_in,
+    execute_many,
+    insert_rows,
+    pipelined,
+    read_ahead,
+    run,
+    select_in,
+    select_many,
+)
 
 # Plain driver SQL throughout: a relink runs on most batches, and SQLAlchemy's per-statement compile and
 # coercion cost more than the queries did. Rows come back by column name as with Core.
@@ -68,47 +78,67 @@ _CONTEXT_UIDS = """WITH RECURSIVE found(uid) AS (
 _SOME_CONTEXTS = "SELECT count(*) FROM (SELECT 1 FROM contexts WHERE dag_id = ? AND uid = ? LIMIT ?) AS first_few"
 
 
-def _uids(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None) -> tuple[set[str], set[str],
-                                                                                                bool]:
-    """(the uids of the dag_id's definitions, those of its contexts, whether a uid of the new (already inserted,
-    distinct) contexts is known for the dag_id from nothing else: no DAG definition and no other context), in
-    one round trip."""
+def _uid_reads(dag_id: str, new_contexts: list[NormalizedContext] | None) -> tuple[list[Read], list[str],
+                                                                                   Counter]:
+    """The reads `_uids` folds (the dag_id's definition uids, its context uids, then per uid of the new contexts
+    whether few contexts have it), the new contexts' uids and their counts."""
     new_counts = Counter(c.uid for c in new_contexts or () if c.uid is not None)
     uids = sorted(new_counts)
-    dag_rows, context_rows, *some = select_many(conn, [
-        (_DAG_UIDS, None, (dag_id,)), (_CONTEXT_UIDS, None, (dag_id, dag_id)),
-        *((_SOME_CONTEXTS, None, (dag_id, uid, new_counts[uid] + 1)) for uid in uids)])
+    reads: list[Read] = [(_DAG_UIDS, None, (dag_id,)), (_CONTEXT_UIDS, None, (dag_id, dag_id)),
+                         *((_SOME_CONTEXTS, None, (dag_id, uid, new_counts[uid] + 1)) for uid in uids)]
+    return reads, uids, new_counts
+
+
+def _uids(results: list[list[Any]], uids: list[str], new_counts: Counter) -> tuple[set[str], set[str], bool]:
+    """(the uids of the dag_id's definitions, those of its contexts, whether a uid of the new (already inserted,
+    distinct) contexts is known for the dag_id from nothing else: no DAG definition and no other context), from
+    the rows of `_uid_reads`."""
+    dag_rows, context_rows, *some = results
     dag_uids = {row[0] for row in dag_rows}
     alone = any(uid not in dag_uids and rows[0][0] <= new_counts[uid] for uid, rows in zip(uids, some, strict=True))
     return dag_uids, {row[0] for row in context_rows}, alone
 
 
-def _neighbourhood(conn: Connection, dag_id: str, seeds: list[Any]) -> list[Any]:
+_UNDATED = (f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IS NULL "
+            "AND dag_run_id IS NULL")
+_BY_DAY = f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IN ({{}})"
+_BY_RUN = f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND dag_run_id IN ({{}})"
+
+
+def _ring_reads(dag_id: str, days: set[str], run_ids: set[str]) -> list[Read]:
+    """The contexts of `dag_id` on these days or of these dag_run_ids: one ring of a neighbourhood."""
+    return [(_BY_DAY, sorted(days), (dag_id,)), (_BY_RUN, sorted(run_ids), (dag_id,))]
+
+
+def _first_ring_reads(dag_id: str, seeds: list[NormalizedContext]) -> list[Read]:
+    """The seeds' own days and run ids, and the dag's undated placeholder run when a seed has neither."""
+    ring = _ring_reads(dag_id, {s.logical_day for s in seeds if s.logical_day},
+                       {s.dag_run_id for s in seeds if s.dag_run_id})
+    if any(s.logical_day is None and s.dag_run_id is None for s in seeds):
+        ring.append((_UNDATED, None, (dag_id,)))
+    return ring
+
+
+def _neighbourhood(conn: Connection, dag_id: str, seeds: list[NormalizedContext],
+                   first_ring: list[list[Any]]) -> list[Any]:
     """The contexts of `dag_id` whose links can depend on the `seeds` (new contexts): linking joins contexts only
     through equal dag_run_ids and dates of one UTC day (rules 2-5), so the closure of the seeds' run ids and
-    days holds every context whose run or attempt a seed can change; the rest of the history is not read."""
+    days holds every context whose run or attempt a seed can change; the rest of the history is not read.
+    `first_ring` holds the rows of `_first_ring_reads` (read ahead, behind the batch's writes)."""
     rows: dict[str, Any] = {}
-    days: set[str] = set()
-    run_ids: set[str] = set()
-    todo_days = {s.logical_day for s in seeds if s.logical_day}
-    todo_runs = {s.dag_run_id for s in seeds if s.dag_run_id}
-    if any(s.logical_day is None and s.dag_run_id is None for s in seeds):  # the dag's undated placeholder run
-        for row in run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IS NULL "
-                             "AND dag_run_id IS NULL", (dag_id,)):
-            rows[row.id] = row
-    while todo_days or todo_runs:
-        by_day, by_run = select_many(conn, [
-            (f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND logical_day IN ({{}})", sorted(todo_days),
-             (dag_id,)),
-            (f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ? AND dag_run_id IN ({{}})", sorted(todo_runs),
-             (dag_id,))])
-        found = [*by_day, *by_run]
-        days |= todo_days
-        run_ids |= todo_runs
+    days = {s.logical_day for s in seeds if s.logical_day}
+    run_ids = {s.dag_run_id for s in seeds if s.dag_run_id}
+    found = [row for ring in first_ring for row in ring]
+    while found:
         for row in found:
             rows[row.id] = row
         todo_days = {r.logical_day for r in found if r.logical_day} - days
         todo_runs = {r.dag_run_id for r in found if r.dag_run_id} - run_ids
+        if not todo_days and not todo_runs:
+            break
+        days |= todo_days
+        run_ids |= todo_runs
+        found = [row for ring in select_many(conn, _ring_reads(dag_id, todo_days, todo_runs)) for row in ring]
     return list(rows.values())
 
 
@@ -121,23 +151,31 @@ def aliases(conn: Connection) -> dict[str, str]:
     return dict(run(conn, ALIASES).all())
 
 
-def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None = None,
-               uid_aliases: dict[str, str] | None = None) -> tuple[set[str], set[str], dict[str, linking.RunIdentity]]:
+#: a context's new links: (run_pk, attempt_pk, ambiguous, context id), the parameters of `_MOVE`
+Change = tuple[str, str | None, bool, str]
+_MOVE = "UPDATE contexts SET run_pk = ?, attempt_pk = ?, ambiguous = ? WHERE id = ?"
+
+
+def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedContext] | None,
+               uid_aliases: dict[str, str], ahead: list[list[Any]]) -> tuple[set[str], set[str],
+                                                                            dict[str, linking.RunIdentity],
+                                                                            list[Change]]:
     """Relink one dag_id: all of its contexts, or with `new_contexts` (just inserted) only their neighbourhood,
-    unless one of them brings a new instance uid (which can change every context's instance).
-    Returns (runs to rebuild, attempts to rebuild, identity of every run relinked)."""
-    dag_uids, context_uids, new_uid = _uids(conn, dag_id, new_contexts)
+    unless one of them brings a new instance uid (which can change every context's instance). `ahead` holds the
+    rows of its `_dag_reads`. Returns (runs to rebuild, attempts to rebuild, identity of every run relinked, the
+    contexts' changed links, for `_MOVE`)."""
+    uid_reads, uids, new_counts = _uid_reads(dag_id, new_contexts)
+    dag_uids, context_uids, new_uid = _uids(ahead[:len(uid_reads)], uids, new_counts)
     if new_contexts is not None and not new_uid:
-        rows = _neighbourhood(conn, dag_id, new_contexts)
+        rows = _neighbourhood(conn, dag_id, new_contexts, ahead[len(uid_reads):])
     else:
         rows = run(conn, f"SELECT {_CONTEXT_COLS} FROM contexts WHERE dag_id = ?", (dag_id,)).all()
     by_ctx = {_ctx_of(row): row for row in rows}
-    links = linking.link_dag(dag_id, by_ctx, dag_uids | context_uids,
-                             aliases(conn) if uid_aliases is None else uid_aliases)
+    links = linking.link_dag(dag_id, by_ctx, dag_uids | context_uids, uid_aliases)
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
-    changes = []
+    changes: list[Change] = []
     for ctx, row in by_ctx.items():
         link = links[ctx]
         identities[link.run.id] = link.run
@@ -146,16 +184,18 @@ def relink_dag(conn: Connection, dag_id: str, new_contexts: list[NormalizedConte
             changes.append((link.run.id, attempt_pk, link.ambiguous, row.id))
             runs.update(pk for pk in (row.run_pk, link.run.id) if pk)
             attempts.update(pk for pk in (row.attempt_pk, attempt_pk) if pk)
-    if changes:
-        run(conn, "UPDATE contexts SET run_pk = ?, attempt_pk = ?, ambiguous = ? WHERE id = ?", changes)
-    return runs, attempts, identities
+    return runs, attempts, identities, changes
 
 
-_FACTS = "SELECT context_id, event_id, time, agent, payload FROM state_events WHERE kind = ? AND context_id IN ({})"
+def _dag_reads(dag_id: str, new_contexts: list[NormalizedContext] | None) -> list[Read]:
+    """What `relink_dag` reads first: the uids, and with new contexts the first ring of their neighbourhood
+    (read whether or not a new uid then asks for the whole dag: it is the same round trip)."""
+    reads = _uid_reads(dag_id, new_contexts)[0]
+    return reads + (_first_ring_reads(dag_id, new_contexts) if new_contexts is not None else [])
 
 
 def _facts(rows: Iterable[Any]) -> dict[str, list[merge.Fact]]:
-    """State event rows (`_FACTS`) by context id."""
+    """State event rows (`_FACTS_OF`) by context id."""
     facts: dict[str, list[merge.Fact]] = {}
     for ctx_pk, event_id, time, agent, payload in rows:
         facts.setdefault(ctx_pk, []).append(merge.Fact(time, event_id, agent, orjson.loads(payload)))
@@ -245,58 +285,92 @@ def _run_rows(conn: Connection, members: dict[str, list[Any]], facts: dict[str, 
     return new_rows
 
 
+#: the state events of a kind of the contexts in runs or attempts (the contexts' rows are read alongside)
+_FACTS_OF = ("SELECT state_events.context_id, state_events.event_id, state_events.time, state_events.agent, "
+             "state_events.payload FROM state_events JOIN contexts ON contexts.id = state_events.context_id "
+             "WHERE state_events.kind = ? AND contexts.{} IN ({{}})")
+
+
 def rebuild(conn: Connection, attempt_pks: set[str], run_pks: set[str],
-            identities: dict[str, linking.RunIdentity]) -> None:
-    """Rebuild these task attempts and DAG runs from their contexts' state events: the reads in two round trips,
-    the deletes and inserts in one (on PostgreSQL)."""
-    if not attempt_pks and not run_pks:
-        return
+            identities: dict[str, linking.RunIdentity], changes: Sequence[Change] = ()) -> None:
+    """Move the contexts of `changes` to their new links, then rebuild these task attempts and DAG runs from their
+    contexts' state events: on PostgreSQL the moves and every read in one round trip, the deletes and inserts in
+    another."""
     attempts, runs = sorted(attempt_pks), sorted(run_pks)
-    attempt_ctx, run_ctx = select_many(conn, [(_members_sql("attempt_pk"), attempts, ()),
-                                              (_members_sql("run_pk"), runs, ())])
-    attempt_members, run_members = _members(attempt_ctx, "attempt_pk"), _members(run_ctx, "run_pk")
-    missing_identity = [pk for pk in run_members if pk not in identities]
-    attempt_facts, run_facts, stored_runs = select_many(conn, [
-        (_FACTS, [r.id for rows in attempt_members.values() for r in rows], ("task_attempt",)),
-        (_FACTS, [r.id for rows in run_members.values() for r in rows], ("dag_run",)),
-        (f"SELECT {_DAG_RUN_COLS} FROM dag_runs WHERE id IN ({{}})", missing_identity, ())])
-    attempt_rows = _attempt_rows(attempt_members, _facts(attempt_facts))
-    run_rows = _run_rows(conn, run_members, _facts(run_facts), {**{row.id: row for row in stored_runs}, **identities})
+    with pipelined(conn):
+        execute_many(conn, _MOVE, changes)
+        if not attempts and not runs:
+            return
+        fetch = read_ahead(conn, [
+            (_members_sql("attempt_pk"), attempts, ()), (_members_sql("run_pk"), runs, ()),
+            (_FACTS_OF.format("attempt_pk"), attempts, ("task_attempt",)),
+            (_FACTS_OF.format("run_pk"), runs, ("dag_run",)),
+            (f"SELECT {_DAG_RUN_COLS} FROM dag_runs WHERE id IN ({{}})", [pk for pk in runs if pk not in identities],
+             ())])
+    attempt_ctx, run_ctx, attempt_facts, run_facts, stored_runs = fetch()
+    attempt_rows = _attempt_rows(_members(attempt_ctx, "attempt_pk"), _facts(attempt_facts))
+    run_rows = _run_rows(conn, _members(run_ctx, "run_pk"), _facts(run_facts),
+                         {**{row.id: row for row in stored_runs}, **identities})
     with pipelined(conn):
         _replace(conn, task_attempts, attempts, attempt_rows)
         _replace(conn, dag_runs, runs, run_rows)
 
 
+_SYNTHETIC_RUNS = ("SELECT contexts.run_pk FROM contexts JOIN spark_apps ON spark_apps.context_id = contexts.id "
+                   "WHERE contexts.synthetic = {} AND spark_apps.id IN ({{}})")
+
+
+def read_ahead_for(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
+                   new_contexts: dict[str, list[NormalizedContext]] | None = None) -> Callable[[], list[list[Any]]]:
+    """Everything `apply` reads before it links, queued in the caller's open `pipelined` block behind the
+    batch's writes (on PostgreSQL one round trip for both): per dag_id its `_dag_reads`, then the runs and
+    attempts of the touched contexts and apps. Read before the links move, those are the same runs and attempts
+    as after it, but for the contexts it moves, whose old and new runs and attempts are rebuilt anyway."""
+    new_contexts = new_contexts or {}
+    reads = [read for dag_id in sorted(dag_ids | set(new_contexts))
+             for read in _dag_reads(dag_id, None if dag_id in dag_ids else new_contexts[dag_id])]
+    synthetic = "1" if conn.dialect.name == "sqlite" else "true"
+    reads += [("SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})", sorted(touched_contexts), ()),
+              (_SYNTHETIC_RUNS.format(synthetic), sorted(touched_apps), ())]
+    return read_ahead(conn, reads)
+
+
 def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
           new_contexts: dict[str, list[NormalizedContext]] | None = None,
-          uid_aliases: dict[str, str] | None = None) -> None:
+          uid_aliases: dict[str, str] | None = None, ahead: Callable[[], list[list[Any]]] | None = None) -> None:
     """Relink `dag_ids` whole and the neighbourhoods of `new_contexts` (dag_id -> contexts just inserted), then
     rebuild every run/attempt whose members or state events changed. `uid_aliases` when the caller read them in
-    this transaction already."""
+    this transaction already; `ahead` when it queued `read_ahead_for` with the same arguments."""
+    new_contexts = new_contexts or {}
+    if ahead is None:
+        with pipelined(conn):
+            ahead = read_ahead_for(conn, dag_ids, touched_contexts, touched_apps, new_contexts)
+    results = ahead()
+    if uid_aliases is None:
+        uid_aliases = aliases(conn) if dag_ids or new_contexts else {}
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
-    new_contexts = new_contexts or {}
-    if uid_aliases is None:
-        uid_aliases = aliases(conn) if dag_ids or new_contexts else {}
+    changes: list[Change] = []
+    at = 0
     for dag_id in sorted(dag_ids | set(new_contexts)):
         seeds = None if dag_id in dag_ids else new_contexts[dag_id]
-        dag_runs_changed, dag_attempts_changed, dag_identities = relink_dag(conn, dag_id, seeds, uid_aliases)
+        size = len(_dag_reads(dag_id, seeds))
+        dag_runs_changed, dag_attempts_changed, dag_identities, dag_changes = relink_dag(
+            conn, dag_id, seeds, uid_aliases, results[at:at + size])
+        at += size
         runs |= dag_runs_changed
         attempts |= dag_attempts_changed
         identities.update(dag_identities)
-    synthetic = "1" if conn.dialect.name == "sqlite" else "true"
-    by_context, by_app = select_many(conn, [
-        ("SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})", sorted(touched_contexts), ()),
-        ("SELECT contexts.run_pk FROM contexts JOIN spark_apps ON spark_apps.context_id = contexts.id "
-         f"WHERE contexts.synthetic = {synthetic} AND spark_apps.id IN ({{}})", sorted(touched_apps), ())])
+        changes += dag_changes
+    by_context, by_app = results[at:]
     for run_pk, attempt_pk in by_context:
         if run_pk:
             runs.add(run_pk)
         if attempt_pk:
             attempts.add(attempt_pk)
     runs.update(row[0] for row in by_app if row[0])
-    rebuild(conn, attempts, runs, identities)
+    rebuild(conn, attempts, runs, identities, changes)
 
 
 def _fold_dags(conn: Connection, alias: str, uid: str) -> None:

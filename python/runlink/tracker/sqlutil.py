@@ -11,7 +11,7 @@ SQLite for the same batch.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from operator import itemgetter
 from typing import Any
@@ -78,22 +78,52 @@ Read = tuple[str, Sequence[Any] | None, Sequence[Any]]
 def select_many(conn: Connection, reads: Sequence[Read]) -> list[list[Any]]:
     """Independent reads (each a `select_in`, or a plain statement when its values are None), the rows of each in
     order. On PostgreSQL they go in one round trip (a pipeline); a read with an empty IN list is not sent."""
-    if conn.dialect.name != "postgresql" or any(values is not None and not _as_array(conn, sql)
-                                                for sql, values, _ in reads):
-        return [run(conn, sql, before).fetchall() if values is None else select_in(conn, sql, values, before)
-                for sql, values, before in reads]
+    if not _pipelinable(conn, reads):
+        return _select_each(conn, reads)
+    with _driver(conn).pipeline():
+        fetch = _queue(conn, reads)
+    return fetch()
+
+
+def read_ahead(conn: Connection, reads: Sequence[Read]) -> Callable[[], list[list[Any]]]:
+    """`select_many` queued inside an open `pipelined` block, behind the writes sent before it (which it sees):
+    the returned function gives the rows of each read once the block has ended, so the writes and these reads
+    cost one round trip. On SQLite the reads run at once."""
+    if not _pipelinable(conn, reads):
+        rows = _select_each(conn, reads)
+        return lambda: rows
+    return _queue(conn, reads)
+
+
+def _pipelinable(conn: Connection, reads: Sequence[Read]) -> bool:
+    return conn.dialect.name == "postgresql" and all(values is None or _as_array(conn, sql)
+                                                     for sql, values, _ in reads)
+
+
+def _select_each(conn: Connection, reads: Sequence[Read]) -> list[list[Any]]:
+    return [run(conn, sql, before).fetchall() if values is None else select_in(conn, sql, values, before)
+            for sql, values, before in reads]
+
+
+def _queue(conn: Connection, reads: Sequence[Read]) -> Callable[[], list[list[Any]]]:
+    """Send `reads` in the connection's open pipeline; the function fetches their rows (after its sync)."""
     driver = _driver(conn)
     cursors: list[Any] = []
-    with driver.pipeline():
-        for sql, values, before in reads:
-            if values is not None and not values:
-                cursors.append(None)
-                continue
-            cursor = driver.cursor(row_factory=namedtuple_row)
-            cursor.execute(*(_pg_in(sql, values, before) if values is not None else (sql.replace("?", "%s"),
-                                                                                       tuple(before))))
-            cursors.append(cursor)
-    return [[] if cursor is None else cursor.fetchall() for cursor in cursors]
+    for sql, values, before in reads:
+        if values is not None and not values:
+            cursors.append(None)
+            continue
+        cursor = driver.cursor(row_factory=namedtuple_row)
+        cursor.execute(*(_pg_in(sql, values, before) if values is not None else (sql.replace("?", "%s"),
+                                                                               tuple(before))))
+        cursors.append(cursor)
+    return lambda: [[] if cursor is None else cursor.fetchall() for cursor in cursors]
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """One `?`-marked statement per row of parameters. On PostgreSQL on the driver, so it may go in `pipelined`."""
+    if rows:
+        _executemany(conn, sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s"), list(rows))
 
 
 def delete_in(conn: Connection, table: str, column: str, values: Sequence[Any]) -> None:
@@ -279,8 +309,9 @@ def _executemany(conn: Connection, sql: str, rows: list) -> None:
 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, the bulk writes (`insert_rows`, `insert_ignore`, `upsert_lww`, `delete_in`) made inside are sent
-    without waiting for each one's answer (psycopg's pipeline mode), and an error surfaces at the end of the
-    block; nothing in it may read. On SQLite nothing changes (the database is in-process)."""
+    """On PostgreSQL, the bulk writes (`insert_rows`, `insert_ignore`, `upsert_lww`, `delete_in`, `execute_many`)
+    made inside are sent without waiting for each one's answer (psycopg's pipeline mode), and an error surfaces at
+    the end of the block; reads in it only through `read_ahead`. On SQLite nothing changes (the database is
+    in-process)."""
     with _driver(conn).pipeline() if conn.dialect.name == "postgresql" else nullcontext():
         yield

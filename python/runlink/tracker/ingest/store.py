@@ -131,7 +131,9 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         insert_rows(conn, events, rows.events, EVENT_ROW)
         insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
         _store_rows(conn, prepared, rows)
-    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag, uid_aliases)
+        # what relink reads first rides behind the writes (it must see them): no round trip of its own
+        ahead = relink.read_ahead_for(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
+    relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag, uid_aliases, ahead)
     return len(keep), duplicates
 
 
