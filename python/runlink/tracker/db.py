@@ -152,7 +152,11 @@ _LOCK_KEYS = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::big
 #: a keyed write (ingest) only looks rows up by key. Without this a young database's statistics made a prepared
 #: lookup's generic plan a sequential scan, kept for the connection's life: ingest's duplicate check then compared
 #: every stored event with each of the batch's 500 hashes (99 ms a batch at 100,000 events instead of 12).
-_KEY_LOOKUPS = "SET LOCAL enable_seqscan = off"
+#: And generic plans only: a lookup of a few keys (`= ANY(array)`) was estimated cheaper with the array's length
+#: known, so PostgreSQL planned it anew at every execution (custom plans), a quarter of the server's statement time
+#: in ingest; with sequential scans off, the generic plan is the index lookup the custom one was.
+_KEY_LOOKUPS = ("SELECT set_config('enable_seqscan', 'off', true), "
+                "set_config('plan_cache_mode', 'force_generic_plan', true)")
 #: durability "normal": COMMIT answers before its WAL reaches the disk (the WAL writer flushes it within
 #: 3 x wal_writer_delay). A batch's CPU is the same, but its connection and its DAG locks no longer wait for the
 #: disk, which left the cores idle at times: +10% ingest on this machine's 2 cores.
