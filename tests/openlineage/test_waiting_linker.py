@@ -11,9 +11,11 @@ from types import SimpleNamespace
 import ol_events as ol
 import pytest
 
+from runlink.protocol.events import make_event
+from runlink.tracker import ingest
 from runlink.tracker.db import Database, upgrade
 from runlink.tracker.openlineage import receive
-from runlink.tracker.routes.lineage import link_waiting
+from runlink.tracker.routes.lineage import WaitingLinker, link_waiting
 from runlink.tracker.settings import TrackerSettings
 from support.postgres import BACKENDS, create_database, drop_database
 from support.recording_db import RecordingDatabase
@@ -51,3 +53,33 @@ def test_a_child_waiting_on_the_batch_dag_is_retried_under_the_exclusive_lock(db
     assert state.db.keys == []  # waiting, but on another DAG
     assert link_waiting(state, {"etl_daily"}) == 0  # retried (its parent is still unknown)
     assert state.db.keys == [None]
+
+
+def _stored(db: Database, dag_id: str):  # noqa: ANN202
+    """A batch of one attempt of `dag_id`, stored as /api/v1/events does; its Prepared."""
+    context = {"dag_id": dag_id, "task_id": "load", "try_number": "1", "execution_date": "2026-04-02T06:30:00+00:00"}
+    prepared = ingest.prepare([make_event("task_attempt.start", {"state": "running"}, agent="airflow",
+                                          context=context)])
+    with db.write() as conn:
+        ingest.store(conn, prepared)
+    return prepared
+
+
+def test_a_batch_stored_while_nothing_waits_spares_the_linker_its_read(db, tmp_path):
+    """The batch's own write transaction saw no waiting child (no OpenLineage write overlaps it: they hold the
+    exclusive lock), so the after-commit hook reads nothing; once a child waits, it looks again."""
+    state = _state(db, tmp_path)
+    linker = WaitingLinker(state)
+    quiet = _stored(db, "etl_daily")
+    assert quiet.lineage_waiting is False
+    linker.after_ingest(quiet)
+    assert (state.db.reads, state.db.keys) == (0, [])
+
+    child = ol.spark_app("START", "2026-04-02T06:30:00Z", app_id="app-1", app_name="etl", ol_run_id=str(uuid.uuid4()),
+                         parent=("default", "etl_daily.load", str(uuid.uuid4())))
+    with db.write() as conn:
+        receive.translate_all(conn, [child])
+    busy = _stored(db, "etl_daily")
+    assert busy.lineage_waiting is True
+    linker.after_ingest(busy)
+    assert state.db.reads == 1 and state.db.keys == [None]  # found it waiting on this DAG, retried it

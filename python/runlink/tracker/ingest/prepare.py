@@ -76,6 +76,10 @@ class Prepared:
     hashes: dict[str, int] = field(default_factory=dict)  # event id -> id_hash
     #: per event, (context, id) of its work_context (the task whose work this is on a shared Spark application)
     work: list[tuple[NormalizedContext, str] | None] = field(default_factory=list)
+    #: whether OpenLineage events waited for their parent run when the batch was stored (read in its write
+    #: transaction, which no OpenLineage write overlaps; None before): the after-commit linker needs no read of its
+    #: own when none did
+    lineage_waiting: bool | None = None
 
 
 _PAYLOAD_INSTANTS = ("start_date", "end_date", "data_interval_start", "data_interval_end", "start_time", "end_time",

@@ -128,8 +128,8 @@ class WaitingLinker:
         self.inside = threading.local()
 
     def after_ingest(self, prepared: ingest.Prepared) -> None:
-        if getattr(self.inside, "busy", False):
-            return  # the events this hook itself stores
+        if getattr(self.inside, "busy", False) or prepared.lineage_waiting is False:
+            return  # the events this hook itself stores; or none waited when the batch was stored
         dag_ids = {c.dag_id for c in prepared.contexts if c is not None and c.dag_id
                    and not c.dag_id.startswith("spark:")}
         if not dag_ids:
