@@ -10,11 +10,13 @@ re-check every rule (so nothing is lost, it is only evaluated later).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from runlink.tracker.alerts import engine, notify
@@ -90,11 +92,18 @@ class AlertWorker:
         with self.db.read() as conn:
             return rules_mod.any_enabled(conn)
 
+    @staticmethod
+    def _walk(batch: Any, enabled_now: Callable[[], bool]) -> bool:
+        """Whether to walk `batch`: as it says, else as a read of the rules now says."""
+        said = getattr(batch, "alert_rules_enabled", None)
+        return enabled_now() if said is None else said
+
     def _drain(self, first: Any) -> tuple[set[str], set[str], bool, set[str | None], bool]:
         """Merge every notice waiting: touched contexts, Spark apps, datasets?, changed rules, stop?
 
-        With no enabled rule the batches are not walked (a rule made later is evaluated everywhere anyway)."""
-        walk = self._any_rule_enabled()
+        With no enabled rule the batches are not walked (a rule made later is evaluated everywhere anyway). A batch
+        says whether one was when it was stored (`Prepared.alert_rules_enabled`); one that does not costs a read."""
+        enabled_now = functools.cache(self._any_rule_enabled)  # one read per drain, for the batches that do not say
         from runlink import ids as ids_mod
         from runlink.tracker.ingest import spark_app_pk
 
@@ -109,7 +118,7 @@ class AlertWorker:
                 stop = True
             elif isinstance(item, tuple) and item[0] == "rule":
                 changed_rules.add(item[1])
-            elif walk:
+            elif self._walk(item, enabled_now):
                 # ingest already computed the context ids; the app ids come from its cache (no uuid5 per event)
                 ctx_pks = getattr(item, "context_pks", None) or [
                     None if ctx is None else ids_mod.context_id(ctx) for ctx in item.contexts]

@@ -76,10 +76,11 @@ class Prepared:
     hashes: dict[str, int] = field(default_factory=dict)  # event id -> id_hash
     #: per event, (context, id) of its work_context (the task whose work this is on a shared Spark application)
     work: list[tuple[NormalizedContext, str] | None] = field(default_factory=list)
-    #: whether OpenLineage events waited for their parent run when the batch was stored (read in its write
-    #: transaction, which no OpenLineage write overlaps; None before): the after-commit linker needs no read of its
-    #: own when none did
+    #: read in the batch's write transaction (None before it), for the after-commit hooks, which then need no read
+    #: of their own: whether OpenLineage events waited for their parent run, whether an alert rule was enabled.
+    #: No OpenLineage write or rule edit overlaps that transaction (they hold the exclusive write lock).
     lineage_waiting: bool | None = None
+    alert_rules_enabled: bool | None = None
 
 
 _PAYLOAD_INSTANTS = ("start_date", "end_date", "data_interval_start", "data_interval_end", "start_time", "end_time",

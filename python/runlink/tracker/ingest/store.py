@@ -66,8 +66,11 @@ _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "file
 #: the ids of a batch already stored: a hash match is only a candidate, stored ids are compared in full
 _KNOWN_IDS = "SELECT id FROM events WHERE id_hash IN ({})"
 _KNOWN_CONTEXTS = "SELECT id FROM contexts WHERE id IN ({})"
-#: whether any OpenLineage event waits for its parent (routes/lineage.WaitingLinker); in key order, an index scan
+#: what the after-commit hooks ask (Prepared.lineage_waiting, .alert_rules_enabled): whether any OpenLineage event
+#: waits for its parent (routes/lineage.WaitingLinker), whether any alert rule is enabled (alerts/worker); in key
+#: order, an index scan
 _ANY_LINEAGE_WAITING = "SELECT 1 FROM openlineage_pending ORDER BY id LIMIT 1"
+_ANY_ALERT_RULE = "SELECT 1 FROM alert_rules WHERE enabled = ? ORDER BY id LIMIT 1"
 
 
 def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -112,13 +115,13 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         rows = collect(prepared)
     hashes = prepared.hashes
     # the aliases (a handful of rows) ride along: the DAG definitions and relink need them, one round trip less;
-    # so does whether OpenLineage events wait, which spares the after-commit linker a read (a round trip on
-    # PostgreSQL) after most batches
-    stored, stored_contexts, alias_rows, lineage_rows = select_many(conn, [
+    # so do the hooks' questions, which spares each hook a read (a round trip on PostgreSQL) after every batch
+    stored, stored_contexts, alias_rows, lineage_rows, rule_rows = select_many(conn, [
         (_KNOWN_IDS, list(set(hashes.values())), ()), (_KNOWN_CONTEXTS, list(rows.contexts), ()),
-        (relink.ALIASES, None, ()), (_ANY_LINEAGE_WAITING, None, ())])
+        (relink.ALIASES, None, ()), (_ANY_LINEAGE_WAITING, None, ()), (_ANY_ALERT_RULE, None, (True,))])
     uid_aliases = dict(alias_rows)
     prepared.lineage_waiting = bool(lineage_rows)
+    prepared.alert_rules_enabled = bool(rule_rows)
     known = {row[0] for row in stored if row[0] in hashes}
     if known:  # a replay: only the events not stored yet (their contexts are among those read)
         keep = [index for event_id, index in prepared.first.items() if event_id not in known]
