@@ -159,7 +159,7 @@ _KEY_LOOKUPS = ("SELECT set_config('enable_seqscan', 'off', true), "
                 "set_config('plan_cache_mode', 'force_generic_plan', true)")
 #: durability "normal": COMMIT answers before its WAL reaches the disk (the WAL writer flushes it within
 #: 3 x wal_writer_delay). A batch's CPU is the same, but its connection and its DAG locks no longer wait for the
-#: disk, which left the cores idle at times: +10% ingest on this machine's 2 cores.
+#: disk, which left the cores idle at times: +6% ingest on this machine's 2 cores (bench_ingest --durability).
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
 
@@ -235,19 +235,30 @@ class Database:
                     raise
                 conn.commit()
         else:
-            with self.engine.begin() as conn:
+            # BEGIN is sent by hand, with the locks, in one round trip: psycopg's own BEGIN (on a connection outside
+            # autocommit) syncs a pipeline before its first statement, a round trip of its own
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 driver = conn.connection.driver_connection
-                with driver.pipeline():  # psycopg's BEGIN and the locks in one round trip
-                    if keys is None:
-                        driver.execute(_LOCK_ALL, (PG_WRITE_LOCK,))
+                try:
+                    with driver.pipeline():
+                        driver.execute("BEGIN")
+                        if keys is None:
+                            driver.execute(_LOCK_ALL, (PG_WRITE_LOCK,))
+                        else:
+                            driver.execute(_LOCK_SHARED, (PG_WRITE_LOCK,))
+                            driver.execute(_LOCK_KEYS, (pg_arrays.bigints(list({lock_key(key) for key in keys})),))
+                            driver.execute(_KEY_LOOKUPS)
+                        if self.durability == "normal":
+                            driver.execute(_ASYNC_COMMIT)
+                    conn.info["lock_wait_s"] = time.perf_counter() - began
+                    yield conn
+                    driver.commit()
+                except BaseException:
+                    if driver.broken:  # the server is gone: the pool drops the connection, a retry takes another
+                        conn.invalidate()
                     else:
-                        driver.execute(_LOCK_SHARED, (PG_WRITE_LOCK,))
-                        driver.execute(_LOCK_KEYS, (pg_arrays.bigints(list({lock_key(key) for key in keys})),))
-                        driver.execute(_KEY_LOOKUPS)
-                    if self.durability == "normal":
-                        driver.execute(_ASYNC_COMMIT)
-                conn.info["lock_wait_s"] = time.perf_counter() - began
-                yield conn
+                        driver.rollback()  # psycopg sends ROLLBACK whenever the server's transaction is open
+                    raise
 
     def transact(self, keys: Iterable[str] | None, work: Callable[[Connection], T]) -> T:
         """`work(conn)` in a `write(keys)` transaction, run again (a few times) when PostgreSQL rolled it back
