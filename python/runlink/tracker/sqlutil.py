@@ -302,7 +302,10 @@ def _driver(conn: Connection) -> Any:
 def _executemany(conn: Connection, sql: str, rows: list) -> None:
     if conn.dialect.name == "postgresql":
         with _driver(conn).cursor() as cursor:
-            cursor.executemany(sql, rows)
+            if len(rows) == 1:  # psycopg's executemany sets up a pipeline of its own, even for one row
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
         return
     conn.exec_driver_sql(sql, rows)
 
