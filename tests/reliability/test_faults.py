@@ -26,6 +26,7 @@ from faults import (
 )
 
 from runlink.tracker.process import free_port
+from support.postgres import drop_database
 
 SCALE = float(os.environ.get("RUNLINK_RELIABILITY_SCALE", "1"))
 
@@ -40,7 +41,8 @@ def _figures(n: int, counters: dict[str, Any], counts: dict[str, int]) -> dict[s
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_tracker_killed_and_restarted_mid_run(backend: str, tmp_path: Path) -> None:
-    tracker = killable_tracker(tmp_path / "tracker", tracker_db_url(backend, tmp_path / "tracker"))
+    db_url = tracker_db_url(backend, tmp_path / "tracker")
+    tracker = killable_tracker(tmp_path / "tracker", db_url)
     tracker.start()
     tag = f"kill{uuid.uuid4().hex[:8]}"
     n = int(3000 * SCALE)
@@ -63,6 +65,8 @@ def test_tracker_killed_and_restarted_mid_run(backend: str, tmp_path: Path) -> N
         if producer.poll() is None:
             producer.kill()
         tracker.stop()
+        if backend == "postgresql":
+            drop_database(db_url)  # each CI run left this scratch database behind
     figures = {**_figures(n, counters, counts), "stored_when_killed": killed_at,
                "replayed_later": replay["replayed"]}
     record(f"kill_restart_{backend}", figures)
