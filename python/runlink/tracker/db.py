@@ -210,8 +210,8 @@ class Database:
 
     def __init__(self, url: str, durability: str = "normal"):
         self.url = url
-        self.durability = check_durability(durability)
-        self.engine = make_engine(url, durability)
+        self.engine = make_engine(url, durability)  # checks the level
+        self.durability = durability
         self.sqlite = is_sqlite(self.engine)
         self._write_lock = threading.Lock()
         self._file_lock = None
