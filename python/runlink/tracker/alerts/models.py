@@ -69,3 +69,7 @@ alert_notifications = Table(
     Index("ix_alert_notifications_due", "status", "next_attempt_at"),
     Index("ix_alert_notifications_alert", "alert_id"),
 )
+
+#: whether any rule is enabled (`?` is True): the alert evaluator's question, also asked by ingest in each batch's
+#: write transaction (ingest.store); in key order, an index scan (a keyed write runs with sequential scans off)
+ANY_RULE_ENABLED = "SELECT 1 FROM alert_rules WHERE enabled = ? ORDER BY id LIMIT 1"

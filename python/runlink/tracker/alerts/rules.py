@@ -13,7 +13,8 @@ from sqlalchemy.sql import Select
 
 from runlink.instants import now_instant
 from runlink.tracker import keyset
-from runlink.tracker.alerts.models import alert_notifications, alert_rules, alerts
+from runlink.tracker.alerts.models import ANY_RULE_ENABLED, alert_notifications, alert_rules, alerts
+from runlink.tracker.sqlutil import run
 
 #: kind -> (what it watches, parameter names). Subjects: a task (dag, task, map index), a DAG, a dataset.
 KINDS: dict[str, dict[str, Any]] = {
@@ -205,8 +206,7 @@ def list_rules(conn: Connection, enabled_only: bool = False) -> list[dict[str, A
 
 def any_enabled(conn: Connection) -> bool:
     """Whether any rule is enabled (the evaluator skips walking ingested batches when none is)."""
-    true = "1" if conn.dialect.name == "sqlite" else "true"  # plain SQL: this runs after every ingested batch
-    return conn.exec_driver_sql(f"SELECT 1 FROM alert_rules WHERE enabled = {true} LIMIT 1").first() is not None
+    return run(conn, ANY_RULE_ENABLED, (True,)).first() is not None
 
 
 def delete_rule(conn: Connection, pk: str) -> bool:

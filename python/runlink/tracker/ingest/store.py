@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from runlink.context import NormalizedContext
 from runlink.tracker import relink
+from runlink.tracker.alerts.models import ANY_RULE_ENABLED
 from runlink.tracker.ingest import audit
 from runlink.tracker.ingest.prepare import Prepared, id_hash, spark_app_pk
 from runlink.tracker.ingest.rows import (
@@ -51,6 +52,7 @@ from runlink.tracker.models import (
     state_events,
     streaming_queries,
 )
+from runlink.tracker.openlineage.tables import ANY_PENDING
 from runlink.tracker.sqlutil import insert_ignore, insert_rows, pipelined, run, select_in, select_many, upsert_lww
 
 _APP_START_COLS = ("name", "spark_version", "scala_version", "master", "deploy_mode", "user", "start_time", "ui_url",
@@ -66,11 +68,6 @@ _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "file
 #: the ids of a batch already stored: a hash match is only a candidate, stored ids are compared in full
 _KNOWN_IDS = "SELECT id FROM events WHERE id_hash IN ({})"
 _KNOWN_CONTEXTS = "SELECT id FROM contexts WHERE id IN ({})"
-#: what the after-commit hooks ask (Prepared.lineage_waiting, .alert_rules_enabled): whether any OpenLineage event
-#: waits for its parent (routes/lineage.WaitingLinker), whether any alert rule is enabled (alerts/worker); in key
-#: order, an index scan
-_ANY_LINEAGE_WAITING = "SELECT 1 FROM openlineage_pending ORDER BY id LIMIT 1"
-_ANY_ALERT_RULE = "SELECT 1 FROM alert_rules WHERE enabled = ? ORDER BY id LIMIT 1"
 
 
 def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -115,10 +112,11 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         rows = collect(prepared)
     hashes = prepared.hashes
     # the aliases (a handful of rows) ride along: the DAG definitions and relink need them, one round trip less;
-    # so do the hooks' questions, which spares each hook a read (a round trip on PostgreSQL) after every batch
+    # so do the after-commit hooks' questions (Prepared.lineage_waiting, .alert_rules_enabled: does an OpenLineage
+    # event wait, is an alert rule enabled), which spares each hook a read (a round trip on PostgreSQL) per batch
     stored, stored_contexts, alias_rows, lineage_rows, rule_rows = select_many(conn, [
         (_KNOWN_IDS, list(set(hashes.values())), ()), (_KNOWN_CONTEXTS, list(rows.contexts), ()),
-        (relink.ALIASES, None, ()), (_ANY_LINEAGE_WAITING, None, ()), (_ANY_ALERT_RULE, None, (True,))])
+        (relink.ALIASES, None, ()), (ANY_PENDING, None, ()), (ANY_RULE_ENABLED, None, (True,))])
     uid_aliases = dict(alias_rows)
     prepared.lineage_waiting = bool(lineage_rows)
     prepared.alert_rules_enabled = bool(rule_rows)

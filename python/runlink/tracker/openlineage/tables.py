@@ -55,6 +55,9 @@ ol_pending = Table(
     Index("ix_openlineage_pending_waiting", "waiting_on"),
     Index("ix_openlineage_pending_status", "status", "received_at"),
 )
+#: whether any event waits at all: asked by ingest in each batch's write transaction (ingest.store) for the waiting
+#: linker; in key order, an index scan (a keyed write runs with sequential scans off)
+ANY_PENDING = "SELECT 1 FROM openlineage_pending ORDER BY id LIMIT 1"
 #: one dataset per (OpenLineage run, dataset, direction): every event's view of it (`facts`, by stamp) and their
 #: merge (non-null wins, the later event wins), which is what the dataset_ops row `op_id` holds
 ol_datasets = Table(
