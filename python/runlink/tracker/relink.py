@@ -322,24 +322,45 @@ _SYNTHETIC_RUNS = ("SELECT contexts.run_pk FROM contexts JOIN spark_apps ON spar
                    "WHERE contexts.synthetic = {} AND spark_apps.id IN ({{}})")
 
 
+#: what `read_ahead_for` gives once the batch's pipeline ended: the rows of each relinked dag_id's `_dag_reads` (in
+#: `_relinked` order), the touched contexts' (run_pk, attempt_pk), the touched synthetic apps' run_pk
+Ahead = Callable[[], tuple[list[list[list[Any]]], list[Any], list[Any]]]
+
+
+def _relinked(dag_ids: set[str], new_contexts: dict[str, list[NormalizedContext]]) -> list[
+        tuple[str, list[NormalizedContext] | None]]:
+    """The dag_ids a relink covers, in order, each with its new contexts (None: the whole dag_id)."""
+    return [(dag_id, None if dag_id in dag_ids else new_contexts[dag_id])
+            for dag_id in sorted(dag_ids | set(new_contexts))]
+
+
 def read_ahead_for(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
-                   new_contexts: dict[str, list[NormalizedContext]] | None = None) -> Callable[[], list[list[Any]]]:
+                   new_contexts: dict[str, list[NormalizedContext]] | None = None) -> Ahead:
     """Everything `apply` reads before it links, queued in the caller's open `pipelined` block behind the
     batch's writes (on PostgreSQL one round trip for both): per dag_id its `_dag_reads`, then the runs and
     attempts of the touched contexts and apps. Read before the links move, those are the same runs and attempts
     as after it, but for the contexts it moves, whose old and new runs and attempts are rebuilt anyway."""
-    new_contexts = new_contexts or {}
-    reads = [read for dag_id in sorted(dag_ids | set(new_contexts))
-             for read in _dag_reads(dag_id, None if dag_id in dag_ids else new_contexts[dag_id])]
+    per_dag = [_dag_reads(dag_id, seeds) for dag_id, seeds in _relinked(dag_ids, new_contexts or {})]
     synthetic = "1" if conn.dialect.name == "sqlite" else "true"
-    reads += [("SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})", sorted(touched_contexts), ()),
-              (_SYNTHETIC_RUNS.format(synthetic), sorted(touched_apps), ())]
-    return read_ahead(conn, reads)
+    fetch = read_ahead(conn, [read for reads in per_dag for read in reads] + [
+        ("SELECT run_pk, attempt_pk FROM contexts WHERE id IN ({})", sorted(touched_contexts), ()),
+        (_SYNTHETIC_RUNS.format(synthetic), sorted(touched_apps), ())])
+
+    def split() -> tuple[list[list[list[Any]]], list[Any], list[Any]]:
+        results = fetch()
+        by_dag, at = [], 0
+        for reads in per_dag:
+            by_dag.append(results[at:at + len(reads)])
+            at += len(reads)
+        by_context, by_app = results[at:]
+        return by_dag, by_context, by_app
+
+    return split
 
 
 def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touched_apps: set[str],
           new_contexts: dict[str, list[NormalizedContext]] | None = None,
-          uid_aliases: dict[str, str] | None = None, ahead: Callable[[], list[list[Any]]] | None = None) -> None:
+          uid_aliases: dict[str, str] | None = None, ahead: Ahead | None = None) -> None:
     """Relink `dag_ids` whole and the neighbourhoods of `new_contexts` (dag_id -> contexts just inserted), then
     rebuild every run/attempt whose members or state events changed. `uid_aliases` when the caller read them in
     this transaction already; `ahead` when it queued `read_ahead_for` with the same arguments."""
@@ -347,25 +368,20 @@ def apply(conn: Connection, dag_ids: set[str], touched_contexts: set[str], touch
     if ahead is None:
         with pipelined(conn):
             ahead = read_ahead_for(conn, dag_ids, touched_contexts, touched_apps, new_contexts)
-    results = ahead()
+    by_dag, by_context, by_app = ahead()
     if uid_aliases is None:
         uid_aliases = aliases(conn) if dag_ids or new_contexts else {}
     runs: set[str] = set()
     attempts: set[str] = set()
     identities: dict[str, linking.RunIdentity] = {}
     changes: list[Change] = []
-    at = 0
-    for dag_id in sorted(dag_ids | set(new_contexts)):
-        seeds = None if dag_id in dag_ids else new_contexts[dag_id]
-        size = len(_dag_reads(dag_id, seeds))
+    for (dag_id, seeds), dag_rows in zip(_relinked(dag_ids, new_contexts), by_dag, strict=True):
         dag_runs_changed, dag_attempts_changed, dag_identities, dag_changes = relink_dag(
-            conn, dag_id, seeds, uid_aliases, results[at:at + size])
-        at += size
+            conn, dag_id, seeds, uid_aliases, dag_rows)
         runs |= dag_runs_changed
         attempts |= dag_attempts_changed
         identities.update(dag_identities)
         changes += dag_changes
-    by_context, by_app = results[at:]
     for run_pk, attempt_pk in by_context:
         if run_pk:
             runs.add(run_pk)
