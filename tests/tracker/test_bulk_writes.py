@@ -160,11 +160,28 @@ def test_numbers_go_binary_and_read_back_as_the_values(pg_cursor, big, small, fl
     got_big, got_int, got_small, got_floats = pg_cursor.fetchone()
     assert got_big == big and got_int == small and got_small == small
     assert [repr(v) for v in got_floats] == [repr(float(v)) for v in floats]
-    literal = built["INTEGER"](with_null)  # a NULL: the literal
+    literal = built["INTEGER"](with_null)  # a NULL beside a number: the literal; NULLs only: binary
     if None in with_null:
-        assert isinstance(literal, str)
+        assert isinstance(literal, pg_arrays.Int4Array if set(with_null) == {None} else str)
     pg_cursor.execute("SELECT %s::integer[]", (literal,))
     assert pg_cursor.fetchone()[0] == with_null
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("n", [0, 1, 310])
+def test_a_column_of_nulls_only_goes_binary_in_every_type(pg_cursor, n):
+    """So the server parses nothing for a batch's absent values; each reads back as n NULLs of its type."""
+    types = {"BIGINT": "bigint", "INTEGER": "integer", "SMALLINT": "smallint", "FLOAT": "float8",
+             "BOOLEAN": "boolean", "TEXT": "text", "VARCHAR": "varchar"}
+    arrays = [pg_arrays.BUILDERS[name]([None] * n) for name in types]
+    assert all(isinstance(array, pg_arrays.BinaryArray) for array in arrays)
+    pg_cursor.execute("SELECT " + ", ".join(f"%s::{t}[], pg_typeof(%s::{t}[])::text" for t in types.values()),
+                      [value for array in arrays for value in (array, array)])
+    got = pg_cursor.fetchone()
+    assert list(got[0::2]) == [[None] * n] * len(types)
+    assert list(got[1::2]) == [f"{t}[]" if t != "float8" else "double precision[]"
+                               for t in ("bigint", "integer", "smallint", "float8", "boolean", "text",
+                                         "character varying")]
 
 
 def test_a_number_past_the_column_width_takes_the_literal():

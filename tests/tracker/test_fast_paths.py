@@ -2,6 +2,7 @@
 
 - Stages the JSON API gets as database-built JSON fragments equal the dicts Python callers get.
 - Events are looked up by a 64-bit hash of their id: a hash collision must never drop a new event.
+- On PostgreSQL, stages and jobs above an application's stored ids are plain inserts: the rest still merge by stamp.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import importlib
 
 import orjson
-from builders import event, full_run
+from builders import event, full_run, stage
 from sqlalchemy import text
 
-from runlink.tracker import ingest, queries
+from runlink.tracker import ingest, queries, sqlutil
 from runlink.tracker.db import Database
+from runlink.tracker.ingest.rows import collect
+from runlink.tracker.ingest.store import lock_keys
 
 prepare_module = importlib.import_module("runlink.tracker.ingest.prepare")  # the package's `prepare` is the function
 
@@ -52,3 +55,55 @@ def test_id_hash_collision_keeps_both_events(database, monkeypatch):
     with database.read() as conn:
         rows = conn.execute(text("SELECT id FROM events WHERE id_hash = 42 ORDER BY id")).scalars().all()
     assert rows == sorted([first["id"], second["id"]])
+
+
+def test_new_stage_and_job_ids_are_plain_inserts_and_the_rest_still_merge(database, monkeypatch):
+    dag = "fast_fresh"
+    task = {"dag_id": dag, "execution_date": "2026-11-21T00:00:00+00:00", "task_id": "t", "try_number": "1"}
+    app, other = {"app_id": f"app-{dag}"}, {"app_id": f"app-{dag}-2"}
+    early, mid, late = "2026-11-21T01:00:05Z", "2026-11-21T01:00:10Z", "2026-11-21T01:00:20Z"
+
+    def job(type_: str, job_id: int, time: str) -> dict:
+        return event(type_, {"job_id": job_id}, context=task, spark=app, agent="jvm", time=time)
+
+    plain: list[tuple[str, list]] = []
+    insert_rows = sqlutil.insert_rows
+
+    def recording(conn, table, rows, columns):  # noqa: ANN001, ANN202
+        if table.name in ("spark_stages", "spark_jobs"):
+            plain.append((table.name, sorted(row[1] for row in rows)))
+        insert_rows(conn, table, rows, columns)
+
+    monkeypatch.setattr(sqlutil, "insert_rows", recording)
+    assert _store(database, [*(stage(app, n, context=task, time=mid) for n in range(3)),
+                             job("spark_job.start", 0, mid)])[0] == 4
+    later_one = {**stage(app, 1, context=task, time=late), "payload": {
+        **stage(app, 1, context=task, time=late)["payload"], "name": "one, later"}}
+    earlier_two = {**stage(app, 2, context=task, time=early), "payload": {
+        **stage(app, 2, context=task, time=early)["payload"], "name": "two, earlier"}}
+    batch = [later_one, earlier_two, stage(app, 4, context=task, time=mid), stage(app, 3, context=task, time=mid),
+             stage(other, 0, context=task, time=mid), job("spark_job.end", 0, late), job("spark_job.start", 1, late)]
+    prepared = ingest.prepare(batch)
+    rows = collect(prepared)
+    assert {"app:" + ingest.spark_app_pk(a["app_id"], None) for a in (app, other)} <= lock_keys(prepared, rows)
+    with database.write(lock_keys(prepared, rows)) as conn:
+        assert ingest.store(conn, prepared, rows) == (7, 0)
+    assert _store(database, [stage(app, 3, context=task, attempt_id=1, time=late)]) == (1, 0)  # a retried stage
+
+    with database.read() as conn:
+        stages = conn.execute(text(
+            "SELECT a.app_id, s.stage_id, s.attempt_id, s.name FROM spark_stages s JOIN spark_apps a "
+            "ON a.id = s.spark_app_pk WHERE a.app_id LIKE :p ORDER BY 1, 2, 3"), {"p": f"app-{dag}%"}).all()
+        jobs = conn.execute(text(
+            "SELECT j.job_id, j.start_stamp IS NOT NULL, j.end_stamp IS NOT NULL FROM spark_jobs j JOIN spark_apps a "
+            "ON a.id = j.spark_app_pk WHERE a.app_id = :a ORDER BY 1"), {"a": app["app_id"]}).all()
+    assert [tuple(r) for r in stages] == [
+        (app["app_id"], 0, 0, "stage 0"), (app["app_id"], 1, 0, "one, later"), (app["app_id"], 2, 0, "stage 2"),
+        (app["app_id"], 3, 0, "stage 3"), (app["app_id"], 3, 1, "stage 3"), (app["app_id"], 4, 0, "stage 4"),
+        (other["app_id"], 0, 0, "stage 0")]
+    assert [tuple(r) for r in jobs] == [(0, True, True), (1, True, False)]
+    if database.sqlite:  # an upsert there costs what an insert does: no read for it, every row merges
+        assert plain == []
+    else:  # new applications and ids above the stored ones; stages 1 and 2 and the retry merged by stamp
+        assert plain == [("spark_jobs", [0]), ("spark_stages", [0, 1, 2]), ("spark_jobs", [1]),
+                         ("spark_stages", [0, 3, 4])]

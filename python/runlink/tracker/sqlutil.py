@@ -192,7 +192,7 @@ def _params(rows: Sequence[dict[str, Any]], columns: tuple[str, ...]) -> list[tu
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple], columns: tuple[str, ...]) -> None:
-    """Plain insert of tuples in the order of `columns` (for tables without a unique key). On PostgreSQL one
+    """Plain insert of tuples in the order of `columns` (that no unique key of the table refuses). On PostgreSQL one
     set-based statement, so it may go in `pipelined` (a COPY may not, and costs two round trips)."""
     if not rows:
         return
@@ -236,22 +236,38 @@ def upsert_lww(
     stamp: str,
     updated: Sequence[str],
     columns: tuple[str, ...] | None = None,
+    fresh: Callable[[tuple], bool] | None = None,
 ) -> None:
     """Insert rows; on a key conflict, overwrite `updated` (and `stamp`) only when the incoming stamp is
     higher. Stamps are `merge.stamp(time, event_id)`, so the stored row does not depend on arrival order.
-    Rows are dicts, or tuples in the order of `columns`."""
+    Rows are dicts, or tuples in the order of `columns`.
+
+    `fresh(row)` True says no stored row can have the row's key (the caller knows, under a lock that every writer
+    of the table's keys takes): those rows are a plain INSERT. PostgreSQL's ON CONFLICT checks each row's key
+    before inserting it (speculative insertion), a fifth of a batch's stage upsert."""
     if not rows:
         return
     if columns is None:
         columns = tuple(rows[0])
         rows = _params(rows, columns)
     dialect = conn.dialect.name
-    if dialect != "sqlite":  # SQLite applies the rows one by one, so the stamp condition already picks the max
-        key_index = [columns.index(k) for k in keys]
+    key_index = [columns.index(k) for k in keys]
+    # one row per key (PostgreSQL refuses to update a row twice in one INSERT, a plain INSERT to insert it twice);
+    # SQLite applies upserts row by row, so there the stamp condition alone picks the highest
+    if dialect != "sqlite" or fresh is not None:
         rows = reduce_lww(rows, key_index, columns.index(stamp))
+    if dialect != "sqlite":
         _sort_by_key(rows, key_index)
-        if _unnest(conn, table, rows, columns, _conflict_sql(table.name, tuple(keys), stamp, tuple(updated))):
-            return
+    if fresh is not None:
+        new = [row for row in rows if fresh(row)]
+        if new:
+            insert_rows(conn, table, new, columns)
+            rows = [row for row in rows if not fresh(row)]
+            if not rows:
+                return
+    if dialect != "sqlite" and _unnest(conn, table, rows, columns, _conflict_sql(table.name, tuple(keys), stamp,
+                                                                               tuple(updated))):
+        return
     _executemany(conn, _lww_sql(dialect, table.name, columns, tuple(keys), stamp, tuple(updated)), rows)
 
 

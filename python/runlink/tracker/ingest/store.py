@@ -7,7 +7,7 @@ are collected again here).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -68,6 +68,10 @@ _DAG_COLS = ("uid", "dag_id", "description", "schedule", "owners", "tags", "file
 #: the ids of a batch already stored: a hash match is only a candidate, stored ids are compared in full
 _KNOWN_IDS = "SELECT id FROM events WHERE id_hash IN ({})"
 _KNOWN_CONTEXTS = "SELECT id FROM contexts WHERE id IN ({})"
+#: an application's highest stored stage and job ids (one index descent each): under the batch's `app:` lock,
+#: a stage or job above them is new, so it is a plain insert (see `sqlutil.upsert_lww`'s `fresh`)
+_STORED_MAXIMA = ("SELECT (SELECT max(stage_id) FROM spark_stages WHERE spark_app_pk = ?) AS stage_id, "
+                  "(SELECT max(job_id) FROM spark_jobs WHERE spark_app_pk = ?) AS job_id")
 
 
 def raw_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -93,10 +97,12 @@ def lock_keys(prepared: Prepared, rows: Rows) -> set[str]:
     that dag_id's contexts, runs and attempts); `app:<pk>` for every Spark application it starts or ends (a
     synthetic run is folded from its application); and for an event without a context, its application's key,
     else `nodag`. So every event always takes one same key: two replays of it meet there before the id check.
+    And `app:<pk>` for every Spark application it has stages or jobs of: their new ids are plain inserts (`store`).
     The rest are row-level upserts, correct without a lock."""
     keys = {"dag:" + ctx.dag_id for ctx, _synthetic in rows.contexts.values()}
     keys.update("dag:" + d["dag_id"] for d in rows.dags)
     keys.update("app:" + pk for pk in rows.touched_apps)
+    keys.update("app:" + pk for pk in _numbered_apps(rows))
     work = prepared.work
     for index in rows.keep:
         if prepared.contexts[index] is None and not (work and work[index]):
@@ -114,9 +120,13 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
     # the aliases (a handful of rows) ride along: the DAG definitions and relink need them, one round trip less;
     # so do the after-commit hooks' questions (Prepared.lineage_waiting, .alert_rules_enabled: does an OpenLineage
     # event wait, is an alert rule enabled), which spares each hook a read (a round trip on PostgreSQL) per batch
-    stored, stored_contexts, alias_rows, lineage_rows, rule_rows = select_many(conn, [
+    # SQLite checks a key as it inserts it, so there an upsert costs no more than an insert and the read would not
+    # pay for itself
+    numbered = _numbered_apps(rows) if conn.dialect.name == "postgresql" else []
+    stored, stored_contexts, alias_rows, lineage_rows, rule_rows, *maxima = select_many(conn, [
         (_KNOWN_IDS, list(set(hashes.values())), ()), (_KNOWN_CONTEXTS, list(rows.contexts), ()),
-        (relink.ALIASES, None, ()), (ANY_PENDING, None, ()), (ANY_RULE_ENABLED, None, (True,))])
+        (relink.ALIASES, None, ()), (ANY_PENDING, None, ()), (ANY_RULE_ENABLED, None, (True,)),
+        *((_STORED_MAXIMA, None, (pk, pk)) for pk in numbered)])
     uid_aliases = dict(alias_rows)
     prepared.lineage_waiting = bool(lineage_rows)
     prepared.alert_rules_enabled = bool(rule_rows)
@@ -136,16 +146,38 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
         insert_rows(conn, event_batches, [rows.batch], ("id", "received_at", "body"))
         insert_rows(conn, events, rows.events, EVENT_ROW)
         insert_rows(conn, metrics, rows.metrics, METRIC_ROW)
-        _store_rows(conn, prepared, rows)
+        _store_rows(conn, prepared, rows, dict(zip(numbered, (tuple(found[0]) for found in maxima), strict=True)))
         # what relink reads first rides behind the writes (it must see them): no round trip of its own
         ahead = relink.read_ahead_for(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag)
     relink.apply(conn, relink_dags, rows.touched_contexts, rows.touched_apps, new_by_dag, uid_aliases, ahead)
     return len(keep), duplicates
 
 
-def _store_rows(conn: Connection, prepared: Prepared, rows: Rows) -> None:
+def _numbered_apps(rows: Rows) -> list[str]:
+    """The Spark applications a batch has stages or jobs of, in one order."""
+    return sorted(({row[0] for row in rows.stages} | {row[0] for row in rows.job_starts}) - {None})
+
+
+def _above(maxima: dict[str, tuple[Any, ...]], column: int) -> Callable[[tuple], bool] | None:
+    """Whether a (spark_app_pk, id, ...) row's id is above its application's highest stored one (`column` of
+    `_STORED_MAXIMA`), so that no stored row has its key. An application not read is never so; None when none was
+    read."""
+    if not maxima:
+        return None
+
+    def fresh(row: tuple) -> bool:
+        found = maxima.get(row[0])
+        if found is None:
+            return False
+        highest = found[column]
+        return highest is None or row[1] > highest
+    return fresh
+
+
+def _store_rows(conn: Connection, prepared: Prepared, rows: Rows, maxima: dict[str, tuple[Any, ...]]) -> None:
     """The batch's rows that need no read first: instances, Spark apps (each made to exist, then start, end and
-    context merged by stamps), jobs, stages, executors, queries, streams, datasets, spans, logs, state events."""
+    context merged by stamps), jobs, stages (new ids by plain insert, from `maxima`: per application, its highest
+    stored stage and job ids), executors, queries, streams, datasets, spans, logs, state events."""
     insert_ignore(conn, instances, [{"uid": uid, "first_seen": prepared.received_at} for uid in sorted(rows.instances)])
     # Spark apps: make sure each exists, then merge start/end/context by stamps
     if rows.apps:
@@ -156,10 +188,10 @@ def _store_rows(conn: Connection, prepared: Prepared, rows: Rows) -> None:
                                       for pk, app in rows.apps.items() if pk in rows.app_contexts],
                    ("id",), "context_rank", ("context_id",), _APP_CONTEXT_ROW)
     upsert_lww(conn, spark_jobs, rows.job_starts, ("spark_app_pk", "job_id"), "start_stamp", JOB_START_COLS,
-               JOB_START_ROW)
+               JOB_START_ROW, fresh=_above(maxima, 1))
     upsert_lww(conn, spark_jobs, rows.job_ends, ("spark_app_pk", "job_id"), "end_stamp", JOB_END_COLS, JOB_END_ROW)
     upsert_lww(conn, spark_stages, rows.stages, ("spark_app_pk", "stage_id", "attempt_id"), "stamp", _STAGE_COLS,
-               STAGE_ROW)
+               STAGE_ROW, fresh=_above(maxima, 0))
     upsert_lww(conn, spark_executors, rows.exec_added, ("spark_app_pk", "executor_id"), "add_stamp",
                ("host", "cores", "added_time"))
     upsert_lww(conn, spark_executors, rows.exec_removed, ("spark_app_pk", "executor_id"), "remove_stamp",
