@@ -259,12 +259,14 @@ def upsert_lww(
     if dialect != "sqlite":
         _sort_by_key(rows, key_index)
     if fresh is not None:
-        new = [row for row in rows if fresh(row)]
-        if new:
-            insert_rows(conn, table, new, columns)
-            rows = [row for row in rows if not fresh(row)]
-            if not rows:
-                return
+        new: list[tuple] = []
+        stored: list[tuple] = []
+        for row in rows:
+            (new if fresh(row) else stored).append(row)
+        insert_rows(conn, table, new, columns)
+        rows = stored
+        if not rows:
+            return
     if dialect != "sqlite" and _unnest(conn, table, rows, columns, _conflict_sql(table.name, tuple(keys), stamp,
                                                                                tuple(updated))):
         return
