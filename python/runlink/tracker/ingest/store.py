@@ -119,8 +119,9 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
     hashes = prepared.hashes
     # the aliases (a handful of rows) ride along: the DAG definitions and relink need them, one round trip less;
     # so do the after-commit hooks' questions (Prepared.lineage_waiting, .alert_rules_enabled: does an OpenLineage
-    # event wait, is an alert rule enabled), which spares each hook a read (a round trip on PostgreSQL) per batch
-    # SQLite checks a key as it inserts it, so there an upsert costs no more than an insert and the read would not
+    # event wait, is an alert rule enabled), which spares each hook a read (a round trip on PostgreSQL) per batch;
+    # on PostgreSQL so do the highest stored stage and job ids of the batch's Spark applications (_STORED_MAXIMA).
+    # SQLite checks a key as it inserts it: there an upsert costs no more than an insert, and the read would not
     # pay for itself
     numbered = _numbered_apps(rows) if conn.dialect.name == "postgresql" else []
     stored, stored_contexts, alias_rows, lineage_rows, rule_rows, *maxima = select_many(conn, [
@@ -154,7 +155,7 @@ def store(conn: Connection, prepared: Prepared, rows: Rows | None = None) -> tup
 
 
 def _numbered_apps(rows: Rows) -> list[str]:
-    """The Spark applications a batch has stages or jobs of, in one order."""
+    """The Spark applications a batch has stages or jobs of, sorted."""
     return sorted(({row[0] for row in rows.stages} | {row[0] for row in rows.job_starts}) - {None})
 
 
