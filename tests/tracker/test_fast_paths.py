@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import importlib
+import threading
+import time
 
 import orjson
 from builders import event, full_run, stage
@@ -19,6 +21,7 @@ from runlink.tracker.ingest.rows import collect
 from runlink.tracker.ingest.store import lock_keys
 
 prepare_module = importlib.import_module("runlink.tracker.ingest.prepare")  # the package's `prepare` is the function
+store_module = importlib.import_module("runlink.tracker.ingest.store")  # as is its `store`
 
 
 def _store(db: Database, batch: list[dict]) -> tuple[int, int]:
@@ -107,3 +110,48 @@ def test_new_stage_and_job_ids_are_plain_inserts_and_the_rest_still_merge(databa
     else:  # new applications and ids above the stored ones; stages 1 and 2 and the retry merged by stamp
         assert plain == [("spark_jobs", [0]), ("spark_stages", [0, 1, 2]), ("spark_jobs", [1]),
                          ("spark_stages", [0, 3, 4])]
+
+
+def test_new_stages_of_one_app_sent_for_two_dags_at_once_never_collide(database, monkeypatch):
+    """Two batches with the same application's new stage ids, under two DAGs' contexts (so no shared DAG lock), are
+    stored at the same time, the first held open after its read of the stored ids: the application's own lock makes
+    the second read them after the first commits, never insert them again (PostgreSQL refuses a duplicate key)."""
+    app = {"app_id": "app-fast-race"}
+    contexts = [{"dag_id": f"fast_race_{side}", "execution_date": "2026-11-21T00:00:00+00:00", "task_id": "t",
+                 "try_number": "1"} for side in "ab"]
+    above = store_module._above
+
+    def slow_above(maxima, column):  # noqa: ANN001, ANN202 - the first batch waits here, its transaction open
+        if threading.current_thread().name == "first":
+            time.sleep(0.3)
+        return above(maxima, column)
+
+    monkeypatch.setattr(store_module, "_above", slow_above)
+    errors: list[BaseException] = []
+    for round_ in range(3):
+        base = 10 * round_
+        batches = [[stage(app, base + n, context=contexts[0]) for n in range(5)],
+                   [stage(app, base + n, context=contexts[1], time="2026-11-21T01:00:20Z") for n in range(3, 8)]]
+
+        def send(batch: list[dict]) -> None:
+            prepared = ingest.prepare(batch)
+            rows = collect(prepared)
+            try:
+                database.transact(lock_keys(prepared, rows), lambda conn: ingest.store(conn, prepared, rows))
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        first = threading.Thread(target=send, args=(batches[0],), name="first")
+        second = threading.Thread(target=send, args=(batches[1],), name="second")
+        first.start()
+        time.sleep(0.1)  # the first batch is past its read (and asleep) when the second starts: no sync is missed
+        second.start()
+        first.join(60)
+        second.join(60)
+    assert errors == []
+    with database.read() as conn:
+        stored = conn.execute(text(
+            "SELECT s.stage_id, s.completion_time FROM spark_stages s JOIN spark_apps a ON a.id = s.spark_app_pk "
+            "WHERE a.app_id = :a ORDER BY 1"), {"a": app["app_id"]}).all()
+    assert [row[0] for row in stored] == [10 * r + n for r in range(3) for n in range(8)]
+    assert all(row[1].startswith("2026-11-21T01:00:20") for row in stored if row[0] % 10 >= 3)  # the later report

@@ -263,7 +263,8 @@ def upsert_lww(
         stored: list[tuple] = []
         for row in rows:
             (new if fresh(row) else stored).append(row)
-        insert_rows(conn, table, new, columns)
+        if new:
+            insert_rows(conn, table, new, columns)
         rows = stored
         if not rows:
             return
