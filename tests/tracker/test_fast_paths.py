@@ -80,11 +80,13 @@ def test_new_stage_and_job_ids_are_plain_inserts_and_the_rest_still_merge(databa
     monkeypatch.setattr(sqlutil, "insert_rows", recording)
     assert _store(database, [*(stage(app, n, context=task, time=mid) for n in range(3)),
                              job("spark_job.start", 0, mid)])[0] == 4
-    later_one = {**stage(app, 1, context=task, time=late), "payload": {
-        **stage(app, 1, context=task, time=late)["payload"], "name": "one, later"}}
-    earlier_two = {**stage(app, 2, context=task, time=early), "payload": {
-        **stage(app, 2, context=task, time=early)["payload"], "name": "two, earlier"}}
-    batch = [later_one, earlier_two, stage(app, 4, context=task, time=mid), stage(app, 3, context=task, time=mid),
+    def renamed(stage_id: int, time: str, name: str) -> dict:
+        report = stage(app, stage_id, context=task, time=time)
+        report["payload"]["name"] = name
+        return report
+
+    batch = [renamed(1, late, "one, later"), renamed(2, early, "two, earlier"),
+             stage(app, 4, context=task, time=mid), stage(app, 3, context=task, time=mid),
              stage(other, 0, context=task, time=mid), job("spark_job.end", 0, late), job("spark_job.start", 1, late)]
     prepared = ingest.prepare(batch)
     rows = collect(prepared)
